@@ -1,0 +1,112 @@
+/* The operator table. Each operator is defined in one place, in the file of its
+ * family: schema (input/output counts, opset range), shape inference, a constant
+ * folding evaluator where folding needs one, its C emission, and (later) its
+ * gradient rule.
+ */
+#ifndef KDCC_OPS_H
+#define KDCC_OPS_H
+
+#include "compiler/ir/ir.h"
+
+struct Emitter;
+
+typedef struct OpDef {
+    const char *name;      /* "Conv" */
+    const char *domain;    /* "" = ai.onnx */
+    int since;             /* first opset version handled (usually 1) */
+    int min_inputs, max_inputs;   /* max -1: variadic */
+    int min_outputs, max_outputs;
+    /* Shape inference: set dtype and shape of every present output from the inputs
+     * (whose dtypes/shapes are known), attributes and constant inputs.
+     * Returns 0, or -1 with a diagnostic (bad attribute, shapes that do not fit,
+     * a shape-giving input that is not constant, ...). Required. */
+    int (*infer)(Graph *g, Node *n, Diag *d);
+    /* Constant folding: compute the outputs' data when possible (usually when all
+     * inputs are constant; Shape/Size only need shapes). Returns 1 if folded
+     * (outputs made constant with value_make_const), 0 if not foldable now, -1 on error.
+     * Optional. */
+    int (*fold)(Graph *g, Node *n, Diag *d);
+    /* C emission: write the body of the node's function (see emit.h). Required. */
+    int (*emit)(struct Emitter *e, const Node *n, Diag *d);
+    /* Optional: which dtypes this op accepts for input 0 (NULL-terminated check), NULL = any the
+     * infer function accepts. Used by `kdcc info`/docs. */
+    const char *summary;   /* one line for the operator table in the docs */
+} OpDef;
+
+/* Look up an operator; NULL if kdcc does not know it. */
+const OpDef *op_lookup(const char *domain, const char *name);
+/* Iterate over all operators (for docs and `kdcc info`): returns NULL past the end. */
+const OpDef *op_at(int i);
+
+/* Resolve every node's OpDef and check input/output counts; error names the node. */
+int ops_resolve(Graph *g, Diag *d);
+
+/* Families: each file compiler/ops/<family>.c defines a NULL-terminated table. */
+extern const OpDef *const ops_elementwise[];
+extern const OpDef *const ops_gemm[];
+extern const OpDef *const ops_conv[];
+extern const OpDef *const ops_pool[];
+extern const OpDef *const ops_norm[];
+extern const OpDef *const ops_softmax[];
+extern const OpDef *const ops_reduce[];
+extern const OpDef *const ops_shape[];
+extern const OpDef *const ops_resize[];
+
+
+/* ---- emission context (the emitter, compiler/emit, drives it) ----
+ * Every node becomes one static C function whose parameters are x0, x1, ... (inputs,
+ * `const T *restrict`) and y0, y1, ... (outputs, `T *restrict`), flat row-major arrays
+ * of the values' C element types (dtype_ctype; bool is C99 bool, float16/bfloat16 are
+ * uint16_t bit patterns). An omitted optional input or output has no parameter, but
+ * the numbering keeps ONNX positions. An operator's emit function writes only the body.
+ */
+/* Prelude pieces an operator can ask for; only those asked for are written. */
+enum {
+    PRE_HALF = 1 << 0,     /* static float kd_h2f(uint16_t), static uint16_t kd_f2h(float) */
+    PRE_BF16 = 1 << 1,     /* kd_bf2f, kd_f2bf */
+    PRE_ROUND_EVEN = 1 << 2, /* static float kd_rintf(float): round half to even, as ONNX Round */
+};
+
+typedef struct Emitter {
+    Writer *w;            /* the body of the current node's function goes here */
+    const Graph *g;
+    const char *name;     /* model prefix, a C identifier */
+    unsigned prelude;     /* PRE_* bits requested */
+    int tmp_counter;      /* for em_tmp */
+    int openmp;           /* emit OpenMP pragmas on large loops */
+} Emitter;
+
+/* A fresh identifier for a local ("t3"), unique within the file. */
+const char *em_tmp(Emitter *e, char *buf, size_t n);
+/* A C literal of dtype dt for value x ("1.5f", "INT64_C(-3)", "true"). */
+void em_literal(Writer *w, DType dt, double x);
+/* Loop helper: "for (int64_t i = 0; i < N; ++i) {" with indent; close with w_close. */
+void em_for(Writer *w, const char *var, int64_t n);
+
+/* Open nested loops over all elements of `out`; inside, the C variable `i` is the flat
+ * output index and `j0`, `j1`, ... the flat index of each of ins[0..nin-1] under numpy
+ * broadcasting (ins[k] may be NULL: no index for it). Collapses contiguous dims and uses a
+ * single flat loop when no broadcasting is needed. Returns the number of blocks opened;
+ * close them with em_close(w, k). */
+int em_broadcast_loops(Writer *w, const Value *out, const Value *const *ins, int nin);
+void em_close(Writer *w, int k);
+
+/* ---- helpers shared by operator files (compiler/ops/util.c) ---- */
+
+/* Numpy-style multidirectional broadcast of two shapes. -1 (with diag) if incompatible. */
+int broadcast_shapes(int ra, const int64_t *da, int rb, const int64_t *db,
+                     int *rout, int64_t *dout);
+/* Normalise an axis in [-rank, rank) to [0, rank); -1 with diag if out of range. */
+int norm_axis(Diag *d, const Node *n, int64_t axis, int rank);
+/* Require input i present with known shape; error otherwise. */
+Value *need_input(Graph *g, const Node *n, int i, Diag *d);
+/* Require that input i is a constant (for shape-giving inputs); error tells how to bind it. */
+Value *need_const_input(Graph *g, const Node *n, int i, const char *what, Diag *d);
+/* Error for an unsupported dtype on a node. */
+int err_dtype(Diag *d, const Node *n, const char *which, DType t);
+/* 1 if all present inputs are constants */
+int all_inputs_const(const Graph *g, const Node *n);
+/* Strides (row-major) of a shape into st[rank]; returns numel */
+int64_t shape_strides(int rank, const int64_t *dims, int64_t *st);
+
+#endif

@@ -1,0 +1,4 @@
+/* reduce operators (see ops.h). */
+#include "compiler/ops/ops.h"
+
+const OpDef *const ops_reduce[] = {NULL};

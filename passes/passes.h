@@ -1,0 +1,36 @@
+/* Passes: plain functions int pass(Graph *, Diag *), run by a small pass manager
+ * that can dump the graph after any pass in the textual syntax. */
+#ifndef KDCC_PASSES_H
+#define KDCC_PASSES_H
+
+#include "compiler/ir/ir.h"
+
+/* Bind symbolic dims of graph inputs: "input=1x3x32x32" strings and/or a batch size
+ * for the first dim of every input whose first dim is symbolic (batch > 0). */
+typedef struct ShapeBinding {
+    const char *name;     /* graph input name */
+    int rank;
+    int64_t dims[KD_MAX_RANK];
+} ShapeBinding;
+
+typedef struct PassOptions {
+    const ShapeBinding *shapes;
+    int nshapes;
+    int64_t batch;        /* --batch N; 0 = not given */
+    int fold;             /* constant folding on (default 1) */
+    const char *dump_after; /* pass name, or NULL */
+    FILE *dump_to;
+} PassOptions;
+
+int pass_bind(Graph *g, const PassOptions *o, Diag *d);   /* bind symbolic dims */
+int pass_infer(Graph *g, Diag *d);        /* shape inference for every node */
+int pass_fold(Graph *g, Diag *d);         /* constant folding (runs with inference: shapes may depend on folded values) */
+int pass_dce(Graph *g, Diag *d);          /* dead-code elimination */
+int pass_plan(Graph *g, Diag *d);         /* memory planning: arena offsets */
+int64_t plan_arena_bytes(const Graph *g); /* bytes of the arena after pass_plan */
+
+/* The standard inference pipeline: resolve ops, bind, infer+fold, dce, plan.
+ * Dumps the graph after the pass named o->dump_after. */
+int run_pipeline(Graph *g, const PassOptions *o, Diag *d);
+
+#endif
