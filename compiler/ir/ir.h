@@ -238,6 +238,15 @@ typedef struct Graph {
     /* string -> value id lookup */
     int *hash;
     int hash_cap;
+
+    /* Rest of the model header, kept so printers/exporters can reproduce it.
+     * nopsets == 0: only g->opset is known (printers then use it for domain ""). */
+    int nopsets;
+    const char **opset_domain;   /* opset_import entries in model order ("" = default domain) */
+    int64_t *opset_version;
+    const char *producer_version;
+    const char *model_domain;
+    int64_t model_version;
 } Graph;
 
 Graph *graph_new(Arena *a, const char *file);
