@@ -1,4 +1,566 @@
-/* reduce operators (see ops.h). */
+/* Reductions: ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd, ReduceL1,
+ * ReduceL2, ReduceSumSquare, ReduceLogSum, ReduceLogSumExp, ArgMax, ArgMin.
+ *
+ * Axes come from the `axes` attribute (older opsets) or the optional second input
+ * (ReduceSum from opset 13, the others from 18), which must be a constant.
+ * Emission collapses the input shape into alternating groups of kept and reduced
+ * dims. When the innermost group is reduced, each output element gets a scalar
+ * accumulator over a contiguous inner loop; when it is kept (e.g. reducing the
+ * channel axis), the output itself accumulates, so the inner loop runs contiguously
+ * over both input and output and vectorises.
+ */
 #include "compiler/ops/ops.h"
 
-const OpDef *const ops_reduce[] = {NULL};
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+
+enum RKind { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_L1, R_L2, R_SUMSQ, R_LOGSUM, R_LSE };
+
+static const struct {
+    const char *name;
+    enum RKind kind;
+} reduce_names[] = {
+    {"ReduceSum", R_SUM}, {"ReduceMean", R_MEAN}, {"ReduceMax", R_MAX}, {"ReduceMin", R_MIN},
+    {"ReduceProd", R_PROD}, {"ReduceL1", R_L1}, {"ReduceL2", R_L2},
+    {"ReduceSumSquare", R_SUMSQ}, {"ReduceLogSum", R_LOGSUM}, {"ReduceLogSumExp", R_LSE},
+};
+
+static enum RKind reduce_kind(const Node *n)
+{
+    for (size_t i = 0; i < sizeof reduce_names / sizeof reduce_names[0]; i++)
+        if (strcmp(n->op_type, reduce_names[i].name) == 0)
+            return reduce_names[i].kind;
+    return R_SUM;
+}
+
+/* Which axes a Reduce node reduces: mask[d] = 1 for reduced dims. *noop = 1 when the
+ * node is an identity (empty axes with noop_with_empty_axes). The axes input, when
+ * present, must be constant (infer reports that through need_const_input). */
+static int reduce_axes(const Graph *g, const Node *n, const Value *x, int *mask, int *noop, Diag *d)
+{
+    int64_t axes[KD_MAX_RANK * 2];
+    int na = 0;
+    const Value *a = node_in(g, n, 1);
+    if (a) {
+        if (!value_is_const(a))
+            return diag_error(d, n, "axes input '%s' must be a constant", a->name);
+        na = const_ints(a, axes, KD_MAX_RANK * 2);
+        if (na < 0)
+            return diag_error(d, n, "axes input '%s' must be a 1-D integer tensor of at most %d entries", a->name, KD_MAX_RANK * 2);
+    } else {
+        const int64_t *av;
+        int k = attr_ints(n, "axes", &av);
+        if (k > KD_MAX_RANK * 2)
+            return diag_error(d, n, "too many axes (%d)", k);
+        for (int i = 0; i < k; i++)
+            axes[na++] = av[i];
+    }
+    *noop = 0;
+    for (int i = 0; i < x->rank; i++)
+        mask[i] = na == 0;
+    if (na == 0 && attr_int(n, "noop_with_empty_axes", 0)) {
+        *noop = 1;
+        for (int i = 0; i < x->rank; i++)
+            mask[i] = 0;
+        return 0;
+    }
+    for (int i = 0; i < na; i++) {
+        int ax = norm_axis(d, n, axes[i], x->rank);
+        if (ax < 0)
+            return -1;
+        if (mask[ax] && na)
+            return diag_error(d, n, "axis %lld is given twice", (long long)axes[i]);
+        mask[ax] = 1;
+    }
+    return 0;
+}
+
+static int infer_reduce(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d);
+    if (!x)
+        return -1;
+    if (node_in(g, n, 1) && !need_const_input(g, n, 1, "axes", d))
+        return -1;
+    enum RKind k = reduce_kind(n);
+    if (x->dtype == DT_BOOL && k != R_MAX && k != R_MIN)
+        return err_dtype(d, n, n->op_type, x->dtype);
+    int mask[KD_MAX_RANK], noop;
+    if (reduce_axes(g, n, x, mask, &noop, d))
+        return -1;
+    int keep = (int)attr_int(n, "keepdims", 1);
+    int64_t dims[KD_MAX_RANK];
+    int r = 0;
+    for (int i = 0; i < x->rank; i++) {
+        if (!mask[i])
+            dims[r++] = x->dims[i];
+        else if (keep)
+            dims[r++] = 1;
+    }
+    value_set_shape(node_out(g, n, 0), x->dtype, r, dims);
+    return 0;
+}
+
+/* ---- emission ---- */
+
+/* Collapsed view of a shape under a reduce mask: groups of adjacent dims with the
+ * same mask (size-1 dims dropped), with input strides and output strides (0 for
+ * reduced groups). */
+typedef struct Groups {
+    int n;
+    int64_t size[KD_MAX_RANK];
+    int red[KD_MAX_RANK];
+    int64_t xs[KD_MAX_RANK];
+    int64_t ys[KD_MAX_RANK];
+} Groups;
+
+static void make_groups(const Value *x, const int *mask, Groups *G)
+{
+    G->n = 0;
+    for (int i = 0; i < x->rank; i++) {
+        if (x->dims[i] == 1)
+            continue;
+        if (G->n > 0 && G->red[G->n - 1] == mask[i]) {
+            G->size[G->n - 1] *= x->dims[i];
+        } else {
+            G->size[G->n] = x->dims[i];
+            G->red[G->n] = mask[i];
+            G->n++;
+        }
+    }
+    int64_t s = 1, o = 1;
+    for (int k = G->n - 1; k >= 0; k--) {
+        G->xs[k] = s;
+        s *= G->size[k];
+        G->ys[k] = G->red[k] ? 0 : o;
+        if (!G->red[k])
+            o *= G->size[k];
+    }
+}
+
+/* Type handling of one Reduce node. */
+typedef struct RT {
+    DType xt;            /* element type */
+    const char *ct;      /* its C type */
+    const char *acc;     /* accumulator C type */
+    DType adt;           /* accumulator dtype for literals */
+    const char *ld;      /* load conversion applied to x0[...] ("" or "kd_h2f" or a cast) */
+    const char *st;      /* store conversion to the element type */
+    const char *fs;      /* math function suffix for the accumulator ("f" or "") */
+    int is_float;        /* accumulator is floating point */
+} RT;
+
+static const char *cast_of(DType t)
+{
+    switch (t) {
+    case DT_FLOAT: return "(float)";
+    case DT_DOUBLE: return "(double)";
+    case DT_INT8: return "(int8_t)";
+    case DT_UINT8: return "(uint8_t)";
+    case DT_INT16: return "(int16_t)";
+    case DT_UINT16: return "(uint16_t)";
+    case DT_INT32: return "(int32_t)";
+    case DT_UINT32: return "(uint32_t)";
+    case DT_INT64: return "(int64_t)";
+    case DT_UINT64: return "(uint64_t)";
+    case DT_BOOL: return "(bool)";
+    default: return "";
+    }
+}
+
+static int rt_init(Emitter *e, const Node *n, enum RKind k, DType t, RT *r, Diag *d)
+{
+    memset(r, 0, sizeof *r);
+    r->xt = t;
+    r->ct = dtype_ctype(t);
+    r->ld = "";
+    r->st = cast_of(t);
+    r->fs = "f";
+    if (t == DT_FLOAT || t == DT_FLOAT16 || t == DT_BFLOAT16) {
+        r->acc = "float";
+        r->adt = DT_FLOAT;
+        r->is_float = 1;
+        if (t == DT_FLOAT16) {
+            e->prelude |= PRE_HALF;
+            r->ld = "kd_h2f";
+            r->st = "kd_f2h";
+        } else if (t == DT_BFLOAT16) {
+            e->prelude |= PRE_BF16;
+            r->ld = "kd_bf2f";
+            r->st = "kd_f2bf";
+        }
+    } else if (t == DT_DOUBLE) {
+        r->acc = "double";
+        r->adt = DT_DOUBLE;
+        r->fs = "";
+        r->is_float = 1;
+    } else if (t == DT_BOOL) {
+        r->acc = "bool";
+        r->adt = DT_BOOL;
+    } else if (dtype_is_int(t)) {
+        if (k == R_MAX || k == R_MIN) {
+            r->acc = r->ct;
+            r->adt = t;
+        } else if (k == R_L2 || k == R_LOGSUM || k == R_LSE) {
+            r->acc = "double";
+            r->adt = DT_DOUBLE;
+            r->fs = "";
+            r->is_float = 1;
+            r->ld = "(double)";
+        } else {
+            int s = dtype_is_signed(t);
+            r->acc = s ? "int64_t" : "uint64_t";
+            r->adt = s ? DT_INT64 : DT_UINT64;
+            r->ld = s ? "(int64_t)" : "(uint64_t)";
+        }
+    } else {
+        return err_dtype(d, n, n->op_type, t);
+    }
+    return 0;
+}
+
+static const char *int_limit(DType t, int max)
+{
+    switch (t) {
+    case DT_INT8: return max ? "INT8_MAX" : "INT8_MIN";
+    case DT_UINT8: return max ? "UINT8_MAX" : "0";
+    case DT_INT16: return max ? "INT16_MAX" : "INT16_MIN";
+    case DT_UINT16: return max ? "UINT16_MAX" : "0";
+    case DT_INT32: return max ? "INT32_MAX" : "INT32_MIN";
+    case DT_UINT32: return max ? "UINT32_MAX" : "0";
+    case DT_INT64: return max ? "INT64_MAX" : "INT64_MIN";
+    case DT_UINT64: return max ? "UINT64_MAX" : "0";
+    default: return "0";
+    }
+}
+
+/* The identity of the reduction, as a C expression of the accumulator type. */
+static void w_identity(Writer *w, enum RKind k, const RT *r)
+{
+    if (k == R_MAX || k == R_MIN) {
+        if (r->adt == DT_BOOL)
+            w_puts(w, k == R_MAX ? "false" : "true");
+        else if (r->is_float)
+            w_puts(w, k == R_MAX ? "-INFINITY" : "INFINITY");
+        else
+            w_puts(w, int_limit(r->adt, k == R_MIN));
+    } else if (k == R_PROD) {
+        em_literal(w, r->adt, 1);
+    } else if (k == R_LSE) {
+        w_puts(w, "-INFINITY");
+    } else {
+        em_literal(w, r->adt, 0);
+    }
+}
+
+/* acc = acc (op) v, where v is the C expression of one loaded element. */
+static void w_step(Writer *w, enum RKind k, const RT *r, const char *acc, const char *v)
+{
+    switch (k) {
+    case R_SUM: case R_MEAN: case R_LOGSUM:
+        w_line(w, "%s += %s;", acc, v);
+        break;
+    case R_PROD:
+        w_line(w, "%s *= %s;", acc, v);
+        break;
+    case R_MAX:
+        if (r->adt == DT_BOOL)
+            w_line(w, "%s = %s || %s;", acc, acc, v);
+        else
+            w_line(w, "%s = %s > %s ? %s : %s;", acc, v, acc, v, acc);
+        break;
+    case R_MIN:
+        if (r->adt == DT_BOOL)
+            w_line(w, "%s = %s && %s;", acc, acc, v);
+        else
+            w_line(w, "%s = %s < %s ? %s : %s;", acc, v, acc, v, acc);
+        break;
+    case R_L1:
+        if (r->is_float)
+            w_line(w, "%s += fabs%s(%s);", acc, r->fs, v);
+        else if (dtype_is_signed(r->xt))
+            w_line(w, "%s += %s < 0 ? -%s : %s;", acc, v, v, v);
+        else
+            w_line(w, "%s += %s;", acc, v);
+        break;
+    case R_L2: case R_SUMSQ:
+        w_line(w, "{ const %s t = %s; %s += t * t; }", r->acc, v, acc);
+        break;
+    case R_LSE:
+        w_line(w, "%s += exp%s(%s - m);", acc, r->fs, v);
+        break;
+    }
+}
+
+/* Write the final value of accumulator `acc` over `count` elements, converted to the
+ * element type, as an expression. */
+static void w_final(Writer *w, enum RKind k, const RT *r, const char *acc, int64_t count)
+{
+    w_printf(w, "%s(", r->st);
+    switch (k) {
+    case R_MEAN:
+        if (count == 0 && !r->is_float)
+            w_puts(w, "0");
+        else {
+            w_printf(w, "%s / ", acc);
+            em_literal(w, r->adt, (double)count);
+        }
+        break;
+    case R_L2:
+        w_printf(w, "sqrt%s(%s)", r->fs, acc);
+        break;
+    case R_LOGSUM:
+        w_printf(w, "log%s(%s)", r->fs, acc);
+        break;
+    case R_LSE:
+        w_printf(w, "isinf(m) ? m : m + log%s(%s)", r->fs, acc);
+        break;
+    default:
+        w_puts(w, acc);
+    }
+    w_puts(w, ")");
+}
+
+static int emit_reduce(Emitter *e, const Node *n, Diag *d)
+{
+    const Value *x = node_in(e->g, n, 0), *y = node_out(e->g, n, 0);
+    Writer *w = e->w;
+    enum RKind k = reduce_kind(n);
+    int mask[KD_MAX_RANK], noop;
+    if (reduce_axes(e->g, n, x, mask, &noop, d))
+        return -1;
+    RT r;
+    if (rt_init(e, n, k, x->dtype, &r, d))
+        return -1;
+    int64_t ny = value_numel(y), nx = value_numel(x);
+    if (ny == 0)
+        return 0;
+    if (noop) {
+        w_line(w, "memcpy(y0, x0, sizeof(%s) * %" PRId64 ");", r.ct, nx);
+        return 0;
+    }
+    int64_t count = ny ? nx / ny : 0;
+    if (nx == 0) {
+        /* empty reduction: every output is the identity, finalised */
+        em_for(w, "i", ny);
+        w_printf(w, "const %s a = ", r.acc);
+        w_identity(w, k, &r);
+        w_puts(w, ";\n");
+        if (k == R_LSE)
+            w_line(w, "const %s m = a;", r.acc);
+        w_puts(w, "y0[i] = ");
+        w_final(w, k, &r, "a", 0);
+        w_puts(w, ";\n");
+        w_close(w);
+        return 0;
+    }
+    Groups G;
+    make_groups(x, mask, &G);
+    char v[64];
+    snprintf(v, sizeof v, "%s(x0[xi])", r.ld);
+
+    int inner_kept = G.n > 0 && !G.red[G.n - 1];
+    int yacc = inner_kept && (x->dtype == DT_FLOAT || x->dtype == DT_DOUBLE) && k != R_LSE;
+    if (yacc) {
+        /* the output accumulates: init, one pass over x in order, finalise */
+        em_for(w, "i", ny);
+        w_puts(w, "y0[i] = ");
+        w_identity(w, k, &r);
+        w_puts(w, ";\n");
+        w_close(w);
+        for (int a = 0; a < G.n; a++) {
+            char var[16];
+            snprintf(var, sizeof var, "g%d", a);
+            em_for(w, var, G.size[a]);
+        }
+        w_puts(w, "const int64_t xi = 0");
+        for (int a = 0; a < G.n; a++)
+            w_printf(w, " + g%d * %" PRId64, a, G.xs[a]);
+        w_puts(w, ";\nconst int64_t yi = 0");
+        for (int a = 0; a < G.n; a++)
+            if (!G.red[a])
+                w_printf(w, " + g%d * %" PRId64, a, G.ys[a]);
+        w_puts(w, ";\n");
+        w_step(w, k, &r, "y0[yi]", v);
+        em_close(w, G.n);
+        if (k == R_MEAN || k == R_L2 || k == R_LOGSUM) {
+            em_for(w, "i", ny);
+            w_puts(w, "y0[i] = ");
+            w_final(w, k, &r, "y0[i]", count);
+            w_puts(w, ";\n");
+            w_close(w);
+        }
+        return 0;
+    }
+
+    /* scalar accumulator per output element */
+    int nk = 0, nr = 0;
+    for (int a = 0; a < G.n; a++) {
+        char var[16];
+        if (G.red[a]) {
+            nr++;
+            continue;
+        }
+        snprintf(var, sizeof var, "g%d", a);
+        em_for(w, var, G.size[a]);
+        nk++;
+    }
+    if (nk == 0) {
+        w_puts(w, "{\n");
+        w->indent++;
+        nk = 1;
+    }
+    w_puts(w, "const int64_t xb = 0");
+    for (int a = 0; a < G.n; a++)
+        if (!G.red[a])
+            w_printf(w, " + g%d * %" PRId64, a, G.xs[a]);
+    w_puts(w, ";\nconst int64_t yi = 0");
+    for (int a = 0; a < G.n; a++)
+        if (!G.red[a])
+            w_printf(w, " + g%d * %" PRId64, a, G.ys[a]);
+    w_puts(w, ";\n");
+    for (int pass = k == R_LSE ? 0 : 1; pass < 2; pass++) {
+        const char *acc = pass == 0 ? "m" : "a";
+        w_printf(w, "%s%s %s = ", pass == 0 ? "" : "", r.acc, acc);
+        w_identity(w, pass == 0 ? R_MAX : k, &r);
+        w_puts(w, ";\n");
+        for (int a = 0; a < G.n; a++) {
+            char var[16];
+            if (!G.red[a])
+                continue;
+            snprintf(var, sizeof var, "g%d", a);
+            em_for(w, var, G.size[a]);
+        }
+        if (nr == 0) {
+            w_puts(w, "{\n");
+            w->indent++;
+        }
+        w_puts(w, "const int64_t xi = xb");
+        for (int a = 0; a < G.n; a++)
+            if (G.red[a])
+                w_printf(w, " + g%d * %" PRId64, a, G.xs[a]);
+        w_puts(w, ";\n");
+        w_step(w, pass == 0 ? R_MAX : k, &r, acc, v);
+        em_close(w, nr ? nr : 1);
+    }
+    w_puts(w, "y0[yi] = ");
+    w_final(w, k, &r, "a", count);
+    w_puts(w, ";\n");
+    em_close(w, nk);
+    return 0;
+}
+
+#define REDUCE_OP(var, NAME, SUMMARY)                                                  \
+    static const OpDef var = {                                                         \
+        .name = NAME, .domain = "", .since = 1,                                        \
+        .min_inputs = 1, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,          \
+        .infer = infer_reduce, .emit = emit_reduce, .summary = SUMMARY,                \
+    }
+
+REDUCE_OP(op_reduce_sum, "ReduceSum", "sum over axes");
+REDUCE_OP(op_reduce_mean, "ReduceMean", "mean over axes");
+REDUCE_OP(op_reduce_max, "ReduceMax", "maximum over axes");
+REDUCE_OP(op_reduce_min, "ReduceMin", "minimum over axes");
+REDUCE_OP(op_reduce_prod, "ReduceProd", "product over axes");
+REDUCE_OP(op_reduce_l1, "ReduceL1", "sum of absolute values over axes");
+REDUCE_OP(op_reduce_l2, "ReduceL2", "Euclidean norm over axes");
+REDUCE_OP(op_reduce_sumsq, "ReduceSumSquare", "sum of squares over axes");
+REDUCE_OP(op_reduce_logsum, "ReduceLogSum", "log of the sum over axes");
+REDUCE_OP(op_reduce_lse, "ReduceLogSumExp", "log of the sum of exponentials over axes (stable)");
+
+/* ---------------------------------------------------------------- ArgMax / ArgMin */
+
+static int infer_arg(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d);
+    if (!x)
+        return -1;
+    if (x->dtype == DT_BOOL)
+        return err_dtype(d, n, n->op_type, x->dtype);
+    int ax = norm_axis(d, n, attr_int(n, "axis", 0), x->rank);
+    if (ax < 0)
+        return -1;
+    if (x->rank == 0)
+        return diag_error(d, n, "input must have rank >= 1");
+    if (x->dims[ax] == 0)
+        return diag_error(d, n, "cannot take %s over an empty axis", n->op_type);
+    int keep = (int)attr_int(n, "keepdims", 1);
+    int64_t dims[KD_MAX_RANK];
+    int r = 0;
+    for (int i = 0; i < x->rank; i++) {
+        if (i != ax)
+            dims[r++] = x->dims[i];
+        else if (keep)
+            dims[r++] = 1;
+    }
+    value_set_shape(node_out(g, n, 0), DT_INT64, r, dims);
+    return 0;
+}
+
+static int emit_arg(Emitter *e, const Node *n, Diag *d)
+{
+    const Value *x = node_in(e->g, n, 0);
+    Writer *w = e->w;
+    int ax = norm_axis(d, n, attr_int(n, "axis", 0), x->rank);
+    if (ax < 0)
+        return -1;
+    int is_max = strcmp(n->op_type, "ArgMax") == 0;
+    int last = (int)attr_int(n, "select_last_index", 0);
+    const char *ld = "";
+    const char *vt = dtype_ctype(x->dtype);
+    if (x->dtype == DT_FLOAT16) {
+        e->prelude |= PRE_HALF;
+        ld = "kd_h2f";
+        vt = "float";
+    } else if (x->dtype == DT_BFLOAT16) {
+        e->prelude |= PRE_BF16;
+        ld = "kd_bf2f";
+        vt = "float";
+    } else if (!dtype_is_float(x->dtype) && !dtype_is_int(x->dtype)) {
+        return err_dtype(d, n, n->op_type, x->dtype);
+    }
+    int64_t outer = 1, inner = 1, len = x->dims[ax];
+    for (int i = 0; i < ax; i++)
+        outer *= x->dims[i];
+    for (int i = ax + 1; i < x->rank; i++)
+        inner *= x->dims[i];
+    if (outer * inner == 0)
+        return 0;
+    const char *cmp = is_max ? (last ? ">=" : ">") : (last ? "<=" : "<");
+    em_for(w, "o", outer);
+    em_for(w, "i", inner);
+    w_line(w, "const int64_t b = o * %" PRId64 " + i;", len * inner);
+    w_line(w, "%s best = %s(x0[b]);", vt, ld);
+    w_line(w, "int64_t bi = 0;");
+    w_open(w, "for (int64_t k = 1; k < %" PRId64 "; ++k)", len);
+    w_line(w, "const %s v = %s(x0[b + k * %" PRId64 "]);", vt, ld, inner);
+    w_open(w, "if (v %s best)", cmp);
+    w_line(w, "best = v;");
+    w_line(w, "bi = k;");
+    w_close(w);
+    w_close(w);
+    w_line(w, "y0[o * %" PRId64 " + i] = bi;", inner);
+    em_close(w, 2);
+    return 0;
+}
+
+static const OpDef op_argmax = {
+    .name = "ArgMax", .domain = "", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_arg, .emit = emit_arg,
+    .summary = "index of the maximum along an axis (int64)",
+};
+
+static const OpDef op_argmin = {
+    .name = "ArgMin", .domain = "", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_arg, .emit = emit_arg,
+    .summary = "index of the minimum along an axis (int64)",
+};
+
+const OpDef *const ops_reduce[] = {
+    &op_reduce_sum, &op_reduce_mean, &op_reduce_max, &op_reduce_min, &op_reduce_prod,
+    &op_reduce_l1, &op_reduce_l2, &op_reduce_sumsq, &op_reduce_logsum, &op_reduce_lse,
+    &op_argmax, &op_argmin, NULL,
+};
