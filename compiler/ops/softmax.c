@@ -1,4 +1,175 @@
-/* softmax operators (see ops.h). */
+/* Softmax, LogSoftmax, Hardmax.
+ *
+ * Axis semantics changed in opset 13: before, the input is coerced to 2-D at `axis`
+ * (default 1) and each row of the flattened trailing block is normalised; from 13,
+ * normalisation runs along the one axis (default -1). Both are a view
+ * [outer, len, inner] (inner = 1 for the old semantics). Numerically stable: the
+ * row maximum is subtracted before exponentiating.
+ */
 #include "compiler/ops/ops.h"
 
-const OpDef *const ops_softmax[] = {NULL};
+#include <inttypes.h>
+#include <string.h>
+
+/* [outer, len, inner] view of x for node n. */
+static int softmax_view(const Node *n, const Value *x, int64_t *outer, int64_t *len, int64_t *inner, Diag *d)
+{
+    int old = n->opset > 0 && n->opset < 13;
+    int ax = norm_axis(d, n, attr_int(n, "axis", old ? 1 : -1), x->rank);
+    if (ax < 0)
+        return -1;
+    *outer = 1;
+    *len = 1;
+    *inner = 1;
+    for (int i = 0; i < x->rank; i++) {
+        if (i < ax)
+            *outer *= x->dims[i];
+        else if (i == ax || old)
+            *len *= x->dims[i];
+        else
+            *inner *= x->dims[i];
+    }
+    return 0;
+}
+
+static int infer_softmax(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d);
+    if (!x)
+        return -1;
+    if (x->rank == 0)
+        return diag_error(d, n, "input must have rank >= 1");
+    if (!dtype_is_float(x->dtype) && x->dtype != DT_FLOAT16 && x->dtype != DT_BFLOAT16)
+        return err_dtype(d, n, n->op_type, x->dtype);
+    int64_t o, l, i;
+    if (softmax_view(n, x, &o, &l, &i, d))
+        return -1;
+    value_set_shape(node_out(g, n, 0), x->dtype, x->rank, x->dims);
+    return 0;
+}
+
+enum { SM_SOFTMAX, SM_LOG, SM_HARD };
+
+static int emit_softmax(Emitter *e, const Node *n, Diag *d)
+{
+    const Value *x = node_in(e->g, n, 0);
+    Writer *w = e->w;
+    int64_t outer, len, inner;
+    if (softmax_view(n, x, &outer, &len, &inner, d))
+        return -1;
+    int kind = strcmp(n->op_type, "Softmax") == 0 ? SM_SOFTMAX : strcmp(n->op_type, "LogSoftmax") == 0 ? SM_LOG : SM_HARD;
+    const char *ct = "float", *fs = "f", *ld = "", *st = "";
+    DType adt = DT_FLOAT;
+    int direct = 1; /* y can hold intermediate values of the compute type */
+    switch (x->dtype) {
+    case DT_FLOAT:
+        break;
+    case DT_DOUBLE:
+        ct = "double";
+        fs = "";
+        adt = DT_DOUBLE;
+        break;
+    case DT_FLOAT16:
+        e->prelude |= PRE_HALF;
+        ld = "kd_h2f";
+        st = "kd_f2h";
+        direct = 0;
+        break;
+    case DT_BFLOAT16:
+        e->prelude |= PRE_BF16;
+        ld = "kd_bf2f";
+        st = "kd_f2bf";
+        direct = 0;
+        break;
+    default:
+        return err_dtype(d, n, n->op_type, x->dtype);
+    }
+    if (outer * len * inner == 0)
+        return 0;
+    char xk[96], yk[96];
+    if (inner == 1) {
+        snprintf(xk, sizeof xk, "%s(x0[b + k])", ld);
+        snprintf(yk, sizeof yk, "y0[b + k]");
+    } else {
+        snprintf(xk, sizeof xk, "%s(x0[b + k * %" PRId64 "])", ld, inner);
+        snprintf(yk, sizeof yk, "y0[b + k * %" PRId64 "]", inner);
+    }
+    em_for(w, "o", outer);
+    if (inner > 1) {
+        em_for(w, "i", inner);
+        w_line(w, "const int64_t b = o * %" PRId64 " + i;", len * inner);
+    } else {
+        w_line(w, "const int64_t b = o * %" PRId64 ";", len);
+    }
+    w_line(w, "%s m = %s(x0[b]);", ct, ld);
+    if (kind == SM_HARD) {
+        w_line(w, "int64_t mi = 0;");
+        w_open(w, "for (int64_t k = 1; k < %" PRId64 "; ++k)", len);
+        w_open(w, "if (%s > m)", xk);
+        w_line(w, "m = %s;", xk);
+        w_line(w, "mi = k;");
+        w_close(w);
+        w_close(w);
+        em_for(w, "k", len);
+        w_printf(w, "%s = %s(k == mi ? ", yk, st);
+        em_literal(w, adt, 1);
+        w_puts(w, " : ");
+        em_literal(w, adt, 0);
+        w_puts(w, ");\n");
+        w_close(w);
+    } else {
+        w_open(w, "for (int64_t k = 1; k < %" PRId64 "; ++k)", len);
+        w_line(w, "const %s v = %s;", ct, xk);
+        w_line(w, "m = v > m ? v : m;");
+        w_close(w);
+        w_printf(w, "%s s = ", ct);
+        em_literal(w, adt, 0);
+        w_puts(w, ";\n");
+        em_for(w, "k", len);
+        if (kind == SM_SOFTMAX && direct) {
+            w_line(w, "const %s t = exp%s(%s - m);", ct, fs, xk);
+            w_line(w, "%s = t;", yk);
+            w_line(w, "s += t;");
+        } else {
+            w_line(w, "s += exp%s(%s - m);", fs, xk);
+        }
+        w_close(w);
+        if (kind == SM_LOG)
+            w_line(w, "const %s ls = m + log%s(s);", ct, fs);
+        em_for(w, "k", len);
+        if (kind == SM_LOG)
+            w_line(w, "%s = %s(%s - ls);", yk, st, xk);
+        else if (direct)
+            w_line(w, "%s /= s;", yk);
+        else
+            w_line(w, "%s = %s(exp%s(%s - m) / s);", yk, st, fs, xk);
+        w_close(w);
+    }
+    if (inner > 1)
+        w_close(w);
+    w_close(w);
+    return 0;
+}
+
+static const OpDef op_softmax = {
+    .name = "Softmax", .domain = "", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_softmax, .emit = emit_softmax,
+    .summary = "exp(x - max) / sum(exp(x - max)) along an axis",
+};
+
+static const OpDef op_logsoftmax = {
+    .name = "LogSoftmax", .domain = "", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_softmax, .emit = emit_softmax,
+    .summary = "x - max - log(sum(exp(x - max))) along an axis",
+};
+
+static const OpDef op_hardmax = {
+    .name = "Hardmax", .domain = "", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_softmax, .emit = emit_softmax,
+    .summary = "1 at the first maximum along an axis, 0 elsewhere",
+};
+
+const OpDef *const ops_softmax[] = {&op_softmax, &op_logsoftmax, &op_hardmax, NULL};
