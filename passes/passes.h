@@ -18,17 +18,22 @@ typedef struct PassOptions {
     int nshapes;
     int64_t batch;        /* --batch N; 0 = not given */
     int fold;             /* constant folding on (default 1) */
-    const char *dump_after; /* pass name, or NULL */
+    const char *dump_after; /* pass name, or NULL; "all" dumps after every pass */
     FILE *dump_to;
+    /* how to dump (the textual-syntax printer lives in frontends; the CLI passes it in) */
+    void (*dump)(const Graph *g, FILE *f);
 } PassOptions;
 
 int pass_bind(Graph *g, const PassOptions *o, Diag *d);   /* bind symbolic dims */
-int pass_infer(Graph *g, Diag *d);        /* shape inference for every node */
-int pass_fold(Graph *g, Diag *d);         /* constant folding (runs with inference: shapes may depend on folded values) */
+/* Shape inference for every node, in order; with fold, constant folding as it goes
+ * (a later node's shape may depend on a folded value: Shape -> Gather -> Concat -> Reshape). */
+int pass_infer(Graph *g, int fold, Diag *d);
 int pass_dce(Graph *g, Diag *d);          /* dead-code elimination */
 int pass_plan(Graph *g, Diag *d);         /* memory planning: arena offsets */
 int64_t plan_arena_bytes(const Graph *g); /* bytes of the arena after pass_plan */
 
+/* Names of the passes run_pipeline runs, in order (for --dump-after): NULL-terminated. */
+extern const char *const pipeline_passes[];
 /* The standard inference pipeline: resolve ops, bind, infer+fold, dce, plan.
  * Dumps the graph after the pass named o->dump_after. */
 int run_pipeline(Graph *g, const PassOptions *o, Diag *d);

@@ -1,1 +1,40 @@
-int main(void){return 0;}
+/* kdcc: the command line. */
+#include "compiler/cli/cli.h"
+
+#include <string.h>
+
+static void help(void)
+{
+    printf("kdcc %s: compile ONNX models to dependency-free C99\n"
+           "\n"
+           "usage:\n"
+           "  kdcc MODEL -o OUT [options]   compile MODEL to OUT.c and OUT.h (kdcc MODEL --help for options)\n"
+           "  kdcc print MODEL              print MODEL in the ONNX textual syntax\n"
+           "  kdcc --version                print the version\n"
+           "\n"
+           "MODEL is a binary .onnx file or a model in the ONNX textual syntax (.txt, .onnxtxt).\n"
+           "Exit status: 0 success, 1 error (one line on stderr naming file, node and operator), 2 usage.\n",
+           KDCC_VERSION);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        help();
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        help();
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("kdcc %s\n", KDCC_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "print") == 0)
+        return cmd_print(argc - 1, argv + 1);
+    if (strcmp(cmd, "compile") == 0)
+        return cmd_compile(argc - 1, argv + 1);
+    return cmd_compile(argc, argv);
+}

@@ -17,6 +17,7 @@
 typedef struct EmitOptions {
     const char *name;     /* C prefix; required */
     int openmp;
+    const char *header;   /* file name of the header, as the .c includes it ("student.h") */
     const char *source;   /* model file name to mention in the header comment */
     const char *cmdline;  /* options to record in the header comment (deterministic) */
 } EmitOptions;

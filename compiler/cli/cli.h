@@ -1,0 +1,37 @@
+/* The commands: the only code that knows the whole pipeline. */
+#ifndef KDCC_CLI_H
+#define KDCC_CLI_H
+
+#include "compiler/emit/emit.h"
+#include "frontends/onnx.h"
+#include "passes/passes.h"
+
+typedef struct ConstBinding {
+    const char *name;   /* graph input */
+    Tensor t;           /* its value */
+} ConstBinding;
+
+typedef struct CompileOptions {
+    ImportOptions imp;
+    PassOptions pass;
+    EmitOptions emit;
+    int validate;           /* parse the output with libclang first (default 1) */
+    const ConstBinding *consts;
+    int nconsts;
+} CompileOptions;
+
+/* Turn graph input `name` into a constant with t's data (dtype and shape must fit). */
+int bind_const(Graph *g, const char *name, const Tensor *t, Diag *d);
+/* Constant bindings, passes, emission and validation, for a loaded graph. */
+int compile_graph(Graph *g, const CompileOptions *o, Writer *c, Writer *h, Diag *d);
+/* "name=1x3x32x32" */
+int parse_shape_binding(Arena *a, const char *spec, ShapeBinding *b, Diag *d);
+/* Write two files so that either both appear or neither does. */
+int save_pair(const Writer *w1, const char *p1, const Writer *w2, const char *p2, Diag *d);
+/* A C identifier made from a file's base name ("models/mnist-8.onnx" -> "mnist_8"). */
+void name_from_path(const char *path, char *out, size_t n);
+
+int cmd_compile(int argc, char **argv);
+int cmd_print(int argc, char **argv);
+
+#endif
