@@ -1,4 +1,536 @@
-/* pool operators (see ops.h). */
+/* Pooling: MaxPool (optional Indices), AveragePool, LpPool, GlobalAveragePool,
+ * GlobalMaxPool, and LpNormalization.
+ *
+ * Windowed pools precompute, per spatial dim and output position, the range of
+ * kernel taps that land inside the input (static tables in the emitted function),
+ * so the interior loops have no per-element bounds checks; dims where every
+ * window is whole use constant bounds instead.
+ */
 #include "compiler/ops/ops.h"
 
-const OpDef *const ops_pool[] = {NULL};
+#include <inttypes.h>
+#include <string.h>
+
+/* ---- element types: float16/bfloat16 are computed in float ---- */
+
+typedef struct FT {
+    const char *ct;   /* C element type */
+    const char *acc;  /* compute type */
+    const char *ld;   /* load conversion */
+    const char *st;   /* store conversion */
+    const char *fs;   /* math suffix */
+    DType adt;        /* compute dtype (for literals) */
+    int is_float;
+} FT;
+
+static const char *int_min_of(DType t)
+{
+    switch (t) {
+    case DT_INT8: return "INT8_MIN";
+    case DT_INT16: return "INT16_MIN";
+    case DT_INT32: return "INT32_MIN";
+    case DT_INT64: return "INT64_MIN";
+    default: return "0";
+    }
+}
+
+static int ft_init(Emitter *e, const Node *n, DType t, int allow_int, FT *f, Diag *d)
+{
+    memset(f, 0, sizeof *f);
+    f->ct = dtype_ctype(t);
+    f->ld = "";
+    f->st = "";
+    f->fs = "f";
+    f->acc = "float";
+    f->adt = DT_FLOAT;
+    f->is_float = 1;
+    switch (t) {
+    case DT_FLOAT:
+        return 0;
+    case DT_DOUBLE:
+        f->acc = "double";
+        f->fs = "";
+        f->adt = DT_DOUBLE;
+        return 0;
+    case DT_FLOAT16:
+        e->prelude |= PRE_HALF;
+        f->ld = "kd_h2f";
+        f->st = "kd_f2h";
+        return 0;
+    case DT_BFLOAT16:
+        e->prelude |= PRE_BF16;
+        f->ld = "kd_bf2f";
+        f->st = "kd_f2bf";
+        return 0;
+    default:
+        if (allow_int && dtype_is_int(t)) {
+            f->acc = f->ct;
+            f->adt = t;
+            f->is_float = 0;
+            return 0;
+        }
+        return err_dtype(d, n, n->op_type, t);
+    }
+}
+
+/* ---------------------------------------------------------------- windowed pools */
+
+enum PKind { P_MAX, P_AVG, P_LP };
+
+typedef struct PoolP {
+    int S;                      /* spatial rank */
+    int64_t N, C;
+    int64_t in[KD_MAX_RANK], out[KD_MAX_RANK], k[KD_MAX_RANK], s[KD_MAX_RANK];
+    int64_t dil[KD_MAX_RANK], pb[KD_MAX_RANK], pe[KD_MAX_RANK];
+} PoolP;
+
+static enum PKind pool_kind(const Node *n)
+{
+    if (strcmp(n->op_type, "MaxPool") == 0)
+        return P_MAX;
+    if (strcmp(n->op_type, "AveragePool") == 0)
+        return P_AVG;
+    return P_LP;
+}
+
+static int pool_params(const Node *n, const Value *x, PoolP *P, Diag *d)
+{
+    if (x->rank < 3)
+        return diag_error(d, n, "input must have rank >= 3 (N, C, spatial...), got rank %d", x->rank);
+    int S = x->rank - 2;
+    P->S = S;
+    P->N = x->dims[0];
+    P->C = x->dims[1];
+    const int64_t *ks, *st, *dl, *pd;
+    int nk = attr_ints(n, "kernel_shape", &ks);
+    if (nk != S)
+        return diag_error(d, n, "kernel_shape must have %d entries (one per spatial dim), got %d", S, nk < 0 ? 0 : nk);
+    int ns = attr_ints(n, "strides", &st);
+    int nd = attr_ints(n, "dilations", &dl);
+    int np = attr_ints(n, "pads", &pd);
+    if ((ns >= 0 && ns != S) || (nd >= 0 && nd != S) || (np >= 0 && np != 2 * S))
+        return diag_error(d, n, "strides/dilations need %d entries and pads %d", S, 2 * S);
+    const char *ap = attr_string(n, "auto_pad", "NOTSET");
+    int ceil_mode = (int)attr_int(n, "ceil_mode", 0);
+    for (int i = 0; i < S; i++) {
+        P->in[i] = x->dims[i + 2];
+        P->k[i] = ks[i];
+        P->s[i] = ns > 0 ? st[i] : 1;
+        P->dil[i] = nd > 0 ? dl[i] : 1;
+        P->pb[i] = np > 0 ? pd[i] : 0;
+        P->pe[i] = np > 0 ? pd[i + S] : 0;
+        if (P->k[i] < 1 || P->s[i] < 1 || P->dil[i] < 1 || P->pb[i] < 0 || P->pe[i] < 0)
+            return diag_error(d, n, "kernel_shape, strides and dilations must be >= 1 and pads >= 0");
+        int64_t eff = (P->k[i] - 1) * P->dil[i] + 1;
+        if (strcmp(ap, "SAME_UPPER") == 0 || strcmp(ap, "SAME_LOWER") == 0) {
+            P->out[i] = (P->in[i] + P->s[i] - 1) / P->s[i];
+            int64_t total = (P->out[i] - 1) * P->s[i] + eff - P->in[i];
+            if (total < 0)
+                total = 0;
+            int upper = strcmp(ap, "SAME_UPPER") == 0;
+            P->pb[i] = upper ? total / 2 : total - total / 2;
+            P->pe[i] = total - P->pb[i];
+        } else if (strcmp(ap, "VALID") == 0) {
+            P->pb[i] = P->pe[i] = 0;
+            if (P->in[i] < eff)
+                return diag_error(d, n, "kernel (extent %lld) is larger than the input (%lld)", (long long)eff, (long long)P->in[i]);
+            P->out[i] = (P->in[i] - eff) / P->s[i] + 1;
+        } else if (strcmp(ap, "NOTSET") == 0 || ap[0] == 0) {
+            int64_t num = P->in[i] + P->pb[i] + P->pe[i] - eff;
+            if (num < 0)
+                return diag_error(d, n, "kernel (extent %lld) is larger than the padded input (%lld)", (long long)eff, (long long)(P->in[i] + P->pb[i] + P->pe[i]));
+            if (ceil_mode) {
+                P->out[i] = (num + P->s[i] - 1) / P->s[i] + 1;
+                if ((P->out[i] - 1) * P->s[i] >= P->in[i] + P->pb[i])
+                    P->out[i]--;
+            } else {
+                P->out[i] = num / P->s[i] + 1;
+            }
+        } else {
+            return diag_error(d, n, "unknown auto_pad '%s'", ap);
+        }
+    }
+    return 0;
+}
+
+static int infer_pool(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d);
+    if (!x)
+        return -1;
+    enum PKind k = pool_kind(n);
+    if (!dtype_is_float(x->dtype) && x->dtype != DT_FLOAT16 && x->dtype != DT_BFLOAT16 &&
+        !(k == P_MAX && dtype_is_int(x->dtype)))
+        return err_dtype(d, n, n->op_type, x->dtype);
+    PoolP P;
+    if (pool_params(n, x, &P, d))
+        return -1;
+    if (k == P_LP && attr_float(n, "p", 2) <= 0)
+        return diag_error(d, n, "p must be positive");
+    int64_t dims[KD_MAX_RANK];
+    dims[0] = P.N;
+    dims[1] = P.C;
+    for (int i = 0; i < P.S; i++)
+        dims[i + 2] = P.out[i];
+    value_set_shape(node_out(g, n, 0), x->dtype, x->rank, dims);
+    Value *ix = node_out(g, n, 1);
+    if (ix) {
+        if (k != P_MAX)
+            return diag_error(d, n, "only MaxPool has a second output");
+        value_set_shape(ix, DT_INT64, x->rank, dims);
+    }
+    return 0;
+}
+
+static void w_table(Writer *w, const char *name, int i, const int64_t *v, int64_t n)
+{
+    w_printf(w, "static const int64_t %s%d[%" PRId64 "] = {", name, i, n);
+    for (int64_t j = 0; j < n; j++)
+        w_printf(w, "%s%" PRId64, j ? ", " : "", v[j]);
+    w_puts(w, "};\n");
+}
+
+static int emit_pool(Emitter *e, const Node *n, Diag *d)
+{
+    const Value *x = node_in(e->g, n, 0);
+    Writer *w = e->w;
+    enum PKind kind = pool_kind(n);
+    PoolP P;
+    if (pool_params(n, x, &P, d))
+        return -1;
+    FT f;
+    if (ft_init(e, n, x->dtype, kind == P_MAX, &f, d))
+        return -1;
+    int has_idx = node_out(e->g, n, 1) != NULL;
+    int col_major = (int)attr_int(n, "storage_order", 0) == 1;
+    int incl = (int)attr_int(n, "count_include_pad", 0);
+    double p = attr_float(n, "p", 2);
+    int S = P.S;
+    int64_t insz = 1, outsz = 1;
+    for (int i = 0; i < S; i++) {
+        insz *= P.in[i];
+        outsz *= P.out[i];
+    }
+    if (P.N * P.C * outsz == 0)
+        return 0;
+    /* row-major strides of the input's spatial dims, and column-major ones for Indices */
+    int64_t xst[KD_MAX_RANK], cst[KD_MAX_RANK], ost[KD_MAX_RANK];
+    shape_strides(S, P.in, xst);
+    shape_strides(S, P.out, ost);
+    for (int64_t i = 0, c = 1; i < S; i++) {
+        cst[i] = c;
+        c *= P.in[i];
+    }
+
+    /* window tables */
+    int whole[KD_MAX_RANK], cnt_whole[KD_MAX_RANK];
+    for (int i = 0; i < S; i++) {
+        int64_t *kb = arena_array(e->g->arena, (size_t)P.out[i], sizeof *kb);
+        int64_t *ke = arena_array(e->g->arena, (size_t)P.out[i], sizeof *ke);
+        int64_t *cn = arena_array(e->g->arena, (size_t)P.out[i], sizeof *cn);
+        if (!kb || !ke || !cn)
+            return diag_error(d, n, "out of memory");
+        whole[i] = cnt_whole[i] = 1;
+        for (int64_t o = 0; o < P.out[i]; o++) {
+            int64_t start = o * P.s[i] - P.pb[i];
+            int64_t b = start >= 0 ? 0 : (-start + P.dil[i] - 1) / P.dil[i];
+            int64_t lim = P.in[i] - 1 - start;
+            int64_t en = lim < 0 ? 0 : lim / P.dil[i] + 1;
+            if (en > P.k[i])
+                en = P.k[i];
+            if (en < b)
+                en = b;
+            int64_t lim2 = P.in[i] + P.pe[i] - 1 - start;
+            int64_t c = lim2 < 0 ? 0 : lim2 / P.dil[i] + 1;
+            if (c > P.k[i])
+                c = P.k[i];
+            kb[o] = b;
+            ke[o] = en;
+            cn[o] = c;
+            if (b != 0 || en != P.k[i])
+                whole[i] = 0;
+            if (c != P.k[i])
+                cnt_whole[i] = 0;
+        }
+        if (!whole[i]) {
+            w_table(w, "kb", i, kb, P.out[i]);
+            w_table(w, "ke", i, ke, P.out[i]);
+        }
+        if (kind == P_AVG && incl && !cnt_whole[i])
+            w_table(w, "cn", i, cn, P.out[i]);
+    }
+
+    em_for(w, "nc", P.N * P.C);
+    w_line(w, "const %s *restrict xp = x0 + nc * %" PRId64 ";", f.ct, insz);
+    for (int i = 0; i < S; i++) {
+        char var[8];
+        snprintf(var, sizeof var, "o%d", i);
+        em_for(w, var, P.out[i]);
+        w_line(w, "const int64_t s%d = o%d * %" PRId64 " - %" PRId64 ";", i, i, P.s[i], P.pb[i]);
+    }
+    w_line(w, "const int64_t yi = nc * %" PRId64 "%s", outsz, S ? "" : ";");
+    for (int i = 0; i < S; i++)
+        w_printf(w, "    + o%d * %" PRId64 "%s\n", i, ost[i], i == S - 1 ? ";" : "");
+    /* accumulator */
+    if (kind == P_MAX) {
+        w_printf(w, "%s a = %s;\n", f.acc, f.is_float ? "-INFINITY" : int_min_of(x->dtype));
+        if (has_idx)
+            w_line(w, "int64_t ai = -1;");
+    } else {
+        w_printf(w, "%s a = ", f.acc);
+        em_literal(w, f.adt, 0);
+        w_puts(w, ";\n");
+    }
+    for (int i = 0; i < S; i++) {
+        if (whole[i])
+            w_open(w, "for (int64_t k%d = 0; k%d < %" PRId64 "; ++k%d)", i, i, P.k[i], i);
+        else
+            w_open(w, "for (int64_t k%d = kb%d[o%d]; k%d < ke%d[o%d]; ++k%d)", i, i, i, i, i, i, i);
+        w_line(w, "const int64_t p%d = s%d + k%d * %" PRId64 ";", i, i, i, P.dil[i]);
+    }
+    w_puts(w, "const int64_t xi = 0");
+    for (int i = 0; i < S; i++)
+        w_printf(w, " + p%d * %" PRId64, i, xst[i]);
+    w_puts(w, ";\n");
+    w_line(w, "const %s v = %s(xp[xi]);", f.acc, f.ld);
+    switch (kind) {
+    case P_MAX:
+        if (has_idx) {
+            w_open(w, "if (v > a)");
+            w_line(w, "a = v;");
+            if (col_major) {
+                w_puts(w, "ai = nc * ");
+                w_int64(w, insz);
+                for (int i = 0; i < S; i++)
+                    w_printf(w, " + p%d * %" PRId64, i, cst[i]);
+                w_puts(w, ";\n");
+            } else {
+                w_line(w, "ai = nc * %" PRId64 " + xi;", insz);
+            }
+            w_close(w);
+        } else {
+            w_line(w, "a = v > a ? v : a;");
+        }
+        break;
+    case P_AVG:
+        w_line(w, "a += v;");
+        break;
+    case P_LP:
+        if (p == 1)
+            w_line(w, "a += fabs%s(v);", f.fs);
+        else if (p == 2)
+            w_line(w, "a += v * v;");
+        else {
+            w_printf(w, "a += pow%s(fabs%s(v), ", f.fs, f.fs);
+            em_literal(w, f.adt, p);
+            w_puts(w, ");\n");
+        }
+        break;
+    }
+    em_close(w, S);
+    switch (kind) {
+    case P_MAX:
+        w_line(w, "y0[yi] = %s(a);", f.st);
+        if (has_idx)
+            w_line(w, "y1[yi] = ai;");
+        break;
+    case P_AVG: {
+        int64_t cconst = 1;
+        int all_const = 1;
+        for (int i = 0; i < S; i++) {
+            if ((incl && cnt_whole[i]) || (!incl && whole[i]))
+                cconst *= P.k[i];
+            else
+                all_const = 0;
+        }
+        w_printf(w, "y0[yi] = %s(a / ", f.st);
+        if (all_const) {
+            em_literal(w, f.adt, (double)cconst);
+        } else {
+            w_printf(w, "(%s)(%" PRId64, f.acc, cconst);
+            for (int i = 0; i < S; i++) {
+                if (incl && !cnt_whole[i])
+                    w_printf(w, " * cn%d[o%d]", i, i);
+                else if (!incl && !whole[i])
+                    w_printf(w, " * (ke%d[o%d] - kb%d[o%d])", i, i, i, i);
+            }
+            w_puts(w, ")");
+        }
+        w_puts(w, ");\n");
+        break;
+    }
+    case P_LP:
+        if (p == 1)
+            w_line(w, "y0[yi] = %s(a);", f.st);
+        else if (p == 2)
+            w_line(w, "y0[yi] = %s(sqrt%s(a));", f.st, f.fs);
+        else {
+            w_printf(w, "y0[yi] = %s(pow%s(a, ", f.st, f.fs);
+            em_literal(w, f.adt, 1.0 / p);
+            w_puts(w, "));\n");
+        }
+        break;
+    }
+    em_close(w, S + 1);
+    return 0;
+}
+
+static const OpDef op_maxpool = {
+    .name = "MaxPool", .domain = "", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 2,
+    .infer = infer_pool, .emit = emit_pool,
+    .summary = "max over sliding windows (pads, strides, dilations, ceil_mode, Indices)",
+};
+
+static const OpDef op_averagepool = {
+    .name = "AveragePool", .domain = "", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_pool, .emit = emit_pool,
+    .summary = "mean over sliding windows (count_include_pad, ceil_mode, dilations)",
+};
+
+static const OpDef op_lppool = {
+    .name = "LpPool", .domain = "", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_pool, .emit = emit_pool,
+    .summary = "p-norm over sliding windows",
+};
+
+/* ---------------------------------------------------------------- global pools */
+
+static int infer_global(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d);
+    if (!x)
+        return -1;
+    if (x->rank < 2)
+        return diag_error(d, n, "input must have rank >= 2 (N, C, spatial...), got rank %d", x->rank);
+    if (!dtype_is_float(x->dtype) && x->dtype != DT_FLOAT16 && x->dtype != DT_BFLOAT16)
+        return err_dtype(d, n, n->op_type, x->dtype);
+    int64_t dims[KD_MAX_RANK];
+    for (int i = 0; i < x->rank; i++)
+        dims[i] = i < 2 ? x->dims[i] : 1;
+    value_set_shape(node_out(g, n, 0), x->dtype, x->rank, dims);
+    return 0;
+}
+
+static int emit_global(Emitter *e, const Node *n, Diag *d)
+{
+    const Value *x = node_in(e->g, n, 0);
+    Writer *w = e->w;
+    int is_max = strcmp(n->op_type, "GlobalMaxPool") == 0;
+    FT f;
+    if (ft_init(e, n, x->dtype, 0, &f, d))
+        return -1;
+    int64_t nc = x->dims[0] * x->dims[1], sp = 1;
+    for (int i = 2; i < x->rank; i++)
+        sp *= x->dims[i];
+    if (nc == 0)
+        return 0;
+    em_for(w, "c", nc);
+    w_printf(w, "%s a = ", f.acc);
+    if (is_max)
+        w_puts(w, "-INFINITY");
+    else
+        em_literal(w, f.adt, 0);
+    w_puts(w, ";\n");
+    em_for(w, "i", sp);
+    w_line(w, "const %s v = %s(x0[c * %" PRId64 " + i]);", f.acc, f.ld, sp);
+    if (is_max)
+        w_line(w, "a = v > a ? v : a;");
+    else
+        w_line(w, "a += v;");
+    w_close(w);
+    if (is_max) {
+        w_line(w, "y0[c] = %s(a);", f.st);
+    } else {
+        w_printf(w, "y0[c] = %s(a / ", f.st);
+        em_literal(w, f.adt, (double)sp);
+        w_puts(w, ");\n");
+    }
+    w_close(w);
+    return 0;
+}
+
+static const OpDef op_globalavg = {
+    .name = "GlobalAveragePool", .domain = "", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_global, .emit = emit_global,
+    .summary = "mean over all spatial positions",
+};
+
+static const OpDef op_globalmax = {
+    .name = "GlobalMaxPool", .domain = "", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_global, .emit = emit_global,
+    .summary = "max over all spatial positions",
+};
+
+/* ---------------------------------------------------------------- LpNormalization */
+
+static int infer_lpnorm(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d);
+    if (!x)
+        return -1;
+    if (!dtype_is_float(x->dtype) && x->dtype != DT_FLOAT16 && x->dtype != DT_BFLOAT16)
+        return err_dtype(d, n, n->op_type, x->dtype);
+    if (norm_axis(d, n, attr_int(n, "axis", -1), x->rank) < 0)
+        return -1;
+    int64_t p = attr_int(n, "p", 2);
+    if (p != 1 && p != 2)
+        return diag_error(d, n, "p must be 1 or 2, got %lld", (long long)p);
+    value_set_shape(node_out(g, n, 0), x->dtype, x->rank, x->dims);
+    return 0;
+}
+
+static int emit_lpnorm(Emitter *e, const Node *n, Diag *d)
+{
+    const Value *x = node_in(e->g, n, 0);
+    Writer *w = e->w;
+    FT f;
+    if (ft_init(e, n, x->dtype, 0, &f, d))
+        return -1;
+    int ax = norm_axis(d, n, attr_int(n, "axis", -1), x->rank);
+    if (ax < 0)
+        return -1;
+    int p = (int)attr_int(n, "p", 2);
+    int64_t outer = 1, len = x->rank ? x->dims[ax] : 1, inner = 1;
+    for (int i = 0; i < ax; i++)
+        outer *= x->dims[i];
+    for (int i = ax + 1; i < x->rank; i++)
+        inner *= x->dims[i];
+    if (outer * len * inner == 0)
+        return 0;
+    em_for(w, "o", outer);
+    em_for(w, "i", inner);
+    w_line(w, "const int64_t b = o * %" PRId64 " + i;", len * inner);
+    w_printf(w, "%s s = ", f.acc);
+    em_literal(w, f.adt, 0);
+    w_puts(w, ";\n");
+    em_for(w, "k", len);
+    w_line(w, "const %s v = %s(x0[b + k * %" PRId64 "]);", f.acc, f.ld, inner);
+    if (p == 1)
+        w_line(w, "s += fabs%s(v);", f.fs);
+    else
+        w_line(w, "s += v * v;");
+    w_close(w);
+    if (p == 2)
+        w_line(w, "s = sqrt%s(s);", f.fs);
+    em_for(w, "k", len);
+    w_line(w, "y0[b + k * %" PRId64 "] = %s(%s(x0[b + k * %" PRId64 "]) / s);", inner, f.st, f.ld, inner);
+    w_close(w);
+    em_close(w, 2);
+    return 0;
+}
+
+static const OpDef op_lpnorm = {
+    .name = "LpNormalization", .domain = "", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_lpnorm, .emit = emit_lpnorm,
+    .summary = "x divided by its L1 or L2 norm along an axis",
+};
+
+const OpDef *const ops_pool[] = {
+    &op_maxpool, &op_averagepool, &op_lppool, &op_globalavg, &op_globalmax, &op_lpnorm, NULL,
+};
