@@ -52,10 +52,15 @@ Value *need_const_input(Graph *g, const Node *n, int i, const char *what, Diag *
     if (!v)
         return NULL;
     if (!value_is_const(v)) {
-        diag_error(d, n, "input '%s' (%s) must be a constant to give static shapes; bind it with --const %s=FILE",
-                   v->name, what, v->name);
-        if (v->role == VR_INPUT && !d->need_const[0])
-            snprintf(d->need_const, sizeof d->need_const, "%s", v->name);
+        if (v->role == VR_INPUT) {
+            diag_error(d, n, "input '%s' (%s) must be a constant to give static shapes; bind it with --const %s=FILE",
+                       v->name, what, v->name);
+            if (!d->need_const[0])
+                snprintf(d->need_const, sizeof d->need_const, "%s", v->name);
+        } else {
+            diag_unsupported(d, n, "input '%s' (%s) is computed at run time; kdcc needs it constant for static shapes",
+                             v->name, what);
+        }
         return NULL;
     }
     return v;
