@@ -922,16 +922,34 @@ int onnx_read_tensor_file(Arena *a, const char *path, Tensor *t, Diag *d)
     if (slurp(path, DEFAULT_MAX_MODEL_BYTES, &buf, &len, d))
         goto out;
     Onnx__TensorProto *tp = len ? onnx__tensor_proto__unpack(NULL, len, buf) : NULL;
+    /* SequenceProto/OptionalProto start with their name (field 1, length-delimited) and
+     * keep tensors in field 3: a TensorProto reader sees packed dims and a segment. */
+    int seq_like = len && buf[0] == 0x0a;
     free(buf);
     if (!tp) {
         diag_error(d, NULL, "not a valid ONNX tensor (%s)", len ? "protobuf decoding failed: truncated or corrupt" : "empty file");
         goto out;
     }
-    Ctx c = {.a = a, .g = NULL, .d = d, .path = path};
+    Diag td;
+    diag_init(&td, path);
+    Ctx c = {.a = a, .g = NULL, .d = &td, .path = path};
     char what[300];
     snprintf(what, sizeof what, "tensor '%.250s'", tp->name ? tp->name : "");
-    rc = decode_tensor(&c, tp, t, tp->name && tp->name[0] ? what : "tensor", NULL);
+    if (tp->segment && seq_like)
+        rc = -1;
+    else
+        rc = decode_tensor(&c, tp, t, tp->name && tp->name[0] ? what : "tensor", NULL);
     onnx__tensor_proto__free_unpacked(tp, NULL);
+    if (rc && seq_like)
+        diag_unsupported(d, NULL, "not a tensor: the file looks like a sequence or optional value (SequenceProto/OptionalProto); only tensors are supported");
+    else if (rc) {
+        size_t pl = strlen(path) + 2; /* td.msg starts with "path: " */
+        const char *m = strlen(td.msg) > pl ? td.msg + pl : td.msg;
+        if (td.unsupported)
+            diag_unsupported(d, NULL, "%s", m);
+        else
+            diag_error(d, NULL, "%s", m);
+    }
 out:
     d->file = saved; /* a message, if any, already carries the tensor file's name */
     return rc;

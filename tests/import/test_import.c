@@ -785,6 +785,10 @@ static void test_bad_files(void)
     CHECK(d.file && strcmp(d.file, "model.onnx") == 0);
     diag_init(&d, NULL);
     CHECK(onnx_read_tensor_file(&a, tmp_path("nope.pb"), &t, &d) != 0 && strstr(d.msg, "nope.pb"));
+    /* a sequence value is not a tensor */
+    snprintf(path, sizeof path, "%s/test_identity_sequence/test_data_set_0/input_0.pb", NODE);
+    diag_init(&d, NULL);
+    CHECK(onnx_read_tensor_file(&a, path, &t, &d) != 0 && d.unsupported && strstr(d.msg, "sequence or optional"));
     arena_free(&a);
 }
 
