@@ -247,8 +247,6 @@ static void w_identity(Writer *w, enum RKind k, const RT *r)
             w_puts(w, int_limit(r->adt, k == R_MIN));
     } else if (k == R_PROD) {
         em_literal(w, r->adt, 1);
-    } else if (k == R_LSE) {
-        w_puts(w, "-INFINITY");
     } else {
         em_literal(w, r->adt, 0);
     }
@@ -334,8 +332,10 @@ static int emit_reduce(Emitter *e, const Node *n, Diag *d)
     if (rt_init(e, n, k, x->dtype, &r, d))
         return -1;
     int64_t ny = value_numel(y), nx = value_numel(x);
-    if (ny == 0)
+    if (ny == 0) {
+        w_line(w, "(void)x0; (void)y0; /* no elements */");
         return 0;
+    }
     if (noop) {
         w_line(w, "memcpy(y0, x0, sizeof(%s) * %" PRId64 ");", r.ct, nx);
         return 0;
@@ -343,12 +343,13 @@ static int emit_reduce(Emitter *e, const Node *n, Diag *d)
     int64_t count = ny ? nx / ny : 0;
     if (nx == 0) {
         /* empty reduction: every output is the identity, finalised */
+        w_line(w, "(void)x0; /* no elements */");
         em_for(w, "i", ny);
         w_printf(w, "const %s a = ", r.acc);
         w_identity(w, k, &r);
         w_puts(w, ";\n");
         if (k == R_LSE)
-            w_line(w, "const %s m = a;", r.acc);
+            w_line(w, "const %s m = -INFINITY;", r.acc);
         w_puts(w, "y0[i] = ");
         w_final(w, k, &r, "a", 0);
         w_puts(w, ";\n");
@@ -422,7 +423,7 @@ static int emit_reduce(Emitter *e, const Node *n, Diag *d)
     w_puts(w, ";\n");
     for (int pass = k == R_LSE ? 0 : 1; pass < 2; pass++) {
         const char *acc = pass == 0 ? "m" : "a";
-        w_printf(w, "%s%s %s = ", pass == 0 ? "" : "", r.acc, acc);
+        w_printf(w, "%s %s = ", r.acc, acc);
         w_identity(w, pass == 0 ? R_MAX : k, &r);
         w_puts(w, ";\n");
         for (int a = 0; a < G.n; a++) {
