@@ -1,4 +1,605 @@
-/* gemm operators (see ops.h). */
+/* Linear algebra operators: MatMul (numpy semantics), Gemm, Einsum.
+ *
+ * Emission keeps the innermost loop contiguous so the C compiler vectorises it:
+ * matrix products run in i-k-j order (a scalar of A times a row of B added into a
+ * row of Y). float16/bfloat16 are computed through a float accumulator. */
 #include "compiler/ops/ops.h"
 
-const OpDef *const ops_gemm[] = {NULL};
+#include <inttypes.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- shared */
+
+/* Element types the matrix operators compute with. */
+static int la_dtype_ok(DType t)
+{
+    switch (t) {
+    case DT_FLOAT: case DT_DOUBLE: case DT_FLOAT16: case DT_BFLOAT16:
+    case DT_INT32: case DT_INT64: case DT_UINT32: case DT_UINT64:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int is_half(DType t) { return t == DT_FLOAT16 || t == DT_BFLOAT16; }
+
+/* How to read an element of dtype t as the accumulator type, and write one back. */
+static const char *ld_fn(Emitter *e, DType t)
+{
+    if (t == DT_FLOAT16) {
+        e->prelude |= PRE_HALF;
+        return "kd_h2f";
+    }
+    if (t == DT_BFLOAT16) {
+        e->prelude |= PRE_BF16;
+        return "kd_bf2f";
+    }
+    return "";
+}
+static const char *st_fn(Emitter *e, DType t)
+{
+    if (t == DT_FLOAT16) {
+        e->prelude |= PRE_HALF;
+        return "kd_f2h";
+    }
+    if (t == DT_BFLOAT16) {
+        e->prelude |= PRE_BF16;
+        return "kd_f2bf";
+    }
+    return "";
+}
+/* accumulator C type */
+static const char *acc_ctype(DType t)
+{
+    return is_half(t) ? "float" : dtype_ctype(t);
+}
+
+/* A pseudo-value holding only a shape, for em_broadcast_loops over batch dims. */
+static void shape_value(Value *v, int rank, const int64_t *dims)
+{
+    memset(v, 0, sizeof *v);
+    v->rank = rank;
+    for (int i = 0; i < rank; i++)
+        v->dims[i] = dims[i];
+}
+
+/* Emit Y[M,N] (=|+=) A[M,K] * B[K,N] with given element strides, into the row
+ * pointers yb/ab/bb already declared by the caller. A(m,k) = ab[m*am + k*ak],
+ * B(k,n) = bb[k*bk + n*bn], Y(m,n) = yb[m*N + n]. `alpha` (may be NULL) scales A.
+ * If `init_zero`, Y is set to zero first (else it already holds the bias).
+ * Float/int types only (not half). */
+static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
+                           int64_t am, int64_t ak, int64_t bk, int64_t bn,
+                           int init_zero, const double *alpha)
+{
+    Writer *w = e->w;
+    const char *ct = dtype_ctype(t);
+    if (bn != 1 && N > 1 && bk == 1) {
+        /* B is transposed (rows of B^T contiguous in k): dot products over k */
+        em_for(w, "m", M);
+        em_for(w, "n", N);
+        w_line(w, "%s acc = 0;", ct);
+        em_for(w, "k", K);
+        w_line(w, "acc += ab[m * %" PRId64 " + k * %" PRId64 "] * bb[n * %" PRId64 " + k];", am, ak, bn);
+        w_close(w);
+        w_puts(w, "yb[m * ");
+        w_printf(w, "%" PRId64 " + n] %s ", N, init_zero ? "=" : "+=");
+        if (alpha) {
+            em_literal(w, t, *alpha);
+            w_puts(w, " * ");
+        }
+        w_puts(w, "acc;\n");
+        w_close(w);
+        w_close(w);
+        return;
+    }
+    if (N == 1) {
+        /* matrix-vector: dot products */
+        em_for(w, "m", M);
+        w_line(w, "%s acc = 0;", ct);
+        em_for(w, "k", K);
+        w_line(w, "acc += ab[m * %" PRId64 " + k * %" PRId64 "] * bb[k * %" PRId64 "];", am, ak, bk);
+        w_close(w);
+        w_printf(w, "yb[m] %s ", init_zero ? "=" : "+=");
+        if (alpha) {
+            em_literal(w, t, *alpha);
+            w_puts(w, " * ");
+        }
+        w_puts(w, "acc;\n");
+        w_close(w);
+        return;
+    }
+    em_for(w, "m", M);
+    w_line(w, "%s *restrict yr = yb + m * %" PRId64 ";", ct, N);
+    if (init_zero) {
+        em_for(w, "n", N);
+        w_line(w, "yr[n] = 0;");
+        w_close(w);
+    }
+    em_for(w, "k", K);
+    w_printf(w, "const %s a = ", ct);
+    if (alpha) {
+        em_literal(w, t, *alpha);
+        w_puts(w, " * ");
+    }
+    w_printf(w, "ab[m * %" PRId64 " + k * %" PRId64 "];\n", am, ak);
+    w_line(w, "const %s *restrict br = bb + k * %" PRId64 ";", ct, bk);
+    em_for(w, "n", N);
+    if (bn == 1)
+        w_line(w, "yr[n] += a * br[n];");
+    else
+        w_line(w, "yr[n] += a * br[n * %" PRId64 "];", bn);
+    w_close(w);
+    w_close(w);
+    w_close(w);
+}
+
+/* ---------------------------------------------------------------- MatMul */
+
+static int infer_matmul(Graph *g, Node *n, Diag *d)
+{
+    Value *a = need_input(g, n, 0, d), *b = a ? need_input(g, n, 1, d) : NULL;
+    if (!b)
+        return -1;
+    if (a->dtype != b->dtype)
+        return diag_error(d, n, "inputs have different element types (%s and %s)", dtype_name(a->dtype), dtype_name(b->dtype));
+    if (a->rank < 1 || b->rank < 1)
+        return diag_error(d, n, "MatMul inputs must have rank >= 1 (got %d and %d)", a->rank, b->rank);
+    int64_t ka = a->dims[a->rank - 1];
+    int64_t kb = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2];
+    char sa[128], sb[128];
+    if (ka != kb)
+        return diag_error(d, n, "shapes %s and %s do not fit for MatMul (inner dims %lld and %lld)",
+                          value_type_str(a, sa, sizeof sa), value_type_str(b, sb, sizeof sb), (long long)ka, (long long)kb);
+    int ra = a->rank > 2 ? a->rank - 2 : 0, rb = b->rank > 2 ? b->rank - 2 : 0;
+    int r;
+    int64_t dims[KD_MAX_RANK];
+    if (broadcast_shapes(ra, a->dims, rb, b->dims, &r, dims))
+        return diag_error(d, n, "batch dims of %s and %s do not broadcast",
+                          value_type_str(a, sa, sizeof sa), value_type_str(b, sb, sizeof sb));
+    if (a->rank > 1)
+        dims[r++] = a->dims[a->rank - 2];
+    if (b->rank > 1)
+        dims[r++] = b->dims[b->rank - 1];
+    value_set_shape(node_out(g, n, 0), a->dtype, r, dims);
+    return 0;
+}
+
+static int emit_matmul(Emitter *e, const Node *n, Diag *d)
+{
+    Writer *w = e->w;
+    const Value *a = node_in(e->g, n, 0), *b = node_in(e->g, n, 1), *y = node_out(e->g, n, 0);
+    DType t = a->dtype;
+    if (!la_dtype_ok(t))
+        return err_dtype(d, n, "MatMul", t);
+    int64_t M = a->rank > 1 ? a->dims[a->rank - 2] : 1;
+    int64_t K = a->dims[a->rank - 1];
+    int64_t N = b->rank > 1 ? b->dims[b->rank - 1] : 1;
+    int ra = a->rank > 2 ? a->rank - 2 : 0, rb = b->rank > 2 ? b->rank - 2 : 0;
+    int ry = y->rank - (a->rank > 1) - (b->rank > 1);
+    Value va, vb, vy;
+    shape_value(&va, ra, a->dims);
+    shape_value(&vb, rb, b->dims);
+    shape_value(&vy, ry, y->dims);
+    if (value_numel(y) == 0)
+        return 0;
+    if (K == 0) {
+        em_for(w, "i", value_numel(y));
+        w_line(w, "y0[i] = 0;");
+        w_close(w);
+        return 0;
+    }
+    const Value *ins[2] = {&va, &vb};
+    int k = em_broadcast_loops(w, &vy, ins, 2);
+    const char *ct = dtype_ctype(t);
+    w_line(w, "%s *restrict yb = y0 + i * %" PRId64 ";", ct, M * N);
+    w_line(w, "const %s *restrict ab = x0 + j0 * %" PRId64 ";", ct, M * K);
+    w_line(w, "const %s *restrict bb = x1 + j1 * %" PRId64 ";", ct, K * N);
+    if (is_half(t)) {
+        const char *ld = ld_fn(e, t), *st = st_fn(e, t);
+        em_for(w, "m", M);
+        em_for(w, "n", N);
+        w_line(w, "float acc = 0.0f;");
+        em_for(w, "k", K);
+        w_line(w, "acc += %s(ab[m * %" PRId64 " + k]) * %s(bb[k * %" PRId64 " + n]);", ld, K, ld, N);
+        w_close(w);
+        w_line(w, "yb[m * %" PRId64 " + n] = %s(acc);", N, st);
+        w_close(w);
+        w_close(w);
+    } else {
+        emit_mm_kernel(e, t, M, N, K, K, 1, N, 1, 1, NULL);
+    }
+    em_close(w, k);
+    return 0;
+}
+
+static const OpDef op_matmul = {
+    .name = "MatMul", .domain = "", .since = 1,
+    .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_matmul, .emit = emit_matmul,
+    .summary = "matrix product with numpy semantics (1-D promotion, batch broadcasting)",
+};
+
+/* ---------------------------------------------------------------- Gemm */
+
+static int infer_gemm(Graph *g, Node *n, Diag *d)
+{
+    Value *a = need_input(g, n, 0, d), *b = a ? need_input(g, n, 1, d) : NULL;
+    if (!b)
+        return -1;
+    Value *c = node_in(g, n, 2);
+    if (c && !value_shape_known(c))
+        return diag_error(d, n, "the shape of input '%s' is not known", c->name);
+    if (a->dtype != b->dtype || (c && c->dtype != a->dtype))
+        return diag_error(d, n, "inputs have different element types");
+    if (a->rank != 2 || b->rank != 2)
+        return diag_error(d, n, "Gemm inputs A and B must be 2-D (got rank %d and %d)", a->rank, b->rank);
+    int ta = attr_int(n, "transA", 0) != 0, tb = attr_int(n, "transB", 0) != 0;
+    int64_t M = ta ? a->dims[1] : a->dims[0], K = ta ? a->dims[0] : a->dims[1];
+    int64_t Kb = tb ? b->dims[1] : b->dims[0], N = tb ? b->dims[0] : b->dims[1];
+    if (K != Kb)
+        return diag_error(d, n, "inner dims of A and B do not match (%lld and %lld)", (long long)K, (long long)Kb);
+    if (c) {
+        if (c->rank > 2)
+            return diag_error(d, n, "C must have rank <= 2 (got %d)", c->rank);
+        int64_t c0 = c->rank == 2 ? c->dims[0] : 1, c1 = c->rank >= 1 ? c->dims[c->rank - 1] : 1;
+        if ((c0 != 1 && c0 != M) || (c1 != 1 && c1 != N))
+            return diag_error(d, n, "C of shape [%lld,%lld] does not broadcast to [%lld,%lld]",
+                              (long long)c0, (long long)c1, (long long)M, (long long)N);
+    }
+    int64_t dims[2] = {M, N};
+    value_set_shape(node_out(g, n, 0), a->dtype, 2, dims);
+    return 0;
+}
+
+static int emit_gemm(Emitter *e, const Node *n, Diag *d)
+{
+    Writer *w = e->w;
+    const Value *a = node_in(e->g, n, 0), *c = node_in(e->g, n, 2);
+    DType t = a->dtype;
+    if (!la_dtype_ok(t))
+        return err_dtype(d, n, "Gemm", t);
+    int ta = attr_int(n, "transA", 0) != 0, tb = attr_int(n, "transB", 0) != 0;
+    double alpha = attr_float(n, "alpha", 1.0), beta = attr_float(n, "beta", 1.0);
+    const Value *y = node_out(e->g, n, 0);
+    int64_t M = y->dims[0], N = y->dims[1], K = ta ? a->dims[0] : a->dims[1];
+    int64_t am = ta ? 1 : K, ak = ta ? M : 1, bk = tb ? 1 : N, bn = tb ? K : 1;
+    if (M * N == 0)
+        return 0;
+    int64_t cm = 0, cn = 0;
+    if (c) {
+        int64_t c0 = c->rank == 2 ? c->dims[0] : 1, c1 = c->rank >= 1 ? c->dims[c->rank - 1] : 1;
+        cn = (c1 == 1) ? 0 : 1;
+        cm = (c0 == 1) ? 0 : c1;
+    }
+    int use_c = c && beta != 0.0;
+    const char *ct = dtype_ctype(t);
+    if (is_half(t)) {
+        const char *ld = ld_fn(e, t), *st = st_fn(e, t);
+        em_for(w, "m", M);
+        em_for(w, "n", N);
+        w_line(w, "float acc = 0.0f;");
+        em_for(w, "k", K);
+        w_line(w, "acc += %s(x0[m * %" PRId64 " + k * %" PRId64 "]) * %s(x1[k * %" PRId64 " + n * %" PRId64 "]);",
+               ld, am, ak, ld, bk, bn);
+        w_close(w);
+        w_printf(w, "y0[m * %" PRId64 " + n] = %s(", N, st);
+        w_float(w, (float)alpha);
+        w_puts(w, " * acc");
+        if (use_c) {
+            w_puts(w, " + ");
+            w_float(w, (float)beta);
+            w_printf(w, " * %s(x2[m * %" PRId64 " + n * %" PRId64 "])", ld, cm, cn);
+        }
+        w_puts(w, ");\n");
+        w_close(w);
+        w_close(w);
+        return 0;
+    }
+    /* Y = beta*C first, then Y += (alpha*A) B */
+    if (use_c) {
+        em_for(w, "m", M);
+        em_for(w, "n", N);
+        w_printf(w, "y0[m * %" PRId64 " + n] = ", N);
+        if (beta != 1.0) {
+            em_literal(w, t, beta);
+            w_puts(w, " * ");
+        }
+        w_printf(w, "x2[m * %" PRId64 " + n * %" PRId64 "];\n", cm, cn);
+        w_close(w);
+        w_close(w);
+    }
+    if (K == 0) {
+        if (!use_c) {
+            em_for(w, "i", M * N);
+            w_line(w, "y0[i] = 0;");
+            w_close(w);
+        }
+        return 0;
+    }
+    w_line(w, "%s *yb = y0;", ct);
+    w_line(w, "const %s *restrict ab = x0;", ct);
+    w_line(w, "const %s *restrict bb = x1;", ct);
+    emit_mm_kernel(e, t, M, N, K, am, ak, bk, bn, !use_c, alpha != 1.0 ? &alpha : NULL);
+    return 0;
+}
+
+static const OpDef op_gemm = {
+    .name = "Gemm", .domain = "", .since = 1,
+    .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_gemm, .emit = emit_gemm,
+    .summary = "alpha * op(A) op(B) + beta * C",
+};
+
+/* ---------------------------------------------------------------- Einsum */
+
+#define EIN_MAX_LABELS (52 + KD_MAX_RANK)
+#define EIN_MAX_INPUTS 16
+
+/* A parsed equation: per input and the output, the label id of each dim.
+ * Letters are 0..51 (A-Z then a-z: ASCII order); ellipsis dims are 52+j. */
+typedef struct Einsum {
+    int nin;
+    int rank[EIN_MAX_INPUTS];
+    int lab[EIN_MAX_INPUTS][KD_MAX_RANK];
+    int orank;
+    int olab[KD_MAX_RANK];
+    int64_t size[EIN_MAX_LABELS];
+} Einsum;
+
+static int letter_id(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return 26 + (c - 'a');
+    return -1;
+}
+
+/* Parse one term (no spaces) into labels; ell_rank dims for "..." (with erank total
+ * ellipsis dims, right-aligned). Returns count or -1. */
+static int parse_term(const char *s, size_t len, int ell_rank, int erank, int *lab, int max, int *has_ell)
+{
+    int r = 0;
+    *has_ell = 0;
+    for (size_t i = 0; i < len;) {
+        if (s[i] == '.') {
+            if (i + 2 >= len || s[i + 1] != '.' || s[i + 2] != '.' || *has_ell)
+                return -1;
+            *has_ell = 1;
+            for (int j = 0; j < ell_rank; j++) {
+                if (r >= max)
+                    return -1;
+                lab[r++] = 52 + (erank - ell_rank) + j;
+            }
+            i += 3;
+            continue;
+        }
+        int id = letter_id(s[i]);
+        if (id < 0 || r >= max)
+            return -1;
+        lab[r++] = id;
+        i++;
+    }
+    return r;
+}
+
+static int count_letters(const char *s, size_t len, int *has_ell)
+{
+    int c = 0;
+    *has_ell = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '.')
+            *has_ell = 1;
+        else
+            c++;
+    }
+    return c;
+}
+
+static int einsum_parse(const Graph *g, const Node *n, Einsum *es, Diag *d)
+{
+    const char *eq0 = attr_string(n, "equation", NULL);
+    if (!eq0)
+        return diag_error(d, n, "attribute 'equation' is missing");
+    /* strip spaces */
+    char eq[512];
+    size_t L = 0;
+    for (const char *p = eq0; *p; p++) {
+        if (*p == ' ' || *p == '\t')
+            continue;
+        if (L + 1 >= sizeof eq)
+            return diag_unsupported(d, n, "equation is too long");
+        eq[L++] = *p;
+    }
+    eq[L] = 0;
+    const char *arrow = strstr(eq, "->");
+    size_t lhs_len = arrow ? (size_t)(arrow - eq) : L;
+    memset(es, 0, sizeof *es);
+    es->nin = n->ninputs;
+    if (es->nin > EIN_MAX_INPUTS)
+        return diag_unsupported(d, n, "Einsum with more than %d inputs", EIN_MAX_INPUTS);
+    /* split the lhs on commas; first pass: ellipsis ranks */
+    const char *terms[EIN_MAX_INPUTS];
+    size_t tlen[EIN_MAX_INPUTS];
+    int nt = 0;
+    size_t st = 0;
+    for (size_t i = 0; i <= lhs_len; i++) {
+        if (i == lhs_len || eq[i] == ',') {
+            if (nt >= EIN_MAX_INPUTS)
+                return diag_error(d, n, "equation '%s' has too many terms", eq0);
+            terms[nt] = eq + st;
+            tlen[nt] = i - st;
+            nt++;
+            st = i + 1;
+        }
+    }
+    if (nt != es->nin)
+        return diag_error(d, n, "equation '%s' has %d input terms but the node has %d inputs", eq0, nt, es->nin);
+    int erank = 0, ell_rank[EIN_MAX_INPUTS];
+    for (int k = 0; k < nt; k++) {
+        const Value *v = node_in(g, n, k);
+        if (!v)
+            return diag_error(d, n, "input %d is missing", k);
+        int he, nl = count_letters(terms[k], tlen[k], &he);
+        ell_rank[k] = he ? v->rank - nl : 0;
+        if (ell_rank[k] < 0 || (!he && nl != v->rank))
+            return diag_error(d, n, "term %d of equation '%s' does not match the rank %d of input '%s'", k, eq0, v->rank, v->name);
+        if (ell_rank[k] > erank)
+            erank = ell_rank[k];
+    }
+    for (int i = 0; i < EIN_MAX_LABELS; i++)
+        es->size[i] = -1;
+    int count[EIN_MAX_LABELS] = {0};
+    int any_ell = 0;
+    for (int k = 0; k < nt; k++) {
+        const Value *v = node_in(g, n, k);
+        int he;
+        int r = parse_term(terms[k], tlen[k], ell_rank[k], erank, es->lab[k], KD_MAX_RANK, &he);
+        if (r != v->rank)
+            return diag_error(d, n, "cannot parse term %d of equation '%s'", k, eq0);
+        any_ell |= he;
+        es->rank[k] = r;
+        for (int i = 0; i < r; i++) {
+            int l = es->lab[k][i];
+            int64_t dim = v->dims[i];
+            count[l]++;
+            if (es->size[l] < 0 || es->size[l] == 1)
+                es->size[l] = dim;
+            else if (dim != 1 && dim != es->size[l])
+                return diag_error(d, n, "label '%c' has sizes %lld and %lld in equation '%s'",
+                                  l < 26 ? 'A' + l : l < 52 ? 'a' + l - 26 : '.', (long long)es->size[l], (long long)dim, eq0);
+        }
+    }
+    if (arrow) {
+        const char *o = arrow + 2;
+        int he;
+        int r = parse_term(o, strlen(o), erank, erank, es->olab, KD_MAX_RANK, &he);
+        if (r < 0)
+            return diag_error(d, n, "cannot parse the output term of equation '%s'", eq0);
+        for (int i = 0; i < r; i++) {
+            if (es->size[es->olab[i]] < 0)
+                return diag_error(d, n, "output label %d of equation '%s' does not appear in the inputs", i, eq0);
+            for (int j = 0; j < i; j++)
+                if (es->olab[j] == es->olab[i])
+                    return diag_error(d, n, "output label repeated in equation '%s'", eq0);
+        }
+        es->orank = r;
+    } else {
+        int r = 0;
+        if (any_ell)
+            for (int j = 0; j < erank; j++)
+                es->olab[r++] = 52 + j;
+        for (int l = 0; l < 52; l++)
+            if (count[l] == 1) {
+                if (r >= KD_MAX_RANK)
+                    return diag_unsupported(d, n, "output of rank > %d", KD_MAX_RANK);
+                es->olab[r++] = l;
+            }
+        es->orank = r;
+    }
+    return 0;
+}
+
+static int infer_einsum(Graph *g, Node *n, Diag *d)
+{
+    for (int i = 0; i < n->ninputs; i++)
+        if (!need_input(g, n, i, d))
+            return -1;
+    DType t = node_in(g, n, 0)->dtype;
+    for (int i = 1; i < n->ninputs; i++)
+        if (node_in(g, n, i)->dtype != t)
+            return diag_error(d, n, "inputs have different element types");
+    Einsum es;
+    if (einsum_parse(g, n, &es, d))
+        return -1;
+    int64_t dims[KD_MAX_RANK];
+    for (int i = 0; i < es.orank; i++)
+        dims[i] = es.size[es.olab[i]];
+    value_set_shape(node_out(g, n, 0), t, es.orank, dims);
+    return 0;
+}
+
+/* index expression of input k: sum over its dims of label var * stride */
+static void einsum_index(Writer *w, const Einsum *es, const Value *v, int k)
+{
+    int64_t st[KD_MAX_RANK];
+    shape_strides(v->rank, v->dims, st);
+    int any = 0;
+    for (int i = 0; i < es->rank[k]; i++) {
+        if (v->dims[i] == 1)
+            continue;
+        w_printf(w, "%sl%d * %" PRId64, any ? " + " : "", es->lab[k][i], st[i]);
+        any = 1;
+    }
+    if (!any)
+        w_puts(w, "0");
+}
+
+static int emit_einsum(Emitter *e, const Node *n, Diag *d)
+{
+    Writer *w = e->w;
+    const Value *y = node_out(e->g, n, 0);
+    DType t = y->dtype;
+    if (!la_dtype_ok(t))
+        return err_dtype(d, n, "Einsum", t);
+    Einsum es;
+    if (einsum_parse(e->g, n, &es, d))
+        return -1;
+    if (value_numel(y) == 0)
+        return 0;
+    int is_out[EIN_MAX_LABELS] = {0}, used[EIN_MAX_LABELS] = {0};
+    for (int i = 0; i < es.orank; i++)
+        is_out[es.olab[i]] = 1;
+    for (int k = 0; k < es.nin; k++)
+        for (int i = 0; i < es.rank[k]; i++)
+            used[es.lab[k][i]] = 1;
+    const char *ld = ld_fn(e, t), *stf = st_fn(e, t);
+    int opened = 0;
+    for (int i = 0; i < es.orank; i++) {
+        char var[16];
+        snprintf(var, sizeof var, "l%d", es.olab[i]);
+        em_for(w, var, es.size[es.olab[i]]);
+        opened++;
+    }
+    int64_t ost[KD_MAX_RANK];
+    shape_strides(y->rank, y->dims, ost);
+    w_printf(w, "%s acc = 0;\n", acc_ctype(t));
+    int inner = 0;
+    for (int l = 0; l < EIN_MAX_LABELS; l++)
+        if (used[l] && !is_out[l]) {
+            char var[16];
+            snprintf(var, sizeof var, "l%d", l);
+            em_for(w, var, es.size[l]);
+            inner++;
+        }
+    w_puts(w, "acc += ");
+    for (int k = 0; k < es.nin; k++) {
+        w_printf(w, "%s%s(x%d[", k ? " * " : "", ld, k);
+        einsum_index(w, &es, node_in(e->g, n, k), k);
+        w_puts(w, "])");
+    }
+    w_puts(w, ";\n");
+    em_close(w, inner);
+    w_puts(w, "y0[");
+    int any = 0;
+    for (int i = 0; i < es.orank; i++) {
+        w_printf(w, "%sl%d * %" PRId64, any ? " + " : "", es.olab[i], ost[i]);
+        any = 1;
+    }
+    if (!any)
+        w_puts(w, "0");
+    w_printf(w, "] = %s(acc);\n", stf);
+    em_close(w, opened);
+    return 0;
+}
+
+static const OpDef op_einsum = {
+    .name = "Einsum", .domain = "", .since = 12,
+    .min_inputs = 1, .max_inputs = -1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_einsum, .emit = emit_einsum,
+    .summary = "Einstein summation (explicit and implicit output, ellipsis)",
+};
+
+const OpDef *const ops_gemm[] = {&op_matmul, &op_gemm, &op_einsum, NULL};
