@@ -6,10 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* TEMPORARY: the textual-syntax parser is still being written; a weak reference
- * lets kdcc link without it meanwhile. Becomes a plain call once it lands. */
-extern Graph *onnx_text_parse_file(Arena *a, const char *path, Diag *d) __attribute__((weak));
-
 static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);
@@ -87,12 +83,6 @@ Graph *model_load(Arena *a, const char *path, const ImportOptions *o, Diag *d)
     if (ends_with(path, ".onnx"))
         return onnx_import_file(a, path, o, d);
     if (ends_with(path, ".txt") || ends_with(path, ".onnxtxt") || looks_like_text_syntax(head, n))
-    {
-        if (!onnx_text_parse_file) {
-            diag_unsupported(d, NULL, "the ONNX textual syntax reader is not built in");
-            return NULL;
-        }
         return onnx_text_parse_file(a, path, d);
-    }
     return onnx_import_file(a, path, o, d);
 }
