@@ -1200,6 +1200,47 @@ static int parse_graph(P *p)
     return 0;
 }
 
+/* A cycle, reported at the node that closes it (graph_toposort would only name it).
+ * Iterative depth-first search over producers, as graph_toposort does. */
+static int check_cycles(P *p)
+{
+    Graph *g = p->g;
+    int nn = g->nnodes;
+    if (!nn)
+        return 0;
+    int *state = arena_array(p->a, (size_t)nn, sizeof(int)); /* 0 new, 1 on stack, 2 done */
+    int *stack = arena_array(p->a, (size_t)nn, sizeof(int));
+    int *next_in = arena_array(p->a, (size_t)nn, sizeof(int));
+    if (!state || !stack || !next_in)
+        return oom(p);
+    for (int root = 0; root < nn; root++) {
+        if (state[root])
+            continue;
+        int sp = 0;
+        stack[sp++] = root;
+        state[root] = 1;
+        while (sp) {
+            int i = stack[sp - 1];
+            const Node *n = g->nodes[i];
+            if (next_in[i] < n->ninputs) {
+                int in = n->inputs[next_in[i]++];
+                int pr = in >= 0 ? g->values[in].producer : -1;
+                if (pr < 0 || state[pr] == 2)
+                    continue;
+                if (state[pr] == 1)
+                    return err_at(p, p->node_pos[i], "the graph has a cycle: input '%s' of %s depends on this node's own output",
+                                  g->values[in].name, n->op_type);
+                state[pr] = 1;
+                stack[sp++] = pr;
+            } else {
+                state[i] = 2;
+                sp--;
+            }
+        }
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ model */
 
 static int parse_opsets(P *p)
@@ -1320,8 +1361,8 @@ static Graph *parse_buffer(Arena *a, const char *buf, size_t len, const char *pa
     advance(&p);
     if (!p.failed && is_punct(&p, '<'))
         parse_header(&p);
-    if (!p.failed)
-        parse_graph(&p);
+    if (!p.failed && !parse_graph(&p))
+        check_cycles(&p);
     if (!p.failed && p.tok.kind != TK_EOF) {
         if (p.tok.kind == TK_IDENT || is_punct(&p, '<'))
             unsup_at(&p, p.tok.start, "model-local functions are not supported");
