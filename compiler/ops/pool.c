@@ -517,6 +517,10 @@ static int emit_lpnorm(Emitter *e, const Node *n, Diag *d)
     w_close(w);
     if (p == 2)
         w_line(w, "s = sqrt%s(s);", f.fs);
+    /* a zero norm means an all-zero slice: leave it zero instead of 0/0 */
+    w_printf(w, "if (s == 0) s = ");
+    em_literal(w, f.adt, 1);
+    w_puts(w, ";\n");
     em_for(w, "k", len);
     w_line(w, "y0[b + k * %" PRId64 "] = %s(%s(x0[b + k * %" PRId64 "]) / s);", inner, f.st, f.ld, inner);
     w_close(w);
