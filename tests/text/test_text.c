@@ -21,6 +21,8 @@
 
 static int failures, checks;
 
+#define HDR "<ir_version: 8, opset_import: [\"\" : 17]>\n"
+
 #define CHECK(cond)                                                                 \
     do {                                                                            \
         checks++;                                                                   \
@@ -453,6 +455,39 @@ static void test_toposort(void)
     arena_free(&a);
 }
 
+/* ONNX's rules for empty names in id lists, and attributes after the inputs */
+static void test_id_lists(void)
+{
+    static const struct {
+        const char *call;
+        int n;
+        int omitted; /* index of the omitted input, or -1 */
+    } cases[] = {
+        {"Foo(x,)", 1, -1}, {"Foo(,)", 1, 0}, {"Foo(, x)", 2, 0}, {"Foo(x, , x)", 3, 1},
+        {"Foo(x, \"\")", 2, 1}, {"Foo()", 0, -1}, {"Foo(x) <a = 1>", 1, -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, HDR "g (float[2] x) => (float[2] y) { y = %s }", cases[i].call);
+        Arena a;
+        arena_init(&a);
+        Diag d;
+        Graph *g = parse_str(&a, text, &d);
+        CHECK(g && g->nnodes == 1);
+        if (g && g->nnodes == 1) {
+            const Node *n = g->nodes[0];
+            CHECK(n->ninputs == cases[i].n);
+            for (int j = 0; j < n->ninputs; j++)
+                CHECK((n->inputs[j] < 0) == (j == cases[i].omitted));
+            if (strstr(cases[i].call, "<a"))
+                CHECK(attr_int(n, "a", 0) == 1);
+        } else {
+            fprintf(stderr, "%s: %s\n", cases[i].call, d.msg);
+        }
+        arena_free(&a);
+    }
+}
+
 /* a graph changed by hand (as passes change graphs) prints and reads back */
 static void test_print_modified(void)
 {
@@ -498,7 +533,6 @@ typedef struct ErrCase {
     int unsupported;
 } ErrCase;
 
-#define HDR "<ir_version: 8, opset_import: [\"\" : 17]>\n"
 
 static void check_error(const char *text, size_t len, const char *pos, const char *msg, int unsupported)
 {
@@ -750,6 +784,7 @@ int main(int argc, char **argv)
         test_basic();
         test_features();
         test_toposort();
+        test_id_lists();
         test_print_modified();
         test_errors();
         test_hostile();
