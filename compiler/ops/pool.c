@@ -1,5 +1,5 @@
 /* Pooling: MaxPool (optional Indices), AveragePool, LpPool, GlobalAveragePool,
- * GlobalMaxPool, and LpNormalization.
+ * GlobalMaxPool, MaxUnpool and LpNormalization.
  *
  * Windowed pools precompute, per spatial dim and output position, the range of
  * kernel taps that land inside the input (static tables in the emitted function),
@@ -535,6 +535,106 @@ static const OpDef op_lpnorm = {
     .summary = "x divided by its L1 or L2 norm along an axis",
 };
 
+/* ---------------------------------------------------------------- MaxUnpool */
+
+/* The default output shape (from kernel, strides, pads) into dims[]. */
+static int unpool_default(const Node *n, const Value *x, int64_t *dims, Diag *d)
+{
+    int S = x->rank - 2;
+    const int64_t *ks, *st, *pd;
+    if (S < 1)
+        return diag_error(d, n, "input must have rank >= 3 (N, C, spatial...), got rank %d", x->rank);
+    int nk = attr_ints(n, "kernel_shape", &ks);
+    int ns = attr_ints(n, "strides", &st);
+    int np = attr_ints(n, "pads", &pd);
+    if (nk != S || (ns >= 0 && ns != S) || (np >= 0 && np != 2 * S))
+        return diag_error(d, n, "kernel_shape and strides need %d entries and pads %d", S, 2 * S);
+    dims[0] = x->dims[0];
+    dims[1] = x->dims[1];
+    for (int i = 0; i < S; i++) {
+        int64_t s = ns > 0 ? st[i] : 1, pb = np > 0 ? pd[i] : 0, pe = np > 0 ? pd[i + S] : 0;
+        dims[i + 2] = (x->dims[i + 2] - 1) * s - pb - pe + ks[i];
+        if (dims[i + 2] < 0)
+            return diag_error(d, n, "kernel, strides and pads give a negative output size");
+    }
+    return 0;
+}
+
+static int infer_unpool(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d), *ix = x ? need_input(g, n, 1, d) : NULL;
+    if (!ix)
+        return -1;
+    if (!dtype_is_float(x->dtype) && x->dtype != DT_FLOAT16 && x->dtype != DT_BFLOAT16)
+        return err_dtype(d, n, n->op_type, x->dtype);
+    if (ix->dtype != DT_INT64 || value_numel(ix) != value_numel(x))
+        return diag_error(d, n, "indices must be int64 with the shape of X");
+    int64_t dims[KD_MAX_RANK];
+    if (unpool_default(n, x, dims, d))
+        return -1;
+    if (node_in(g, n, 2)) {
+        Value *os = need_const_input(g, n, 2, "output_shape", d);
+        if (!os)
+            return -1;
+        int64_t od[KD_MAX_RANK];
+        if (const_ints(os, od, KD_MAX_RANK) != x->rank)
+            return diag_error(d, n, "output_shape must have %d entries", x->rank);
+        for (int i = 0; i < x->rank; i++) {
+            if (od[i] < dims[i] || (i < 2 && od[i] != dims[i]))
+                return diag_error(d, n, "output_shape dim %d (%lld) is smaller than the unpooled size %lld", i, (long long)od[i], (long long)dims[i]);
+            dims[i] = od[i];
+        }
+    }
+    value_set_shape(node_out(g, n, 0), x->dtype, x->rank, dims);
+    return 0;
+}
+
+static int emit_unpool(Emitter *e, const Node *n, Diag *d)
+{
+    const Value *x = node_in(e->g, n, 0), *y = node_out(e->g, n, 0);
+    Writer *w = e->w;
+    int64_t def[KD_MAX_RANK];
+    if (unpool_default(n, x, def, d))
+        return -1;
+    int64_t ny = value_numel(y), nd = dims_numel(x->rank, def), nx = value_numel(x);
+    if (ny == 0)
+        return 0;
+    w_line(w, "memset(y0, 0, sizeof(%s) * %" PRId64 ");", dtype_ctype(x->dtype), ny);
+    if (nx == 0)
+        return 0;
+    int same = 1;
+    for (int i = 0; i < x->rank; i++)
+        if (def[i] != y->dims[i])
+            same = 0;
+    int64_t yst[KD_MAX_RANK];
+    shape_strides(y->rank, y->dims, yst);
+    em_for(w, "j", nx);
+    w_line(w, "const int64_t t = x1[j];");
+    w_line(w, "if (t < 0 || t >= %" PRId64 ") continue; /* not a position of the unpooled tensor */", nd);
+    if (same) {
+        w_line(w, "y0[t] = x0[j];");
+    } else {
+        /* indices address the default-size tensor; place at the same coordinates */
+        w_puts(w, "const int64_t yi = 0");
+        int64_t div = 1;
+        for (int i = x->rank - 1; i >= 0; i--) {
+            w_printf(w, " + (t / %" PRId64 " %% %" PRId64 ") * %" PRId64, div, def[i], yst[i]);
+            div *= def[i];
+        }
+        w_puts(w, ";\n");
+        w_line(w, "y0[yi] = x0[j];");
+    }
+    w_close(w);
+    return 0;
+}
+
+static const OpDef op_maxunpool = {
+    .name = "MaxUnpool", .domain = "", .since = 1,
+    .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_unpool, .emit = emit_unpool,
+    .summary = "scatter pooled values back to the positions MaxPool's Indices give",
+};
+
 const OpDef *const ops_pool[] = {
-    &op_maxpool, &op_averagepool, &op_lppool, &op_globalavg, &op_globalmax, &op_lpnorm, NULL,
+    &op_maxpool, &op_averagepool, &op_lppool, &op_globalavg, &op_globalmax, &op_lpnorm, &op_maxunpool, NULL,
 };
