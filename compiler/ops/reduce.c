@@ -452,11 +452,140 @@ static int emit_reduce(Emitter *e, const Node *n, Diag *d)
     return 0;
 }
 
+
+/* ---- constant folding (shape arithmetic such as ReduceProd over a Shape) ---- */
+
+/* flat output index of flat input index i under a reduce mask (kept dims only) */
+static int64_t out_index(const Value *x, const int *mask, int64_t i)
+{
+    int64_t yi = 0, ys = 1;
+    for (int a = x->rank - 1; a >= 0; a--) {
+        int64_t c = i % x->dims[a];
+        i /= x->dims[a];
+        if (!mask[a]) {
+            yi += c * ys;
+            ys *= x->dims[a];
+        }
+    }
+    return yi;
+}
+
+static int fold_reduce(Graph *g, Node *n, Diag *d)
+{
+    Value *x = node_in(g, n, 0), *y = node_out(g, n, 0);
+    if (!all_inputs_const(g, n) || !value_shape_known(y))
+        return 0;
+    enum RKind k = reduce_kind(n);
+    int mask[KD_MAX_RANK], noop;
+    if (reduce_axes(g, n, x, mask, &noop, d))
+        return -1;
+    int64_t nx = value_numel(x), ny = value_numel(y);
+    if (nx > (1 << 22))
+        return 0; /* large: leave it to run time */
+    int real = !dtype_is_int(x->dtype) && x->dtype != DT_BOOL;
+    int as_real = real || k == R_L2 || k == R_LOGSUM || k == R_LSE;
+    double *f = arena_array(g->arena, (size_t)(ny ? ny : 1), sizeof *f);
+    double *m = arena_array(g->arena, (size_t)(ny ? ny : 1), sizeof *m);
+    int64_t *q = arena_array(g->arena, (size_t)(ny ? ny : 1), sizeof *q);
+    if (!f || !m || !q)
+        return diag_error(d, n, "out of memory");
+    int64_t imax = INT64_MAX, imin = INT64_MIN;
+    for (int64_t j = 0; j < ny; j++) {
+        f[j] = k == R_PROD ? 1 : k == R_MAX ? -INFINITY : k == R_MIN ? INFINITY : 0;
+        q[j] = k == R_PROD ? 1 : k == R_MAX ? imin : k == R_MIN ? imax : 0;
+        m[j] = -INFINITY;
+    }
+    if (noop) {
+        for (int a = 0; a < x->rank; a++)
+            mask[a] = 0;
+    }
+    if (k == R_LSE)
+        for (int64_t i = 0; i < nx; i++) {
+            int64_t j = out_index(x, mask, i);
+            double v = elem_get_f64(x->data, x->dtype, i);
+            m[j] = v > m[j] ? v : m[j];
+        }
+    for (int64_t i = 0; i < nx; i++) {
+        int64_t j = out_index(x, mask, i);
+        if (noop) {
+            f[j] = elem_get_f64(x->data, x->dtype, i);
+            q[j] = elem_get_i64(x->data, x->dtype, i);
+            continue;
+        }
+        if (as_real) {
+            double v = elem_get_f64(x->data, x->dtype, i);
+            switch (k) {
+            case R_SUM: case R_MEAN: case R_LOGSUM: f[j] += v; break;
+            case R_PROD: f[j] *= v; break;
+            case R_MAX: f[j] = v > f[j] ? v : f[j]; break;
+            case R_MIN: f[j] = v < f[j] ? v : f[j]; break;
+            case R_L1: f[j] += fabs(v); break;
+            case R_L2: case R_SUMSQ: f[j] += v * v; break;
+            case R_LSE: f[j] += exp(v - m[j]); break;
+            }
+        } else {
+            int64_t v = elem_get_i64(x->data, x->dtype, i);
+            switch (k) {
+            case R_SUM: case R_MEAN: q[j] = (int64_t)((uint64_t)q[j] + (uint64_t)v); break;
+            case R_PROD: q[j] = (int64_t)((uint64_t)q[j] * (uint64_t)v); break;
+            case R_MAX: q[j] = v > q[j] ? v : q[j]; break;
+            case R_MIN: q[j] = v < q[j] ? v : q[j]; break;
+            case R_L1: q[j] = (int64_t)((uint64_t)q[j] + (uint64_t)(v < 0 ? -v : v)); break;
+            case R_SUMSQ: q[j] = (int64_t)((uint64_t)q[j] + (uint64_t)v * (uint64_t)v); break;
+            default: break;
+            }
+        }
+    }
+    int64_t count = ny ? nx / ny : 0;
+    void *out = value_make_const(g, y, y->dtype, y->rank, y->dims);
+    if (!out)
+        return diag_error(d, n, "out of memory");
+    for (int64_t j = 0; j < ny; j++) {
+        if (noop) {
+            if (real)
+                elem_set_f64(out, y->dtype, j, f[j]);
+            else
+                elem_set_i64(out, y->dtype, j, q[j]);
+            continue;
+        }
+        if (as_real) {
+            double v = f[j];
+            switch (k) {
+            case R_MEAN: v = v / (double)count; break;
+            case R_L2: v = sqrt(v); break;
+            case R_LOGSUM: v = log(v); break;
+            case R_LSE: v = isinf(m[j]) ? m[j] : m[j] + log(v); break;
+            default: break;
+            }
+            if (!real)
+                v = trunc(v);
+            if (!real && !isfinite(v))
+                v = 0;
+            elem_set_f64(out, y->dtype, j, v);
+        } else {
+            int64_t v = q[j];
+            if (k == R_MEAN)
+                v = count ? v / count : 0;
+            if (x->dtype == DT_BOOL && (k == R_MAX || k == R_MIN) && count == 0)
+                v = k == R_MIN;
+            if ((k == R_MAX || k == R_MIN) && count == 0 && x->dtype != DT_BOOL) {
+                /* empty: the type's extreme */
+                double lim = k == R_MAX ? -1e300 : 1e300;
+                elem_set_f64(out, y->dtype, j, lim);
+                continue;
+            }
+            elem_set_i64(out, y->dtype, j, v);
+        }
+    }
+    return 1;
+}
+
 #define REDUCE_OP(var, NAME, SUMMARY)                                                  \
     static const OpDef var = {                                                         \
         .name = NAME, .domain = "", .since = 1,                                        \
         .min_inputs = 1, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,          \
-        .infer = infer_reduce, .emit = emit_reduce, .summary = SUMMARY,                \
+        .infer = infer_reduce, .fold = fold_reduce, .emit = emit_reduce,               \
+        .summary = SUMMARY,                                                            \
     }
 
 REDUCE_OP(op_reduce_sum, "ReduceSum", "sum over axes");
@@ -546,17 +675,63 @@ static int emit_arg(Emitter *e, const Node *n, Diag *d)
     return 0;
 }
 
+
+static int fold_arg(Graph *g, Node *n, Diag *d)
+{
+    Value *x = node_in(g, n, 0), *y = node_out(g, n, 0);
+    if (!value_is_const(x) || !value_shape_known(y))
+        return 0;
+    int ax = norm_axis(d, n, attr_int(n, "axis", 0), x->rank);
+    if (ax < 0)
+        return -1;
+    int is_max = strcmp(n->op_type, "ArgMax") == 0;
+    int last = (int)attr_int(n, "select_last_index", 0);
+    int64_t outer = 1, inner = 1, len = x->dims[ax];
+    for (int i = 0; i < ax; i++)
+        outer *= x->dims[i];
+    for (int i = ax + 1; i < x->rank; i++)
+        inner *= x->dims[i];
+    int64_t *out = value_make_const(g, y, DT_INT64, y->rank, y->dims);
+    if (!out)
+        return diag_error(d, n, "out of memory");
+    int real = !dtype_is_int(x->dtype);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t b = o * len * inner + i, bi = 0;
+            double bf = real ? elem_get_f64(x->data, x->dtype, b) : 0;
+            int64_t bq = real ? 0 : elem_get_i64(x->data, x->dtype, b);
+            for (int64_t k = 1; k < len; k++) {
+                int better;
+                if (real) {
+                    double v = elem_get_f64(x->data, x->dtype, b + k * inner);
+                    better = is_max ? (last ? v >= bf : v > bf) : (last ? v <= bf : v < bf);
+                    if (better)
+                        bf = v;
+                } else {
+                    int64_t v = elem_get_i64(x->data, x->dtype, b + k * inner);
+                    better = is_max ? (last ? v >= bq : v > bq) : (last ? v <= bq : v < bq);
+                    if (better)
+                        bq = v;
+                }
+                if (better)
+                    bi = k;
+            }
+            out[o * inner + i] = bi;
+        }
+    return 1;
+}
+
 static const OpDef op_argmax = {
     .name = "ArgMax", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_arg, .emit = emit_arg,
+    .infer = infer_arg, .fold = fold_arg, .emit = emit_arg,
     .summary = "index of the maximum along an axis (int64)",
 };
 
 static const OpDef op_argmin = {
     .name = "ArgMin", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_arg, .emit = emit_arg,
+    .infer = infer_arg, .fold = fold_arg, .emit = emit_arg,
     .summary = "index of the minimum along an axis (int64)",
 };
 
