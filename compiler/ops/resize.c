@@ -17,7 +17,7 @@
 #include <string.h>
 
 enum { RM_NEAREST, RM_LINEAR, RM_CUBIC };
-enum { CT_HALF_PIXEL, CT_HALF_PIXEL_SYM, CT_PYTORCH_HALF_PIXEL, CT_ALIGN_CORNERS, CT_ASYMMETRIC, CT_TF_CROP };
+enum { CT_HALF_PIXEL, CT_HALF_PIXEL_SYM, CT_PYTORCH_HALF_PIXEL, CT_ALIGN_CORNERS, CT_ASYMMETRIC, CT_TF_CROP, CT_TF_HALF_PIXEL_NN };
 enum { NM_ROUND_PREFER_FLOOR, NM_ROUND_PREFER_CEIL, NM_FLOOR, NM_CEIL, NM_SIMPLE };
 
 /* Everything the emitted code depends on, from attributes and constant inputs. */
@@ -65,13 +65,14 @@ static int resize_spec(Graph *g, const Node *n, Diag *d, ResizeSpec *sp)
         return diag_error(d, n, "mode '%s' is not valid (expected nearest, linear%s)", mode, legacy ? "" : " or cubic");
 
     static const char *const ctms[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
-                                       "align_corners", "asymmetric", "tf_crop_and_resize"};
+                                       "align_corners", "asymmetric", "tf_crop_and_resize",
+                                       "tf_half_pixel_for_nn"};
     if (legacy) {
         sp->ctm = CT_ASYMMETRIC;
         sp->nearest_mode = NM_SIMPLE;
     } else {
         const char *ctm = attr_string(n, "coordinate_transformation_mode", "half_pixel");
-        sp->ctm = pick(ctm, ctms, 6);
+        sp->ctm = pick(ctm, ctms, n->opset < 13 ? 7 : 6); /* tf_half_pixel_for_nn: opsets 11-12 */
         if (sp->ctm < 0)
             return diag_error(d, n, "coordinate_transformation_mode '%s' is not valid", ctm);
         static const char *const nms[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
@@ -338,6 +339,9 @@ static int axis_taps(Graph *g, const Node *n, Diag *d, const ResizeSpec *sp, int
             }
             break;
         }
+        case CT_TF_HALF_PIXEL_NN:
+            xo = (x + 0.5) / s;
+            break;
         case CT_PYTORCH_HALF_PIXEL:
             xo = ow == 1 ? -0.5 : (x + 0.5) / s - 0.5;
             break;
