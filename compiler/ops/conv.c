@@ -27,6 +27,17 @@ typedef struct ConvGeom {
     int64_t s[MAX_SP], dl[MAX_SP], pb[MAX_SP], pe[MAX_SP];
 } ConvGeom;
 
+/* Mark every parameter used, for degenerate shapes whose body reads nothing. */
+static void void_params(Emitter *e, const Node *n)
+{
+    for (int i = 0; i < n->ninputs; i++)
+        if (node_in(e->g, n, i))
+            w_line(e->w, "(void)x%d;", i);
+    for (int i = 0; i < n->noutputs; i++)
+        if (node_out(e->g, n, i))
+            w_line(e->w, "(void)y%d;", i);
+}
+
 static int64_t floordiv(int64_t a, int64_t b) /* b > 0 */
 {
     int64_t q = a / b;
@@ -225,8 +236,10 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
     ConvGeom cg;
     if (conv_geom(e->g, n, transpose, &cg, d))
         return -1;
-    if (value_numel(y) == 0)
+    if (value_numel(y) == 0) {
+        void_params(e, n);
         return 0;
+    }
     const char *ct = dtype_ctype(t);
     int nsp = cg.nsp, L = nsp - 1;
     int64_t Cg = cg.C / cg.G, Mg = cg.M / cg.G;

@@ -22,6 +22,17 @@ static int la_dtype_ok(DType t)
     }
 }
 
+/* Mark every parameter used, for degenerate shapes whose body reads nothing. */
+static void void_params(Emitter *e, const Node *n)
+{
+    for (int i = 0; i < n->ninputs; i++)
+        if (node_in(e->g, n, i))
+            w_line(e->w, "(void)x%d;", i);
+    for (int i = 0; i < n->noutputs; i++)
+        if (node_out(e->g, n, i))
+            w_line(e->w, "(void)y%d;", i);
+}
+
 static int is_half(DType t) { return t == DT_FLOAT16 || t == DT_BFLOAT16; }
 
 /* How to read an element of dtype t as the accumulator type, and write one back. */
@@ -64,6 +75,37 @@ static void shape_value(Value *v, int rank, const int64_t *dims)
         v->dims[i] = dims[i];
 }
 
+/* Declare `acc` = sum over k < K of a[k*as] * b[k*bs], where a and b are the C
+ * pointer expressions aexpr and bexpr. Contiguous
+ * operands use 8 independent partial sums, which the C compiler vectorises without
+ * reassociating a single sum. */
+static void emit_dot(Writer *w, const char *ct, int64_t K, const char *aexpr, int64_t as,
+                     const char *bexpr, int64_t bs)
+{
+    w_line(w, "const %s *ar = %s;", ct, aexpr);
+    w_line(w, "const %s *br = %s;", ct, bexpr);
+    w_line(w, "%s acc = 0;", ct);
+    int64_t K8 = K / 8 * 8;
+    if (as == 1 && bs == 1 && K >= 16) {
+        w_line(w, "%s part[8] = {0};", ct);
+        w_open(w, "for (int64_t k = 0; k < %" PRId64 "; k += 8)", K8);
+        em_for(w, "t", 8);
+        w_line(w, "part[t] += ar[k + t] * br[k + t];");
+        w_close(w);
+        w_close(w);
+        if (K8 < K) {
+            w_open(w, "for (int64_t k = %" PRId64 "; k < %" PRId64 "; ++k)", K8, K);
+            w_line(w, "acc += ar[k] * br[k];");
+            w_close(w);
+        }
+        w_line(w, "acc += ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));");
+        return;
+    }
+    em_for(w, "k", K);
+    w_line(w, "acc += ar[k * %" PRId64 "] * br[k * %" PRId64 "];", as, bs);
+    w_close(w);
+}
+
 /* Emit Y[M,N] (=|+=) A[M,K] * B[K,N] with given element strides, into the row
  * pointers yb/ab/bb already declared by the caller. A(m,k) = ab[m*am + k*ak],
  * B(k,n) = bb[k*bk + n*bn], Y(m,n) = yb[m*N + n]. `alpha` (may be NULL) scales A.
@@ -79,12 +121,11 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
         /* B is transposed (rows of B^T contiguous in k): dot products over k */
         em_for(w, "m", M);
         em_for(w, "n", N);
-        w_line(w, "%s acc = 0;", ct);
-        em_for(w, "k", K);
-        w_line(w, "acc += ab[m * %" PRId64 " + k * %" PRId64 "] * bb[n * %" PRId64 " + k];", am, ak, bn);
-        w_close(w);
-        w_puts(w, "yb[m * ");
-        w_printf(w, "%" PRId64 " + n] %s ", N, init_zero ? "=" : "+=");
+        char ax[64], bx[64];
+        snprintf(ax, sizeof ax, "ab + m * %" PRId64, am);
+        snprintf(bx, sizeof bx, "bb + n * %" PRId64, bn);
+        emit_dot(w, ct, K, ax, ak, bx, 1);
+        w_printf(w, "yb[m * %" PRId64 " + n] %s ", N, init_zero ? "=" : "+=");
         if (alpha) {
             em_literal(w, t, *alpha);
             w_puts(w, " * ");
@@ -97,10 +138,9 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
     if (N == 1) {
         /* matrix-vector: dot products */
         em_for(w, "m", M);
-        w_line(w, "%s acc = 0;", ct);
-        em_for(w, "k", K);
-        w_line(w, "acc += ab[m * %" PRId64 " + k * %" PRId64 "] * bb[k * %" PRId64 "];", am, ak, bk);
-        w_close(w);
+        char ax[64];
+        snprintf(ax, sizeof ax, "ab + m * %" PRId64, am);
+        emit_dot(w, ct, K, ax, ak, "bb", bk);
         w_printf(w, "yb[m] %s ", init_zero ? "=" : "+=");
         if (alpha) {
             em_literal(w, t, *alpha);
@@ -182,9 +222,10 @@ static int emit_matmul(Emitter *e, const Node *n, Diag *d)
     shape_value(&va, ra, a->dims);
     shape_value(&vb, rb, b->dims);
     shape_value(&vy, ry, y->dims);
-    if (value_numel(y) == 0)
-        return 0;
-    if (K == 0) {
+    if (value_numel(y) == 0 || K == 0) {
+        void_params(e, n);
+        if (value_numel(y) == 0)
+            return 0;
         em_for(w, "i", value_numel(y));
         w_line(w, "y0[i] = 0;");
         w_close(w);
@@ -265,8 +306,11 @@ static int emit_gemm(Emitter *e, const Node *n, Diag *d)
     const Value *y = node_out(e->g, n, 0);
     int64_t M = y->dims[0], N = y->dims[1], K = ta ? a->dims[0] : a->dims[1];
     int64_t am = ta ? 1 : K, ak = ta ? M : 1, bk = tb ? 1 : N, bn = tb ? K : 1;
-    if (M * N == 0)
-        return 0;
+    if (M * N == 0 || K == 0) {
+        void_params(e, n);
+        if (M * N == 0)
+            return 0;
+    }
     int64_t cm = 0, cn = 0;
     if (c) {
         int64_t c0 = c->rank == 2 ? c->dims[0] : 1, c1 = c->rank >= 1 ? c->dims[c->rank - 1] : 1;
@@ -274,6 +318,8 @@ static int emit_gemm(Emitter *e, const Node *n, Diag *d)
         cm = (c0 == 1) ? 0 : c1;
     }
     int use_c = c && beta != 0.0;
+    if (c && !use_c && K != 0)
+        w_line(w, "(void)x2;");
     const char *ct = dtype_ctype(t);
     if (is_half(t)) {
         const char *ld = ld_fn(e, t), *st = st_fn(e, t);
@@ -547,8 +593,10 @@ static int emit_einsum(Emitter *e, const Node *n, Diag *d)
     Einsum es;
     if (einsum_parse(e->g, n, &es, d))
         return -1;
-    if (value_numel(y) == 0)
+    if (value_numel(y) == 0) {
+        void_params(e, n);
         return 0;
+    }
     int is_out[EIN_MAX_LABELS] = {0}, used[EIN_MAX_LABELS] = {0};
     for (int i = 0; i < es.orank; i++)
         is_out[es.olab[i]] = 1;
