@@ -689,6 +689,192 @@ static int emit_resize(Emitter *e, const Node *n, Diag *d)
     return 0;
 }
 
+/* ---------------------------------------------------------------- GridSample */
+
+/* Sampling positions come from the grid input at run time, so the emitted code
+ * computes them per output point, following the reference (op_grid_sample.py,
+ * itself PyTorch's GridSampler): denormalise, round half to even for nearest
+ * (as the test data has it in 2-D and 3-D), bring outside coordinates back for border/reflection
+ * padding, then blend separable taps whose indices go through the padding rule. */
+
+enum { GP_ZEROS, GP_BORDER, GP_REFLECTION };
+
+static int gridsample_spec(Graph *g, const Node *n, Diag *d, int *mode, int *pad, int *align)
+{
+    const char *m = attr_string(n, "mode", n->opset < 20 ? "bilinear" : "linear");
+    if (strcmp(m, "nearest") == 0)
+        *mode = RM_NEAREST;
+    else if (strcmp(m, "linear") == 0 || strcmp(m, "bilinear") == 0)
+        *mode = RM_LINEAR;
+    else if (strcmp(m, "cubic") == 0 || strcmp(m, "bicubic") == 0)
+        *mode = RM_CUBIC;
+    else
+        return diag_error(d, n, "mode '%s' is not valid (expected linear, nearest or cubic)", m);
+    const char *p = attr_string(n, "padding_mode", "zeros");
+    static const char *const pads[] = {"zeros", "border", "reflection"};
+    *pad = pick(p, pads, 3);
+    if (*pad < 0)
+        return diag_error(d, n, "padding_mode '%s' is not valid (expected zeros, border or reflection)", p);
+    *align = attr_int(n, "align_corners", 0) != 0;
+    Value *x = need_input(g, n, 0, d), *grid = x ? need_input(g, n, 1, d) : NULL;
+    if (!grid)
+        return -1;
+    int r = x->rank - 2;
+    if (r < 1 || grid->rank != x->rank || grid->dims[0] != x->dims[0] || grid->dims[grid->rank - 1] != r) {
+        char sx[128], sg[128];
+        return diag_error(d, n, "grid %s does not fit input %s (expected [N, spatial..., %d])",
+                          value_type_str(grid, sg, sizeof sg), value_type_str(x, sx, sizeof sx), r);
+    }
+    if (n->opset < 20 && r != 2)
+        return diag_error(d, n, "GridSample-%d takes 4-D inputs only", n->opset);
+    return 0;
+}
+
+static int infer_gridsample(Graph *g, Node *n, Diag *d)
+{
+    int mode, pad, align;
+    if (gridsample_spec(g, n, d, &mode, &pad, &align))
+        return -1;
+    const Value *x = node_in(g, n, 0), *grid = node_in(g, n, 1);
+    int64_t dims[KD_MAX_RANK];
+    dims[0] = x->dims[0];
+    dims[1] = x->dims[1];
+    for (int i = 1; i < grid->rank - 1; i++)
+        dims[i + 1] = grid->dims[i];
+    value_set_shape(node_out(g, n, 0), x->dtype, x->rank, dims);
+    return 0;
+}
+
+/* In place on the double variable v: reflect into [mn, mx] as the reference's _gs_reflect. */
+static void emit_reflect(Writer *w, const char *v, double mn, double mx)
+{
+    w_open(w, "if (%s < %.17g)", v, mn);
+    w_line(w, "const double dx = %.17g - %s;", mn, v);
+    w_line(w, "const int64_t nr = (int64_t)(dx / %.17g);", mx - mn);
+    w_line(w, "const double rr = dx - (double)nr * %.17g;", mx - mn);
+    w_line(w, "%s = nr %% 2 == 0 ? %.17g + rr : %.17g - rr;", v, mn, mx);
+    w->indent--;
+    w_open(w, "} else if (%s > %.17g)", v, mx);
+    w_line(w, "const double dx = %s - %.17g;", v, mx);
+    w_line(w, "const int64_t nr = (int64_t)(dx / %.17g);", mx - mn);
+    w_line(w, "const double rr = dx - (double)nr * %.17g;", mx - mn);
+    w_line(w, "%s = nr %% 2 == 0 ? %.17g - rr : %.17g + rr;", v, mx, mn);
+    w_close(w);
+}
+
+static int emit_gridsample(Emitter *e, const Node *n, Diag *d)
+{
+    Graph *g = (Graph *)e->g;
+    Writer *w = e->w;
+    int mode, pad, align;
+    if (gridsample_spec(g, n, d, &mode, &pad, &align))
+        return -1;
+    const Value *x = node_in(g, n, 0), *grid = node_in(g, n, 1);
+    if (x->dtype != DT_FLOAT && x->dtype != DT_DOUBLE)
+        return err_dtype(d, n, "GridSample input", x->dtype);
+    if (grid->dtype != DT_FLOAT && grid->dtype != DT_DOUBLE)
+        return err_dtype(d, n, "GridSample grid", grid->dtype);
+    const char *ct = dtype_ctype(x->dtype);
+    int r = x->rank - 2, K = mode == RM_NEAREST ? 1 : mode == RM_LINEAR ? 2 : 4;
+    int64_t N = x->dims[0], C = x->dims[1], P = 1, S = 1;
+    int64_t ist[KD_MAX_RANK];
+    shape_strides(r, x->dims + 2, ist);
+    for (int i = 0; i < r; i++) {
+        P *= grid->dims[1 + i];
+        S *= x->dims[2 + i];
+    }
+    em_for(w, "b", N);
+    em_for(w, "p", P);
+    w_line(w, "const int64_t gq = (b * %" PRId64 " + p) * %d;", P, r);
+    for (int i = 0; i < r; i++) {
+        int64_t L = x->dims[2 + i];
+        double mn = align ? 0.0 : -0.5, mx = align ? (double)L - 1 : (double)L - 0.5;
+        /* spatial dim i is grid component r-1-i */
+        w_line(w, "%s c%d[%d];", ct, i, K);
+        w_line(w, "int64_t q%d[%d];", i, K);
+        w_puts(w, "{\n");
+        w->indent++;
+        if (align)
+            w_line(w, "double v = (double)(float)(((double)x1[gq + %d] + 1) / 2.0 * %" PRId64 ");", r - 1 - i, L - 1);
+        else
+            w_line(w, "double v = (double)(float)((((double)x1[gq + %d] + 1) * %" PRId64 " - 1) / 2.0);", r - 1 - i, L);
+        /* NaN and huge values made harmless: far outside is outside for every padding mode */
+        w_line(w, "v = v != v || v < -1e15 ? -1e15 : v > 1e15 ? 1e15 : v;");
+        if (mode == RM_NEAREST)
+            w_line(w, "v = rint(v);");
+        if (pad == GP_BORDER) {
+            w_line(w, "v = v < %.17g || v > %.17g ? (v < 0 ? 0 : v > %" PRId64 " ? %" PRId64 " : v) : v;", mn, mx, L - 1, L - 1);
+        } else if (pad == GP_REFLECTION) {
+            emit_reflect(w, "v", mn, mx);
+            w_line(w, "v = (double)(float)v;");
+        }
+        w_line(w, "v = v < %" PRId64 " ? %" PRId64 " : v > %" PRId64 " ? %" PRId64 " : v;", -(L + 4), -(L + 4), L + 4, L + 4);
+        if (mode == RM_NEAREST) {
+            w_line(w, "const int64_t j0 = (int64_t)v;");
+            w_line(w, "c%d[0] = 1;", i);
+        } else {
+            w_line(w, "const double f = floor(v);");
+            w_line(w, "const double t = v - f;");
+            w_line(w, "const int64_t j0 = (int64_t)f%s;", mode == RM_CUBIC ? " - 1" : "");
+            if (mode == RM_LINEAR) {
+                w_line(w, "c%d[0] = (%s)(1 - t);", i, ct);
+                w_line(w, "c%d[1] = (%s)t;", i, ct);
+            } else {
+                w_line(w, "const double A = -0.75, t1 = t + 1, u = 1 - t, u1 = 2 - t;");
+                w_line(w, "c%d[0] = (%s)(((A * t1 - 5 * A) * t1 + 8 * A) * t1 - 4 * A);", i, ct);
+                w_line(w, "c%d[1] = (%s)(((A + 2) * t - (A + 3)) * t * t + 1);", i, ct);
+                w_line(w, "c%d[2] = (%s)(((A + 2) * u - (A + 3)) * u * u + 1);", i, ct);
+                w_line(w, "c%d[3] = (%s)(((A * u1 - 5 * A) * u1 + 8 * A) * u1 - 4 * A);", i, ct);
+            }
+        }
+        w_open(w, "for (int k = 0; k < %d; ++k)", K);
+        w_line(w, "int64_t j = j0 + k;");
+        if (pad == GP_ZEROS) {
+            w_open(w, "if (j < 0 || j >= %" PRId64 ")", L);
+            w_line(w, "c%d[k] = 0;", i);
+            w_line(w, "j = 0;");
+            w_close(w);
+        } else if (pad == GP_BORDER) {
+            w_line(w, "j = j < 0 ? 0 : j >= %" PRId64 " ? %" PRId64 " : j;", L, L - 1);
+        } else {
+            w_line(w, "double fj = (double)j;");
+            emit_reflect(w, "fj", mn, mx);
+            w_line(w, "j = (int64_t)fj;");
+            w_line(w, "j = j < 0 ? 0 : j >= %" PRId64 " ? %" PRId64 " : j;", L, L - 1);
+        }
+        w_line(w, "q%d[k] = j * %" PRId64 ";", i, ist[i]);
+        w_close(w);
+        w_close(w);
+    }
+    em_for(w, "ch", C);
+    w_line(w, "const %s *restrict xs = x0 + (b * %" PRId64 " + ch) * %" PRId64 ";", ct, C, S);
+    for (int i = 0; i < r; i++) {
+        w_line(w, "%s s%d = 0;", ct, i);
+        w_open(w, "for (int k%d = 0; k%d < %d; ++k%d)", i, i, K, i);
+    }
+    w_printf(w, "s%d += c%d[k%d] * xs[0", r - 1, r - 1, r - 1);
+    for (int i = 0; i < r; i++)
+        w_printf(w, " + q%d[k%d]", i, i);
+    w_puts(w, "];\n");
+    for (int i = r - 1; i >= 0; i--) {
+        w_close(w);
+        if (i > 0)
+            w_line(w, "s%d += c%d[k%d] * s%d;", i - 1, i - 1, i - 1, i);
+    }
+    w_line(w, "y0[(b * %" PRId64 " + ch) * %" PRId64 " + p] = s0;", C, P);
+    w_close(w);
+    w_close(w);
+    w_close(w);
+    return 0;
+}
+
+static const OpDef op_gridsample = {
+    .name = "GridSample", .domain = "", .since = 16,
+    .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_gridsample, .emit = emit_gridsample,
+    .summary = "sample the input at grid positions (nearest, linear, cubic; zeros, border, reflection padding)",
+};
+
 static const OpDef op_resize = {
     .name = "Resize", .domain = "", .since = 10,
     .min_inputs = 1, .max_inputs = 4, .min_outputs = 1, .max_outputs = 1,
@@ -703,4 +889,4 @@ static const OpDef op_upsample = {
     .summary = "upsample with nearest or linear interpolation (constant scales)",
 };
 
-const OpDef *const ops_resize[] = {&op_resize, &op_upsample, NULL};
+const OpDef *const ops_resize[] = {&op_resize, &op_upsample, &op_gridsample, NULL};
