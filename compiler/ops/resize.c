@@ -875,6 +875,108 @@ static const OpDef op_gridsample = {
     .summary = "sample the input at grid positions (nearest, linear, cubic; zeros, border, reflection padding)",
 };
 
+/* ---------------------------------------------------------------- AffineGrid */
+
+/* size (constant) gives the output grid; the normalised base coordinates of each
+ * axis are compile-time tables, theta is applied at run time in double precision
+ * as the reference's float64 matmul. */
+
+static int affinegrid_spec(Graph *g, const Node *n, Diag *d, int *r, int64_t *sz)
+{
+    Value *th = need_input(g, n, 0, d);
+    if (!th)
+        return -1;
+    Value *s = need_const_input(g, n, 1, "size", d);
+    if (!s)
+        return -1;
+    int k = const_ints(s, sz, KD_MAX_RANK);
+    if (k != 4 && k != 5)
+        return diag_error(d, n, "size has %d entries; expected 4 (N, C, H, W) or 5 (N, C, D, H, W)", k);
+    for (int i = 0; i < k; i++)
+        if (sz[i] <= 0)
+            return diag_unsupported(d, n, "size entry %d is %lld; only positive sizes are supported", i, (long long)sz[i]);
+    *r = k - 2;
+    if (th->rank != 3 || th->dims[0] != sz[0] || th->dims[1] != *r || th->dims[2] != *r + 1) {
+        char st[128];
+        return diag_error(d, n, "theta %s does not fit size (expected [%lld, %d, %d])", value_type_str(th, st, sizeof st),
+                          (long long)sz[0], *r, *r + 1);
+    }
+    return 0;
+}
+
+static int infer_affinegrid(Graph *g, Node *n, Diag *d)
+{
+    int r;
+    int64_t sz[KD_MAX_RANK], dims[KD_MAX_RANK];
+    if (affinegrid_spec(g, n, d, &r, sz))
+        return -1;
+    dims[0] = sz[0];
+    for (int i = 0; i < r; i++)
+        dims[1 + i] = sz[2 + i];
+    dims[1 + r] = r;
+    value_set_shape(node_out(g, n, 0), node_in(g, n, 0)->dtype, r + 2, dims);
+    return 0;
+}
+
+static int emit_affinegrid(Emitter *e, const Node *n, Diag *d)
+{
+    Graph *g = (Graph *)e->g;
+    Writer *w = e->w;
+    int r;
+    int64_t sz[KD_MAX_RANK];
+    if (affinegrid_spec(g, n, d, &r, sz))
+        return -1;
+    DType dt = node_in(g, n, 0)->dtype;
+    if (dt != DT_FLOAT && dt != DT_DOUBLE)
+        return err_dtype(d, n, "AffineGrid", dt);
+    int align = attr_int(n, "align_corners", 0) != 0;
+    w_line(w, "(void)x1;");
+    /* base coordinate tables, one per spatial axis (D, H, W order) */
+    for (int i = 0; i < r; i++) {
+        int64_t L = sz[2 + i];
+        double *v = arena_array(g->arena, (size_t)L, sizeof *v);
+        if (!v)
+            return diag_error(d, n, "out of memory");
+        for (int64_t j = 0; j < L; j++) {
+            if (align)
+                v[j] = L == 1 ? -1.0 : -1.0 + (double)j * (2.0 / (double)(L - 1));
+            else
+                v[j] = (-1.0 + 2.0 / (double)L / 2) + (double)j * (2.0 / (double)L);
+        }
+        char name[16];
+        snprintf(name, sizeof name, "base%d", i);
+        emit_table_f(w, DT_DOUBLE, name, v, L);
+    }
+    int64_t P = 1;
+    for (int i = 0; i < r; i++)
+        P *= sz[2 + i];
+    em_for(w, "b", sz[0]);
+    w_line(w, "const %s *restrict th = x0 + b * %d;", dtype_ctype(dt), r * (r + 1));
+    w_line(w, "int64_t p = b * %" PRId64 ";", P * r);
+    for (int i = 0; i < r; i++) {
+        char var[8];
+        snprintf(var, sizeof var, "i%d", i);
+        em_for(w, var, sz[2 + i]);
+    }
+    /* homogeneous base point is (x, y[, z], 1): x from the last axis */
+    w_open(w, "for (int j = 0; j < %d; ++j)", r);
+    w_puts(w, "y0[p++] = (");
+    w_printf(w, "%s)(", dtype_ctype(dt));
+    for (int k = 0; k < r; k++)
+        w_printf(w, "(double)th[j * %d + %d] * base%d[i%d] + ", r + 1, k, r - 1 - k, r - 1 - k);
+    w_printf(w, "(double)th[j * %d + %d]);\n", r + 1, r);
+    w_close(w);
+    em_close(w, r + 1);
+    return 0;
+}
+
+static const OpDef op_affinegrid = {
+    .name = "AffineGrid", .domain = "", .since = 20,
+    .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_affinegrid, .emit = emit_affinegrid,
+    .summary = "sampling grid of an affine transform (2-D or 3-D; constant size)",
+};
+
 static const OpDef op_resize = {
     .name = "Resize", .domain = "", .since = 10,
     .min_inputs = 1, .max_inputs = 4, .min_outputs = 1, .max_outputs = 1,
@@ -889,4 +991,4 @@ static const OpDef op_upsample = {
     .summary = "upsample with nearest or linear interpolation (constant scales)",
 };
 
-const OpDef *const ops_resize[] = {&op_resize, &op_upsample, &op_gridsample, NULL};
+const OpDef *const ops_resize[] = {&op_resize, &op_upsample, &op_gridsample, &op_affinegrid, NULL};
