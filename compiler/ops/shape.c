@@ -253,10 +253,16 @@ static int infer_dropout(Graph *g, Node *n, Diag *d)
             if (value_numel(tm) != 1)
                 return diag_error(d, n, "training_mode must be a scalar");
             if (const_get_i64(tm, 0)) {
+                /* training with ratio 0 keeps everything: still a copy */
                 double ratio = 0.5;
-                Value *r = node_in(g, n, 1);
-                if (r && value_is_const(r) && value_numel(r) == 1)
+                if (node_in(g, n, 1)) {
+                    Value *r = need_const_input(g, n, 1, "ratio", d);
+                    if (!r)
+                        return -1;
+                    if (value_numel(r) != 1)
+                        return diag_error(d, n, "ratio must be a scalar");
                     ratio = const_get_f64(r, 0);
+                }
                 if (ratio != 0)
                     return diag_unsupported(d, n, "training-mode Dropout (random masks) is not supported; kdcc compiles inference");
             }
@@ -1021,5 +1027,6 @@ const OpDef *const ops_shape[] = {
     &op_gather, &op_gather_elements, &op_gather_nd, &op_scatter_elements, &op_scatter,
     &op_scatter_nd,
     &op_constant, &op_shape, &op_size, &op_constant_of_shape, &op_range,
+    &op_trilu, &op_cumsum, &op_onehot, &op_reverse_sequence, &op_topk,
     NULL,
 };

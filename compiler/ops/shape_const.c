@@ -57,7 +57,7 @@ static int emit_with(Emitter *e, const Node *n, Diag *d, ComputeFn f)
     if (f((Graph *)e->g, n, &c, d))
         return -1;
     emit_const_data(e, 0, c.dt, c.data, dims_numel(c.rank, c.dims));
-    return 0;
+    return emit_done(e, n);
 }
 
 #define CONST_OP(x)                                                                          \

@@ -126,7 +126,7 @@ static int emit_gather(Emitter *e, const Node *n, Diag *d)
         return plan_emit(e, n, &p, d);
     }
     if (!outer || !inner || !ni)
-        return 0;
+        return emit_done(e, n);
     Writer *w = e->w;
     em_for(w, "o", outer);
     em_for(w, "j", ni);
@@ -138,7 +138,7 @@ static int emit_gather(Emitter *e, const Node *n, Diag *d)
                ni, inner, dim, inner, inner);
     w_close(w);
     w_close(w);
-    return 0;
+    return emit_done(e, n);
 }
 
 const OpDef op_gather = {
@@ -235,13 +235,13 @@ static int emit_gather_elements(Emitter *e, const Node *n, Diag *d)
     (void)d;
     const Value *x = node_in(e->g, n, 0), *idx = node_in(e->g, n, 1);
     if (value_numel(idx) == 0)
-        return 0;
+        return emit_done(e, n);
     int axis = (int)attr_int(n, "axis", 0);
     axis = axis < 0 ? axis + x->rank : axis;
     int k = open_elements_loops(e->w, x, idx, axis, 1);
     w_line(e->w, "y0[i] = x0[s];");
     em_close(e->w, k);
-    return 0;
+    return emit_done(e, n);
 }
 
 const OpDef op_gather_elements = {
@@ -365,14 +365,14 @@ static int emit_gather_nd(Emitter *e, const Node *n, Diag *d)
     if (nd_sizes(n, x, idx, &s, d))
         return -1;
     if (!s.B || !s.M || !s.S)
-        return 0;
+        return emit_done(e, n);
     int k = open_nd_loops(e->w, &s, 1);
     if (s.S == 1)
         w_line(e->w, "y0[row] = x0[off];");
     else
         w_line(e->w, "memcpy(&y0[row * %" PRId64 "], &x0[off], %" PRId64 " * sizeof(y0[0]));", s.S, s.S);
     em_close(e->w, k);
-    return 0;
+    return emit_done(e, n);
 }
 
 const OpDef op_gather_nd = {
@@ -452,13 +452,13 @@ static int emit_scatter_elements(Emitter *e, const Node *n, Diag *d)
     if (value_numel(x))
         w_line(w, "memcpy(y0, x0, %" PRId64 " * sizeof(y0[0]));", value_numel(x));
     if (value_numel(idx) == 0)
-        return 0;
+        return emit_done(e, n);
     int axis = (int)attr_int(n, "axis", 0);
     axis = axis < 0 ? axis + x->rank : axis;
     int k = open_elements_loops(w, x, idx, axis, 1);
     w_reduce(w, kind, "y0[s]", "x2[i]");
     em_close(w, k);
-    return 0;
+    return emit_done(e, n);
 }
 
 const OpDef op_scatter_elements = {
@@ -516,7 +516,7 @@ static int emit_scatter_nd(Emitter *e, const Node *n, Diag *d)
     if (value_numel(x))
         w_line(w, "memcpy(y0, x0, %" PRId64 " * sizeof(y0[0]));", value_numel(x));
     if (!s.B || !s.M || !s.S)
-        return 0;
+        return emit_done(e, n);
     int k = open_nd_loops(w, &s, 1);
     em_for(w, "t", s.S);
     char src[64];
@@ -524,7 +524,7 @@ static int emit_scatter_nd(Emitter *e, const Node *n, Diag *d)
     w_reduce(w, kind, "y0[off + t]", src);
     w_close(w);
     em_close(w, k);
-    return 0;
+    return emit_done(e, n);
 }
 
 const OpDef op_scatter_nd = {

@@ -56,6 +56,10 @@ int shape_ints(Graph *g, const Node *n, const char *attr, int in, int since_inpu
 void w_elem(Writer *w, DType dt, const void *p);
 /* Emit `static const T k[] = {...}; memcpy(yK, k, sizeof k);` for constant data. */
 void emit_const_data(Emitter *e, int out, DType dt, const void *data, int64_t numel);
+/* End of an emit function: `(void)xK;` for every non-constant input or output the
+ * body does not use (degenerate shapes), so the emitter keeps the parameter and the
+ * graph's run function uses it. Returns 0. */
+int emit_done(Emitter *e, const Node *n);
 /* Check the dtype has a C type that data movement can use. */
 int shape_dtype_ok(Diag *d, const Node *n, DType t);
 

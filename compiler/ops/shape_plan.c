@@ -227,7 +227,7 @@ int plan_emit(Emitter *e, const Node *n, const Plan *p, Diag *d)
     for (int k = 0; k < p->ncopies; k++)
         if (node_out(e->g, n, p->c[k].dst))
             emit_copy(w, &p->c[k]);
-    return 0;
+    return emit_done(e, n);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -325,5 +325,36 @@ int shape_dtype_ok(Diag *d, const Node *n, DType t)
 {
     if (!dtype_ctype(t) || !dtype_size(t))
         return err_dtype(d, n, n->op_type, t);
+    return 0;
+}
+
+/* 1 if identifier id occurs as a whole word in text */
+static int text_uses(const char *text, const char *id)
+{
+    size_t n = strlen(id);
+    for (const char *p = text ? strstr(text, id) : NULL; p; p = strstr(p + 1, id)) {
+        int before = p > text && (p[-1] == '_' || (p[-1] >= '0' && p[-1] <= '9') || ((p[-1] | 32) >= 'a' && (p[-1] | 32) <= 'z'));
+        char c = p[n];
+        int after = c == '_' || (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z');
+        if (!before && !after)
+            return 1;
+    }
+    return 0;
+}
+
+int emit_done(Emitter *e, const Node *n)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        int cnt = pass ? n->noutputs : n->ninputs;
+        for (int i = 0; i < cnt; i++) {
+            const Value *v = pass ? node_out(e->g, n, i) : node_in(e->g, n, i);
+            if (!v || v->role == VR_CONST)
+                continue;
+            char id[16];
+            snprintf(id, sizeof id, "%c%d", pass ? 'y' : 'x', i);
+            if (!text_uses(e->w->buf, id))
+                w_line(e->w, "(void)%s;", id);
+        }
+    }
     return 0;
 }
