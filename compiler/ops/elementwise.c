@@ -717,7 +717,7 @@ static int emit_where(Emitter *e, const Node *n)
     return 0;
 }
 
-static int ew_emit(Emitter *e, const Node *n, Diag *d)
+static int ew_emit_body(Emitter *e, const Node *n, Diag *d)
 {
     const EwDef *o = ew_of(n);
     const Graph *g = e->g;
@@ -783,6 +783,35 @@ static int ew_emit(Emitter *e, const Node *n, Diag *d)
         w_store_close(e, y->dtype);
     }
     em_close(e->w, k);
+    return 0;
+}
+
+/* The prelude's conversion helpers come in pairs; a node that uses only one of a pair
+ * references the other so that a file using only that node compiles without an
+ * unused-function warning. */
+static int ew_emit(Emitter *e, const Node *n, Diag *d)
+{
+    size_t start = e->w->len;
+    unsigned before = e->prelude;
+    e->prelude = 0;
+    int r = ew_emit_body(e, n, d);
+    unsigned asked = e->prelude;
+    e->prelude |= before;
+    if (r)
+        return r;
+    static const struct {
+        unsigned bit;
+        const char *f[2];
+    } pairs[] = {{PRE_HALF, {"kd_h2f", "kd_f2h"}}, {PRE_BF16, {"kd_bf2f", "kd_f2bf"}}};
+    for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
+        if (!(asked & pairs[p].bit))
+            continue;
+        for (int k = 0; k < 2; k++)
+            if (!e->w->buf || !strstr(e->w->buf + start, pairs[p].f[k]))
+                w_line(e->w, "(void)%s;", pairs[p].f[k]);
+    }
+    if (ew_of(n)->id == E_CastLike)
+        w_line(e->w, "(void)x1; /* only its element type matters */");
     return 0;
 }
 
