@@ -122,7 +122,7 @@ typedef struct EwDef {
       .tf = "(a < b || isnan(a) ? a : b)", .ts = "(a < b ? a : b)") \
     X(Max, 1, -1, K_VARIADIC, "elementwise maximum of all inputs (NaN propagates)", .types = T_NUM, \
       .tf = "(a > b || isnan(a) ? a : b)", .ts = "(a > b ? a : b)") \
-    X(Sum, 1, -1, K_VARIADIC, "sum of all inputs", .types = T_FLT, .tf = "a + b") \
+    X(Sum, 1, -1, K_VARIADIC, "sum of all inputs", .types = T_NUM, .tf = "a + b", .ts = WRAP("+")) \
     X(Mean, 1, -1, K_VARIADIC, "mean of all inputs", .types = T_FLT, .tf = "a + b") \
     X(Equal, 2, 2, K_BINARY, "a == b", .types = T_ALL, .outbool = 1, .tf = "a == b", .ts = "a == b", .tb = "a == b") \
     X(Less, 2, 2, K_BINARY, "a < b", .types = T_NUM, .outbool = 1, .tf = "a < b", .ts = "a < b") \
@@ -317,6 +317,25 @@ static int prelu_slope_view(const Value *x, const Value *s, Value *view)
     return -1;
 }
 
+/* Binary ops before opset 7 with broadcast=1: B's dims align with A's from `axis`
+ * (default: the trailing dims); B is seen with trailing 1s so numpy broadcasting applies.
+ * Returns 1 if a view was made, 0 if the node needs none, -1 if axis is out of range. */
+static int old_broadcast_view(const Node *n, const Value *a, const Value *b, Value *view)
+{
+    *view = *b;
+    if (!(n->opset > 0 && n->opset < 7) || !attr_int(n, "broadcast", 0))
+        return 0;
+    int64_t axis = attr_int(n, "axis", a->rank - b->rank);
+    if (axis < 0)
+        axis += a->rank;
+    if (axis < 0 || axis + b->rank > a->rank)
+        return -1;
+    view->rank = a->rank - (int)axis;
+    for (int i = b->rank; i < view->rank; i++)
+        view->dims[i] = 1;
+    return 1;
+}
+
 static int ew_infer(Graph *g, Node *n, Diag *d)
 {
     const EwDef *o = ew_of(n);
@@ -398,14 +417,19 @@ static int ew_infer(Graph *g, Node *n, Diag *d)
     while (nin > 0 && n->inputs[nin - 1] < 0)
         nin--;
     if (o->kind == K_BINARY && n->opset > 0 && n->opset < 7) {
-        /* old explicit broadcasting: only the forms numpy broadcasting agrees with */
+        /* explicit broadcasting of B onto A's shape (broadcast=1, optional axis) */
         Value *b = need_input(g, n, 1, d);
         if (!b)
             return -1;
+        Value view;
         if (attr_int(n, "broadcast", 0)) {
-            const Attr *ax = node_attr(n, "axis");
-            if (ax && ax->i != x->rank - b->rank && !(ax->i < 0 && ax->i + x->rank == x->rank - b->rank))
-                return diag_unsupported(d, n, "old-style broadcast with axis=%lld is not supported", (long long)ax->i);
+            if (old_broadcast_view(n, x, b, &view) < 0 || !unidirectional(x, &view)) {
+                char sa[128], sb[128];
+                return diag_error(d, n, "input B %s does not broadcast onto A %s (axis %lld)", value_type_str(b, sb, sizeof sb),
+                                  value_type_str(x, sa, sizeof sa), (long long)attr_int(n, "axis", x->rank - b->rank));
+            }
+            value_set_shape(y, o->outbool ? DT_BOOL : x->dtype, x->rank, x->dims);
+            return 0;
         } else if (value_numel(b) != value_numel(x) || b->rank != x->rank) {
             return shapes_error(d, n, x, b);
         }
@@ -751,6 +775,8 @@ static int ew_emit_body(Emitter *e, const Node *n, Diag *d)
     if (o->id == E_PRelu) {
         prelu_slope_view(ins[0], ins[1], &view);
         ins[1] = &view;
+    } else if (o->kind == K_BINARY && old_broadcast_view(n, ins[0], ins[1], &view) > 0) {
+        ins[1] = &view;
     }
     static const char *const names[] = {"a", "b", "c"};
     if (o->kind != K_VARIADIC)
@@ -945,7 +971,7 @@ static int64_t fold_i(int id, int var, DType dt, int64_t a, int64_t b, int *ok)
     case E_Sign: return u64 ? ua > 0 : (a > 0) - (a < 0);
     case E_Not: return !a;
     case E_BitwiseNot: return (int64_t)~ua;
-    case E_Add: return (int64_t)(ua + ub);
+    case E_Add: case E_Sum: return (int64_t)(ua + ub);
     case E_Sub: return (int64_t)(ua - ub);
     case E_Mul: return (int64_t)(ua * ub);
     case E_Div:
@@ -1031,6 +1057,12 @@ static int ew_fold(Graph *g, Node *n, Diag *d)
         if (prelu_slope_view(ins[0], ins[1], &view))
             return 0;
         ins[1] = &view;
+    } else if (o->kind == K_BINARY) {
+        int r = old_broadcast_view(n, ins[0], ins[1], &view);
+        if (r < 0)
+            return 0;
+        if (r > 0)
+            ins[1] = &view;
     }
     int64_t numel = value_numel(y);
     if (numel < 0)
