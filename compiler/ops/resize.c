@@ -407,7 +407,7 @@ static int axis_taps(Graph *g, const Node *n, Diag *d, const ResizeSpec *sp, int
                     c[i] = 0;
                 sum += c[i];
             }
-            for (int i = 0; i < k; i++)
+            for (int i = 0; i < k && sum != 0; i++) /* all taps outside: keep the zeros, not 0/0 */
                 c[i] /= sum;
         }
         /* clamp to the edge, merge equal sources, drop zero weights */
