@@ -240,6 +240,18 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
         void_params(e, n);
         return 0;
     }
+    /* pointwise (1x1, stride 1, no padding): the spatial dims are one contiguous row */
+    int pointwise = 1;
+    for (int i = 0; i < cg.nsp; i++)
+        if (cg.k[i] != 1 || cg.s[i] != 1 || cg.pb[i] != 0 || cg.in[i] != cg.out[i])
+            pointwise = 0;
+    if (pointwise && cg.nsp > 1) {
+        int64_t sz = value_numel(y) / (cg.N * cg.M);
+        cg.nsp = 1;
+        cg.in[0] = cg.out[0] = sz;
+        cg.k[0] = cg.s[0] = cg.dl[0] = 1;
+        cg.pb[0] = cg.pe[0] = 0;
+    }
     const char *ct = dtype_ctype(t);
     int nsp = cg.nsp, L = nsp - 1;
     int64_t Cg = cg.C / cg.G, Mg = cg.M / cg.G;
