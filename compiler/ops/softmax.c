@@ -50,6 +50,75 @@ static int infer_softmax(Graph *g, Node *n, Diag *d)
 
 enum { SM_SOFTMAX, SM_LOG, SM_HARD };
 
+/* Normalising along a non-innermost axis (e.g. channels of NCHW): walk each
+ * [len, inner] slab row by row with per-column running statistics in small local
+ * arrays, so every inner loop is contiguous. Only for float/double, where y can
+ * hold the exponentials. */
+static int emit_softmax_columns(Emitter *e, int kind, int64_t outer, int64_t len, int64_t inner,
+                                const char *ct, const char *fs, DType adt)
+{
+    Writer *w = e->w;
+    em_for(w, "o", outer);
+    w_line(w, "const %s *restrict xs = x0 + o * %" PRId64 ";", ct, len * inner);
+    w_line(w, "%s *restrict ys = y0 + o * %" PRId64 ";", ct, len * inner);
+    w_line(w, "%s m[%" PRId64 "];", ct, inner);
+    if (kind == SM_HARD)
+        w_line(w, "int64_t mi[%" PRId64 "];", inner);
+    em_for(w, "i", inner);
+    w_line(w, "m[i] = xs[i];");
+    if (kind == SM_HARD)
+        w_line(w, "mi[i] = 0;");
+    w_close(w);
+    w_open(w, "for (int64_t k = 1; k < %" PRId64 "; ++k)", len);
+    em_for(w, "i", inner);
+    w_line(w, "const %s v = xs[k * %" PRId64 " + i];", ct, inner);
+    if (kind == SM_HARD) {
+        w_line(w, "mi[i] = v > m[i] ? k : mi[i];");
+    }
+    w_line(w, "m[i] = v > m[i] ? v : m[i];");
+    em_close(w, 2);
+    if (kind == SM_HARD) {
+        em_for(w, "k", len);
+        em_for(w, "i", inner);
+        w_printf(w, "ys[k * %" PRId64 " + i] = mi[i] == k ? ", inner);
+        em_literal(w, adt, 1);
+        w_puts(w, " : ");
+        em_literal(w, adt, 0);
+        w_puts(w, ";\n");
+        em_close(w, 3);
+        return 0;
+    }
+    w_line(w, "%s s[%" PRId64 "];", ct, inner);
+    em_for(w, "i", inner);
+    w_printf(w, "s[i] = ");
+    em_literal(w, adt, 0);
+    w_puts(w, ";\n");
+    w_close(w);
+    em_for(w, "k", len);
+    em_for(w, "i", inner);
+    if (kind == SM_SOFTMAX) {
+        w_line(w, "const %s t = exp%s(xs[k * %" PRId64 " + i] - m[i]);", ct, fs, inner);
+        w_line(w, "ys[k * %" PRId64 " + i] = t;", inner);
+        w_line(w, "s[i] += t;");
+    } else {
+        w_line(w, "s[i] += exp%s(xs[k * %" PRId64 " + i] - m[i]);", fs, inner);
+    }
+    em_close(w, 2);
+    if (kind == SM_LOG) {
+        em_for(w, "i", inner);
+        w_line(w, "s[i] = m[i] + log%s(s[i]);", fs);
+        w_close(w);
+    }
+    em_for(w, "k", len);
+    em_for(w, "i", inner);
+    if (kind == SM_SOFTMAX)
+        w_line(w, "ys[k * %" PRId64 " + i] /= s[i];", inner);
+    else
+        w_line(w, "ys[k * %" PRId64 " + i] = xs[k * %" PRId64 " + i] - s[i];", inner, inner);
+    em_close(w, 3);
+    return 0;
+}
+
 static int emit_softmax(Emitter *e, const Node *n, Diag *d)
 {
     const Value *x = node_in(e->g, n, 0);
@@ -86,6 +155,8 @@ static int emit_softmax(Emitter *e, const Node *n, Diag *d)
     }
     if (outer * len * inner == 0)
         return 0;
+    if (inner > 1 && inner <= 2048 && direct)
+        return emit_softmax_columns(e, kind, outer, len, inner, ct, fs, adt);
     char xk[96], yk[96];
     if (inner == 1) {
         snprintf(xk, sizeof xk, "%s(x0[b + k])", ld);
