@@ -231,7 +231,8 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
     Writer *w = e->w;
     const Value *x = node_in(e->g, n, 0), *bias = node_in(e->g, n, 2), *y = node_out(e->g, n, 0);
     DType t = x->dtype;
-    if (t != DT_FLOAT && t != DT_DOUBLE)
+    int half = t == DT_FLOAT16 || t == DT_BFLOAT16;
+    if (t != DT_FLOAT && t != DT_DOUBLE && !half)
         return err_dtype(d, n, transpose ? "ConvTranspose" : "Conv", t);
     ConvGeom cg;
     if (conv_geom(e->g, n, transpose, &cg, d))
@@ -253,6 +254,16 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
         cg.pb[0] = cg.pe[0] = 0;
     }
     const char *ct = dtype_ctype(t);
+    /* float16/bfloat16: accumulate one output channel in a float array on the stack */
+    const char *at = half ? "float" : ct, *ld = "", *st = "";
+    if (half) {
+        ld = t == DT_FLOAT16 ? "kd_h2f" : "kd_bf2f";
+        st = t == DT_FLOAT16 ? "kd_f2h" : "kd_f2bf";
+        e->prelude |= t == DT_FLOAT16 ? PRE_HALF : PRE_BF16;
+        if (value_numel(y) / (cg.N * cg.M) > 16384)
+            return diag_unsupported(d, n, "%s planes of more than 16384 elements in %s", dtype_name(t),
+                                    transpose ? "ConvTranspose" : "Conv");
+    }
     int nsp = cg.nsp, L = nsp - 1;
     int64_t Cg = cg.C / cg.G, Mg = cg.M / cg.G;
     int64_t ISZ = 1, OSZ = 1, KSZ = 1;
@@ -268,9 +279,15 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
     em_for(w, "g", cg.G);
     em_for(w, "mo", Mg);
     w_line(w, "const int64_t m = g * %" PRId64 " + mo;", Mg);
-    w_line(w, "%s *restrict yc = y0 + (b * %" PRId64 " + m) * %" PRId64 ";", ct, cg.M, OSZ);
+    if (half)
+        w_line(w, "float yc[%" PRId64 "];", OSZ);
+    else
+        w_line(w, "%s *restrict yc = y0 + (b * %" PRId64 " + m) * %" PRId64 ";", ct, cg.M, OSZ);
     em_for(w, "q", OSZ);
-    w_line(w, "yc[q] = %s;", bias ? "x2[m]" : "0");
+    if (bias)
+        w_line(w, "yc[q] = %s(x2[m]);", ld);
+    else
+        w_line(w, "yc[q] = 0;");
     w_close(w);
     /* outer source dims */
     for (int j = 0; j < L; j++) {
@@ -301,7 +318,7 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
             w_line(w, "if (u%d >= %" PRId64 ") continue;", j, U[j]);
     }
     /* row pointers: y indexed by the source for Conv, by the destination for ConvTranspose */
-    w_printf(w, "%s *yr = yc + (", ct);
+    w_printf(w, "%s *yr = yc + (", at);
     row_offset(w, transpose ? 'u' : 'v', nsp, transpose ? U : V);
     w_printf(w, ") * %" PRId64 ";\n", transpose ? U[L] : V[L]);
     w_printf(w, "const %s *xr = xc + (", ct);
@@ -331,9 +348,9 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
             else
                 snprintf(idx, sizeof idx, "v * %" PRId64 "%s%" PRId64, s, off < 0 ? " - " : " + ", off < 0 ? -off : off);
             if (!transpose)
-                w_line(w, "yr[v] += wr[%" PRId64 "] * xr[%s];", kl, idx);
+                w_line(w, "yr[v] += %s(wr[%" PRId64 "]) * %s(xr[%s]);", ld, kl, ld, idx);
             else
-                w_line(w, "yr[%s] += wr[%" PRId64 "] * xr[v];", idx, kl);
+                w_line(w, "yr[%s] += %s(wr[%" PRId64 "]) * %s(xr[v]);", idx, ld, kl, ld);
             w_close(w);
         }
         if (!taps)
@@ -357,15 +374,20 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
         w_line(w, "const int64_t off = kl * %" PRId64 " - %" PRId64 ";", dl, p);
         w_open(w, "for (int64_t v = lo_t[kl]; v < hi_t[kl]; ++v)");
         if (!transpose)
-            w_line(w, "yr[v] += wr[kl] * xr[v * %" PRId64 " + off];", s);
+            w_line(w, "yr[v] += %s(wr[kl]) * %s(xr[v * %" PRId64 " + off]);", ld, ld, s);
         else
-            w_line(w, "yr[v * %" PRId64 " + off] += wr[kl] * xr[v];", s);
+            w_line(w, "yr[v * %" PRId64 " + off] += %s(wr[kl]) * %s(xr[v]);", s, ld, ld);
         w_close(w);
         w_close(w);
     }
     em_close(w, L);   /* kernel dims */
     w_close(w);       /* ci */
     em_close(w, L);   /* source dims */
+    if (half) {
+        em_for(w, "q", OSZ);
+        w_line(w, "y0[(b * %" PRId64 " + m) * %" PRId64 " + q] = %s(yc[q]);", cg.M, OSZ, st);
+        w_close(w);
+    }
     em_close(w, 3);   /* mo, g, b */
     return 0;
 }
