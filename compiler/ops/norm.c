@@ -405,7 +405,27 @@ static int infer_batchnorm(Graph *g, Node *n, Diag *d)
     return 0;
 }
 
+static int emit_batchnorm_body(Emitter *e, const Node *n, Diag *d);
+
+/* With mixed element types (float X, float16 statistics, ...) only one half of a
+ * prelude conversion pair may be used; reference the other so the file compiles
+ * warning-free. */
 static int emit_batchnorm(Emitter *e, const Node *n, Diag *d)
+{
+    size_t start = e->w->len;
+    if (emit_batchnorm_body(e, n, d))
+        return -1;
+    static const char *const pairs[2][2] = {{"kd_h2f", "kd_f2h"}, {"kd_bf2f", "kd_f2bf"}};
+    const char *text = e->w->buf ? e->w->buf + start : "";
+    for (int p = 0; p < 2; p++) {
+        int a = strstr(text, pairs[p][0]) != NULL, b = strstr(text, pairs[p][1]) != NULL;
+        if (a != b)
+            w_line(e->w, "(void)%s;", pairs[p][a ? 1 : 0]);
+    }
+    return 0;
+}
+
+static int emit_batchnorm_body(Emitter *e, const Node *n, Diag *d)
 {
     (void)d;
     Writer *w = e->w;
