@@ -286,7 +286,7 @@ static int shapes_error(Diag *d, const Node *n, const Value *a, const Value *b)
                       value_type_str(b, sb, sizeof sb));
 }
 
-/* PRelu: does slope broadcast to x's shape (unidirectional)? 1 yes, 0 no */
+/* does s broadcast to x's shape without changing it (unidirectional)? 1 yes, 0 no */
 static int unidirectional(const Value *x, const Value *s)
 {
     if (s->rank > x->rank)
@@ -384,8 +384,11 @@ static int ew_infer(Graph *g, Node *n, Diag *d)
             return diag_error(d, n, "inputs have different element types (%s and %s)", dtype_name(x->dtype),
                               dtype_name(s->dtype));
         Value view;
-        if (prelu_slope_view(x, s, &view))
-            return diag_error(d, n, "slope %s does not broadcast to the input's shape", value_type_str(s, (char[128]){0}, 128));
+        if (prelu_slope_view(x, s, &view)) {
+            char ss[128], sx[128];
+            return diag_error(d, n, "slope %s does not broadcast to the input's shape %s", value_type_str(s, ss, sizeof ss),
+                              value_type_str(x, sx, sizeof sx));
+        }
         value_set_shape(y, x->dtype, x->rank, x->dims);
         return 0;
     }
@@ -812,9 +815,9 @@ static int ew_emit_body(Emitter *e, const Node *n, Diag *d)
     return 0;
 }
 
-/* The prelude's conversion helpers come in pairs; a node that uses only one of a pair
- * references the other so that a file using only that node compiles without an
- * unused-function warning. */
+/* The prelude's conversion helpers come in pairs (static functions); a node that uses
+ * only one of a pair references the other so that a file using only that node compiles
+ * without an unused-function warning. */
 static int ew_emit(Emitter *e, const Node *n, Diag *d)
 {
     size_t start = e->w->len;
@@ -836,8 +839,6 @@ static int ew_emit(Emitter *e, const Node *n, Diag *d)
             if (!e->w->buf || !strstr(e->w->buf + start, pairs[p].f[k]))
                 w_line(e->w, "(void)%s;", pairs[p].f[k]);
     }
-    if (ew_of(n)->id == E_CastLike)
-        w_line(e->w, "(void)x1; /* only its element type matters */");
     return 0;
 }
 
