@@ -62,6 +62,8 @@ int pass_plan(Graph *g, Diag *d)
         it->start = start[v];
         it->end = end[v] < start[v] ? start[v] : end[v]; /* unused outputs still get written */
         it->size = ((int64_t)value_bytes(val) + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN;
+        if (it->size == 0)
+            it->size = PLAN_ALIGN; /* distinct addresses: restrict pointers must not coincide */
     }
     qsort(items, (size_t)ni, sizeof(Item), by_size_desc);
     int np = 0;

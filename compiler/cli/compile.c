@@ -87,14 +87,33 @@ int parse_shape_binding(Arena *a, const char *spec, ShapeBinding *b, Diag *d)
     return 0;
 }
 
+/* Write w to a temporary file beside path; the caller renames it. */
+static int save_tmp(const Writer *w, const char *tmp, const char *path, Diag *d)
+{
+    if (w->oom)
+        return diag_error(d, NULL, "out of memory while writing '%s'", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return diag_error(d, NULL, "cannot write '%s': %s", path, strerror(errno));
+    int bad = w->len && fwrite(w->buf, 1, w->len, f) != w->len;
+    bad |= fflush(f) != 0;
+    int e = errno;
+    bad |= fclose(f) != 0;
+    if (bad) {
+        remove(tmp);
+        return diag_error(d, NULL, "cannot write '%s': %s", path, strerror(e ? e : errno));
+    }
+    return 0;
+}
+
 int save_pair(const Writer *w1, const char *p1, const Writer *w2, const char *p2, Diag *d)
 {
-    char t1[4096], t2[4096];
+    char t1[4200], t2[4200];
     snprintf(t1, sizeof t1, "%s.tmp.%ld", p1, (long)getpid());
     snprintf(t2, sizeof t2, "%s.tmp.%ld", p2, (long)getpid());
-    if (w_save_atomic(w1, t1, d))
+    if (save_tmp(w1, t1, p1, d))
         return -1;
-    if (w_save_atomic(w2, t2, d)) {
+    if (save_tmp(w2, t2, p2, d)) {
         remove(t1);
         return -1;
     }

@@ -107,6 +107,24 @@ static void emit_weight(Writer *w, const Value *v, const char *cname)
     w_puts(w, "\n};\n\n");
 }
 
+/* Give constant value v a weight array (written to `weights`) the first time it is needed. */
+static int name_weight(EmitState *st, Writer *weights, int v, int *nweights, const Node *n, Diag *d)
+{
+    const Value *val = &st->g->values[v];
+    if (!dtype_ctype(val->dtype))
+        return diag_unsupported(d, n, "constant '%s' has element type %s, which kdcc cannot emit", val->name,
+                                dtype_name(val->dtype));
+    char buf[64];
+    if (value_numel(val) == 0) {
+        snprintf(buf, sizeof buf, "(const %s *)0", dtype_ctype(val->dtype));
+    } else {
+        snprintf(buf, sizeof buf, "w%d", (*nweights)++);
+        emit_weight(weights, val, buf);
+    }
+    st->cname[v] = arena_strdup(st->g->arena, buf);
+    return st->cname[v] ? 0 : diag_error(d, n, "out of memory");
+}
+
 static int is_graph_output(const Graph *g, int id)
 {
     for (int i = 0; i < g->noutputs; i++)
@@ -295,38 +313,7 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
             st.cname[v] = arena_strdup(g->arena, buf);
         }
     }
-    int nweights = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        const Node *n = g->nodes[i];
-        for (int j = 0; j < n->ninputs; j++) {
-            int v = n->inputs[j];
-            if (v < 0 || st.cname[v] || g->values[v].role != VR_CONST)
-                continue;
-            const Value *val = &g->values[v];
-            if (!dtype_ctype(val->dtype))
-                return diag_unsupported(d, n, "constant '%s' has element type %s, which kdcc cannot emit", val->name, dtype_name(val->dtype));
-            char buf[64];
-            if (value_numel(val) == 0) {
-                snprintf(buf, sizeof buf, "(const %s *)0", dtype_ctype(val->dtype));
-            } else {
-                snprintf(buf, sizeof buf, "w%d", nweights++);
-                emit_weight(&weights, val, buf);
-            }
-            st.cname[v] = arena_strdup(g->arena, buf);
-        }
-    }
-    /* constants and inputs that are graph outputs are copied at the end of run */
-    for (int i = 0; i < g->noutputs; i++) {
-        int v = g->outputs[i];
-        const Value *val = &g->values[v];
-        if (val->role == VR_CONST && !st.cname[v] && value_numel(val) > 0) {
-            char buf[64];
-            snprintf(buf, sizeof buf, "w%d", nweights++);
-            emit_weight(&weights, val, buf);
-            st.cname[v] = arena_strdup(g->arena, buf);
-        }
-    }
-
+    int nweights = 0; /* constants become weights when a node function or an output copy reads them */
     /* node functions */
     Writer call; /* the calls in run_ws */
     w_init(&call);
@@ -383,6 +370,8 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
                 if (!uses_ident(text, pn))
                     continue;
                 const Value *v = &g->values[vid];
+                if (!st.cname[vid] && v->role == VR_CONST && name_weight(&st, &weights, vid, &nweights, n, d))
+                    return -1;
                 if (!st.cname[vid])
                     return diag_error(d, n, "internal error: value '%s' has no storage", v->name);
                 w_printf(&body, "%s%s%s *restrict %s", first ? "" : ", ", pass ? "" : "const ", dtype_ctype(v->dtype), pn);
@@ -404,6 +393,8 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
         const Value *val = &g->values[v];
         if (value_numel(val) == 0 || st.cname[v] == st.oname[i])
             continue;
+        if (!st.cname[v] && name_weight(&st, &weights, v, &nweights, NULL, d))
+            return -1;
         w_line(&call, "memcpy(%s, %s, %" PRId64 ");", st.oname[i], st.cname[v], (int64_t)value_bytes(val));
     }
 
@@ -453,6 +444,14 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
     w_line(c, "        return -1;");
     if (!call.buf || !uses_ident(call.buf, "arena"))
         w_line(c, "    (void)arena;");
+    for (int i = 0; i < g->ninputs; i++) {
+        const char *pn = st.pname[g->inputs[i]];
+        if (g->values[g->inputs[i]].role == VR_INPUT && (!call.buf || !uses_ident(call.buf, pn)))
+            w_line(c, "    (void)%s; /* not needed: everything that depends on it was computed at compile time */", pn);
+    }
+    for (int i = 0; i < g->noutputs; i++)
+        if (!call.buf || !uses_ident(call.buf, st.oname[i]))
+            w_line(c, "    (void)%s; /* has no elements */", st.oname[i]);
     if (call.buf)
         w_puts(c, call.buf);
     w_line(c, "    return 0;");
