@@ -1028,5 +1028,6 @@ const OpDef *const ops_shape[] = {
     &op_scatter_nd,
     &op_constant, &op_shape, &op_size, &op_constant_of_shape, &op_range,
     &op_trilu, &op_cumsum, &op_onehot, &op_reverse_sequence, &op_topk,
+    &op_cumprod, &op_compress, &op_eye_like,
     NULL,
 };

@@ -288,3 +288,40 @@ const OpDef op_range = {
     .infer = infer_range, .fold = fold_range, .emit = emit_range,
     .summary = "start, start+delta, ... below limit (constant inputs)",
 };
+
+/* ---------------------------------------------------------------- EyeLike */
+
+static int compute_eye_like(Graph *g, const Node *n, CData *c, Diag *d)
+{
+    Value *x = node_in(g, n, 0);
+    if (!x || !value_shape_known(x)) {
+        if (!need_input(g, n, 0, d))
+            return -1;
+    }
+    if (x->rank != 2)
+        return diag_error(d, n, "input must have rank 2, not %d", x->rank);
+    const Attr *a = node_attr(n, "dtype");
+    c->dt = a ? (DType)a->i : x->dtype;
+    if (c->dt == DT_STRING || !dtype_ctype(c->dt) || !dtype_size(c->dt))
+        return err_dtype(d, n, "EyeLike", c->dt);
+    c->rank = 2;
+    c->dims[0] = x->dims[0];
+    c->dims[1] = x->dims[1];
+    if (!cdata_alloc(g, c))
+        return diag_error(d, n, "output shape is too large");
+    int64_t k = attr_int(n, "k", 0);
+    for (int64_t i = 0; i < c->dims[0]; i++) {
+        int64_t j = i + k;
+        if (j >= 0 && j < c->dims[1])
+            elem_set_f64(c->data, c->dt, i * c->dims[1] + j, 1.0);
+    }
+    return 0;
+}
+CONST_OP(eye_like)
+
+const OpDef op_eye_like = {
+    .name = "EyeLike", .domain = "", .since = 9,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_eye_like, .fold = fold_eye_like, .emit = emit_eye_like,
+    .summary = "ones on the k-th diagonal of the input's 2-D shape",
+};

@@ -66,6 +66,7 @@ int shape_dtype_ok(Diag *d, const Node *n, DType t);
 extern const OpDef op_gather, op_gather_elements, op_gather_nd, op_scatter_elements,
     op_scatter, op_scatter_nd;
 extern const OpDef op_constant, op_shape, op_size, op_constant_of_shape, op_range;
-extern const OpDef op_trilu, op_cumsum, op_onehot, op_topk, op_reverse_sequence;
+extern const OpDef op_trilu, op_cumsum, op_onehot, op_topk, op_reverse_sequence,
+    op_cumprod, op_compress, op_eye_like;
 
 #endif

@@ -157,22 +157,21 @@ static int emit_cumsum(Emitter *e, const Node *n, Diag *d)
     if (!outer || !D || !inner)
         return emit_done(e, n);
     int excl = (int)attr_int(n, "exclusive", 0), rev = (int)attr_int(n, "reverse", 0);
+    int prod = strcmp(n->op_type, "CumProd") == 0;
     Writer *w = e->w;
     em_for(w, "o", outer);
     em_for(w, "in", inner);
-    w_line(w, "%s acc = 0;", dtype_ctype(x->dtype));
+    w_line(w, "%s acc = %d;", dtype_ctype(x->dtype), prod);
     em_for(w, "t", D);
     if (rev)
         w_line(w, "const int64_t p = (o * %" PRId64 " + %" PRId64 " - t) * %" PRId64 " + in;", D, D - 1, inner);
     else
         w_line(w, "const int64_t p = (o * %" PRId64 " + t) * %" PRId64 " + in;", D, inner);
-    if (excl) {
+    if (excl)
         w_line(w, "y0[p] = acc;");
-        w_line(w, "acc += x0[p];");
-    } else {
-        w_line(w, "acc += x0[p];");
+    w_line(w, "acc %s= x0[p];", prod ? "*" : "+");
+    if (!excl)
         w_line(w, "y0[p] = acc;");
-    }
     em_close(w, 3);
     return emit_done(e, n);
 }
@@ -182,6 +181,122 @@ const OpDef op_cumsum = {
     .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_cumsum, .emit = emit_cumsum,
     .summary = "cumulative sum along axis (exclusive, reverse)",
+};
+
+const OpDef op_cumprod = {
+    .name = "CumProd", .domain = "", .since = 26,
+    .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_cumsum, .emit = emit_cumsum,
+    .summary = "cumulative product along axis (exclusive, reverse)",
+};
+
+/* ---------------------------------------------------------------- Compress */
+
+/* Selected indices along the axis (or of the flattened input) into *sel; count or -1. */
+static int64_t compress_select(Graph *g, const Node *n, const Value *x, int64_t **sel, int *axis, Diag *d)
+{
+    Value *c = need_const_input(g, n, 1, "condition", d);
+    if (!c)
+        return -1;
+    if (c->rank != 1)
+        return diag_error(d, n, "condition must be 1-D");
+    const Attr *a = node_attr(n, "axis");
+    *axis = -1;
+    int64_t dim = value_numel(x);
+    if (a) {
+        *axis = norm_axis(d, n, a->i, x->rank);
+        if (*axis < 0)
+            return -1;
+        dim = x->dims[*axis];
+    }
+    int64_t len = value_numel(c);
+    if (len > dim)
+        return diag_error(d, n, "condition has %lld entries; the axis has only %lld", (long long)len, (long long)dim);
+    *sel = arena_array(g->arena, (size_t)(len ? len : 1), sizeof **sel);
+    if (!*sel)
+        return diag_error(d, n, "out of memory");
+    int64_t k = 0;
+    for (int64_t i = 0; i < len; i++)
+        if (const_get_i64(c, i))
+            (*sel)[k++] = i;
+    return k;
+}
+
+static int infer_compress(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d);
+    if (!x || shape_dtype_ok(d, n, x->dtype))
+        return -1;
+    int64_t *sel;
+    int axis;
+    int64_t k = compress_select(g, n, x, &sel, &axis, d);
+    if (k < 0)
+        return -1;
+    if (axis < 0) {
+        value_set_shape(node_out(g, n, 0), x->dtype, 1, &k);
+        return 0;
+    }
+    int64_t dims[KD_MAX_RANK];
+    memcpy(dims, x->dims, sizeof dims);
+    dims[axis] = k;
+    value_set_shape(node_out(g, n, 0), x->dtype, x->rank, dims);
+    return 0;
+}
+
+static int plan_compress(Graph *g, const Node *n, Plan *p, Diag *d)
+{
+    const Value *x = node_in(g, n, 0);
+    int64_t *sel;
+    int axis;
+    int64_t k = compress_select(g, n, x, &sel, &axis, d);
+    if (k < 0)
+        return -1;
+    int64_t outer = 1, dim = value_numel(x), inner = 1;
+    if (axis >= 0) {
+        outer = dims_numel(axis, x->dims);
+        dim = x->dims[axis];
+        inner = dims_numel(x->rank - axis - 1, x->dims + axis + 1);
+    }
+    for (int64_t j = 0; j < k; j++) {
+        Copy *c = plan_copy(p, 0, 0, 2);
+        if (!c)
+            return -1;
+        c->dims[0] = outer;
+        c->dims[1] = inner;
+        c->ss[0] = dim * inner;
+        c->ss[1] = c->ds[1] = 1;
+        c->ds[0] = k * inner;
+        c->so = sel[j] * inner;
+        c->doff = j * inner;
+    }
+    return 0;
+}
+
+static int fold_compress(Graph *g, Node *n, Diag *d)
+{
+    if (!all_inputs_const(g, n))
+        return 0;
+    Plan p;
+    plan_init(&p, g->arena);
+    if (plan_compress(g, n, &p, d))
+        return -1;
+    return plan_fold(g, n, &p, d);
+}
+
+static int emit_compress(Emitter *e, const Node *n, Diag *d)
+{
+    Plan p;
+    plan_init(&p, e->g->arena);
+    if (plan_compress((Graph *)e->g, n, &p, d))
+        return -1;
+    return plan_emit(e, n, &p, d);
+}
+
+const OpDef op_compress = {
+    .name = "Compress", .domain = "", .since = 9,
+    .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_compress, .fold = fold_compress, .emit = emit_compress,
+    .summary = "select slices along axis where a constant condition is true",
 };
 
 /* ---------------------------------------------------------------- OneHot */

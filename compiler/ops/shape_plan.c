@@ -111,9 +111,9 @@ static void run_copy(const Copy *c, const unsigned char *src, unsigned char *dst
 
 int plan_fold(Graph *g, const Node *n, const Plan *p, Diag *d)
 {
-    unsigned char *outs[16] = {0};
-    if (n->noutputs > 16)
-        return 0;
+    unsigned char **outs = arena_array(g->arena, (size_t)n->noutputs + 1, sizeof *outs);
+    if (!outs)
+        return diag_error(d, n, "out of memory folding a constant");
     for (int o = 0; o < n->noutputs; o++) {
         Value *y = node_out(g, n, o);
         if (!y)
