@@ -140,11 +140,20 @@ typedef struct EwDef {
     X(Where, 3, 3, K_SPECIAL, "cond ? a : b with numpy broadcasting", .types = T_BOOL) \
     X(Clip, 1, 3, K_SPECIAL, "clamp(x, min, max) (attributes before opset 11, inputs after)", .types = T_NUM) \
     X(Cast, 1, 1, K_SPECIAL, "conversion to the element type `to`", .types = T_ALL) \
-    X(CastLike, 2, 2, K_SPECIAL, "conversion to the element type of the second input", .types = T_ALL)
+    X(CastLike, 2, 2, K_SPECIAL, "conversion to the element type of the second input", .types = T_ALL) \
+    X(BitCast, 1, 1, K_SPECIAL, "reinterpretation of the bits as the same-sized element type `to`", .types = T_ALL) \
+    X(Swish, 1, 1, K_UNARY, "x*sigmoid(alpha*x)", .types = T_FLT, .tf = "a / (1 + exp$f(-$1 * a))", .a1 = "alpha", .d1 = 1) \
+    X(SwiGLU, 2, 2, K_BINARY, "swish(a, alpha) * b with numpy broadcasting", .types = T_FLT, \
+      .tf = "a / (1 + exp$f(-$1 * a)) * b", .a1 = "alpha", .d1 = 1)
+
+/* the same, in the ai.onnx.ml domain */
+#define EW_ML_OPS(X) \
+    X(Binarizer, 1, 1, K_UNARY, "x > threshold ? 1 : 0", .types = T_FLT, .tf = "(a > $1 ? 1 : 0)", .a1 = "threshold", .d1 = 0)
 
 enum {
 #define X_ENUM(N, ...) E_##N,
     EW_OPS(X_ENUM)
+    EW_ML_OPS(X_ENUM)
 #undef X_ENUM
     E_COUNT_
 };
@@ -153,18 +162,24 @@ static int ew_infer(Graph *g, Node *n, Diag *d);
 static int ew_fold(Graph *g, Node *n, Diag *d);
 static int ew_emit(Emitter *e, const Node *n, Diag *d);
 
-#define X_DEF(N, MIN, MAX, KIND, SUM, ...)                                                   \
-    static const EwDef ew_##N = {                                                            \
-        .op = {.name = #N, .domain = "", .since = 1, .min_inputs = MIN, .max_inputs = MAX, \
-               .min_outputs = 1, .max_outputs = 1, .infer = ew_infer, .fold = ew_fold,    \
-               .emit = ew_emit, .summary = SUM},                                          \
+#define X_DEF_IN(DOMAIN, N, MIN, MAX, KIND, SUM, ...)                                          \
+    static const EwDef ew_##N = {                                                              \
+        .op = {.name = #N, .domain = DOMAIN, .since = 1, .min_inputs = MIN, .max_inputs = MAX, \
+               .min_outputs = 1, .max_outputs = 1, .infer = ew_infer, .fold = ew_fold,        \
+               .emit = ew_emit, .summary = SUM},                                              \
         .id = E_##N, .kind = KIND, __VA_ARGS__};
+#define X_DEF(...) X_DEF_IN("", __VA_ARGS__)
+#define X_DEF_ML(...) X_DEF_IN("ai.onnx.ml", __VA_ARGS__)
 EW_OPS(X_DEF)
+EW_ML_OPS(X_DEF_ML)
 #undef X_DEF
+#undef X_DEF_ML
+#undef X_DEF_IN
 
 const OpDef *const ops_elementwise[] = {
 #define X_REF(N, ...) &ew_##N.op,
     EW_OPS(X_REF)
+    EW_ML_OPS(X_REF)
 #undef X_REF
     NULL};
 
@@ -349,14 +364,17 @@ static int ew_infer(Graph *g, Node *n, Diag *d)
         return err_dtype(d, n, o->op.name, x->dtype);
     switch (o->id) {
     case E_Cast:
-    case E_CastLike: {
+    case E_CastLike:
+    case E_BitCast: {
         if (o->id == E_CastLike && !need_input(g, n, 1, d))
             return -1;
         DType t = cast_target(g, n, d);
         if (t == DT_UNDEFINED)
             return -1;
         if (!dtype_supported(t))
-            return err_dtype(d, n, "the output of Cast", t);
+            return err_dtype(d, n, o->id == E_BitCast ? "the output of BitCast" : "the output of Cast", t);
+        if (o->id == E_BitCast && dtype_size(t) != dtype_size(x->dtype))
+            return diag_error(d, n, "BitCast from %s to %s: the element sizes differ", dtype_name(x->dtype), dtype_name(t));
         value_set_shape(y, t, x->rank, x->dims);
         return 0;
     }
@@ -756,6 +774,11 @@ static int ew_emit_body(Emitter *e, const Node *n, Diag *d)
     case E_Cast:
     case E_CastLike:
         return emit_cast(e, n, d);
+    case E_BitCast: {
+        const Value *y = node_out(g, n, 0);
+        w_line(e->w, "memcpy(y0, x0, %lld);", (long long)value_bytes(y));
+        return 0;
+    }
     case E_Where:
         return emit_where(e, n);
     default:
@@ -912,6 +935,9 @@ static double fold_f(int id, int var, double a, double b, double v1, double v2)
     case E_Gelu:
         return var ? 0.5 * a * (1 + tanh(v2 * (a + 0.044715 * a * a * a))) : 0.5 * a * (1 + erf(a * v1));
     case E_Mish: return a * tanh(softplus_d(a));
+    case E_Swish: return a / (1 + exp(-v1 * a));
+    case E_SwiGLU: return a / (1 + exp(-v1 * a)) * b;
+    case E_Binarizer: return a > v1 ? 1 : 0;
     case E_ThresholdedRelu: return a > v1 ? a : 0;
     case E_Shrink: return a < -v1 ? a + v2 : a > v1 ? a - v2 : 0;
     case E_IsNaN: return isnan(a) != 0;
@@ -1086,6 +1112,9 @@ static int ew_fold(Graph *g, Node *n, Diag *d)
         case E_Cast:
         case E_CastLike:
             fold_convert(x->data, x->dtype, i, data, out, i);
+            continue;
+        case E_BitCast:
+            memcpy((char *)data + i * dtype_size(out), (const char *)x->data + i * dtype_size(out), dtype_size(out));
             continue;
         case E_Where: {
             const Value *src = elem_get_i64(x->data, DT_BOOL, j[0]) ? ins[1] : ins[2];
