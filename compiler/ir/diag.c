@@ -14,9 +14,12 @@ static size_t prefix(const Diag *d, const Node *n, char *buf, size_t cap)
     size_t len = 0;
     if (d->file)
         len += (size_t)snprintf(buf + len, cap - len, "%s: ", d->file);
-    if (n && len < cap)
-        len += (size_t)snprintf(buf + len, cap - len, "node '%s' (%s): ",
-                                n->name && n->name[0] ? n->name : "?", n->op_type ? n->op_type : "?");
+    if (n && len < cap) {
+        if (n->name && n->name[0])
+            len += (size_t)snprintf(buf + len, cap - len, "node '%s' (%s): ", n->name, n->op_type ? n->op_type : "?");
+        else
+            len += (size_t)snprintf(buf + len, cap - len, "unnamed node (%s): ", n->op_type ? n->op_type : "?");
+    }
     return len < cap ? len : cap - 1;
 }
 
