@@ -224,6 +224,7 @@ static int emit_pool(Emitter *e, const Node *n, Diag *d)
 
     /* window tables */
     int whole[KD_MAX_RANK], cnt_whole[KD_MAX_RANK];
+    int64_t lo = 0, hi = 0;
     for (int i = 0; i < S; i++) {
         int64_t *kb = arena_array(e->g->arena, (size_t)P.out[i], sizeof *kb);
         int64_t *ke = arena_array(e->g->arena, (size_t)P.out[i], sizeof *ke);
@@ -258,120 +259,152 @@ static int emit_pool(Emitter *e, const Node *n, Diag *d)
         }
         if (kind == P_AVG && incl && !cnt_whole[i])
             w_table(w, "cn", i, cn, P.out[i]);
+        if (i == S - 1) {
+            /* the contiguous run of whole windows along the last dim */
+            lo = hi = 0;
+            for (int64_t o = 0; o < P.out[i]; o++)
+                if (kb[o] == 0 && ke[o] == P.k[i]) {
+                    if (hi == 0)
+                        lo = o;
+                    hi = o + 1;
+                }
+            for (int64_t o = lo; o < hi; o++)
+                if (kb[o] != 0 || ke[o] != P.k[i])
+                    lo = hi = 0; /* not contiguous: no split */
+        }
     }
 
     em_for(w, "nc", P.N * P.C);
     w_line(w, "const %s *restrict xp = x0 + nc * %" PRId64 ";", f.ct, insz);
-    for (int i = 0; i < S; i++) {
+    for (int i = 0; i < S - 1; i++) {
         char var[8];
         snprintf(var, sizeof var, "o%d", i);
         em_for(w, var, P.out[i]);
         w_line(w, "const int64_t s%d = o%d * %" PRId64 " - %" PRId64 ";", i, i, P.s[i], P.pb[i]);
     }
-    w_line(w, "const int64_t yi = nc * %" PRId64 "%s", outsz, S ? "" : ";");
-    for (int i = 0; i < S; i++)
-        w_printf(w, "    + o%d * %" PRId64 "%s\n", i, ost[i], i == S - 1 ? ";" : "");
-    /* accumulator */
-    if (kind == P_MAX) {
-        w_printf(w, "%s a = %s;\n", f.acc, f.is_float ? "-INFINITY" : int_min_of(x->dtype));
-        if (has_idx)
-            w_line(w, "int64_t ai = -1;");
-    } else {
-        w_printf(w, "%s a = ", f.acc);
-        em_literal(w, f.adt, 0);
-        w_puts(w, ";\n");
+    /* the last dim in up to three segments: border, whole windows (constant
+     * bounds, no tables), border */
+    int64_t seg[4] = {0, lo, hi, P.out[S - 1]};
+    int split = !whole[S - 1] && hi > lo;
+    if (!split) {
+        seg[1] = seg[2] = 0;
     }
-    for (int i = 0; i < S; i++) {
-        if (whole[i])
-            w_open(w, "for (int64_t k%d = 0; k%d < %" PRId64 "; ++k%d)", i, i, P.k[i], i);
-        else
-            w_open(w, "for (int64_t k%d = kb%d[o%d]; k%d < ke%d[o%d]; ++k%d)", i, i, i, i, i, i, i);
-        w_line(w, "const int64_t p%d = s%d + k%d * %" PRId64 ";", i, i, i, P.dil[i]);
-    }
-    w_puts(w, "const int64_t xi = 0");
-    for (int i = 0; i < S; i++)
-        w_printf(w, " + p%d * %" PRId64, i, xst[i]);
-    w_puts(w, ";\n");
-    w_line(w, "const %s v = %s(xp[xi]);", f.acc, f.ld);
-    switch (kind) {
-    case P_MAX:
-        if (has_idx) {
-            w_open(w, "if (v > a)");
-            w_line(w, "a = v;");
-            if (col_major) {
-                w_puts(w, "ai = nc * ");
-                w_int64(w, insz);
-                for (int i = 0; i < S; i++)
-                    w_printf(w, " + p%d * %" PRId64, i, cst[i]);
-                w_puts(w, ";\n");
-            } else {
-                w_line(w, "ai = nc * %" PRId64 " + xi;", insz);
-            }
-            w_close(w);
+    int save_whole = whole[S - 1], save_cnt = cnt_whole[S - 1];
+    for (int sg = 0; sg < 3; sg++) {
+        if (seg[sg + 1] <= seg[sg])
+            continue;
+        whole[S - 1] = sg == 1 ? 1 : save_whole;
+        cnt_whole[S - 1] = sg == 1 ? 1 : save_cnt;
+        w_open(w, "for (int64_t o%d = %" PRId64 "; o%d < %" PRId64 "; ++o%d)", S - 1, seg[sg], S - 1, seg[sg + 1], S - 1);
+        w_line(w, "const int64_t s%d = o%d * %" PRId64 " - %" PRId64 ";", S - 1, S - 1, P.s[S - 1], P.pb[S - 1]);
+        w_line(w, "const int64_t yi = nc * %" PRId64 "%s", outsz, S ? "" : ";");
+        for (int i = 0; i < S; i++)
+            w_printf(w, "    + o%d * %" PRId64 "%s\n", i, ost[i], i == S - 1 ? ";" : "");
+        /* accumulator */
+        if (kind == P_MAX) {
+            w_printf(w, "%s a = %s;\n", f.acc, f.is_float ? "-INFINITY" : int_min_of(x->dtype));
+            if (has_idx)
+                w_line(w, "int64_t ai = -1;");
         } else {
-            w_line(w, "a = v > a ? v : a;");
+            w_printf(w, "%s a = ", f.acc);
+            em_literal(w, f.adt, 0);
+            w_puts(w, ";\n");
         }
-        break;
-    case P_AVG:
-        w_line(w, "a += v;");
-        break;
-    case P_LP:
-        if (p == 1)
-            w_line(w, "a += fabs%s(v);", f.fs);
-        else if (p == 2)
-            w_line(w, "a += v * v;");
-        else {
-            w_printf(w, "a += pow%s(fabs%s(v), ", f.fs, f.fs);
-            em_literal(w, f.adt, p);
-            w_puts(w, ");\n");
-        }
-        break;
-    }
-    em_close(w, S);
-    switch (kind) {
-    case P_MAX:
-        w_line(w, "y0[yi] = %s(a);", f.st);
-        if (has_idx)
-            w_line(w, "y1[yi] = ai;");
-        break;
-    case P_AVG: {
-        int64_t cconst = 1;
-        int all_const = 1;
         for (int i = 0; i < S; i++) {
-            if ((incl && cnt_whole[i]) || (!incl && whole[i]))
-                cconst *= P.k[i];
+            if (whole[i])
+                w_open(w, "for (int64_t k%d = 0; k%d < %" PRId64 "; ++k%d)", i, i, P.k[i], i);
             else
-                all_const = 0;
+                w_open(w, "for (int64_t k%d = kb%d[o%d]; k%d < ke%d[o%d]; ++k%d)", i, i, i, i, i, i, i);
+            w_line(w, "const int64_t p%d = s%d + k%d * %" PRId64 ";", i, i, i, P.dil[i]);
         }
-        w_printf(w, "y0[yi] = %s(a / ", f.st);
-        if (all_const) {
-            em_literal(w, f.adt, (double)cconst);
-        } else {
-            w_printf(w, "(%s)(%" PRId64, f.acc, cconst);
-            for (int i = 0; i < S; i++) {
-                if (incl && !cnt_whole[i])
-                    w_printf(w, " * cn%d[o%d]", i, i);
-                else if (!incl && !whole[i])
-                    w_printf(w, " * (ke%d[o%d] - kb%d[o%d])", i, i, i, i);
+        w_puts(w, "const int64_t xi = 0");
+        for (int i = 0; i < S; i++)
+            w_printf(w, " + p%d * %" PRId64, i, xst[i]);
+        w_puts(w, ";\n");
+        w_line(w, "const %s v = %s(xp[xi]);", f.acc, f.ld);
+        switch (kind) {
+        case P_MAX:
+            if (has_idx) {
+                w_open(w, "if (v > a)");
+                w_line(w, "a = v;");
+                if (col_major) {
+                    w_puts(w, "ai = nc * ");
+                    w_int64(w, insz);
+                    for (int i = 0; i < S; i++)
+                        w_printf(w, " + p%d * %" PRId64, i, cst[i]);
+                    w_puts(w, ";\n");
+                } else {
+                    w_line(w, "ai = nc * %" PRId64 " + xi;", insz);
+                }
+                w_close(w);
+            } else {
+                w_line(w, "a = v > a ? v : a;");
             }
-            w_puts(w, ")");
+            break;
+        case P_AVG:
+            w_line(w, "a += v;");
+            break;
+        case P_LP:
+            if (p == 1)
+                w_line(w, "a += fabs%s(v);", f.fs);
+            else if (p == 2)
+                w_line(w, "a += v * v;");
+            else {
+                w_printf(w, "a += pow%s(fabs%s(v), ", f.fs, f.fs);
+                em_literal(w, f.adt, p);
+                w_puts(w, ");\n");
+            }
+            break;
         }
-        w_puts(w, ");\n");
-        break;
-    }
-    case P_LP:
-        if (p == 1)
+        em_close(w, S);
+        switch (kind) {
+        case P_MAX:
             w_line(w, "y0[yi] = %s(a);", f.st);
-        else if (p == 2)
-            w_line(w, "y0[yi] = %s(sqrt%s(a));", f.st, f.fs);
-        else {
-            w_printf(w, "y0[yi] = %s(pow%s(a, ", f.st, f.fs);
-            em_literal(w, f.adt, 1.0 / p);
-            w_puts(w, "));\n");
+            if (has_idx)
+                w_line(w, "y1[yi] = ai;");
+            break;
+        case P_AVG: {
+            int64_t cconst = 1;
+            int all_const = 1;
+            for (int i = 0; i < S; i++) {
+                if ((incl && cnt_whole[i]) || (!incl && whole[i]))
+                    cconst *= P.k[i];
+                else
+                    all_const = 0;
+            }
+            w_printf(w, "y0[yi] = %s(a / ", f.st);
+            if (all_const) {
+                em_literal(w, f.adt, (double)cconst);
+            } else {
+                w_printf(w, "(%s)(%" PRId64, f.acc, cconst);
+                for (int i = 0; i < S; i++) {
+                    if (incl && !cnt_whole[i])
+                        w_printf(w, " * cn%d[o%d]", i, i);
+                    else if (!incl && !whole[i])
+                        w_printf(w, " * (ke%d[o%d] - kb%d[o%d])", i, i, i, i);
+                }
+                w_puts(w, ")");
+            }
+            w_puts(w, ");\n");
+            break;
         }
-        break;
+        case P_LP:
+            if (p == 1)
+                w_line(w, "y0[yi] = %s(a);", f.st);
+            else if (p == 2)
+                w_line(w, "y0[yi] = %s(sqrt%s(a));", f.st, f.fs);
+            else {
+                w_printf(w, "y0[yi] = %s(pow%s(a, ", f.st, f.fs);
+                em_literal(w, f.adt, 1.0 / p);
+                w_puts(w, "));\n");
+            }
+            break;
+        }
+        w_close(w);
     }
-    em_close(w, S + 1);
+    whole[S - 1] = save_whole;
+    cnt_whole[S - 1] = save_cnt;
+    em_close(w, S);
     return 0;
 }
 
