@@ -437,7 +437,7 @@ static int ew_infer(Graph *g, Node *n, Diag *d)
     int nin = n->ninputs;
     while (nin > 0 && n->inputs[nin - 1] < 0)
         nin--;
-    if (o->kind == K_BINARY && n->opset > 0 && n->opset < 7) {
+    if ((o->kind == K_BINARY || o->id == E_Pow) && n->opset > 0 && n->opset < 7) {
         /* explicit broadcasting of B onto A's shape (broadcast=1, optional axis) */
         Value *b = need_input(g, n, 1, d);
         if (!b)
@@ -631,7 +631,10 @@ static int emit_pow(Emitter *e, const Node *n, Diag *d)
     const Value *y = node_out(g, n, 0);
     DType bt = ins[0]->dtype, et = ins[1]->dtype;
     Tctx c = {.dt = bt};
+    Value view;
     (void)d;
+    if (old_broadcast_view(n, ins[0], ins[1], &view) > 0)
+        ins[1] = &view;
     int k = em_broadcast_loops(e->w, y, ins, 2);
     if (is_flt(bt) || is_flt(et))
         w_load_local(e, "a", bt, 0, 1);
@@ -1084,7 +1087,7 @@ static int ew_fold(Graph *g, Node *n, Diag *d)
         if (prelu_slope_view(ins[0], ins[1], &view))
             return 0;
         ins[1] = &view;
-    } else if (o->kind == K_BINARY) {
+    } else if (o->kind == K_BINARY || o->id == E_Pow) {
         int r = old_broadcast_view(n, ins[0], ins[1], &view);
         if (r < 0)
             return 0;
