@@ -33,5 +33,12 @@ void name_from_path(const char *path, char *out, size_t n);
 
 int cmd_compile(int argc, char **argv);
 int cmd_print(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_dot(int argc, char **argv);
+
+/* The external data files a binary .onnx model names (paths as the importer opens
+ * them: relative to the model's folder), in first-use order. Returns the count
+ * (0 for the textual syntax), -1 with a diagnostic if the model cannot be read. */
+int model_external_files(Arena *a, const char *model, const char ***files, Diag *d);
 
 #endif

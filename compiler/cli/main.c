@@ -10,7 +10,10 @@ static void help(void)
            "usage:\n"
            "  kdcc MODEL -o OUT [options]   compile MODEL to OUT.c and OUT.h (kdcc MODEL --help for options)\n"
            "  kdcc print MODEL              print MODEL in the ONNX textual syntax\n"
+           "  kdcc info MODEL [options]     inputs, outputs, operators (supported?), parameters, MACs, flash, arena\n"
+           "  kdcc dot MODEL [-o FILE.dot]  the graph in Graphviz dot (render with: dot -Tsvg)\n"
            "  kdcc --version                print the version\n"
+           "  kdcc COMMAND --help           the options of COMMAND (compile, print, info, dot)\n"
            "\n"
            "MODEL is a binary .onnx file or a model in the ONNX textual syntax (.txt, .onnxtxt).\n"
            "Exit status: 0 success, 1 error (one line on stderr naming file, node and operator), 2 usage.\n",
@@ -34,6 +37,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "print") == 0)
         return cmd_print(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0)
+        return cmd_info(argc - 1, argv + 1);
+    if (strcmp(cmd, "dot") == 0)
+        return cmd_dot(argc - 1, argv + 1);
     if (strcmp(cmd, "compile") == 0)
         return cmd_compile(argc - 1, argv + 1);
     return cmd_compile(argc, argv);
