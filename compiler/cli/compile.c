@@ -163,7 +163,52 @@ static void usage(FILE *f)
             "                          (import bind infer dce plan, or all) to stderr\n"
             "      --no-fold           no constant folding\n"
             "      --no-validate       do not parse the output with libclang before writing it\n"
+            "      --depfile FILE      also write FILE, Make rules like cc -MD: 'OUT.c OUT.h: MODEL [external data]'\n"
             "  -h, --help              this text\n");
+}
+
+/* a path in a Make rule: spaces and '#' escaped with '\\', '$' doubled */
+static void dep_path(Writer *w, const char *p)
+{
+    for (; *p; p++) {
+        if (*p == ' ' || *p == '#' || *p == '\\')
+            w_printf(w, "\\%c", *p);
+        else if (*p == '$')
+            w_puts(w, "$$");
+        else
+            w_printf(w, "%c", *p);
+    }
+}
+
+/* --depfile: "OUT.c OUT.h: MODEL [external data files]", like cc -MD, so Make and
+ * Ninja re-run kdcc when the model or its weights change. */
+static int write_depfile(Arena *a, const char *path, const char *cpath, const char *hpath, const char *model,
+                         const char *const *consts, int nconsts, Diag *d)
+{
+    const char **ext = NULL;
+    int next = model_external_files(a, model, &ext, d);
+    if (next < 0)
+        return -1;
+    Writer w;
+    w_init(&w);
+    dep_path(&w, cpath);
+    w_puts(&w, " ");
+    dep_path(&w, hpath);
+    w_puts(&w, ":");
+    w_puts(&w, " ");
+    dep_path(&w, model);
+    for (int i = 0; i < next; i++) {
+        w_puts(&w, " \\\n  ");
+        dep_path(&w, ext[i]);
+    }
+    for (int i = 0; i < nconsts; i++) { /* --const IN=FILE */
+        w_puts(&w, " \\\n  ");
+        dep_path(&w, strchr(consts[i], '=') + 1);
+    }
+    w_puts(&w, "\n");
+    int rc = w_save_atomic(&w, path, d);
+    w_free(&w);
+    return rc;
 }
 
 static void dump_text(const Graph *g, FILE *f)
@@ -188,6 +233,7 @@ int cmd_compile(int argc, char **argv)
         {"dump-after", required_argument, 0, 'D'},
         {"no-fold", no_argument, 0, 'F'},
         {"no-validate", no_argument, 0, 'V'},
+        {"depfile", required_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -198,7 +244,7 @@ int cmd_compile(int argc, char **argv)
     CompileOptions o = {.validate = 1};
     o.pass.fold = 1;
     o.pass.dump = dump_text;
-    const char *out = NULL, *name = NULL;
+    const char *out = NULL, *name = NULL, *depfile = NULL;
     ShapeBinding shapes[64];
     int nshapes = 0;
     ConstBinding consts[64];
@@ -236,6 +282,7 @@ int cmd_compile(int argc, char **argv)
         case 'D': o.pass.dump_after = optarg; break;
         case 'F': o.pass.fold = 0; break;
         case 'V': o.validate = 0; break;
+        case 'M': depfile = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -310,7 +357,8 @@ int cmd_compile(int argc, char **argv)
     Writer cw, hw;
     w_init(&cw);
     w_init(&hw);
-    if (compile_graph(g, &o, &cw, &hw, &d) == 0 && save_pair(&cw, cpath, &hw, hpath, &d) == 0)
+    if (compile_graph(g, &o, &cw, &hw, &d) == 0 && save_pair(&cw, cpath, &hw, hpath, &d) == 0 &&
+        (!depfile || write_depfile(&a, depfile, cpath, hpath, model, const_specs, nconsts, &d) == 0))
         rc = 0;
     w_free(&cw);
     w_free(&hw);
