@@ -8,6 +8,10 @@ int pass_dce(Graph *g, Diag *d)
         return diag_error(d, NULL, "out of memory");
     for (int i = 0; i < g->noutputs; i++)
         live[g->outputs[i]] = 1;
+    /* writes into state (optimizer updates) are effects: they are kept */
+    for (int v = 0; v < g->nvalues; v++)
+        if (g->values[v].alias_of >= 0 && g->values[g->values[v].alias_of].role == VR_STATE)
+            live[v] = 1;
     for (int i = g->nnodes - 1; i >= 0; i--) {
         Node *n = g->nodes[i];
         int used = 0;

@@ -52,10 +52,28 @@ int pass_plan(Graph *g, Diag *d)
             if (n->inputs[j] >= 0)
                 end[n->inputs[j]] = i;
     }
+    /* a value that shares another's storage keeps that storage alive while it is used */
+    for (int v = 0; v < nv; v++) {
+        int root = v;
+        for (int hops = 0; g->values[root].alias_of >= 0 && hops < nv; hops++)
+            root = g->values[root].alias_of;
+        if (root != v && end[v] > end[root])
+            end[root] = end[v];
+    }
+    /* state values: one after another in the state buffer */
+    int64_t soff = 0;
+    for (int v = 0; v < nv; v++) {
+        Value *val = &g->values[v];
+        val->state_offset = -1;
+        if (val->role != VR_STATE)
+            continue;
+        val->state_offset = soff;
+        soff += ((int64_t)value_bytes(val) + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN;
+    }
     int ni = 0;
     for (int v = 0; v < nv; v++) {
         Value *val = &g->values[v];
-        if (val->role != VR_INTERMEDIATE || val->is_output || start[v] < 0)
+        if (val->role != VR_INTERMEDIATE || val->is_output || val->alias_of >= 0 || start[v] < 0)
             continue;
         Item *it = &items[ni++];
         it->id = v;

@@ -125,6 +125,33 @@ static int name_weight(EmitState *st, Writer *weights, int v, int *nweights, con
     return st->cname[v] ? 0 : diag_error(d, n, "out of memory");
 }
 
+/* The value whose storage v uses (itself unless it aliases another). */
+static int storage_root(const Graph *g, int v)
+{
+    for (int hops = 0; g->values[v].alias_of >= 0 && hops < g->nvalues; hops++)
+        v = g->values[v].alias_of;
+    return v;
+}
+
+static int has_state(const Graph *g)
+{
+    for (int v = 0; v < g->nvalues; v++)
+        if (g->values[v].role == VR_STATE)
+            return 1;
+    return 0;
+}
+
+static int64_t state_bytes(const Graph *g)
+{
+    int64_t top = 0;
+    for (int v = 0; v < g->nvalues; v++) {
+        const Value *val = &g->values[v];
+        if (val->role == VR_STATE && val->state_offset + (int64_t)value_bytes(val) > top)
+            top = val->state_offset + (int64_t)value_bytes(val);
+    }
+    return top;
+}
+
 static int is_graph_output(const Graph *g, int id)
 {
     for (int i = 0; i < g->noutputs; i++)
@@ -188,6 +215,15 @@ static void write_header(const Graph *g, EmitState *st, const char *name, Writer
     int nin = 0;
     for (int i = 0; i < g->ninputs; i++)
         nin += g->values[g->inputs[i]].role == VR_INPUT;
+    int stateful = has_state(g);
+    if (stateful) {
+        int ns = 0;
+        for (int v = 0; v < g->nvalues; v++)
+            ns += g->values[v].role == VR_STATE;
+        w_line(h, "/* Bytes of the state kept across runs (parameters, optimizer moments, running statistics). */");
+        w_line(h, "#define %s_STATE_BYTES %" PRId64, up, state_bytes(g));
+        w_line(h, "#define %s_NUM_STATE %d", up, ns);
+    }
     w_line(h, "#define %s_NUM_INPUTS %d", up, nin);
     w_line(h, "#define %s_NUM_OUTPUTS %d", up, g->noutputs);
     w_puts(h, "\n");
@@ -216,6 +252,21 @@ static void write_header(const Graph *g, EmitState *st, const char *name, Writer
         }
     }
     w_puts(h, "\n");
+    if (stateful) {
+        w_line(h, "/* Where each state tensor lives in the state buffer: ONNX name, byte offset, element count,");
+        w_line(h, "   ONNX element type (1 = float). */");
+        w_line(h, "typedef struct %s_state_entry {", name);
+        w_line(h, "    const char *name;");
+        w_line(h, "    int64_t offset;");
+        w_line(h, "    int64_t count;");
+        w_line(h, "    int dtype;");
+        w_line(h, "} %s_state_entry;", name);
+        w_line(h, "extern const %s_state_entry %s_state_table[%s_NUM_STATE];", name, name, up);
+        w_puts(h, "\n");
+        w_line(h, "/* Fill a state buffer of %s_STATE_BYTES bytes (aligned to 16) with the initial values. */", up);
+        w_line(h, "void %s_state_init(void *state);", name);
+        w_puts(h, "\n");
+    }
     w_line(h, "/* Run the model. Inputs, then outputs, as flat row-major arrays. Returns 0.");
     w_line(h, "   Uses a static workspace: not reentrant. */");
     w_printf(h, "int %s_run(", name);
@@ -224,7 +275,7 @@ static void write_header(const Graph *g, EmitState *st, const char *name, Writer
     w_puts(h, "\n");
     w_line(h, "/* The same with a caller-given workspace of %s_WORKSPACE_BYTES bytes, aligned to 16", up);
     w_line(h, "   bytes (reentrant: one workspace per concurrent call). Returns 0, or -1 if workspace is NULL. */");
-    w_printf(h, "int %s_run_ws(void *workspace, ", name);
+    w_printf(h, "int %s_run_ws(void *workspace, %s", name, stateful ? "void *state, " : "");
     write_params(h, st);
     w_line(h, ");");
     w_puts(h, "\n");
@@ -311,7 +362,16 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
         else if (val->offset >= 0) {
             snprintf(buf, sizeof buf, "(%s *)(arena + %" PRId64 ")", dtype_ctype(val->dtype), val->offset);
             st.cname[v] = arena_strdup(g->arena, buf);
+        } else if (val->role == VR_STATE) {
+            snprintf(buf, sizeof buf, "(%s *)(state + %" PRId64 ")", dtype_ctype(val->dtype), val->state_offset);
+            st.cname[v] = arena_strdup(g->arena, buf);
         }
+    }
+    /* values that share another value's storage (in-place updates, views) */
+    for (int v = 0; v < g->nvalues; v++) {
+        int root = storage_root(g, v);
+        if (root != v && !st.cname[v])
+            st.cname[v] = st.cname[root];
     }
     int nweights = 0; /* constants become weights when a node function or an output copy reads them */
     /* node functions */
@@ -359,6 +419,12 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
         w_printf(&body, "static void %s(", fname);
         w_printf(&call, "%s(", fname);
         int first = 1;
+        int inplace = 0; /* an output written over an input: no restrict for this node */
+        for (int j = 0; j < n->noutputs; j++)
+            for (int k = 0; k < n->ninputs; k++)
+                if (n->outputs[j] >= 0 && n->inputs[k] >= 0 &&
+                    storage_root(g, n->outputs[j]) == storage_root(g, n->inputs[k]))
+                    inplace = 1;
         for (int pass = 0; pass < 2; pass++) {
             int cnt = pass ? n->noutputs : n->ninputs;
             for (int j = 0; j < cnt; j++) {
@@ -374,7 +440,8 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
                     return -1;
                 if (!st.cname[vid])
                     return diag_error(d, n, "internal error: value '%s' has no storage", v->name);
-                w_printf(&body, "%s%s%s *restrict %s", first ? "" : ", ", pass ? "" : "const ", dtype_ctype(v->dtype), pn);
+                w_printf(&body, "%s%s%s *%s%s", first ? "" : ", ", pass ? "" : "const ", dtype_ctype(v->dtype),
+                         inplace ? "" : "restrict ", pn);
                 w_printf(&call, "%s%s", first ? "" : ", ", st.cname[vid]);
                 first = 0;
             }
@@ -419,8 +486,10 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
     w_puts(c, "\n");
     w_line(c, "#if defined(__GNUC__) || defined(__clang__)");
     w_line(c, "#define KD_ALIGN __attribute__((aligned(64)))");
+    w_line(c, "#define KD_UNUSED __attribute__((unused))");
     w_line(c, "#else");
     w_line(c, "#define KD_ALIGN");
+    w_line(c, "#define KD_UNUSED");
     w_line(c, "#endif");
     w_puts(c, "\n");
     if (e.prelude & PRE_HALF)
@@ -429,21 +498,60 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
         w_printf(c, "%s\n", emit_prelude_bf16);
     if (e.prelude & PRE_ROUND_EVEN)
         w_printf(c, "%s\n", emit_prelude_round);
+    char up[96];
+    snprintf(up, sizeof up, "%s", name);
+    upper(up);
+    int stateful = has_state(g);
+    Writer sw; /* the state's table and init */
+    w_init(&sw);
+    if (stateful) {
+        /* the state: initial contents, the table of entries, init */
+        w_line(&sw, "const %s_state_entry %s_state_table[%s_NUM_STATE] = {", name, name, up);
+        for (int v = 0; v < g->nvalues; v++) {
+            const Value *val = &g->values[v];
+            if (val->role != VR_STATE)
+                continue;
+            w_puts(&sw, "    {\"");
+            for (const char *p = val->name; *p; p++)
+                w_printf(&sw, (*p == '"' || *p == '\\') ? "\\%c" : (*p < 32 || *p > 126) ? "?" : "%c", *p);
+            w_line(&sw, "\", %" PRId64 ", %" PRId64 ", %d},", val->state_offset, value_numel(val), (int)val->dtype);
+        }
+        w_line(&sw, "};");
+        w_puts(&sw, "\n");
+        w_printf(&sw, "void %s_state_init(void *state)\n{\n", name);
+        w_line(&sw, "    unsigned char *s = (unsigned char *)state;");
+        w_line(&sw, "    memset(s, 0, %s_STATE_BYTES);", up);
+        for (int v = 0; v < g->nvalues; v++) {
+            const Value *val = &g->values[v];
+            if (val->role != VR_STATE || !val->data || value_numel(val) == 0)
+                continue;
+            char wn[64];
+            snprintf(wn, sizeof wn, "w%d", nweights++);
+            emit_weight(&weights, val, wn);
+            w_line(&sw, "    memcpy(s + %" PRId64 ", %s, sizeof %s);", val->state_offset, wn, wn);
+        }
+        w_line(&sw, "}");
+        w_puts(&sw, "\n");
+    }
     if (weights.buf)
         w_puts(c, weights.buf);
     if (body.buf)
         w_puts(c, body.buf);
-    char up[96];
-    snprintf(up, sizeof up, "%s", name);
-    upper(up);
-    w_printf(c, "int %s_run_ws(void *workspace, ", name);
+    if (sw.buf)
+        w_puts(c, sw.buf);
+    w_free(&sw);
+    w_printf(c, "int %s_run_ws(void *workspace, %s", name, stateful ? "void *state_buffer, " : "");
     write_params(c, &st);
     w_puts(c, ")\n{\n");
     w_line(c, "    unsigned char *arena = (unsigned char *)workspace;");
-    w_line(c, "    if (!workspace)");
+    if (stateful)
+        w_line(c, "    unsigned char *state = (unsigned char *)state_buffer;");
+    w_line(c, "    if (!workspace%s)", stateful ? " || !state" : "");
     w_line(c, "        return -1;");
     if (!call.buf || !uses_ident(call.buf, "arena"))
         w_line(c, "    (void)arena;");
+    if (stateful && (!call.buf || !uses_ident(call.buf, "state")))
+        w_line(c, "    (void)state;");
     for (int i = 0; i < g->ninputs; i++) {
         const char *pn = st.pname[g->inputs[i]];
         if (g->values[g->inputs[i]].role == VR_INPUT && (!call.buf || !uses_ident(call.buf, pn)))
@@ -462,10 +570,26 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
     w_line(c, "    double align;");
     w_line(c, "} KD_ALIGN %s_workspace;", name);
     w_puts(c, "\n");
+    if (stateful) {
+        w_line(c, "static union {");
+        w_line(c, "    unsigned char bytes[%s_STATE_BYTES > 0 ? %s_STATE_BYTES : 1];", up, up);
+        w_line(c, "    double align;");
+        w_line(c, "} KD_ALIGN %s_state;", name);
+        w_line(c, "static int %s_state_ready;", name);
+        w_puts(c, "\n");
+    }
     w_printf(c, "int %s_run(", name);
     write_params(c, &st);
     w_puts(c, ")\n{\n");
-    w_printf(c, "    return %s_run_ws(%s_workspace.bytes", name, name);
+    if (stateful) {
+        w_line(c, "    if (!%s_state_ready) {", name);
+        w_line(c, "        %s_state_init(%s_state.bytes);", name, name);
+        w_line(c, "        %s_state_ready = 1;", name);
+        w_line(c, "    }");
+    }
+    w_printf(c, "    return %s_run_ws(%s_workspace.bytes%s", name, name, stateful ? "" : "");
+    if (stateful)
+        w_printf(c, ", %s_state.bytes", name);
     for (int i = 0; i < g->ninputs; i++)
         if (g->values[g->inputs[i]].role == VR_INPUT)
             w_printf(c, ", %s", st.pname[g->inputs[i]]);

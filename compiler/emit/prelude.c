@@ -2,7 +2,7 @@
 #include "compiler/emit/emit.h"
 
 const char *const emit_prelude_half =
-    "static float kd_h2f(uint16_t h)\n"
+    "KD_UNUSED static float kd_h2f(uint16_t h)\n"
     "{\n"
     "    uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, bits;\n"
     "    float f;\n"
@@ -17,7 +17,7 @@ const char *const emit_prelude_half =
     "    return f;\n"
     "}\n"
     "\n"
-    "static uint16_t kd_f2h(float f)\n"
+    "KD_UNUSED static uint16_t kd_f2h(float f)\n"
     "{\n"
     "    uint32_t x, ax, mant, e, h, rest;\n"
     "    uint16_t sign;\n"
@@ -43,7 +43,7 @@ const char *const emit_prelude_half =
     "}\n";
 
 const char *const emit_prelude_bf16 =
-    "static float kd_bf2f(uint16_t h)\n"
+    "KD_UNUSED static float kd_bf2f(uint16_t h)\n"
     "{\n"
     "    uint32_t bits = (uint32_t)h << 16;\n"
     "    float f;\n"
@@ -51,7 +51,7 @@ const char *const emit_prelude_bf16 =
     "    return f;\n"
     "}\n"
     "\n"
-    "static uint16_t kd_f2bf(float f)\n"
+    "KD_UNUSED static uint16_t kd_f2bf(float f)\n"
     "{\n"
     "    uint32_t x;\n"
     "    memcpy(&x, &f, 4);\n"
@@ -62,7 +62,7 @@ const char *const emit_prelude_bf16 =
     "}\n";
 
 const char *const emit_prelude_round =
-    "static float kd_rintf(float x)\n"
+    "KD_UNUSED static float kd_rintf(float x)\n"
     "{\n"
     "    float r = floorf(x), diff = x - r;\n"
     "    if (diff > 0.5f || (diff == 0.5f && fmodf(r, 2.0f) != 0.0f))\n"

@@ -80,6 +80,7 @@ static int add_value(Graph *g, const char *name)
     v->producer = -1;
     v->offset = -1;
     v->alias_of = -1;
+    v->state_offset = -1;
     for (int i = 0; i < KD_MAX_RANK; i++)
         v->dims[i] = -1;
     uint32_t k = hash_str(v->name) & (uint32_t)(g->hash_cap - 1);

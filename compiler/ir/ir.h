@@ -181,6 +181,9 @@ typedef enum ValueRole {
     VR_INTERMEDIATE = 0,
     VR_INPUT,          /* graph input, data given at run time */
     VR_CONST,          /* initializer, Constant, or folded: data known at compile time */
+    VR_STATE,          /* mutable state kept across runs (trainable parameters, optimizer moments,
+                          running statistics): lives in the caller's state buffer, starts as `data`
+                          (or zeros when data is NULL) */
 } ValueRole;
 
 typedef struct Value {
@@ -196,7 +199,9 @@ typedef struct Value {
     size_t nbytes;
     int producer;       /* index of producing node in g->nodes, -1 if none */
     int64_t offset;     /* arena offset set by the memory planner, -1 if not in the arena */
-    int alias_of;       /* value id whose storage this value shares (views), -1 if none */
+    int alias_of;       /* value id whose storage this value shares, -1 if none: a view, or the new
+                           contents of a VR_STATE value written in place (an optimizer update) */
+    int64_t state_offset; /* VR_STATE: byte offset in the state buffer (set by the memory planner) */
 } Value;
 
 struct OpDef;
