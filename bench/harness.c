@@ -77,8 +77,8 @@ static int cmp_double(const void *a, const void *b)
 
 static void *xalloc(size_t n)
 {
-    void *p = aligned_alloc(64, (n + 63) / 64 * 64 + 64);
-    if (!p) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n + 64) != 0 || !p) {
         fprintf(stderr, "harness: out of memory\n");
         exit(1);
     }

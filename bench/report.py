@@ -1,0 +1,299 @@
+"""Turn bench/run.sh's raw measurements into docs/BENCHMARKS.md.
+
+    /usr/bin/python3 bench/report.py --raw build-bench/bench/raw.tsv [--out docs/BENCHMARKS.md] ...
+
+Called by run.sh; without --out it prints the document.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=30).stdout.strip()
+    except Exception:
+        return ""
+
+
+def fmt_int(n):
+    return "{:,}".format(int(n)).replace(",", "\u202f") if n is not None else "-"
+
+
+def fmt_us(x):
+    if x is None:
+        return "-"
+    if x >= 1000:
+        return "%.0f" % x
+    if x >= 10:
+        return "%.1f" % x
+    return "%.2f" % x
+
+
+def fmt_bytes(n):
+    return fmt_int(n) if n is not None else "-"
+
+
+def load(raw):
+    models, order, sgemm, openblas, elapsed = {}, [], [], "", None
+    for line in open(raw):
+        f = line.rstrip("\n").split("\t")
+        kind = f[0]
+        if kind == "openblas":
+            openblas = f[1]
+        elif kind == "sgemm":
+            sgemm.append((int(f[1]), float(f[2]), float(f[3]), float(f[4])))
+        elif kind == "elapsed":
+            elapsed = int(f[1])
+        elif kind == "model":
+            models[f[1]] = {"name": f[1], "source": f[2], "macs": int(f[3]), "kdcc": [], "ort": [], "errors": []}
+            order.append(f[1])
+        elif kind == "error":
+            models[f[1]]["errors"].append((f[2], f[3] if len(f) > 3 else ""))
+        elif kind == "compile":
+            models[f[1]]["compile"] = (float(f[2]), float(f[3]), int(f[4]))
+        elif kind == "arena":
+            vals = [None if x == "-" or x == "" else int(x) for x in f[2:7]]
+            models[f[1]]["arena"] = dict(zip(["header", "planned", "bound", "sum", "count"], vals))
+        elif kind == "kdcc":
+            med, mn, calls, samples = float(f[3]), float(f[4]), int(f[5]), int(f[6])
+            models[f[1]]["kdcc"].append({"median": med, "min": mn, "calls": calls, "samples": samples})
+        elif kind == "ort":
+            models[f[1]]["ort"].append(json.loads(f[3]))
+    return [models[n] for n in order], sgemm, openblas, elapsed
+
+
+def summarise(m):
+    """Per-round pairing: round r's kdcc median against round r's ORT median minus its binding cost."""
+    k = [r["median"] for r in m["kdcc"]]
+    o_raw = [r["median_us"] for r in m["ort"]]
+    o_bind = [r["overhead_median_us"] for r in m["ort"]]
+    n = min(len(k), len(o_raw))
+    s = {"kdcc": statistics.median(k) if k else None,
+         "kdcc_min": min(r["min"] for r in m["kdcc"]) if k else None,
+         "ort_raw": statistics.median(o_raw) if o_raw else None,
+         "bind": statistics.median(o_bind) if o_bind else None,
+         "ort_min": min(r["min_us"] for r in m["ort"]) if o_raw else None}
+    corr = [o_raw[i] - o_bind[i] for i in range(len(o_raw))]
+    s["ort"] = statistics.median(corr) if corr else None
+    ratios = [k[i] / corr[i] for i in range(n) if corr[i] > 0]
+    # a ratio is only meaningful when ORT's own time is clearly above the binding cost's noise
+    s["ort_resolved"] = bool(corr) and s["ort"] > 0.25 * s["bind"]
+    s["ratio"] = statistics.median(ratios) if ratios and s["ort_resolved"] else None
+    s["ratio_spread"] = (min(ratios), max(ratios)) if ratios and s["ort_resolved"] else None
+    macs = m["macs"]
+    s["gflops"] = 2.0 * macs / (s["kdcc"] * 1e3) if macs and s["kdcc"] else None
+    s["ort_gflops"] = 2.0 * macs / (s["ort"] * 1e3) if macs and s["ort"] and s["ort_resolved"] else None
+    if m["ort"]:
+        d = [r["max_abs_diff"] for r in m["ort"]]
+        s["diff"] = d[0]
+        s["ref"] = m["ort"][0]["max_abs_ref"]
+    else:
+        s["diff"] = s["ref"] = None
+    return s
+
+
+def machine():
+    lscpu = sh("lscpu")
+    get = lambda key: (re.search(r"^%s:\s*(.*)$" % re.escape(key), lscpu, re.M) or [None, "?"])[1]  # noqa: E731
+    return {
+        "cpu": get("Model name"),
+        "cpus": get("CPU(s)"),
+        "threads_per_core": get("Thread(s) per core"),
+        "cores_per_socket": get("Core(s) per socket"),
+        "flags": " ".join(f for f in ("avx2", "fma", "avx512f") if re.search(r"\b%s\b" % f, get("Flags"))),
+        "kernel": platform.release(),
+        "os": sh(". /etc/os-release 2>/dev/null && echo \"$PRETTY_NAME\""),
+        "load": sh("cat /proc/loadavg").split()[:3],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--ort-version", default="?")
+    ap.add_argument("--seconds", default="1")
+    ap.add_argument("--rounds", default="3")
+    ap.add_argument("--cflags", default="-O3 -march=native")
+    ap.add_argument("--cc", default="cc")
+    a = ap.parse_args()
+
+    models, sgemm, openblas, elapsed = load(a.raw)
+    mach = machine()
+    ccv = sh("%s --version | head -1" % a.cc)
+    nodev = sh("node --version")
+    commit = sh("git -C %s rev-parse --short HEAD" % ROOT)
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    peak = max((g for _, _, g, _ in sgemm), default=None)
+
+    L = []
+    w = L.append
+    w("# Benchmarks")
+    w("")
+    w("Generated by `bash bench/run.sh` (do not edit by hand: rerun it). "
+      "kdcc's generated C against ONNX Runtime on the same machine, in the same run, one thread, batch 1.")
+    w("")
+    w("## Machine and tools")
+    w("")
+    w("| | |")
+    w("| --- | --- |")
+    w("| date | %s |" % date)
+    w("| CPU | %s; %s logical CPUs (%s cores per socket, %s threads per core); %s |"
+      % (mach["cpu"], mach["cpus"], mach["cores_per_socket"], mach["threads_per_core"], mach["flags"] or "no AVX2"))
+    w("| OS | %s, Linux %s |" % (mach["os"] or "?", mach["kernel"]))
+    w("| load average at the end | %s (a shared machine: other jobs ran during the measurements) |" % " ".join(mach["load"]))
+    w("| kdcc | commit %s, generated C built with `%s %s` |" % (commit or "?", a.cc, a.cflags))
+    w("| C compiler | %s |" % ccv)
+    w("| ONNX Runtime | onnxruntime-node %s (CPU), Node.js %s |" % (a.ort_version, nodev))
+    w("| OpenBLAS | %s |" % (openblas or "?"))
+    w("| run | %s s timed per model, engine and round; %s rounds; %s s in all |"
+      % (a.seconds, a.rounds, elapsed if elapsed is not None else "?"))
+    w("")
+    w("## Method")
+    w("")
+    w("- **kdcc**: `kdcc MODEL --batch 1` writes C; `bench/harness.c` calls `m_run` in a loop "
+      "(warm-up, then timed samples with `clock_gettime` until the time is up; a sample is one call, "
+      "or a block of calls lasting at least 20 µs for the tiniest models) and reports the median.")
+    w("- **ONNX Runtime**: `bench/ort.js`, in-process through onnxruntime-node: `intraOpNumThreads 1`, "
+      "`interOpNumThreads 1`, sequential execution, graph optimisations `all`; warm-up, then the median of "
+      "per-call times of `session.run`. The Node binding's own cost per call (argument conversion, a hop to "
+      "a worker thread and back, the promise) is measured in the same process on a one-element model "
+      "(`bench/models/overhead.onnx`, y = x + 1) and subtracted, so the figure is ORT's own time. "
+      "Where ORT's time is not clearly above that cost's noise (below a quarter of it), no ratio is given.")
+    w("- Both run on the same random input (uniform in [0, 1), fixed seed), which the harness writes for ort.js; "
+      "ort.js also compares ORT's outputs with kdcc's (max abs diff).")
+    w("- kdcc and ORT alternate per model (%s rounds). Figures are medians over rounds; the ratio "
+      "(kdcc time / ORT time, below 1 = kdcc faster) is the median of per-round ratios, so slow phases of "
+      "the shared machine affect both sides of each ratio." % a.rounds)
+    w("- MACs: multiply-accumulates of Conv, ConvTranspose, Gemm, MatMul and their integer forms "
+      "(`bench/macs.py`, from ONNX shape inference). GFLOP/s = 2 x MACs / time.")
+    w("- Arena: `M_WORKSPACE_BYTES` from the generated header. Lower bound: the largest total size of "
+      "intermediates live at the same node (kdcc's node order and lifetime model, no in-place reuse; "
+      "`bench/arena_bound.c` walks the planned graph). Sum: every intermediate in its own buffer. "
+      "Graph inputs, outputs and weights are not in the arena.")
+    w("")
+    w("## Results")
+    w("")
+    w("| model | MACs | kdcc µs | ORT µs | kdcc / ORT | kdcc GFLOP/s | arena bytes | lower bound | sum of intermediates | max abs diff |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    sums = {}
+    for m in models:
+        if m["errors"] and not m["kdcc"]:
+            stage, msg = m["errors"][0]
+            msg = re.sub(r"^kdcc: error: [^:]*: ", "", msg)  # the file name is the row's model
+            w("| %s | %s | %s | | | | | | | |" % (m["name"], fmt_int(m["macs"]),
+                                                  "fails (%s): `%s`" % (stage, msg.replace("|", "\\|"))))
+            continue
+        s = summarise(m)
+        sums[m["name"]] = s
+        ar = m.get("arena", {})
+        ort = fmt_us(s["ort"]) if s["ort_resolved"] else "< binding noise"
+        diff = "-" if s["diff"] is None else ("%.1e" % s["diff"] if isinstance(s["diff"], float) else str(s["diff"]))
+        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            m["name"], fmt_int(m["macs"]), fmt_us(s["kdcc"]), ort,
+            "%.2f" % s["ratio"] if s["ratio"] else "-",
+            "%.2f" % s["gflops"] if s["gflops"] else "-",
+            fmt_bytes(ar.get("header")), fmt_bytes(ar.get("bound")), fmt_bytes(ar.get("sum")), diff))
+    errs = [(m["name"], e) for m in models for e in m["errors"] if m["kdcc"]]
+    for name, (stage, msg) in errs:
+        w("")
+        w("%s: %s failed: `%s`" % (name, stage, msg))
+    w("")
+    w("Sources: mnist-8 ... ultraface-* are the real models of `../shared/onnx-tests/models`; "
+      "mlp, lenet5, resnet8, dscnn, mobilenet025 and autoencoder are PyTorch exports with random weights "
+      "(`bench/make_models.py`, committed in `bench/models`).")
+    w("")
+    w("### Details")
+    w("")
+    w("| model | kdcc min µs | ORT µs with binding | binding µs | ORT min µs (with binding) | per-round kdcc / ORT | ORT GFLOP/s | max abs output | kdcc compile s | cc s | C bytes |")
+    w("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    for m in models:
+        if m["name"] not in sums:
+            continue
+        s = sums[m["name"]]
+        c = m.get("compile", (None, None, None))
+        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            m["name"], fmt_us(s["kdcc_min"]), fmt_us(s["ort_raw"]), fmt_us(s["bind"]), fmt_us(s["ort_min"]),
+            "%.2f to %.2f" % s["ratio_spread"] if s["ratio_spread"] else "-",
+            "%.2f" % s["ort_gflops"] if s["ort_gflops"] else "-",
+            "%.3g" % s["ref"] if s["ref"] is not None else "-",
+            "%.2f" % c[0] if c[0] is not None else "-", "%.2f" % c[1] if c[1] is not None else "-",
+            fmt_int(c[2]) if c[2] is not None else "-"))
+    w("")
+    w("## Reference: OpenBLAS sgemm, one thread")
+    w("")
+    w("Square row-major C = A x B (`bench/sgemm.c`, `openblas_set_num_threads(1)`).")
+    w("")
+    w("| N | median µs | GFLOP/s (median) | GFLOP/s (best call) |")
+    w("| ---: | ---: | ---: | ---: |")
+    for n, med, g, gb in sgemm:
+        w("| %d | %s | %.1f | %.1f |" % (n, fmt_us(med), g, gb))
+    w("")
+
+    # ---- a reading, computed from the figures ----
+    w("## Reading")
+    w("")
+    ok = [(n, s) for n, s in sums.items() if s["ratio"]]
+    failed = [m["name"] for m in models if m["errors"] and not m["kdcc"]]
+    if ok:
+        gm = math.exp(sum(math.log(s["ratio"]) for _, s in ok) / len(ok))
+        faster = sorted([n for n, s in ok if s["ratio"] < 0.9], key=lambda n: sums[n]["ratio"])
+        slower = sorted([n for n, s in ok if s["ratio"] > 1.1], key=lambda n: -sums[n]["ratio"])
+        even = [n for n, s in ok if 0.9 <= s["ratio"] <= 1.1]
+        w("- Over the %d models with a ratio, kdcc's time is %.2fx ORT's (geometric mean). "
+          "kdcc is faster (ratio < 0.9) on %s; within 10%% on %s; slower (> 1.1) on %s."
+          % (len(ok), gm, ", ".join(faster) or "none", ", ".join(even) or "none",
+             ", ".join("%s (%.1fx)" % (n, sums[n]["ratio"]) for n in slower) or "none"))
+    tiny = [n for n, s in sums.items() if not s["ort_resolved"]]
+    if tiny:
+        w("- For %s ORT's own time is lost in the noise of the binding's per-call cost (median %s µs here), "
+          "so no ratio is given; kdcc's absolute time is the figure to read." %
+          (", ".join(tiny), fmt_us(statistics.median(s["bind"] for s in sums.values() if s["bind"] is not None))))
+    if peak:
+        gf = sorted(((s["gflops"], n) for n, s in sums.items() if s["gflops"]), reverse=True)
+        if gf:
+            w("- Arithmetic throughput: kdcc reaches %.1f GFLOP/s at best (%s), %.0f%% of single-thread OpenBLAS sgemm's "
+              "%.1f GFLOP/s; the median over models is %.1f GFLOP/s. Small models are dominated by per-layer "
+              "overheads and memory traffic rather than arithmetic, so their GFLOP/s is low for any engine."
+              % (gf[0][0], gf[0][1], 100 * gf[0][0] / peak, peak, statistics.median(g for g, _ in gf)))
+    tight = [n for n, m in ((m["name"], m) for m in models) if n in sums and m.get("arena", {}).get("bound")
+             and m["arena"]["header"] is not None and m["arena"]["header"] <= m["arena"]["bound"] + 16 * m["arena"]["count"]]
+    loose = [(n, m["arena"]["header"] / m["arena"]["bound"]) for n, m in ((m["name"], m) for m in models)
+             if n in sums and m.get("arena", {}).get("bound") and n not in tight and m["arena"]["header"]]
+    if tight or loose:
+        w("- Memory plan: the arena meets the lower bound (up to 16-byte alignment) on %d of %d models%s. "
+          "Compared with giving every intermediate its own buffer, it saves %s."
+          % (len(tight), len(tight) + len(loose),
+             "; above it on " + ", ".join("%s (%.2fx)" % x for x in loose) if loose else "",
+             ", ".join("%.0f%% on %s" % (100 * (1 - m["arena"]["header"] / m["arena"]["sum"]), m["name"])
+                       for m in models if m["name"] in sums and m.get("arena", {}).get("sum") and m["arena"]["header"] is not None
+                       and m["arena"]["sum"] > 0)))
+    bad = [n for n, s in sums.items() if s["diff"] is not None and (not isinstance(s["diff"], float)
+                                                                     or s["diff"] > 1e-3 * max(1.0, s["ref"] or 0))]
+    w("- Outputs: %s" % ("kdcc and ORT agree on every model that compiled (max abs diff within 1e-3 of the output scale)."
+                         if not bad else "outputs differ beyond 1e-3 relative on %s (see max abs diff)." % ", ".join(bad)))
+    if failed:
+        w("- Not compiled by kdcc: %s (the error is in the table)." % ", ".join(failed))
+    w("- Caveats: one shared machine with other jobs running (see the load average); medians over alternating "
+      "rounds damp the noise but single figures can still move by 10-20% between runs. ORT runs through "
+      "its Node binding with the binding's cost subtracted, which is an estimate. Weights of the PyTorch "
+      "models are random; timing does not depend on their values.")
+    text = "\n".join(L) + "\n"
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
