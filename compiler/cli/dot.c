@@ -71,7 +71,10 @@ static void edge(Writer *w, const Graph *g, int vid, const char *to)
         w_printf(w, "  n%d -> %s [label=\"", v->producer, to);
     else
         w_printf(w, "  v%d -> %s [label=\"", vid, to);
-    dot_str(w, value_type_str(v, ts, sizeof ts), 200);
+    if (v->dtype == DT_UNDEFINED && v->rank < 0)
+        w_puts(w, "?"); /* not inferred (yet) */
+    else
+        dot_str(w, value_type_str(v, ts, sizeof ts), 200);
     w_puts(w, "\", tooltip=\"");
     dot_str(w, v->name, 200);
     w_puts(w, "\"];\n");
