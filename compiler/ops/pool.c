@@ -223,7 +223,7 @@ static int emit_pool(Emitter *e, const Node *n, Diag *d)
     }
 
     /* window tables */
-    int whole[KD_MAX_RANK], cnt_whole[KD_MAX_RANK];
+    int whole[KD_MAX_RANK] = {0}, cnt_whole[KD_MAX_RANK] = {0};
     int64_t lo = 0, hi = 0;
     for (int i = 0; i < S; i++) {
         int64_t *kb = arena_array(e->g->arena, (size_t)P.out[i], sizeof *kb);
