@@ -624,7 +624,8 @@ int cmd_info(int argc, char **argv)
     printf("  MACs       %s (Conv, ConvTranspose, Gemm, MatMul, Einsum and their integer forms;\n"
            "             other operators count as 0)\n",
            human(hb, sizeof hb, macs_total, 0));
-    printf("  flash      %s (%d weight arrays as const data)\n", human(hb, sizeof hb, flash, 1), nweights);
+    printf("  flash      %s (%d weight array%s as const data)\n", human(hb, sizeof hb, flash, 1), nweights,
+           nweights == 1 ? "" : "s");
     printf("  arena      %s (intermediates; NAME_WORKSPACE_BYTES)\n", human(hb, sizeof hb, arena_bytes, 1));
     w_free(&cw);
     w_free(&hw);

@@ -37,6 +37,8 @@ check info_batch_assumed bash -c "'$KDCC' info '$D/ext.onnx' | grep -q 'symbolic
 check info_batch bash -c "'$KDCC' info '$D/ext.onnx' --batch 4 > '$W/e.info' && grep -Eq '^    x +float\[4,4\]' '$W/e.info' && grep -q '^  MACs       48 ' '$W/e.info' && ! grep -q 'taken as 1' '$W/e.info'"
 check info_shape bash -c "'$KDCC' info '$D/ext.onnx' --shape x=3x4 | grep -Eq '^    y +float\[3,3\]'"
 check info_bad_shape bash -c "'$KDCC' info '$D/ext.onnx' --shape x=3x5 | grep -q 'did not run: .*dim 1'"
+# Einsum ij,jk->ik 2*4*3 + bij,bjk->bik 5*2*4*3 + ij->i 2*3; ConvTranspose 1*2*4*4 inputs x 3*3*3; MatMul 5*2*4*3
+check info_macs_by_op bash -c "'$KDCC' info '$D/macs.txt' > '$W/m.info' && grep -Eq '^  Einsum +3  yes +150$' '$W/m.info' && grep -Eq '^  ConvTranspose +1  yes +864$' '$W/m.info' && grep -Eq '^  MatMul +1  yes +120$' '$W/m.info' && grep -q '^  MACs       1134 ' '$W/m.info' && grep -q '(1 weight array as' '$W/m.info'"
 if [ -f "$M/mnist-8/model.onnx" ]; then
   # conv1 8x28x28x(1x5x5) + conv2 16x14x14x(8x5x5) + MatMul 256x10
   check info_mnist_macs bash -c "'$KDCC' info '$M/mnist-8/model.onnx' | grep -q '^  MACs       786560 '"
