@@ -5,7 +5,10 @@
  *                                  import -> export -> import again, compare the graphs
  *                                  (values, shapes, symbolic dims, data bytes, nodes,
  *                                  attributes), then compile both through the kdcc
- *                                  pipeline and compare the emitted C and header.
+ *                                  pipeline and compare the emitted C and header;
+ *                                  and export the compiled graph (shapes bound, constants
+ *                                  folded, dead code gone), compile that again and
+ *                                  compare the C.
  *   test_onnx_export --write OUT [DIR...]
  *                                  also keep the exported files in OUT (for onnx.checker)
  *   test_onnx_export --unit        crafted graphs: every attribute kind, omitted inputs,
@@ -222,7 +225,7 @@ static int file_exists(const char *p)
 
 /* Compile the model at path as the conformance runner does: input shapes bound from
  * test_data_set_0, inputs the compiler asks for bound as constants. */
-static void compile_model(const char *path, const char *testdir, Compiled *out)
+static void compile_model(const char *path, const char *testdir, const char *export_to, Compiled *out)
 {
     memset(out, 0, sizeof *out);
     w_init(&out->c);
@@ -240,7 +243,7 @@ static void compile_model(const char *path, const char *testdir, Compiled *out)
         for (int k = 0; k < MAX_IO; k++) {
             char p[2048];
             snprintf(p, sizeof p, "%s/test_data_set_0/input_%d.pb", testdir, k);
-            if (!file_exists(p) || onnx_read_tensor_file(&a, p, &in[k], &d))
+            if (!testdir || !file_exists(p) || onnx_read_tensor_file(&a, p, &in[k], &d))
                 break;
             nin++;
         }
@@ -293,6 +296,11 @@ static void compile_model(const char *path, const char *testdir, Compiled *out)
         w_init(&out->c);
         w_init(&out->h);
         int rc = compile_graph(g, &co, &out->c, &out->h, &d);
+        if (rc == 0 && export_to && onnx_export_file(g, export_to, &d)) {
+            snprintf(out->msg, sizeof out->msg, "export after compiling: %.900s", d.msg);
+            arena_free(&a);
+            return;
+        }
         if (rc == 0) {
             out->ok = 1;
             arena_free(&a);
@@ -333,7 +341,7 @@ static void first_diff(const char *a, const char *b, char *out, size_t n)
 /* ------------------------------------------------------------------ one model */
 
 typedef struct Stats {
-    int models, skipped_import, roundtrip_ok, roundtrip_bad, c_same, c_differ, c_both_fail;
+    int models, skipped_import, roundtrip_ok, roundtrip_bad, c_same, c_differ, c_both_fail, compiled_same, compiled_bad;
 } Stats;
 
 static void one_model(const char *testdir, const char *label, const char *keep_dir, Stats *st)
@@ -384,8 +392,10 @@ static void one_model(const char *testdir, const char *label, const char *keep_d
 
     /* the same C from both */
     Compiled c1, c2;
-    compile_model(src, testdir, &c1);
-    compile_model(dst, testdir, &c2);
+    char compiled[2100];
+    snprintf(compiled, sizeof compiled, "%s/compiled.onnx", KDCC_TMP_DIR);
+    compile_model(src, testdir, compiled, &c1);
+    compile_model(dst, testdir, NULL, &c2);
     if (!c1.ok || !c2.ok) {
         if (c1.ok != c2.ok || strcmp(c1.msg, c2.msg)) {
             st->c_differ++;
@@ -403,6 +413,24 @@ static void one_model(const char *testdir, const char *label, const char *keep_d
         fprintf(stderr, "FAIL %s: emitted %s differs: %s\n", label, cdiff ? "C" : "header", fd);
     } else {
         st->c_same++;
+    }
+    /* the compiled graph (shapes bound, constants folded, dead code gone) exported and compiled again */
+    if (c1.ok) {
+        Compiled c3;
+        compile_model(compiled, NULL, NULL, &c3);
+        if (!c3.ok) {
+            st->compiled_bad++;
+            fprintf(stderr, "FAIL %s: the exported compiled graph does not compile: %s\n", label, c3.msg);
+        } else if (c1.c.len != c3.c.len || memcmp(c1.c.buf, c3.c.buf, c1.c.len)) {
+            st->compiled_bad++;
+            char fd[400];
+            first_diff(c1.c.buf, c3.c.buf, fd, sizeof fd);
+            fprintf(stderr, "FAIL %s: the exported compiled graph gives other C: %s\n", label, fd);
+        } else {
+            st->compiled_same++;
+        }
+        w_free(&c3.c);
+        w_free(&c3.h);
     }
     w_free(&c1.c);
     w_free(&c1.h);
@@ -607,7 +635,9 @@ int main(int argc, char **argv)
         scan(KDCC_SHARED_DIR "/onnx-tests/models", keep, &st);
     }
     printf("%d models: %d not importable (skipped), %d round trips ok, %d bad; emitted C identical for %d, "
-           "different for %d, both refused the same way for %d\n",
-           st.models, st.skipped_import, st.roundtrip_ok, st.roundtrip_bad, st.c_same, st.c_differ, st.c_both_fail);
-    return failures || st.roundtrip_bad || st.c_differ ? 1 : 0;
+           "different for %d, both refused the same way for %d; compiled graphs exported and compiled again "
+           "to the same C: %d, otherwise: %d\n",
+           st.models, st.skipped_import, st.roundtrip_ok, st.roundtrip_bad, st.c_same, st.c_differ, st.c_both_fail,
+           st.compiled_same, st.compiled_bad);
+    return failures || st.roundtrip_bad || st.c_differ || st.compiled_bad ? 1 : 0;
 }
