@@ -1,12 +1,13 @@
 """onnx.checker on the models kdcc exported, numpy on the .npy files it wrote.
 
-usage: check_python.py EXPORTED_DIR ONNX_TESTS_DIR NPY_DIR
+usage: check_python.py EXPORTED_DIR ONNX_TESTS_DIR NPY_DIR TEST_DATA_BINARY
 
 An exported model must pass onnx.checker.check_model (with full_check, i.e. strict
 shape inference, too) whenever the original model does. Models whose opset or IR
 version is newer than the installed onnx knows are skipped, and counted.
 """
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -15,7 +16,7 @@ import onnx.checker
 from onnx import defs, helper, numpy_helper
 from onnx.helper import VERSION_TABLE
 
-exported, tests, npy = sys.argv[1:4]
+exported, tests, npy, test_data = sys.argv[1:5]
 max_opset = defs.onnx_opset_version()
 max_ir = max(row[1] for row in VERSION_TABLE)
 
@@ -150,5 +151,53 @@ for f, w in want.items():
     elif not a.flags.c_contiguous:
         fails += 1
         print(f"FAIL {f}: not C order")
-print(f"numpy {np.__version__}: {len(want)} .npy files checked")
+print(f"numpy {np.__version__}: {len(want)} .npy files kdcc wrote read back")
+
+# files numpy writes, read by kdcc: every dtype, both byte orders, format 1.0/2.0/3.0
+rng = np.random.default_rng(7)
+cases = []  # (path, array or None for an expected refusal, what the error must say)
+for code in ("f4", "f8", "f2", "u1", "i1", "i2", "i4", "i8", "u2", "u4", "u8", "b1"):
+    for order in ("<", ">"):
+        for version in ((1, 0), (2, 0), (3, 0)):
+            for shape in ((2, 3, 4), (), (0, 3)):
+                dt = np.dtype(order + code)
+                a = (rng.integers(0, 2, shape) if code == "b1" else rng.integers(-100, 100, shape)
+                     if code[0] in "if" else rng.integers(0, 200, shape)).astype(dt)
+                p = os.path.join(npy, f"np_{'le' if order == '<' else 'be'}_{code}_v{version[0]}_{len(shape)}.npy")
+                with open(p, "wb") as f:
+                    np.lib.format.write_array(f, a, version=version)
+                cases.append((p, a, None))
+p = os.path.join(npy, "np_fortran.npy")
+np.save(p, np.asfortranarray(np.ones((3, 2), dtype=np.float32)))
+cases.append((p, None, "Fortran order"))
+p = os.path.join(npy, "np_savetxt.csv")
+t = rng.normal(size=(5, 3))
+np.savetxt(p, t, delimiter=",", header="a,b,c")
+cases.append((p, t.astype(np.float32), None))
+out = subprocess.run([test_data, "--dump"] + [c[0] for c in cases], capture_output=True, text=True, check=True)
+lines = out.stdout.splitlines()
+names = {"f4": "float", "f8": "double", "f2": "float16", "u1": "uint8", "i1": "int8", "i2": "int16", "i4": "int32",
+         "i8": "int64", "u2": "uint16", "u4": "uint32", "u8": "uint64", "b1": "bool"}
+for (p, a, err), line in zip(cases, lines):
+    if a is None:
+        if not (line.startswith("error: ") and err in line and p in line):
+            fails += 1
+            print(f"FAIL {os.path.basename(p)}: expected a refusal saying '{err}', got: {line}")
+        continue
+    f = a.astype(np.float64).ravel()
+    want_line = (names[a.dtype.str[1:]], list(a.shape), f[0] if f.size else 0.0, f[-1] if f.size else 0.0, f.sum())
+    got = line.split()
+    try:
+        ok_line = (got[0] == want_line[0] and got[1] == "[" + ",".join(map(str, want_line[1])) + "]" and
+                   float(got[2]) == want_line[2] and float(got[3]) == want_line[3] and
+                   abs(float(got[4]) - want_line[4]) <= 1e-9 * max(1.0, abs(want_line[4])))
+    except (IndexError, ValueError):
+        ok_line = False
+    if not ok_line:
+        fails += 1
+        print(f"FAIL {os.path.basename(p)}: kdcc reads '{line}', numpy has {want_line}")
+if len(lines) != len(cases):
+    fails += 1
+    print(f"FAIL: {len(lines)} results for {len(cases)} files")
+print(f"kdcc read {len(cases)} files numpy wrote")
 sys.exit(1 if fails else 0)

@@ -5,6 +5,8 @@
  *   test_data --fashion DIR   the real Fashion-MNIST test images and labels in DIR
  *                             (exit 77 = skipped when the files are absent)
  *   test_data --write DIR     write .npy files for an outside check (numpy) and exit
+ *   test_data --dump FILE...  read each file (data_read) and print "dtype [dims] first last sum"
+ *                             or "error: message" (files written by numpy, checked by it)
  */
 #include "frontends/data.h"
 
@@ -813,8 +815,34 @@ static int write_for_numpy(const char *dir)
     return rc ? 1 : 0;
 }
 
+static int dump(int n, char **files)
+{
+    for (int i = 0; i < n; i++) {
+        Diag d;
+        Dataset ds;
+        diag_init(&d, NULL);
+        if (data_read(files[i], &ds, &d)) {
+            printf("error: %s\n", d.msg);
+            continue;
+        }
+        int64_t numel = dataset_numel(&ds);
+        double sum = 0;
+        for (int64_t k = 0; k < numel; k++)
+            sum += elem_get_f64(ds.data, ds.dtype, k);
+        printf("%s [", dtype_name(ds.dtype));
+        for (int k = 0; k < ds.rank; k++)
+            printf("%s%lld", k ? "," : "", (long long)ds.dims[k]);
+        printf("] %.17g %.17g %.17g\n", numel ? elem_get_f64(ds.data, ds.dtype, 0) : 0.0,
+               numel ? elem_get_f64(ds.data, ds.dtype, numel - 1) : 0.0, sum);
+        dataset_free(&ds);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "--dump") == 0)
+        return dump(argc - 2, argv + 2);
     if (argc == 3 && strcmp(argv[1], "--fashion") == 0)
         return test_fashion(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--write") == 0)
