@@ -149,6 +149,11 @@ static int ends_with(const char *s, const char *suffix)
 int data_read(const char *path, Dataset *out, Diag *d)
 {
     dataset_init(out);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return data_err(d, path, "cannot open: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return data_err(d, path, "not a regular file");
     FILE *f = fopen(path, "rb");
     if (!f)
         return data_err(d, path, "cannot open: %s", strerror(errno));

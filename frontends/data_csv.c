@@ -48,10 +48,13 @@ static int next_line(const char **pos, const char *end, int64_t *lineno, Line *l
     return 0;
 }
 
+#define MAX_COLUMNS 1000000
+
+/* Fields on a line, capped at MAX_COLUMNS + 1 (more is refused). */
 static int count_fields(const Line *l, char delim)
 {
     int n = 1;
-    for (const char *p = l->p; p < l->end; p++)
+    for (const char *p = l->p; p < l->end && n <= MAX_COLUMNS; p++)
         if (*p == delim)
             n++;
     return n;
@@ -190,6 +193,10 @@ int data_read_csv(const char *path, const CsvOptions *o, Dataset *x, Dataset *la
         goto out;
     }
     int ncols = count_fields(&first, delim);
+    if (ncols > MAX_COLUMNS) {
+        data_err(d, path, "line %" PRId64 " has more than %d fields", first.lineno, MAX_COLUMNS);
+        goto out;
+    }
     int has_header;
     if (o->header == CSV_HEADER_YES)
         has_header = 1;

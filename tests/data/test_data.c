@@ -313,6 +313,13 @@ static void test_npy_bad(void)
     diag_init(&d, NULL);
     CHECK(err_ok(data_read_npy(tmp_path("does-not-exist.npy"), &ds, &d), &d, tmp_path("does-not-exist.npy"), "cannot open"));
 
+    diag_init(&d, NULL);
+    CHECK(err_ok(data_read(KDCC_TMP_DIR, &ds, &d), &d, KDCC_TMP_DIR, "not a regular file"));
+    p = tmp_path("unknown.bin");
+    write_file(p, "\x01\x02\x03\x04\x05\x06", 6);
+    diag_init(&d, NULL);
+    CHECK(err_ok(data_read(p, &ds, &d), &d, p, "unknown data format"));
+
     /* every truncation of a valid file fails cleanly; random corruption never crashes */
     float f[6] = {1, 2, 3, 4, 5, 6};
     p = tmp_path("good.npy");

@@ -346,7 +346,7 @@ typedef struct Stats {
 
 static void one_model(const char *testdir, const char *label, const char *keep_dir, Stats *st)
 {
-    char src[2048], dst[2048];
+    char src[1100], dst[2048];
     snprintf(src, sizeof src, "%s/model.onnx", testdir);
     if (!file_exists(src))
         return;
@@ -466,7 +466,7 @@ static void scan(const char *root, const char *keep_dir, Stats *st)
     closedir(dir);
     qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
-        char p[2048];
+        char p[1024];
         snprintf(p, sizeof p, "%s/%s", root, names[i]);
         one_model(p, names[i], keep_dir, st);
         free(names[i]);
