@@ -299,9 +299,12 @@ static int build_opsets(Ex *x, Onnx__ModelProto *m)
         return oom(x);
     size_t k = 0;
     if (g->nopsets > 0) {
-        for (int i = 0; i < g->nopsets; i++)
-            if (!(os[k++] = make_opset(x, g->opset_domain[i], g->opset_version[i])))
+        for (int i = 0; i < g->nopsets; i++) {
+            /* g->opset is what the nodes of the default domain were read and checked with */
+            int64_t ver = same_domain(g->opset_domain[i], "") && g->opset > 0 ? g->opset : g->opset_version[i];
+            if (!(os[k++] = make_opset(x, g->opset_domain[i], ver)))
                 return -1;
+        }
     } else if (g->opset > 0) {
         if (!(os[k++] = make_opset(x, "", g->opset)))
             return -1;

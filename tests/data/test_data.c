@@ -530,6 +530,29 @@ static void test_idx_bad(void)
         clean &= rc != 0 && d.msg[0] && !strchr(d.msg, '\n') && empty(&ds);
     }
     CHECK(clean);
+    /* random corruption of plain and compressed files never crashes */
+    srand(777);
+    uint8_t *m = malloc(bl);
+    for (int iter = 0; iter < 600; iter++) {
+        memcpy(m, bi, bl);
+        size_t span = iter % 2 ? bl : 12; /* header-only or anywhere */
+        for (int k = 0; k < 1 + rand() % 3; k++)
+            m[(size_t)rand() % span] = (uint8_t)rand();
+        if (iter % 3 == 0)
+            write_gz(p, m, bl);
+        else
+            write_file(p, m, iter % 5 ? bl : (size_t)rand() % bl);
+        diag_init(&d, NULL);
+        int rc = data_read_idx(p, &ds, &d);
+        if (rc == 0) {
+            clean &= ds.nbytes == (size_t)dataset_numel(&ds) * dtype_size(ds.dtype);
+            dataset_free(&ds);
+        } else {
+            clean &= d.msg[0] && !strchr(d.msg, '\n') && empty(&ds);
+        }
+    }
+    CHECK(clean);
+    free(m);
     free(z);
     free(bi);
     free(b);
@@ -590,6 +613,37 @@ static void test_csv(void)
     diag_init(&d, NULL);
     CHECK(data_read(tmp_path("d.csv"), &x, &d) == 0 && x.dims[0] == 3);
     dataset_free(&x);
+
+    /* random bytes in a table never crash the reader */
+    {
+        const char *base = "a,label,c\n1.5,2,-3e2\n\"4\", 5 ,6\r\n7,8,nan\n";
+        size_t bl = strlen(base);
+        char m[64];
+        const char *p = tmp_path("fuzz.csv");
+        const char alphabet[] = ",\n\r\"0123456789.-+eEx \t\0abc";
+        int clean = 1;
+        srand(4242);
+        for (int iter = 0; iter < 2000; iter++) {
+            memcpy(m, base, bl);
+            size_t n = bl;
+            for (int k = 0; k < 1 + rand() % 4; k++)
+                m[(size_t)rand() % n] = alphabet[(size_t)rand() % (sizeof alphabet - 1)];
+            if (iter % 7 == 0)
+                n = (size_t)rand() % bl;
+            write_file(p, m, n);
+            CsvOptions fo = {.label = iter % 2 ? "label" : NULL};
+            diag_init(&d, NULL);
+            int rc = data_read_csv(p, &fo, &x, &y, &d);
+            if (rc == 0) {
+                clean &= x.dtype == DT_FLOAT && x.rank == 2 && x.nbytes == (size_t)dataset_numel(&x) * 4;
+                dataset_free(&x);
+                dataset_free(&y);
+            } else {
+                clean &= d.msg[0] && !strchr(d.msg, '\n') && empty(&x) && empty(&y);
+            }
+        }
+        CHECK(clean);
+    }
 
     csv_bad("ragged.csv", "a,b\n1,2\n3\n", NULL, "line 3 has 1 fields, the header has 2");
     csv_bad("nan.csv", "1,2\n3,x\n", NULL, "line 2, column 2: 'x' is not a number");
