@@ -12,11 +12,13 @@
  * have passed and at least -n samples were taken. A sample is a block of k calls
  * timed with clock_gettime(CLOCK_MONOTONIC), k chosen so that a block lasts at
  * least 20 microseconds (k = 1 for all but the smallest models), so the clock's
- * own cost does not count. Prints one line:
+ * own cost does not count. Each sample is timed twice: wall clock
+ * (CLOCK_MONOTONIC) and the process's CPU time (CLOCK_PROCESS_CPUTIME_ID), which
+ * leaves out the time other processes had the core on a shared machine. Prints
+ * one line (microseconds per call):
  *
- *     median_us  min_us  calls  samples
- *
- * (microseconds per call). With -d DIR, writes DIR/in_K.bin and DIR/out_K.bin,
+ *     wall_median  wall_min  calls  samples  cpu_median  cpu_min
+ * With -d DIR, writes DIR/in_K.bin and DIR/out_K.bin,
  * the raw inputs and outputs, for bench/ort.js to compare against.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -62,17 +64,33 @@ static void fill(void *p, int kind, size_t n)
     }
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+static double clock_s(clockid_t id)
+{
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double now(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
+}
+
+static double cpu_now(void)
+{
+    return clock_s(CLOCK_PROCESS_CPUTIME_ID);
+}
+
+static double median_of(double *s, size_t n)
+{
+    qsort(s, n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
 }
 
 static void *xalloc(size_t n)
@@ -146,28 +164,34 @@ int main(int argc, char **argv)
     }
 
     size_t cap = 1024, ns = 0;
-    double *s = malloc(cap * sizeof *s);
+    double *s = malloc(cap * sizeof *s), *c = malloc(cap * sizeof *c);
     t0 = now();
-    while (s && (ns < (size_t)min_samples || now() - t0 < seconds) && ns < 1000000) {
-        double a = now();
+    while (s && c && (ns < (size_t)min_samples || now() - t0 < seconds) && ns < 1000000) {
+        double ca = cpu_now(), a = now();
         for (long j = 0; j < k; j++)
             kd_call(in, out);
-        double b = now();
+        double b = now(), cb = cpu_now();
         if (ns == cap) {
             cap *= 2;
-            s = realloc(s, cap * sizeof *s);
-            if (!s)
+            double *s2 = realloc(s, cap * sizeof *s), *c2 = realloc(c, cap * sizeof *c);
+            if (!s2 || !c2) {
+                free(s2 ? s2 : s);
+                free(c2 ? c2 : c);
+                s = c = NULL;
                 break;
+            }
+            s = s2;
+            c = c2;
         }
-        s[ns++] = (b - a) / (double)k * 1e6;
+        s[ns] = (b - a) / (double)k * 1e6;
+        c[ns++] = (cb - ca) / (double)k * 1e6;
     }
-    if (!s) {
+    if (!s || !c) {
         fprintf(stderr, "harness: out of memory\n");
         return 1;
     }
-    qsort(s, ns, sizeof *s, cmp_double);
-    double median = ns % 2 ? s[ns / 2] : 0.5 * (s[ns / 2 - 1] + s[ns / 2]);
-    printf("%.4f\t%.4f\t%ld\t%zu\n", median, s[0], (long)ns * k, ns);
+    double median = median_of(s, ns), cmedian = median_of(c, ns);
+    printf("%.4f\t%.4f\t%ld\t%zu\t%.4f\t%.4f\n", median, s[0], (long)ns * k, ns, cmedian, c[0]);
 
     if (dir) {
         for (int i = 0; i < KD_NIN; i++)
@@ -178,6 +202,7 @@ int main(int argc, char **argv)
                 return 1;
     }
     free(s);
+    free(c);
     for (int i = 0; i < KD_NIN; i++)
         free(in[i]);
     for (int i = 0; i < KD_NOUT; i++)
