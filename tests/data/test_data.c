@@ -45,6 +45,40 @@ static char *tmp_path(const char *name)
     return p;
 }
 
+/* Scratch file for the corruption loops (thousands of rewrites): in memory
+ * (/dev/shm) when there is one, as rewriting files on a busy disk is slow. */
+static char fuzz_dir[256];
+
+static char *fuzz_path(const char *name)
+{
+    static char buf[4][1024];
+    static int k;
+    char *p = buf[k++ & 3];
+    snprintf(p, 1024, "%s/%s", fuzz_dir[0] ? fuzz_dir : KDCC_TMP_DIR, name);
+    return p;
+}
+
+static void fuzz_setup(void)
+{
+    snprintf(fuzz_dir, sizeof fuzz_dir, "/dev/shm/kdcc-test-data-%ld", (long)getpid());
+    if (mkdir(fuzz_dir, 0700) != 0)
+        fuzz_dir[0] = 0;
+}
+
+static void fuzz_cleanup(void)
+{
+    if (!fuzz_dir[0])
+        return;
+    DIR *dir = opendir(fuzz_dir);
+    struct dirent *e;
+    while (dir && (e = readdir(dir)))
+        if (e->d_name[0] != '.')
+            unlink(fuzz_path(e->d_name));
+    if (dir)
+        closedir(dir);
+    rmdir(fuzz_dir);
+}
+
 static void write_file(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -326,7 +360,7 @@ static void test_npy_bad(void)
     make_npy(p, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f, sizeof f);
     size_t n;
     uint8_t *good = read_all(p, &n);
-    const char *q = tmp_path("mutant.npy");
+    const char *q = fuzz_path("mutant.npy");
     int clean = 1;
     for (size_t cut = 0; cut < n; cut++) {
         write_file(q, good, cut);
@@ -509,7 +543,7 @@ static void test_idx_bad(void)
     write_gz(p, bi, bl);
     size_t zn;
     uint8_t *z = read_all(p, &zn);
-    p = tmp_path("cut.idx.gz");
+    p = fuzz_path("cut.idx.gz");
     write_file(p, z, zn / 2);
     Diag d;
     Dataset ds;
@@ -517,7 +551,7 @@ static void test_idx_bad(void)
     CHECK(err_ok(data_read_idx(p, &ds, &d), &d, p, NULL) && empty(&ds));
     z[zn / 2] ^= 0x55;
     z[zn / 2 + 1] ^= 0xAA;
-    p = tmp_path("corrupt.idx.gz");
+    p = fuzz_path("corrupt.idx.gz");
     write_file(p, z, zn);
     diag_init(&d, NULL);
     CHECK(err_ok(data_read_idx(p, &ds, &d), &d, p, NULL) && empty(&ds));
@@ -619,7 +653,7 @@ static void test_csv(void)
         const char *base = "a,label,c\n1.5,2,-3e2\n\"4\", 5 ,6\r\n7,8,nan\n";
         size_t bl = strlen(base);
         char m[64];
-        const char *p = tmp_path("fuzz.csv");
+        const char *p = fuzz_path("fuzz.csv");
         const char alphabet[] = ",\n\r\"0123456789.-+eEx \t\0abc";
         int clean = 1;
         srand(4242);
@@ -909,6 +943,7 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--write") == 0)
         return write_for_numpy(argv[2]);
     mkdir(KDCC_TMP_DIR, 0755);
+    fuzz_setup();
     test_npy_good();
     test_npy_bad();
     test_idx_good();
@@ -916,6 +951,7 @@ int main(int argc, char **argv)
     test_csv();
     test_convert();
     test_writer();
+    fuzz_cleanup();
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }
