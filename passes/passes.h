@@ -28,7 +28,11 @@ int pass_bind(Graph *g, const PassOptions *o, Diag *d);   /* bind symbolic dims 
 /* Shape inference for every node, in order; with fold, constant folding as it goes
  * (a later node's shape may depend on a folded value: Shape -> Gather -> Concat -> Reshape). */
 int pass_infer(Graph *g, int fold, Diag *d);
-int pass_dce(Graph *g, Diag *d);          /* dead-code elimination */
+int pass_dce(Graph *g, Diag *d);
+/* Reverse-mode differentiation of the scalar value `loss` with respect to the values
+ * wrt[0..nwrt-1]; grads[i] gets the id of d loss / d wrt[i], or -1 when the loss does
+ * not depend on it. Shapes of the forward graph must be inferred. */
+int pass_autodiff(Graph *g, int loss, const int *wrt, int nwrt, int *grads, Diag *d);          /* dead-code elimination */
 int pass_plan(Graph *g, Diag *d);         /* memory planning: arena offsets */
 int64_t plan_arena_bytes(const Graph *g); /* bytes of the arena after pass_plan */
 

@@ -118,7 +118,7 @@ static int name_weight(EmitState *st, Writer *weights, int v, int *nweights, con
     if (value_numel(val) == 0) {
         snprintf(buf, sizeof buf, "(const %s *)0", dtype_ctype(val->dtype));
     } else {
-        snprintf(buf, sizeof buf, "w%d", (*nweights)++);
+        snprintf(buf, sizeof buf, "kd_w%d", (*nweights)++);
         emit_weight(weights, val, buf);
     }
     st->cname[v] = arena_strdup(st->g->arena, buf);
@@ -309,10 +309,13 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
                 continue;
             char buf[80];
             c_ident(buf, sizeof buf, "", g->values[id].name);
+            if (strncmp(buf, "kd_", 3) == 0 || strncmp(buf, "KD_", 3) == 0) /* kdcc's own names */
+                buf[0] = buf[0] == 'k' ? 'x' : 'X';
             char uniq[96];
             snprintf(uniq, sizeof uniq, "%s", buf);
             for (int k = 2;; k++) {
-                int clash = strcmp(uniq, "workspace") == 0 || strcmp(uniq, "arena") == 0;
+                int clash = !strcmp(uniq, "workspace") || !strcmp(uniq, "arena") || !strcmp(uniq, "state") ||
+                            !strcmp(uniq, "state_buffer");
                 for (int t = 0; t < ntaken && !clash; t++)
                     clash = strcmp(taken[t], uniq) == 0;
                 if (!clash)
@@ -398,7 +401,7 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
         const char *text = nb.buf ? nb.buf : "";
         char fname[96], opname[64];
         c_ident(opname, sizeof opname, "", n->op_type);
-        snprintf(fname, sizeof fname, "n%d_%s", i, opname);
+        snprintf(fname, sizeof fname, "kd_n%d_%s", i, opname);
         /* comment: node, operator, values */
         w_printf(&body, "/* node %d '", i);
         comment_safe(&body, n->name);
@@ -526,7 +529,7 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
             if (val->role != VR_STATE || !val->data || value_numel(val) == 0)
                 continue;
             char wn[64];
-            snprintf(wn, sizeof wn, "w%d", nweights++);
+            snprintf(wn, sizeof wn, "kd_w%d", nweights++);
             emit_weight(&weights, val, wn);
             w_line(&sw, "    memcpy(s + %" PRId64 ", %s, sizeof %s);", val->state_offset, wn, wn);
         }

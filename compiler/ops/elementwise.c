@@ -161,12 +161,14 @@ enum {
 static int ew_infer(Graph *g, Node *n, Diag *d);
 static int ew_fold(Graph *g, Node *n, Diag *d);
 static int ew_emit(Emitter *e, const Node *n, Diag *d);
+int ew_grad(GradCtx *c); /* elementwise_grad.c */
+extern const OpDef op_activation_grad;
 
 #define X_DEF_IN(DOMAIN, N, MIN, MAX, KIND, SUM, ...)                                          \
     static const EwDef ew_##N = {                                                              \
         .op = {.name = #N, .domain = DOMAIN, .since = 1, .min_inputs = MIN, .max_inputs = MAX, \
                .min_outputs = 1, .max_outputs = 1, .infer = ew_infer, .fold = ew_fold,        \
-               .emit = ew_emit, .summary = SUM},                                              \
+               .emit = ew_emit, .summary = SUM, .grad = ew_grad},                             \
         .id = E_##N, .kind = KIND, __VA_ARGS__};
 #define X_DEF(...) X_DEF_IN("", __VA_ARGS__)
 #define X_DEF_ML(...) X_DEF_IN("ai.onnx.ml", __VA_ARGS__)
@@ -181,6 +183,7 @@ const OpDef *const ops_elementwise[] = {
     EW_OPS(X_REF)
     EW_ML_OPS(X_REF)
 #undef X_REF
+    &op_activation_grad,
     NULL};
 
 static const EwDef *ew_of(const Node *n)

@@ -255,10 +255,49 @@ static int emit_matmul(Emitter *e, const Node *n, Diag *d)
     return 0;
 }
 
+/* d/dA = dY . B^T, d/dB = A^T . dY over the last two dims, summed over broadcast batch dims. */
+static int grad_matmul(GradCtx *c)
+{
+    int a = c->n->inputs[0], b = c->n->inputs[1], dy = c->dy[0];
+    const Value *va = &c->g->values[a], *vb = &c->g->values[b];
+    if (dy < 0)
+        return 0;
+    if (va->rank < 2 || vb->rank < 2)
+        return diag_unsupported(c->d, c->n, "gradients of a MatMul with a 1-D operand are not implemented");
+    int64_t perm[KD_MAX_RANK];
+    if (c->need[0]) {
+        for (int i = 0; i < vb->rank; i++)
+            perm[i] = i;
+        perm[vb->rank - 2] = vb->rank - 1;
+        perm[vb->rank - 1] = vb->rank - 2;
+        Node *t = g_new(c, "Transpose", &b, 1, 1);
+        if (!t)
+            return -1;
+        g_attr_ints(c, t, "perm", perm, vb->rank);
+        int bt = g_done(c, t);
+        if (bt < 0 || (c->dx[0] = g_unbroadcast(c, g_op2(c, "MatMul", dy, bt), a)) < 0)
+            return -1;
+    }
+    if (c->need[1]) {
+        for (int i = 0; i < va->rank; i++)
+            perm[i] = i;
+        perm[va->rank - 2] = va->rank - 1;
+        perm[va->rank - 1] = va->rank - 2;
+        Node *t = g_new(c, "Transpose", &a, 1, 1);
+        if (!t)
+            return -1;
+        g_attr_ints(c, t, "perm", perm, va->rank);
+        int at = g_done(c, t);
+        if (at < 0 || (c->dx[1] = g_unbroadcast(c, g_op2(c, "MatMul", at, dy), b)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static const OpDef op_matmul = {
     .name = "MatMul", .domain = "", .since = 1,
     .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_matmul, .emit = emit_matmul,
+    .infer = infer_matmul, .emit = emit_matmul, .grad = grad_matmul,
     .summary = "matrix product with numpy semantics (1-D promotion, batch broadcasting)",
 };
 
@@ -371,10 +410,50 @@ static int emit_gemm(Emitter *e, const Node *n, Diag *d)
     return 0;
 }
 
+/* Y = alpha op(A) op(B) + beta C: each gradient is one more Gemm with the right transposes. */
+static int gemm_node(GradCtx *c, int x, int y, int ta, int tb, double alpha)
+{
+    int ins[2] = {x, y};
+    Node *n = g_new(c, "Gemm", ins, 2, 1);
+    if (!n)
+        return -1;
+    if (ta)
+        g_attr_i(c, n, "transA", 1);
+    if (tb)
+        g_attr_i(c, n, "transB", 1);
+    if (alpha != 1.0)
+        g_attr_f(c, n, "alpha", alpha);
+    return g_done(c, n);
+}
+
+static int grad_gemm(GradCtx *c)
+{
+    Node *n = c->n;
+    int a = n->inputs[0], b = n->inputs[1], dy = c->dy[0];
+    int ta = (int)attr_int(n, "transA", 0), tb = (int)attr_int(n, "transB", 0);
+    double alpha = attr_float(n, "alpha", 1), beta = attr_float(n, "beta", 1);
+    if (dy < 0)
+        return 0;
+    if (c->need[0]) /* dA = alpha dY op(B)^T, or its transpose */
+        c->dx[0] = ta ? gemm_node(c, b, dy, tb, 1, alpha) : gemm_node(c, dy, b, 0, !tb, alpha);
+    if (c->need[1]) /* dB = alpha op(A)^T dY, or its transpose */
+        c->dx[1] = tb ? gemm_node(c, dy, a, 1, ta, alpha) : gemm_node(c, a, dy, !ta, 0, alpha);
+    if ((c->need[0] && c->dx[0] < 0) || (c->need[1] && c->dx[1] < 0))
+        return -1;
+    if (n->ninputs > 2 && c->need[2]) {
+        int g = dy;
+        if (beta != 1.0)
+            g = g_op2(c, "Mul", dy, g_const_scalar(c, DT_FLOAT, beta));
+        if ((c->dx[2] = g_unbroadcast(c, g, n->inputs[2])) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static const OpDef op_gemm = {
     .name = "Gemm", .domain = "", .since = 1,
     .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_gemm, .emit = emit_gemm,
+    .infer = infer_gemm, .emit = emit_gemm, .grad = grad_gemm,
     .summary = "alpha * op(A) op(B) + beta * C",
 };
 

@@ -9,6 +9,7 @@
 #include "compiler/ir/ir.h"
 
 struct Emitter;
+struct GradCtx;
 
 typedef struct OpDef {
     const char *name;      /* "Conv" */
@@ -31,7 +32,43 @@ typedef struct OpDef {
     /* Optional: which dtypes this op accepts for input 0 (NULL-terminated check), NULL = any the
      * infer function accepts. Used by `kdcc info`/docs. */
     const char *summary;   /* one line for the operator table in the docs */
+    /* Gradient rule (reverse mode): add nodes to c->g that compute the gradient of
+     * each input i with c->need[i] set, from the gradients of the outputs (c->dy[j],
+     * -1 where an output has none), and store their value ids in c->dx[i]. NULL: the
+     * operator is not differentiable. See passes/autodiff.c. */
+    int (*grad)(struct GradCtx *c);
 } OpDef;
+
+typedef struct GradCtx {
+    Graph *g;
+    Node *n;                    /* the forward node */
+    const int *dy;              /* per output: gradient value id, or -1 (zero) */
+    int *dx;                    /* per input: gradient value id set by the rule, or -1 */
+    const unsigned char *need;  /* per input: 1 if its gradient is wanted */
+    Diag *d;
+} GradCtx;
+
+/* ---- building gradient graphs (compiler/ops/grad_util.c) ----
+ * g_new makes a node of operator `op` (domain "" or "kdcc") over value ids ins
+ * (-1 = omitted) with nout fresh outputs; add attributes with g_attr_*, then
+ * g_done resolves the operator and runs its shape inference, returning the id
+ * of output 0 (or -1 after reporting to c->d). Nodes run at opset 18. */
+Node *g_new(GradCtx *c, const char *op, const int *ins, int nin, int nout);
+void g_attr_i(GradCtx *c, Node *n, const char *name, int64_t v);
+void g_attr_f(GradCtx *c, Node *n, const char *name, double v);
+void g_attr_s(GradCtx *c, Node *n, const char *name, const char *v);
+void g_attr_ints(GradCtx *c, Node *n, const char *name, const int64_t *v, int count);
+int g_done(GradCtx *c, Node *n);
+/* one-line forms for nodes without attributes */
+int g_op1(GradCtx *c, const char *op, int a);
+int g_op2(GradCtx *c, const char *op, int a, int b);
+/* constants */
+int g_const_ints(GradCtx *c, const int64_t *v, int count);
+int g_const_scalar(GradCtx *c, DType dt, double v);
+/* Sum dy over the axes that broadcasting expanded so it gets target's shape. */
+int g_unbroadcast(GradCtx *c, int dy, int target);
+/* dy reshaped to target's shape (same element count). */
+int g_reshape_like(GradCtx *c, int dy, int target);
 
 /* Look up an operator; NULL if kdcc does not know it. */
 const OpDef *op_lookup(const char *domain, const char *name);
@@ -51,6 +88,7 @@ extern const OpDef *const ops_softmax[];
 extern const OpDef *const ops_reduce[];
 extern const OpDef *const ops_shape[];
 extern const OpDef *const ops_resize[];
+extern const OpDef *const ops_train[];
 
 
 /* ---- emission context (the emitter, compiler/emit, drives it) ----

@@ -579,11 +579,44 @@ static int fold_reduce(Graph *g, Node *n, Diag *d)
     return 1;
 }
 
+/* ReduceSum / ReduceMean: dy spread back over the reduced axes (divided by the count for
+ * the mean). Other reductions have no gradient rule. */
+static int grad_reduce(GradCtx *c)
+{
+    enum RKind k = reduce_kind(c->n);
+    if (c->dy[0] < 0 || !c->need[0])
+        return 0;
+    if (k != R_SUM && k != R_MEAN)
+        return diag_unsupported(c->d, c->n, "%s has no gradient rule, so a model that trains through it cannot be "
+                                            "differentiated", c->n->op_type);
+    const Value *x = &c->g->values[c->n->inputs[0]];
+    int mask[KD_MAX_RANK] = {0}, noop = 0;
+    if (reduce_axes(c->g, c->n, x, mask, &noop, c->d))
+        return -1;
+    if (noop) {
+        c->dx[0] = c->dy[0];
+        return 0;
+    }
+    int64_t kd[KD_MAX_RANK], count = 1;
+    for (int i = 0; i < x->rank; i++) {
+        kd[i] = mask[i] ? 1 : x->dims[i];
+        count *= mask[i] ? x->dims[i] : 1;
+    }
+    int shp = g_const_ints(c, kd, x->rank);
+    int g = g_op2(c, "Reshape", c->dy[0], shp);
+    if (g >= 0 && k == R_MEAN)
+        g = g_op2(c, "Mul", g, g_const_scalar(c, DT_FLOAT, count ? 1.0 / (double)count : 0.0));
+    int full = g_const_ints(c, x->dims, x->rank);
+    c->dx[0] = g < 0 ? -1 : g_op2(c, "Expand", g, full);
+    return c->dx[0] < 0 ? -1 : 0;
+}
+
 #define REDUCE_OP(var, NAME, SUMMARY)                                                  \
     static const OpDef var = {                                                         \
         .name = NAME, .domain = "", .since = 1,                                        \
         .min_inputs = 1, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,          \
         .infer = infer_reduce, .fold = fold_reduce, .emit = emit_reduce,               \
+        .grad = grad_reduce,                                                           \
         .summary = SUMMARY,                                                            \
     }
 

@@ -5,7 +5,7 @@
 
 static const OpDef *const *const families[] = {
     ops_elementwise, ops_gemm, ops_conv, ops_pool, ops_norm,
-    ops_softmax, ops_reduce, ops_shape, ops_resize,
+    ops_softmax, ops_reduce, ops_shape, ops_resize, ops_train,
 };
 
 const OpDef *op_at(int i)

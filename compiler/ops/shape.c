@@ -118,10 +118,44 @@ static int infer_reshape(Graph *g, Node *n, Diag *d)
     return set_out(g, n, 0, x->dtype, cnt, dims, d);
 }
 
+/* Ops that keep the elements in order (Reshape, Flatten, Squeeze, Unsqueeze, Identity,
+ * inference Dropout): the gradient is dy in the input's shape. */
+static int grad_same_elements(GradCtx *c)
+{
+    if (c->dy[0] < 0 || !c->need[0])
+        return 0;
+    c->dx[0] = g_reshape_like(c, c->dy[0], c->n->inputs[0]);
+    return c->dx[0] < 0 ? -1 : 0;
+}
+
+/* Transpose: dy transposed back by the inverse permutation. */
+static int grad_transpose(GradCtx *c)
+{
+    if (c->dy[0] < 0 || !c->need[0])
+        return 0;
+    const Value *x = &c->g->values[c->n->inputs[0]];
+    const int64_t *perm;
+    int np = attr_ints(c->n, "perm", &perm);
+    int64_t inv[KD_MAX_RANK];
+    for (int i = 0; i < x->rank; i++) {
+        int64_t p = np == x->rank ? perm[i] : x->rank - 1 - i;
+        if (p < 0)
+            p += x->rank;
+        inv[p] = i;
+    }
+    Node *t = g_new(c, "Transpose", &c->dy[0], 1, 1);
+    if (!t)
+        return -1;
+    g_attr_ints(c, t, "perm", inv, x->rank);
+    c->dx[0] = g_done(c, t);
+    return c->dx[0] < 0 ? -1 : 0;
+}
+
 static const OpDef op_reshape = {
     .name = "Reshape", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_reshape, .fold = fold_same, .emit = emit_same,
+    .grad = grad_same_elements,
     .summary = "same elements, new shape (0 copies a dim unless allowzero, -1 is inferred)",
 };
 
@@ -143,6 +177,7 @@ static const OpDef op_flatten = {
     .name = "Flatten", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_flatten, .fold = fold_same, .emit = emit_same,
+    .grad = grad_same_elements,
     .summary = "reshape to 2-D at axis",
 };
 
@@ -181,6 +216,7 @@ static const OpDef op_squeeze = {
     .name = "Squeeze", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_squeeze, .fold = fold_same, .emit = emit_same,
+    .grad = grad_same_elements,
     .summary = "remove dims of size 1",
 };
 
@@ -217,6 +253,7 @@ static const OpDef op_unsqueeze = {
     .name = "Unsqueeze", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_unsqueeze, .fold = fold_same, .emit = emit_same,
+    .grad = grad_same_elements,
     .summary = "insert dims of size 1",
 };
 
@@ -232,6 +269,7 @@ static const OpDef op_identity = {
     .name = "Identity", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_identity, .fold = fold_same, .emit = emit_same,
+    .grad = grad_same_elements,
     .summary = "copy",
 };
 
@@ -288,6 +326,7 @@ static const OpDef op_dropout = {
     .name = "Dropout", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 3, .min_outputs = 1, .max_outputs = 2,
     .infer = infer_dropout, .fold = fold_dropout, .emit = emit_dropout,
+    .grad = grad_same_elements,
     .summary = "inference: copy (mask all true)",
 };
 
@@ -355,6 +394,7 @@ static const OpDef op_transpose = {
     .name = "Transpose", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_transpose, .fold = fold_transpose, .emit = emit_transpose,
+    .grad = grad_transpose,
     .summary = "permute dims (default: reverse)",
 };
 
