@@ -1,6 +1,6 @@
 """Multiply-accumulates of one inference of an ONNX model at batch 1.
 
-    /usr/bin/python3 bench/macs.py MODEL.onnx [...]   ->  "path<TAB>macs" per model
+    /usr/bin/python3 bench/macs.py MODEL.onnx [...]   ->  "path<TAB>macs<TAB>conv_macs" per model
 
 Counts the MACs of Conv, ConvTranspose, Gemm, MatMul, ConvInteger and
 MatMulInteger (the usual convention: elementwise ops, pooling, normalisation
@@ -59,6 +59,7 @@ def model_macs(path):
         return default
 
     total = 0
+    conv = 0
     unknown = []
     for n in m.graph.node:
         op = n.op_type
@@ -71,23 +72,27 @@ def model_macs(path):
             continue
         a, b = ins
         if op in ("Conv", "ConvInteger"):
-            total += _prod(out) * b[1] * _prod(b[2:])  # W is [M, C/group, k...]
+            c = _prod(out) * b[1] * _prod(b[2:])  # W is [M, C/group, k...]
+            total += c
+            conv += c
         elif op == "ConvTranspose":
-            total += _prod(a) * b[1] * _prod(b[2:])  # W is [C, M/group, k...]
+            c = _prod(a) * b[1] * _prod(b[2:])  # W is [C, M/group, k...]
+            total += c
+            conv += c
         elif op == "Gemm":
             k = a[0] if attr(n, "transA", 0) else a[1]
             total += _prod(out) * k
         else:  # MatMul: broadcast batch dims, K is a's last dim (or its only dim)
             total += _prod(out) * a[-1]
-    return total, unknown
+    return total, unknown, conv
 
 
 def main():
     for p in sys.argv[1:]:
-        macs, unknown = model_macs(p)
+        macs, unknown, conv = model_macs(p)
         if unknown:
             print("macs.py: %s: shapes unknown for %s" % (p, ", ".join(unknown)), file=sys.stderr)
-        print("%s\t%d" % (p, macs))
+        print("%s\t%d\t%d" % (p, macs, conv))
 
 
 if __name__ == "__main__":

@@ -215,7 +215,7 @@ def main():
     rows = []
     for i, (name, cls, shape) in enumerate(MODELS):
         path = export(name, cls, shape, seed=1 + i)
-        n, unknown = macs.model_macs(path)
+        n, unknown, _ = macs.model_macs(path)
         if unknown:
             sys.exit("make_models.py: %s: shapes unknown for %s" % (name, unknown))
         ops = {}

@@ -7,7 +7,7 @@
 #   --build DIR   reuse a kdcc build directory (default: build-bench, configured
 #                 and built here if kdcc is missing; Release)
 #   --seconds S   timed seconds per model, engine and round (default 1)
-#   --rounds R    rounds per model (default 3): kdcc and ORT alternate R times,
+#   --rounds R    rounds per model (default 5): kdcc and ORT alternate R times,
 #                 so that load changes on a shared machine hit both
 #   --only SUBSTR benchmark only the models whose name contains SUBSTR
 #   --no-doc      print the table, do not write docs/BENCHMARKS.md
@@ -27,7 +27,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
 BUILD=$ROOT/build-bench
 SECS=1
-ROUNDS=3
+ROUNDS=5
 ONLY=
 DOC=1
 ORT_VERSION=1.30.0
@@ -121,8 +121,8 @@ for spec in "${MODELS[@]}"; do
     W=$WORK/$name
     rm -rf "$W"
     mkdir -p "$W"
-    macs=$($PY "$BENCH/macs.py" "$path" 2>/dev/null | cut -f2 || echo 0)
-    record model "$name" "$src" "${macs:-0}"
+    read -r _ macs conv_macs < <($PY "$BENCH/macs.py" "$path" 2>/dev/null || echo "- 0 0")
+    record model "$name" "$src" "${macs:-0}" "${conv_macs:-0}"
     log "$name: kdcc"
     t0=$(date +%s.%N)
     if ! "$BUILD/kdcc" "$path" -o "$W/m.c" --name m --batch 1 2> "$W/kdcc.err"; then
@@ -141,6 +141,9 @@ for spec in "${MODELS[@]}"; do
     fi
     t2=$(date +%s.%N)
     record compile "$name" "$(awk "BEGIN{printf \"%.2f\", $t1 - $t0}")" "$(awk "BEGIN{printf \"%.2f\", $t2 - $t1}")" "$(stat -c %s "$W/m.c")"
+    # cross-check: kdcc's own MAC count of the compiled graph (kdcc info)
+    info_macs=$("$BUILD/kdcc" info "$path" --batch 1 2>/dev/null | sed -n 's/^ *MACs *\([0-9]*\).*/\1/p' | head -1 || true)
+    record info "$name" "${info_macs:--}"
     ws=$(sed -n 's/^#define M_WORKSPACE_BYTES \([0-9]*\).*/\1/p' "$W/m.h")
     if "$WORK/arena_bound" "$path" 1 > "$W/arena.txt" 2> "$W/arena.err"; then
         record arena "$name" "$ws" $(cat "$W/arena.txt")
