@@ -36,6 +36,44 @@ int pass_autodiff(Graph *g, int loss, const int *wrt, int nwrt, int *grads, Diag
 int pass_plan(Graph *g, Diag *d);         /* memory planning: arena offsets */
 int64_t plan_arena_bytes(const Graph *g); /* bytes of the arena after pass_plan */
 
+/* ---- training ---- */
+typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptimKind;
+typedef struct OptimOptions {
+    OptimKind kind;
+    double momentum;      /* SGD */
+    int nesterov;         /* SGD */
+    double beta1, beta2, epsilon;  /* Adam */
+    double weight_decay;  /* L2 for SGD/Adam, decoupled for AdamW */
+    double clip_norm;     /* > 0: clip gradients by global norm */
+} OptimOptions;
+
+/* One update per parameter (grads[i] < 0: skipped). Adds graph inputs "lr" (and "step"
+ * for Adam, counting from 1) and zero-initialised state for the moments. The updates
+ * write over the parameters and moments (alias_of). */
+int pass_optimizer(Graph *g, const OptimOptions *o, const int *params, const int *grads, int n, Diag *d);
+
+typedef struct TeacherSpec {
+    Graph *g;             /* shapes inferred with the student's batch */
+    double weight;        /* relative weight of its softened distribution */
+    const char *output;   /* its logits output (NULL: the first output) */
+} TeacherSpec;
+
+typedef struct DistillOptions {
+    double T, alpha;
+    int mse;              /* soft loss: MSE on logits instead of KL */
+    int with_labels;      /* a labels input even when alpha = 1 */
+    const char *student_output;
+    const TeacherSpec *teachers;  /* none: soft targets come as an input (cached teachers) */
+    int nteachers;
+    OptimOptions opt;
+} DistillOptions;
+
+/* Student inference graph (inferred, batch bound) -> its training step: inputs
+ * x..., labels (int64[B]) when alpha < 1, soft_targets (float[B,C]) when the teachers
+ * are cached, lr, step; outputs loss and the student's logits; the student's float
+ * weights become trainable state updated in place. */
+int pass_distill(Graph *g, const DistillOptions *o, Diag *d);
+
 /* Names of the passes run_pipeline runs, in order (for --dump-after): NULL-terminated. */
 extern const char *const pipeline_passes[];
 /* The standard inference pipeline: resolve ops, bind, infer+fold, dce, plan.

@@ -33,6 +33,8 @@ void name_from_path(const char *path, char *out, size_t n);
 
 int cmd_compile(int argc, char **argv);
 int cmd_print(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_dot(int argc, char **argv);
 

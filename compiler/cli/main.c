@@ -37,6 +37,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "print") == 0)
         return cmd_print(argc - 1, argv + 1);
+    if (strcmp(cmd, "distill") == 0)
+        return cmd_distill(argc - 1, argv + 1);
+    if (strcmp(cmd, "train") == 0)
+        return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
         return cmd_info(argc - 1, argv + 1);
     if (strcmp(cmd, "dot") == 0)

@@ -102,7 +102,7 @@ def main():
     out = os.path.join(HERE, "cnn.onnx")
     torch.onnx.export(net, x, out, input_names=["image"], output_names=["logits"],
                       dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}}, opset_version=13,
-                      training=torch.onnx.TrainingMode.EVAL,
+                      training=torch.onnx.TrainingMode.PRESERVE,  # model.eval(): BatchNormalization stays, in inference form
                       do_constant_folding=False)   # keep BatchNormalization and the shape chain: kdcc folds them
     tdir = os.path.join(ROOT, "tests", "models", "models", "fashion-cnn")
     os.makedirs(os.path.join(tdir, "test_data_set_0"), exist_ok=True)

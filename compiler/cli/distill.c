@@ -1,0 +1,829 @@
+/* kdcc distill / kdcc train: knowledge distillation with the training step compiled to C.
+ *
+ * The teachers' soft targets are computed once by their own compiled inference
+ * code (unless --no-teacher-cache, which merges the teachers into the training
+ * graph); the student's training step is the IR graph pass_distill builds, emitted
+ * by the same emitter as inference, compiled with $CC and driven here over the data.
+ * At the end the trained student is written as ONNX and as C. */
+#include "compiler/cli/cli.h"
+#include "frontends/data.h"
+#include "frontends/onnx_export.h"
+#include "runtime/trainer.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_TEACHERS 8
+
+typedef struct Opts {
+    const char *student, *student_output, *teacher_output;
+    const char *teachers[MAX_TEACHERS];
+    double tweights[MAX_TEACHERS];
+    int nteachers;
+    const char *data, *labels, *val_data, *val_labels;
+    double T, alpha, lr, momentum, weight_decay, clip_norm, scale, val_frac;
+    int mse, epochs, batch, nesterov, cache, warmup, step_size, quiet;
+    double gamma;
+    const char *optimizer, *schedule;
+    uint64_t seed;
+    const char *out_c, *out_onnx, *name, *log, *emit_train, *workdir;
+    int train_only; /* kdcc train: labels only */
+} Opts;
+
+/* ---------------------------------------------------------------- modules */
+
+/* A generic entry the host can call without knowing the model's signature. */
+static void append_entry(Writer *c, const Graph *g, const char *name)
+{
+    char up[96];
+    snprintf(up, sizeof up, "%s", name);
+    for (char *p = up; *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 'a' + 'A');
+    int stateful = 0;
+    for (int v = 0; v < g->nvalues; v++)
+        stateful |= g->values[v].role == VR_STATE;
+    w_line(c, "\n/* host entry points appended by kdcc for its trainer */");
+    w_line(c, "void %s_kd_sizes(size_t *ws, size_t *st, int *ns);", name);
+    w_line(c, "int %s_kd_call(void *ws, void *st, const void *const *in, void *const *out);", name);
+    w_line(c, "void %s_kd_sizes(size_t *ws, size_t *st, int *ns)", name);
+    w_line(c, "{");
+    w_line(c, "    *ws = %s_WORKSPACE_BYTES;", up);
+    w_line(c, "    *st = %s;", stateful ? "(size_t)0 + " : "0");
+    if (stateful) {
+        c->len -= 2; /* drop ";\n" to finish the expression */
+        c->buf[c->len] = 0;
+        w_line(c, "%s_STATE_BYTES;", up);
+    }
+    w_line(c, "    *ns = %s%s;", stateful ? up : "0", stateful ? "_NUM_STATE" : "");
+    w_line(c, "}");
+    w_line(c, "int %s_kd_call(void *ws, void *st, const void *const *in, void *const *out)", name);
+    w_line(c, "{");
+    if (!stateful)
+        w_line(c, "    (void)st;");
+    w_printf(c, "    return %s_run_ws(ws%s", name, stateful ? ", st" : "");
+    int k = 0;
+    for (int i = 0; i < g->ninputs; i++) {
+        const Value *v = &g->values[g->inputs[i]];
+        if (v->role == VR_INPUT)
+            w_printf(c, ", (const %s *)in[%d]", dtype_ctype(v->dtype), k++);
+    }
+    if (k == 0)
+        w_printf(c, "%s", "");
+    for (int i = 0; i < g->noutputs; i++)
+        w_printf(c, ", (%s *)out[%d]", dtype_ctype(g->values[g->outputs[i]].dtype), i);
+    w_line(c, ");");
+    if (k == 0)
+        w_line(c, "    (void)in;");
+    w_line(c, "}");
+}
+
+/* Passes, emission and the host entry, then compile and load. */
+static int build_module(Graph *g, const char *dir, const char *name, int infer_first, int64_t batch, Module *m,
+                        Writer *keep_c, Diag *d)
+{
+    PassOptions po = {.fold = 1, .batch = batch};
+    if (infer_first) {
+        if (run_pipeline(g, &po, d))
+            return -1;
+    } else if (pass_dce(g, d) || pass_plan(g, d)) {
+        return -1;
+    }
+    EmitOptions eo = {.name = name};
+    char hn[128];
+    snprintf(hn, sizeof hn, "%s.h", name);
+    eo.header = hn;
+    Writer c, h;
+    w_init(&c);
+    w_init(&h);
+    int rc = emit_c(g, &eo, &c, &h, d);
+    if (rc == 0 && keep_c) {
+        w_puts(keep_c, c.buf ? c.buf : "");
+    }
+    if (rc == 0) {
+        append_entry(&c, g, name);
+        rc = module_build(dir, name, &c, &h, hn, m, d);
+    }
+    w_free(&c);
+    w_free(&h);
+    return rc;
+}
+
+/* The student's float weights as state, so that trained values can be poured in. */
+static void weights_as_state(Graph *g)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        for (int j = 0; j < n->ninputs; j++) {
+            Value *v = n->inputs[j] >= 0 ? &g->values[n->inputs[j]] : NULL;
+            if (v && v->role == VR_CONST && v->dtype == DT_FLOAT && v->rank >= 1) {
+                v->role = VR_STATE;
+                v->is_param = 1;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int load_x(const char *path, const Opts *o, const Value *in, Dataset *x, Diag *d)
+{
+    Dataset raw;
+    dataset_init(&raw);
+    if (data_read(path, &raw, d))
+        return -1;
+    DataNorm norm = {.scale = o->scale};
+    int rc = data_to_float32(&raw, &norm, x, d);
+    dataset_free(&raw);
+    if (rc == 0)
+        rc = data_reshape_samples(x, in->rank - 1, in->dims + 1, d);
+    return rc;
+}
+
+static int load_labels(const char *path, int64_t n, int64_t classes, Dataset *y, Diag *d)
+{
+    Dataset raw;
+    dataset_init(&raw);
+    if (data_read(path, &raw, d))
+        return -1;
+    int rc = data_to_labels(&raw, 0, y, d);
+    dataset_free(&raw);
+    if (rc)
+        return -1;
+    if (y->dims[0] != n)
+        return diag_error(d, NULL, "%s has %" PRId64 " labels for %" PRId64 " samples", path, y->dims[0], n);
+    const int64_t *l = y->data;
+    for (int64_t i = 0; i < n; i++)
+        if (l[i] < -1 || l[i] >= classes)
+            return diag_error(d, NULL, "%s: label %" PRId64 " of sample %" PRId64 " is outside [0, %" PRId64 ") (-1 marks an unlabelled sample)",
+                              path, l[i], i, classes);
+    return 0;
+}
+
+/* Run a stateless or stateful one-input one-output module over rows [0, n) of x in
+ * batches of B (the last batch padded), writing out rows of width `cols`. */
+static int run_over(Module *m, const float *x, int64_t n, int64_t row, int64_t B, float *out, int64_t cols,
+                    float *xb, float *yb)
+{
+    for (int64_t s = 0; s < n; s += B) {
+        int64_t k = n - s < B ? n - s : B;
+        memcpy(xb, x + s * row, (size_t)(k * row) * sizeof(float));
+        if (k < B)
+            memset(xb + k * row, 0, (size_t)((B - k) * row) * sizeof(float));
+        const void *in[1] = {xb};
+        void *outp[1] = {yb};
+        if (m->call(m->ws, m->state, in, outp))
+            return -1;
+        memcpy(out + s * cols, yb, (size_t)(k * cols) * sizeof(float));
+    }
+    return 0;
+}
+
+static double accuracy(const float *logits, const int64_t *labels, int64_t n, int64_t C, int64_t *counted)
+{
+    int64_t ok = 0, cnt = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (labels[i] < 0)
+            continue;
+        int64_t best = 0;
+        for (int64_t c = 1; c < C; c++)
+            if (logits[i * C + c] > logits[i * C + best])
+                best = c;
+        ok += best == labels[i];
+        cnt++;
+    }
+    if (counted)
+        *counted = cnt;
+    return cnt ? (double)ok / (double)cnt : 0.0;
+}
+
+static double lr_at(const Opts *o, int64_t step, int64_t steps_per_epoch, int64_t total)
+{
+    double base = o->lr;
+    if (o->warmup > 0 && step < (int64_t)o->warmup * steps_per_epoch)
+        return base * (double)(step + 1) / (double)((int64_t)o->warmup * steps_per_epoch);
+    if (!strcmp(o->schedule, "cosine")) {
+        int64_t w = (int64_t)o->warmup * steps_per_epoch;
+        double t = total > w ? (double)(step - w) / (double)(total - w) : 1.0;
+        return base * 0.5 * (1 + cos(3.14159265358979323846 * t));
+    }
+    if (!strcmp(o->schedule, "step")) {
+        int64_t epoch = step / (steps_per_epoch ? steps_per_epoch : 1);
+        return base * pow(o->gamma, (double)(epoch / (o->step_size > 0 ? o->step_size : 1)));
+    }
+    return base;
+}
+
+/* ---------------------------------------------------------------- the command */
+
+static void usage(FILE *f, int train)
+{
+    if (train)
+        fprintf(f, "usage: kdcc train --model M.onnx --data X --labels Y [options] -o OUT.onnx|OUT.c\n"
+                   "  trains M on hard labels (the same loop as distill with alpha 0 and no teacher)\n\n");
+    else
+        fprintf(f, "usage: kdcc distill --teacher T.onnx[:WEIGHT]... --student S.onnx --data X [--labels Y] [options] -o OUT.c\n\n");
+    fprintf(f,
+            "  loss = (1-alpha)*CE(student, labels) + alpha*T^2*KL(softmax(teacher/T) || softmax(student/T)),\n"
+            "  each term a mean over the batch (the hard term over its labelled samples; label -1 = unlabelled)\n\n"
+            "  --teacher PATH[:W]        a teacher (repeatable; weights W of several are normalised)\n"
+            "  --student PATH / --model PATH   the network to train (its float initializers are the weights)\n"
+            "  --teacher-output NAME, --student-output NAME   which graph output holds the logits\n"
+            "  --data FILE, --labels FILE   .npy, IDX (.gz) or CSV; labels int, -1 for unlabelled\n"
+            "  --val-data FILE --val-labels FILE, or --val FRACTION   held-out data for accuracy\n"
+            "  -T, --temperature T (4)   --alpha A (0.9)   --soft-loss kl|mse (kl)\n"
+            "  --epochs N (10)  --batch N (64)  --lr X (1e-3)  --optimizer sgd|adam|adamw (adam)\n"
+            "  --momentum X  --nesterov  --weight-decay X  --clip-norm X\n"
+            "  --schedule constant|step|cosine (constant)  --warmup EPOCHS  --step-size EPOCHS --gamma X\n"
+            "  --scale X (e.g. 0.00392156862745098 for 1/255)   --seed N (1)\n"
+            "  --no-teacher-cache        run the teachers in every step instead of once per sample\n"
+            "  -o OUT.c                  the trained student as C (OUT.c, OUT.h)   --onnx OUT.onnx  as ONNX\n"
+            "  --name NAME  --log metrics.csv  --emit-train train.c (the training step as C)  --quiet\n");
+}
+
+static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
+{
+    static const struct option lo[] = {
+        {"teacher", 1, 0, 't'}, {"student", 1, 0, 's'}, {"model", 1, 0, 's'}, {"teacher-output", 1, 0, 1},
+        {"student-output", 1, 0, 2}, {"data", 1, 0, 3}, {"labels", 1, 0, 4}, {"val-data", 1, 0, 5},
+        {"val-labels", 1, 0, 6}, {"temperature", 1, 0, 'T'}, {"alpha", 1, 0, 7}, {"soft-loss", 1, 0, 8},
+        {"epochs", 1, 0, 9}, {"batch", 1, 0, 10}, {"lr", 1, 0, 11}, {"optimizer", 1, 0, 12},
+        {"momentum", 1, 0, 13}, {"nesterov", 0, 0, 14}, {"weight-decay", 1, 0, 15}, {"clip-norm", 1, 0, 16},
+        {"schedule", 1, 0, 17}, {"warmup", 1, 0, 18}, {"step-size", 1, 0, 19}, {"gamma", 1, 0, 20},
+        {"scale", 1, 0, 21}, {"seed", 1, 0, 22}, {"no-teacher-cache", 0, 0, 23}, {"output", 1, 0, 'o'},
+        {"onnx", 1, 0, 24}, {"name", 1, 0, 25}, {"log", 1, 0, 26}, {"emit-train", 1, 0, 27},
+        {"val", 1, 0, 28}, {"quiet", 0, 0, 29}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    o->T = 4;
+    o->alpha = train ? 0 : 0.9;
+    o->lr = 1e-3;
+    o->epochs = 10;
+    o->batch = 64;
+    o->optimizer = "adam";
+    o->schedule = "constant";
+    o->gamma = 0.1;
+    o->seed = 1;
+    o->cache = 1;
+    o->train_only = train;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "t:s:T:o:h", lo, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case 't': {
+            if (o->nteachers == MAX_TEACHERS)
+                return diag_error(d, NULL, "at most %d teachers", MAX_TEACHERS);
+            char *colon = strrchr(optarg, ':');
+            o->tweights[o->nteachers] = 1;
+            if (colon && colon[1] && strtod(colon + 1, &end) > 0 && *end == 0) {
+                o->tweights[o->nteachers] = strtod(colon + 1, NULL);
+                *colon = 0;
+            }
+            o->teachers[o->nteachers++] = optarg;
+            break;
+        }
+        case 's': o->student = optarg; break;
+        case 1: o->teacher_output = optarg; break;
+        case 2: o->student_output = optarg; break;
+        case 3: o->data = optarg; break;
+        case 4: o->labels = optarg; break;
+        case 5: o->val_data = optarg; break;
+        case 6: o->val_labels = optarg; break;
+        case 'T': o->T = strtod(optarg, &end); break;
+        case 7: o->alpha = strtod(optarg, &end); break;
+        case 8:
+            if (strcmp(optarg, "kl") && strcmp(optarg, "mse"))
+                return diag_error(d, NULL, "--soft-loss wants kl or mse, got '%s'", optarg);
+            o->mse = !strcmp(optarg, "mse");
+            break;
+        case 9: o->epochs = atoi(optarg); break;
+        case 10: o->batch = atoi(optarg); break;
+        case 11: o->lr = strtod(optarg, &end); break;
+        case 12: o->optimizer = optarg; break;
+        case 13: o->momentum = strtod(optarg, &end); break;
+        case 14: o->nesterov = 1; break;
+        case 15: o->weight_decay = strtod(optarg, &end); break;
+        case 16: o->clip_norm = strtod(optarg, &end); break;
+        case 17: o->schedule = optarg; break;
+        case 18: o->warmup = atoi(optarg); break;
+        case 19: o->step_size = atoi(optarg); break;
+        case 20: o->gamma = strtod(optarg, &end); break;
+        case 21: o->scale = strtod(optarg, &end); break;
+        case 22: o->seed = strtoull(optarg, &end, 10); break;
+        case 23: o->cache = 0; break;
+        case 'o': o->out_c = optarg; break;
+        case 24: o->out_onnx = optarg; break;
+        case 25: o->name = optarg; break;
+        case 26: o->log = optarg; break;
+        case 27: o->emit_train = optarg; break;
+        case 28: o->val_frac = strtod(optarg, &end); break;
+        case 29: o->quiet = 1; break;
+        case 'h': usage(stdout, train); exit(0);
+        default: usage(stderr, train); return -2;
+        }
+        if (end && *end)
+            return diag_error(d, NULL, "bad number '%s'", optarg);
+    }
+    if (optind < argc)
+        return diag_error(d, NULL, "unexpected argument '%s'", argv[optind]);
+    if (!o->student)
+        return diag_error(d, NULL, "no %s given", train ? "--model" : "--student");
+    if (!o->data)
+        return diag_error(d, NULL, "no --data given");
+    if (!o->out_c && !o->out_onnx)
+        return diag_error(d, NULL, "no output given (-o OUT.c and/or --onnx OUT.onnx)");
+    if (o->alpha < 0 || o->alpha > 1)
+        return diag_error(d, NULL, "--alpha %g is outside [0, 1]", o->alpha);
+    if (o->T <= 0)
+        return diag_error(d, NULL, "-T must be positive");
+    if (o->alpha > 0 && o->nteachers == 0)
+        return diag_error(d, NULL, "--alpha %g weighs a teacher, but no --teacher is given", o->alpha);
+    if (o->alpha < 1 && !o->labels)
+        return diag_error(d, NULL, "--alpha %g weighs the hard labels, but no --labels are given (use --alpha 1 for unlabelled data)", o->alpha);
+    if (o->epochs < 0 || o->batch <= 0)
+        return diag_error(d, NULL, "--epochs and --batch must be positive");
+    if (strcmp(o->optimizer, "sgd") && strcmp(o->optimizer, "adam") && strcmp(o->optimizer, "adamw"))
+        return diag_error(d, NULL, "--optimizer wants sgd, adam or adamw, got '%s'", o->optimizer);
+    if (strcmp(o->schedule, "constant") && strcmp(o->schedule, "step") && strcmp(o->schedule, "cosine"))
+        return diag_error(d, NULL, "--schedule wants constant, step or cosine, got '%s'", o->schedule);
+    if (o->val_frac < 0 || o->val_frac >= 1)
+        return diag_error(d, NULL, "--val wants a fraction in [0, 1)");
+    return 0;
+}
+
+/* Load, bind the batch, infer. */
+static Graph *load_model(Arena *a, const char *path, int64_t batch, Diag *d)
+{
+    ImportOptions io = {0};
+    d->file = path;
+    Graph *g = model_load(a, path, &io, d);
+    PassOptions po = {.fold = 1, .batch = batch};
+    if (!g || ops_resolve(g, d) || pass_bind(g, &po, d) || pass_infer(g, 1, d))
+        return NULL;
+    d->file = NULL;
+    return g;
+}
+
+static int first_input(const Graph *g)
+{
+    for (int i = 0; i < g->ninputs; i++)
+        if (g->values[g->inputs[i]].role == VR_INPUT)
+            return g->inputs[i];
+    return -1;
+}
+
+int cmd_distill_like(int argc, char **argv, int train)
+{
+    Opts o = {0};
+    Diag d;
+    diag_init(&d, NULL);
+    int pr = parse(argc, argv, &o, train, &d);
+    if (pr) {
+        if (pr == -1)
+            diag_print(&d, stderr);
+        return pr == -2 ? 2 : 1;
+    }
+    Arena a;
+    arena_init(&a);
+    int rc = 1;
+    Dataset X, Y, VX, VY;
+    dataset_init(&X);
+    dataset_init(&Y);
+    dataset_init(&VX);
+    dataset_init(&VY);
+    Module train_m = {0}, eval_m = {0}, teach_m[MAX_TEACHERS] = {{0}};
+    float *soft = NULL, *xb = NULL, *sb = NULL, *logits = NULL, *vlog = NULL, *zb = NULL;
+    int64_t *yb = NULL, *perm = NULL;
+    FILE *logf = NULL;
+    char dir[] = "/tmp/kdcc-train-XXXXXX";
+    if (!mkdtemp(dir)) {
+        diag_error(&d, NULL, "cannot make a temporary folder: %s", strerror(errno));
+        goto out;
+    }
+    const int64_t B = o.batch;
+
+    /* the student: its input shape tells how to read the data */
+    Graph *sg = load_model(&a, o.student, B, &d);
+    if (!sg)
+        goto out;
+    int sin = first_input(sg);
+    if (sin < 0) {
+        diag_error(&d, NULL, "%s: the student has no input", o.student);
+        goto out;
+    }
+    Value *sx = &sg->values[sin];
+    int64_t row = value_numel(sx) / B;
+    int zid = -1;
+    for (int i = 0; i < sg->noutputs; i++)
+        if (!o.student_output || !strcmp(sg->values[sg->outputs[i]].name, o.student_output))
+            if (zid < 0)
+                zid = sg->outputs[i];
+    if (zid < 0 || sg->values[zid].rank != 2) {
+        diag_error(&d, NULL, "%s: %s is not a [batch, classes] output", o.student,
+                   o.student_output ? o.student_output : "the first output");
+        goto out;
+    }
+    const int64_t C = sg->values[zid].dims[1];
+
+    if (load_x(o.data, &o, sx, &X, &d))
+        goto out;
+    int64_t N = X.dims[0];
+    if (o.labels && load_labels(o.labels, N, C, &Y, &d))
+        goto out;
+    /* validation: given, or split off the end after a seeded shuffle */
+    int64_t NV = 0;
+    if (o.val_data) {
+        if (load_x(o.val_data, &o, sx, &VX, &d))
+            goto out;
+        NV = VX.dims[0];
+        if (!o.val_labels) {
+            diag_error(&d, NULL, "--val-data needs --val-labels");
+            goto out;
+        }
+        if (load_labels(o.val_labels, NV, C, &VY, &d))
+            goto out;
+    } else if (o.val_frac > 0 && o.labels) {
+        NV = (int64_t)(N * o.val_frac);
+        int64_t dims[KD_MAX_RANK];
+        memcpy(dims, X.dims, sizeof dims);
+        dims[0] = NV;
+        int64_t one[1] = {NV};
+        if (dataset_alloc(&VX, DT_FLOAT, X.rank, dims, "validation split", &d) ||
+            dataset_alloc(&VY, DT_INT64, 1, one, "validation split", &d))
+            goto out;
+        memcpy(VX.data, (float *)X.data + (N - NV) * row, (size_t)(NV * row) * sizeof(float));
+        memcpy(VY.data, (int64_t *)Y.data + (N - NV), (size_t)NV * sizeof(int64_t));
+        N -= NV;
+    }
+    if (N < B) {
+        diag_error(&d, NULL, "%s: %" PRId64 " training samples, fewer than one batch of %" PRId64, o.data, N, B);
+        goto out;
+    }
+    xb = malloc((size_t)(B * row) * sizeof(float));
+    zb = malloc((size_t)(B * C) * sizeof(float));
+    sb = malloc((size_t)(B * C) * sizeof(float));
+    yb = malloc((size_t)B * sizeof(int64_t));
+    perm = malloc((size_t)N * sizeof(int64_t));
+    if (!xb || !zb || !sb || !yb || !perm) {
+        diag_error(&d, NULL, "out of memory");
+        goto out;
+    }
+
+    /* teachers: compiled inference, run once over the data (cached soft targets) */
+    TeacherSpec ts[MAX_TEACHERS];
+    double tacc[MAX_TEACHERS] = {0};
+    int use_teacher = o.alpha > 0;
+    if (use_teacher) {
+        soft = calloc((size_t)(N * C), sizeof(float));
+        float *tl = malloc((size_t)((N > NV ? N : NV) * C) * sizeof(float));
+        if (!soft || !tl) {
+            free(tl);
+            diag_error(&d, NULL, "out of memory");
+            goto out;
+        }
+        double wsum = 0;
+        for (int t = 0; t < o.nteachers; t++)
+            wsum += o.tweights[t];
+        for (int t = 0; t < o.nteachers; t++) {
+            Graph *tg = load_model(&a, o.teachers[t], B, &d);
+            if (!tg) {
+                free(tl);
+                goto out;
+            }
+            ts[t].g = tg;
+            ts[t].weight = o.tweights[t];
+            ts[t].output = o.teacher_output;
+            if (!o.cache)
+                continue;
+            Graph *tgi = load_model(&a, o.teachers[t], B, &d);
+            char nm[32];
+            snprintf(nm, sizeof nm, "teacher%d", t + 1);
+            if (!tgi || build_module(tgi, dir, nm, 0, B, &teach_m[t], NULL, &d)) {
+                free(tl);
+                goto out;
+            }
+            /* the logits output: the first (or --teacher-output) */
+            if (tgi->noutputs != 1 && !o.teacher_output) {
+                diag_error(&d, NULL, "%s has %d outputs; say which holds the logits with --teacher-output", o.teachers[t],
+                           tgi->noutputs);
+                free(tl);
+                goto out;
+            }
+            if (run_over(&teach_m[t], X.data, N, row, B, tl, C, xb, sb)) {
+                free(tl);
+                goto out;
+            }
+            double w = o.tweights[t] / wsum;
+            for (int64_t i = 0; i < N; i++) {
+                const float *zr = tl + i * C;
+                float *pr = soft + i * C;
+                if (o.mse) {
+                    for (int64_t c = 0; c < C; c++)
+                        pr[c] += (float)(w * zr[c]);
+                    continue;
+                }
+                double m = zr[0], s = 0;
+                for (int64_t c = 1; c < C; c++)
+                    m = zr[c] > m ? zr[c] : m;
+                for (int64_t c = 0; c < C; c++)
+                    s += exp((zr[c] - m) / o.T);
+                for (int64_t c = 0; c < C; c++)
+                    pr[c] += (float)(w * exp((zr[c] - m) / o.T) / s);
+            }
+            if (NV && run_over(&teach_m[t], VX.data, NV, row, B, tl, C, xb, sb) == 0)
+                tacc[t] = accuracy(tl, VY.data, NV, C, NULL);
+        }
+        free(tl);
+    }
+
+    /* the training step */
+    Graph *tg = load_model(&a, o.student, B, &d);
+    if (!tg)
+        goto out;
+    DistillOptions dopt = {.T = o.T, .alpha = o.alpha, .mse = o.mse, .with_labels = o.labels != NULL,
+                           .student_output = o.student_output};
+    if (use_teacher && !o.cache) {
+        dopt.teachers = ts;
+        dopt.nteachers = o.nteachers;
+    }
+    dopt.opt.kind = !strcmp(o.optimizer, "sgd") ? OPT_SGD : !strcmp(o.optimizer, "adamw") ? OPT_ADAMW : OPT_ADAM;
+    dopt.opt.momentum = o.momentum;
+    dopt.opt.nesterov = o.nesterov;
+    dopt.opt.beta1 = 0.9;
+    dopt.opt.beta2 = 0.999;
+    dopt.opt.epsilon = 1e-8;
+    dopt.opt.weight_decay = o.weight_decay;
+    dopt.opt.clip_norm = o.clip_norm;
+    Writer train_c;
+    w_init(&train_c);
+    if (pass_distill(tg, &dopt, &d) || build_module(tg, dir, "train_step", 0, B, &train_m, &train_c, &d)) {
+        w_free(&train_c);
+        goto out;
+    }
+    if (o.emit_train) {
+        /* the same step, standalone (header in the same file's folder) */
+        Writer h;
+        w_init(&h);
+        EmitOptions eo = {.name = "train_step", .header = "train_step.h"};
+        Writer c2;
+        w_init(&c2);
+        int bad = emit_c(tg, &eo, &c2, &h, &d);
+        char hp[4096];
+        snprintf(hp, sizeof hp, "%s", o.emit_train);
+        char *sl = strrchr(hp, '/');
+        snprintf(sl ? sl + 1 : hp, sizeof hp - (size_t)(sl ? sl + 1 - hp : 0), "train_step.h");
+        if (!bad)
+            bad = save_pair(&c2, o.emit_train, &h, hp, &d);
+        w_free(&h);
+        w_free(&c2);
+        if (bad) {
+            w_free(&train_c);
+            goto out;
+        }
+    }
+    w_free(&train_c);
+    /* the student's forward pass over the same weights, for accuracy */
+    Graph *eg = load_model(&a, o.student, B, &d);
+    if (!eg)
+        goto out;
+    weights_as_state(eg);
+    if (build_module(eg, dir, "student_eval", 0, B, &eval_m, NULL, &d))
+        goto out;
+
+    /* the input order of the training step */
+    const void *ins[8];
+    int nin = 0;
+    float lr_v = 0, step_v = 0;
+    float loss_v = 0;
+    for (int i = 0; i < tg->ninputs && nin < 8; i++) {
+        const Value *v = &tg->values[tg->inputs[i]];
+        if (v->role != VR_INPUT)
+            continue;
+        if (!strcmp(v->name, "labels"))
+            ins[nin++] = yb;
+        else if (!strcmp(v->name, "soft_targets"))
+            ins[nin++] = sb;
+        else if (!strcmp(v->name, "lr"))
+            ins[nin++] = &lr_v;
+        else if (!strcmp(v->name, "step"))
+            ins[nin++] = &step_v;
+        else
+            ins[nin++] = xb;
+    }
+    void *outs[2] = {&loss_v, zb};
+    if (o.log) {
+        logf = fopen(o.log, "w");
+        if (!logf) {
+            diag_error(&d, NULL, "cannot write '%s': %s", o.log, strerror(errno));
+            goto out;
+        }
+        fprintf(logf, "epoch,loss,train_accuracy,val_accuracy,samples_per_s,seconds\n");
+    }
+    logits = malloc((size_t)((NV ? NV : 1) * C) * sizeof(float));
+    if (!logits) {
+        diag_error(&d, NULL, "out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < N; i++)
+        perm[i] = i;
+    uint64_t rs = o.seed * 0x9E3779B97F4A7C15ull + 1;
+    int64_t spe = N / B, total = spe * o.epochs, step = 0;
+    double t_start = now_s();
+    if (!o.quiet)
+        printf("training %s on %" PRId64 " samples (%" PRId64 " steps of %" PRId64 " per epoch)%s, %d epochs\n", o.student, N,
+               spe, B, use_teacher ? (o.cache ? ", teacher outputs cached" : ", teachers in the loop") : "", o.epochs);
+    for (int ep = 0; ep < o.epochs; ep++) {
+        double t0 = now_s(), lsum = 0;
+        int64_t ok = 0, seen = 0;
+        for (int64_t i = N - 1; i > 0; i--) {
+            int64_t j = (int64_t)(rng_next(&rs) % (uint64_t)(i + 1));
+            int64_t t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+        for (int64_t bi = 0; bi < spe; bi++, step++) {
+            for (int64_t k = 0; k < B; k++) {
+                int64_t s = perm[bi * B + k];
+                memcpy(xb + k * row, (float *)X.data + s * row, (size_t)row * sizeof(float));
+                yb[k] = o.labels ? ((int64_t *)Y.data)[s] : -1;
+                if (soft)
+                    memcpy(sb + k * C, soft + s * C, (size_t)C * sizeof(float));
+            }
+            lr_v = (float)lr_at(&o, step, spe, total);
+            step_v = (float)(step + 1);
+            if (train_m.call(train_m.ws, train_m.state, ins, outs)) {
+                diag_error(&d, NULL, "internal error: the training step failed");
+                goto out;
+            }
+            if (!isfinite(loss_v)) {
+                const char *bad = "the loss";
+                for (int k = 0; k < train_m.nstate; k++) {
+                    const StateEntry *e = &train_m.table[k];
+                    const float *p = (const float *)((const char *)train_m.state + e->offset);
+                    for (int64_t q = 0; q < e->count; q++)
+                        if (!isfinite(p[q])) {
+                            bad = e->name;
+                            k = train_m.nstate;
+                            break;
+                        }
+                }
+                diag_error(&d, NULL, "training diverged: the loss is %g at epoch %d, step %" PRId64 " (first non-finite tensor: %s); "
+                                     "try a smaller --lr or --clip-norm", (double)loss_v, ep + 1, bi + 1, bad);
+                goto out;
+            }
+            lsum += loss_v;
+            int64_t c2;
+            double acc = accuracy(zb, yb, B, C, &c2);
+            ok += (int64_t)(acc * (double)c2 + 0.5);
+            seen += c2;
+        }
+        double dt = now_s() - t0;
+        double vacc = -1;
+        if (NV) {
+            module_copy_state(&train_m, &eval_m);
+            if (run_over(&eval_m, VX.data, NV, row, B, logits, C, xb, zb))
+                goto out;
+            vacc = accuracy(logits, VY.data, NV, C, NULL);
+        }
+        double sps = (double)(spe * B) / (dt > 0 ? dt : 1e-9);
+        if (!o.quiet) {
+            printf("epoch %d/%d  loss %.4f", ep + 1, o.epochs, lsum / (double)(spe ? spe : 1));
+            if (seen)
+                printf("  train acc %.2f%%", 100.0 * (double)ok / (double)seen);
+            if (vacc >= 0)
+                printf("  val acc %.2f%%", 100 * vacc);
+            printf("  %.0f samples/s  %.1fs\n", sps, dt);
+            fflush(stdout);
+        }
+        if (logf)
+            fprintf(logf, "%d,%.6f,%.6f,%.6f,%.1f,%.3f\n", ep + 1, lsum / (double)(spe ? spe : 1),
+                    seen ? (double)ok / (double)seen : -1.0, vacc, sps, dt);
+    }
+    double elapsed = now_s() - t_start;
+
+    /* the trained student: weights poured into the inference graph, out as ONNX and C */
+    ImportOptions io = {0};
+    d.file = o.student;
+    Graph *fg = model_load(&a, o.student, &io, &d);
+    if (!fg)
+        goto out;
+    d.file = NULL;
+    for (int v = 0; v < fg->nvalues; v++) {
+        Value *val = &fg->values[v];
+        const StateEntry *e = val->role == VR_CONST ? module_state(&train_m, val->name) : NULL;
+        if (e && e->count == value_numel(val) && val->dtype == DT_FLOAT) {
+            void *p = arena_alloc(&a, (size_t)e->count * sizeof(float));
+            if (!p) {
+                diag_error(&d, NULL, "out of memory");
+                goto out;
+            }
+            memcpy(p, (const char *)train_m.state + e->offset, (size_t)e->count * sizeof(float));
+            val->data = p;
+        }
+    }
+    if (o.out_onnx && onnx_export_file(fg, o.out_onnx, &d))
+        goto out;
+    if (o.out_c) {
+        CompileOptions co = {.validate = 1};
+        co.pass.fold = 1;
+        co.pass.batch = 1;
+        char cpath[4096], hpath[4096], nm[64];
+        snprintf(cpath, sizeof cpath, "%s", o.out_c);
+        char *dot = strrchr(cpath, '.');
+        if (dot && !strcmp(dot, ".c"))
+            *dot = 0;
+        snprintf(hpath, sizeof hpath, "%s.h", cpath);
+        strcat(cpath, ".c");
+        if (o.name)
+            snprintf(nm, sizeof nm, "%s", o.name);
+        else
+            name_from_path(cpath, nm, sizeof nm);
+        const char *hb = strrchr(hpath, '/');
+        co.emit.name = nm;
+        co.emit.header = hb ? hb + 1 : hpath;
+        co.emit.source = o.student;
+        Writer cw, hw;
+        w_init(&cw);
+        w_init(&hw);
+        int bad = compile_graph(fg, &co, &cw, &hw, &d) || save_pair(&cw, cpath, &hw, hpath, &d);
+        w_free(&cw);
+        w_free(&hw);
+        if (bad)
+            goto out;
+    }
+    if (!o.quiet) {
+        printf("done in %.1fs (%.0f samples/s)", elapsed, (double)(total * B) / (elapsed > 0 ? elapsed : 1e-9));
+        for (int t = 0; t < o.nteachers && NV && o.cache; t++)
+            printf("; teacher %d val acc %.2f%%", t + 1, 100 * tacc[t]);
+        printf("\n");
+        if (NV) {
+            module_copy_state(&train_m, &eval_m);
+            if (run_over(&eval_m, VX.data, NV, row, B, logits, C, xb, zb) == 0)
+                printf("student val acc %.2f%%\n", 100 * accuracy(logits, VY.data, NV, C, NULL));
+        }
+    }
+    rc = 0;
+out:
+    if (rc)
+        diag_print(&d, stderr);
+    if (logf && fclose(logf) != 0 && rc == 0) {
+        fprintf(stderr, "kdcc: error: cannot write '%s'\n", o.log);
+        rc = 1;
+    }
+    module_free(&train_m);
+    module_free(&eval_m);
+    for (int t = 0; t < MAX_TEACHERS; t++)
+        module_free(&teach_m[t]);
+    free(soft);
+    free(xb);
+    free(sb);
+    free(zb);
+    free(yb);
+    free(perm);
+    free(logits);
+    free(vlog);
+    dataset_free(&X);
+    dataset_free(&Y);
+    dataset_free(&VX);
+    dataset_free(&VY);
+    arena_free(&a);
+    if (dir[16] != 'X' && !getenv("KDCC_KEEP_TRAIN_DIR")) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "kdcc: warning: could not remove %s\n", dir);
+    }
+    return rc;
+}
+
+int cmd_distill(int argc, char **argv)
+{
+    return cmd_distill_like(argc, argv, 0);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    return cmd_distill_like(argc, argv, 1);
+}
