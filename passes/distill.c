@@ -168,7 +168,10 @@ int pass_distill(Graph *g, const DistillOptions *o, Diag *d)
     if (zv->dtype != DT_FLOAT || zv->rank != 2)
         return diag_error(d, NULL, "the student's output '%s' must be float logits [batch, classes]", zv->name);
     int64_t B = zv->dims[0], C = zv->dims[1];
-    /* the student's float weights become trainable state */
+    if (pass_train_mode(g, &o->train_mode, d))
+        return -1;
+    /* the student's float weights become trainable state (values that are already
+     * state, such as running statistics, stay as they are) */
     int *params = arena_array(g->arena, (size_t)g->nvalues + 1, sizeof(int));
     int *grads = arena_array(g->arena, (size_t)g->nvalues + 1, sizeof(int));
     if (!params || !grads)

@@ -66,7 +66,16 @@ typedef struct DistillOptions {
     const TeacherSpec *teachers;  /* none: soft targets come as an input (cached teachers) */
     int nteachers;
     OptimOptions opt;
+    TrainModeOptions train_mode;
 } DistillOptions;
+
+typedef struct TrainModeOptions {
+    uint64_t seed;        /* for Dropout masks */
+} TrainModeOptions;
+/* Switch operators with a training behaviour to it: BatchNormalization uses batch
+ * statistics and updates its running mean and variance (state, written in place);
+ * Dropout draws seeded masks. Runs on the student before its weights become state. */
+int pass_train_mode(Graph *g, const TrainModeOptions *o, Diag *d);
 
 /* Student inference graph (inferred, batch bound) -> its training step: inputs
  * x..., labels (int64[B]) when alpha < 1, soft_targets (float[B,C]) when the teachers

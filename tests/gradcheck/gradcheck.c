@@ -58,6 +58,9 @@ static const Case CASES[] = {
                              "  loss = kdcc.DistillLoss <temperature: float = 2.0, alpha: float = 0.4, soft_loss: string = \"mse\"> (z, lab, t)\n}"},
     {"distill_loss_soft_only", HDR "g (float[3,4] z) => (float loss) <float[3,4] p = {0.7, 0.1, 0.1, 0.1, 0.25, 0.25, 0.25, 0.25, 0.0, 0.5, 0.5, 0.0}> {\n"
                                    "  loss = kdcc.DistillLoss <temperature: float = 4.0, alpha: float = 1.0> (z, , p)\n}"},
+/* more cases, one file per operator family */
+#include "cases_conv_pool.inc"
+#include "cases_norm_shape.inc"
 };
 
 static uint32_t rng = 12345;
