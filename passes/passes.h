@@ -52,6 +52,14 @@ typedef struct OptimOptions {
  * write over the parameters and moments (alias_of). */
 int pass_optimizer(Graph *g, const OptimOptions *o, const int *params, const int *grads, int n, Diag *d);
 
+typedef struct TrainModeOptions {
+    uint64_t seed;        /* for Dropout masks */
+} TrainModeOptions;
+/* Switch operators with a training behaviour to it: BatchNormalization uses batch
+ * statistics and updates its running mean and variance (state, written in place);
+ * Dropout draws seeded masks. Runs on the student before its weights become state. */
+int pass_train_mode(Graph *g, const TrainModeOptions *o, Diag *d);
+
 typedef struct TeacherSpec {
     Graph *g;             /* shapes inferred with the student's batch */
     double weight;        /* relative weight of its softened distribution */
@@ -69,13 +77,6 @@ typedef struct DistillOptions {
     TrainModeOptions train_mode;
 } DistillOptions;
 
-typedef struct TrainModeOptions {
-    uint64_t seed;        /* for Dropout masks */
-} TrainModeOptions;
-/* Switch operators with a training behaviour to it: BatchNormalization uses batch
- * statistics and updates its running mean and variance (state, written in place);
- * Dropout draws seeded masks. Runs on the student before its weights become state. */
-int pass_train_mode(Graph *g, const TrainModeOptions *o, Diag *d);
 
 /* Student inference graph (inferred, batch bound) -> its training step: inputs
  * x..., labels (int64[B]) when alpha < 1, soft_targets (float[B,C]) when the teachers
