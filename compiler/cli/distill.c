@@ -30,6 +30,7 @@ typedef struct Opts {
     const char *data, *labels, *val_data, *val_labels;
     double T, alpha, lr, momentum, weight_decay, clip_norm, scale, val_frac;
     int mse, epochs, batch, nesterov, cache, warmup, step_size, quiet;
+    int64_t labelled, limit;
     double gamma;
     const char *optimizer, *schedule;
     uint64_t seed;
@@ -261,6 +262,9 @@ static void usage(FILE *f, int train)
             "  --scale X (e.g. 0.00392156862745098 for 1/255)   --seed N (1)\n"
             "  --no-teacher-cache        run the teachers in every step instead of once per sample\n"
             "  -o OUT.c                  the trained student as C (OUT.c, OUT.h)   --onnx OUT.onnx  as ONNX\n"
+            "  --limit N                 use only the first N samples of --data\n"
+            "  --labelled N              keep the labels of N samples (chosen with --seed), mark the rest\n"
+            "                            unlabelled (-1): the few-labels setting; kdcc train then skips them\n"
             "  --name NAME  --log metrics.csv  --emit-train train.c (the training step as C)  --quiet\n");
 }
 
@@ -275,7 +279,8 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         {"schedule", 1, 0, 17}, {"warmup", 1, 0, 18}, {"step-size", 1, 0, 19}, {"gamma", 1, 0, 20},
         {"scale", 1, 0, 21}, {"seed", 1, 0, 22}, {"no-teacher-cache", 0, 0, 23}, {"output", 1, 0, 'o'},
         {"onnx", 1, 0, 24}, {"name", 1, 0, 25}, {"log", 1, 0, 26}, {"emit-train", 1, 0, 27},
-        {"val", 1, 0, 28}, {"quiet", 0, 0, 29}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"val", 1, 0, 28}, {"quiet", 0, 0, 29}, {"labelled", 1, 0, 30}, {"limit", 1, 0, 31},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     o->T = 4;
     o->alpha = train ? 0 : 0.9;
     o->lr = 1e-3;
@@ -340,6 +345,8 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         case 27: o->emit_train = optarg; break;
         case 28: o->val_frac = strtod(optarg, &end); break;
         case 29: o->quiet = 1; break;
+        case 30: o->labelled = strtoll(optarg, &end, 10); break;
+        case 31: o->limit = strtoll(optarg, &end, 10); break;
         case 'h': usage(stdout, train); exit(0);
         default: usage(stderr, train); return -2;
         }
@@ -452,6 +459,11 @@ int cmd_distill_like(int argc, char **argv, int train)
     int64_t N = X.dims[0];
     if (o.labels && load_labels(o.labels, N, C, &Y, &d))
         goto out;
+    if (o.limit > 0 && o.limit < N) {
+        N = X.dims[0] = o.limit;
+        if (o.labels)
+            Y.dims[0] = o.limit;
+    }
     /* validation: given, or split off the end after a seeded shuffle */
     int64_t NV = 0;
     if (o.val_data) {
@@ -476,6 +488,38 @@ int cmd_distill_like(int argc, char **argv, int train)
         memcpy(VX.data, (float *)X.data + (N - NV) * row, (size_t)(NV * row) * sizeof(float));
         memcpy(VY.data, (int64_t *)Y.data + (N - NV), (size_t)NV * sizeof(int64_t));
         N -= NV;
+    }
+    if (o.labelled > 0 && o.labels) {
+        /* keep N' labels chosen by a seeded shuffle; the others become unlabelled */
+        int64_t *lab = Y.data, *idx = malloc((size_t)N * sizeof(int64_t));
+        if (!idx) {
+            diag_error(&d, NULL, "out of memory");
+            goto out;
+        }
+        uint64_t ls = o.seed * 0xD1B54A32D192ED03ull + 7;
+        for (int64_t i = 0; i < N; i++)
+            idx[i] = i;
+        for (int64_t i = N - 1; i > 0; i--) {
+            int64_t j = (int64_t)(rng_next(&ls) % (uint64_t)(i + 1)), t = idx[i];
+            idx[i] = idx[j];
+            idx[j] = t;
+        }
+        for (int64_t i = o.labelled; i < N; i++)
+            lab[idx[i]] = -1;
+        free(idx);
+    }
+    if (o.train_only && o.labels) {
+        /* training on labels alone: unlabelled samples teach nothing, leave them out */
+        int64_t k = 0, *lab = Y.data;
+        for (int64_t i = 0; i < N; i++)
+            if (lab[i] >= 0) {
+                if (k != i) {
+                    memmove((float *)X.data + k * row, (float *)X.data + i * row, (size_t)row * sizeof(float));
+                    lab[k] = lab[i];
+                }
+                k++;
+            }
+        N = k;
     }
     if (N < B) {
         diag_error(&d, NULL, "%s: %" PRId64 " training samples, fewer than one batch of %" PRId64, o.data, N, B);
