@@ -35,6 +35,7 @@ int cmd_compile(int argc, char **argv);
 int cmd_print(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_dot(int argc, char **argv);
 

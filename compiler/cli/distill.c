@@ -871,3 +871,131 @@ int cmd_train(int argc, char **argv)
 {
     return cmd_distill_like(argc, argv, 1);
 }
+
+/* kdcc eval MODEL --data X --labels Y: accuracy and confusion matrix of the model's
+ * compiled inference code. */
+int cmd_eval(int argc, char **argv)
+{
+    static const struct option lo[] = {{"data", 1, 0, 1}, {"labels", 1, 0, 2}, {"scale", 1, 0, 3},
+                                       {"batch", 1, 0, 4}, {"output", 1, 0, 5}, {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    Opts o = {0};
+    const char *data = NULL, *labels = NULL, *output = NULL;
+    int64_t B = 100;
+    Diag d;
+    diag_init(&d, NULL);
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 1: data = optarg; break;
+        case 2: labels = optarg; break;
+        case 3: o.scale = strtod(optarg, NULL); break;
+        case 4: B = strtoll(optarg, NULL, 10); break;
+        case 5: output = optarg; break;
+        case 'h':
+            printf("usage: kdcc eval MODEL --data X --labels Y [--scale X] [--batch N] [--output NAME]\n"
+                   "  accuracy and confusion matrix of MODEL's compiled C on the data\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    if (optind != argc - 1 || !data || !labels || B <= 0) {
+        fprintf(stderr, "usage: kdcc eval MODEL --data X --labels Y [--scale X] [--batch N]\n");
+        return 2;
+    }
+    const char *model = argv[optind];
+    Arena a;
+    arena_init(&a);
+    Dataset X, Y;
+    dataset_init(&X);
+    dataset_init(&Y);
+    Module m = {0};
+    float *xb = NULL, *yb = NULL, *logits = NULL;
+    int64_t *conf = NULL;
+    int rc = 1;
+    char dir[] = "/tmp/kdcc-eval-XXXXXX";
+    if (!mkdtemp(dir)) {
+        diag_error(&d, NULL, "cannot make a temporary folder");
+        goto out;
+    }
+    Graph *g = load_model(&a, model, B, &d);
+    if (!g)
+        goto out;
+    int in = first_input(g);
+    int z = -1;
+    for (int i = 0; i < g->noutputs; i++)
+        if (z < 0 && (!output || !strcmp(g->values[g->outputs[i]].name, output)))
+            z = g->outputs[i];
+    if (in < 0 || z < 0 || g->values[z].rank != 2) {
+        diag_error(&d, NULL, "%s: needs an input and a [batch, classes] output", model);
+        goto out;
+    }
+    int64_t row = value_numel(&g->values[in]) / B, C = g->values[z].dims[1];
+    if (load_x(data, &o, &g->values[in], &X, &d) || load_labels(labels, X.dims[0], C, &Y, &d))
+        goto out;
+    if (g->noutputs > 1) { /* keep just the logits */
+        g->outputs[0] = z;
+        g->noutputs = 1;
+    }
+    if (build_module(g, dir, "eval_model", 0, B, &m, NULL, &d))
+        goto out;
+    int64_t N = X.dims[0];
+    xb = malloc((size_t)(B * row) * sizeof(float));
+    yb = malloc((size_t)(B * C) * sizeof(float));
+    logits = malloc((size_t)(N * C) * sizeof(float));
+    conf = calloc((size_t)(C * C), sizeof(int64_t));
+    if (!xb || !yb || !logits || !conf) {
+        diag_error(&d, NULL, "out of memory");
+        goto out;
+    }
+    if (run_over(&m, X.data, N, row, B, logits, C, xb, yb)) {
+        diag_error(&d, NULL, "internal error: the model failed");
+        goto out;
+    }
+    int64_t counted = 0;
+    double acc = accuracy(logits, Y.data, N, C, &counted);
+    const int64_t *lab = Y.data;
+    for (int64_t i = 0; i < N; i++) {
+        if (lab[i] < 0)
+            continue;
+        int64_t best = 0;
+        for (int64_t k = 1; k < C; k++)
+            if (logits[i * C + k] > logits[i * C + best])
+                best = k;
+        conf[lab[i] * C + best]++;
+    }
+    printf("accuracy %.2f%% (%" PRId64 " of %" PRId64 " labelled samples)\n", 100 * acc,
+           (int64_t)(acc * (double)counted + 0.5), counted);
+    if (C <= 32) {
+        printf("confusion matrix (rows: true class, columns: predicted)\n      ");
+        for (int64_t k = 0; k < C; k++)
+            printf(" %6" PRId64, k);
+        printf("\n");
+        for (int64_t t = 0; t < C; t++) {
+            printf("%5" PRId64 " ", t);
+            for (int64_t k = 0; k < C; k++)
+                printf(" %6" PRId64, conf[t * C + k]);
+            printf("\n");
+        }
+    }
+    rc = 0;
+out:
+    if (rc)
+        diag_print(&d, stderr);
+    module_free(&m);
+    free(xb);
+    free(yb);
+    free(logits);
+    free(conf);
+    dataset_free(&X);
+    dataset_free(&Y);
+    arena_free(&a);
+    if (dir[15] != 'X') {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "kdcc: warning: could not remove %s\n", dir);
+    }
+    return rc;
+}

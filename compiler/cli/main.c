@@ -10,6 +10,10 @@ static void help(void)
            "usage:\n"
            "  kdcc MODEL -o OUT [options]   compile MODEL to OUT.c and OUT.h (kdcc MODEL --help for options)\n"
            "  kdcc print MODEL              print MODEL in the ONNX textual syntax\n"
+           "  kdcc distill --teacher T.onnx --student S.onnx --data X [--labels Y] -o OUT.c\n"
+           "                                distil a student from teachers (kdcc distill --help)\n"
+           "  kdcc train --model M.onnx --data X --labels Y --onnx OUT.onnx   train on labels\n"
+           "  kdcc eval MODEL --data X --labels Y   accuracy and confusion matrix\n"
            "  kdcc info MODEL [options]     inputs, outputs, operators (supported?), parameters, MACs, flash, arena\n"
            "  kdcc dot MODEL [-o FILE.dot]  the graph in Graphviz dot (render with: dot -Tsvg)\n"
            "  kdcc --version                print the version\n"
@@ -41,6 +45,8 @@ int main(int argc, char **argv)
         return cmd_distill(argc - 1, argv + 1);
     if (strcmp(cmd, "train") == 0)
         return cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0)
+        return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
         return cmd_info(argc - 1, argv + 1);
     if (strcmp(cmd, "dot") == 0)
