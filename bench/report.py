@@ -338,7 +338,7 @@ def main():
     if failed:
         w("- Not compiled by kdcc: %s (the error is in the table)." % ", ".join(failed))
     w("- Caveats: one shared machine with other jobs running (see the load average); medians over alternating "
-      "rounds damp the noise but single figures can still move by 10-20% between runs. ORT runs through "
+      "rounds damp the noise but single figures moved by 10-40% between whole runs here (super-resolution-10 the most). ORT runs through "
       "its Node binding with the binding's cost subtracted, which is an estimate. Weights of the PyTorch "
       "models are random; timing does not depend on their values.")
     text = "\n".join(L) + "\n"
