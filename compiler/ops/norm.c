@@ -12,6 +12,15 @@
 #include <inttypes.h>
 #include <string.h>
 
+/* gradient rules (compiler/ops/norm_grad.c) */
+int norm_grad_block(GradCtx *c);
+int norm_grad_batchnorm(GradCtx *c);
+extern const OpDef op_norm_grad, op_batchnorm_training_grad;
+
+/* the index expression of an operand broadcast against the block shape (also used by
+ * the gradient operators) */
+int norm_bcast_index(char *buf, size_t n, int r, const int64_t *dims, int br, const int64_t *bdims);
+
 /* ---- element conversions: float16/bfloat16 are computed in float ---- */
 
 static const char *ld_of(Emitter *e, DType t)
@@ -71,7 +80,7 @@ static int need_real(Graph *g, Node *n, int i, Diag *d)
 /* Index expression (in terms of the block-local flat index `j`) of an operand of
  * shape (r, dims) broadcast against the trailing block shape (br, bdims). Returns
  * -1 if it does not broadcast. */
-static int bcast_index(char *buf, size_t n, int r, const int64_t *dims, int br, const int64_t *bdims)
+int norm_bcast_index(char *buf, size_t n, int r, const int64_t *dims, int br, const int64_t *bdims)
 {
     if (r > br)
         for (int i = 0; i < r - br; i++)
@@ -203,7 +212,7 @@ static int infer_layernorm(Graph *g, Node *n, Diag *d)
     for (int i = 1; i <= 2; i++) {
         Value *v = node_in(g, n, i);
         char buf[256];
-        if (v && bcast_index(buf, sizeof buf, v->rank, v->dims, x->rank - ax, x->dims + ax) < 0)
+        if (v && norm_bcast_index(buf, sizeof buf, v->rank, v->dims, x->rank - ax, x->dims + ax) < 0)
             return diag_error(d, n, "%s '%s' does not broadcast to the normalised shape", i == 1 ? "scale" : "bias", v->name);
     }
     value_set_shape(node_out(g, n, 0), x->dtype, x->rank, x->dims);
@@ -240,14 +249,14 @@ static int emit_layernorm(Emitter *e, const Node *n, Diag *d)
     B.rms = rms;
     char sbuf[256], bbuf[256];
     if (s) {
-        if (bcast_index(sbuf, sizeof sbuf, s->rank, s->dims, x->rank - ax, x->dims + ax) < 0)
+        if (norm_bcast_index(sbuf, sizeof sbuf, s->rank, s->dims, x->rank - ax, x->dims + ax) < 0)
             return diag_error(d, n, "scale does not broadcast to the normalised shape");
         B.sidx = sbuf;
         B.st = s->dtype;
         B.scale_in = 1;
     }
     if (b && !rms) {
-        if (bcast_index(bbuf, sizeof bbuf, b->rank, b->dims, x->rank - ax, x->dims + ax) < 0)
+        if (norm_bcast_index(bbuf, sizeof bbuf, b->rank, b->dims, x->rank - ax, x->dims + ax) < 0)
             return diag_error(d, n, "bias does not broadcast to the normalised shape");
         B.bidx = bbuf;
         B.bt = b->dtype;
@@ -262,14 +271,14 @@ static int emit_layernorm(Emitter *e, const Node *n, Diag *d)
 static const OpDef op_layernorm = {
     .name = "LayerNormalization", .domain = "", .since = 1,
     .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 3,
-    .infer = infer_layernorm, .emit = emit_layernorm,
+    .infer = infer_layernorm, .emit = emit_layernorm, .grad = norm_grad_block,
     .summary = "normalise over the trailing dims from axis, then scale and shift",
 };
 
 static const OpDef op_rmsnorm = {
     .name = "RMSNormalization", .domain = "", .since = 1,
     .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_layernorm, .emit = emit_layernorm,
+    .infer = infer_layernorm, .emit = emit_layernorm, .grad = norm_grad_block,
     .summary = "x / sqrt(mean(x^2) + epsilon) * scale over the trailing dims from axis",
 };
 
@@ -338,14 +347,14 @@ static int emit_instgroup(Emitter *e, const Node *n, Diag *d)
 static const OpDef op_instnorm = {
     .name = "InstanceNormalization", .domain = "", .since = 1,
     .min_inputs = 3, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_instgroup, .emit = emit_instgroup,
+    .infer = infer_instgroup, .emit = emit_instgroup, .grad = norm_grad_block,
     .summary = "normalise each (n, c) over the spatial dims, then per-channel scale and shift",
 };
 
 static const OpDef op_groupnorm = {
     .name = "GroupNormalization", .domain = "", .since = 1,
     .min_inputs = 3, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_instgroup, .emit = emit_instgroup,
+    .infer = infer_instgroup, .emit = emit_instgroup, .grad = norm_grad_block,
     .summary = "normalise each group of channels, then scale and shift",
 };
 
@@ -405,6 +414,75 @@ static int infer_batchnorm(Graph *g, Node *n, Diag *d)
     return 0;
 }
 
+/* Training mode: batch statistics normalise x; outputs 1 and 2 (when present) are the
+ * running mean and variance, momentum * running + (1 - momentum) * batch statistic,
+ * the variance unbiased (divided by count - 1, as PyTorch keeps it) when asked. */
+static int emit_bn_train(Emitter *e, const Node *n, double mom, int unbiased)
+{
+    Writer *w = e->w;
+    const Value *x = node_in(e->g, n, 0);
+    int64_t N = x->dims[0], C = x->dims[1], sp = 1;
+    for (int i = 2; i < x->rank; i++)
+        sp *= x->dims[i];
+    DType cdt = compute_dt(x->dtype);
+    const char *ct = dtype_ctype(cdt), *fs = cdt == DT_DOUBLE ? "" : "f";
+    const char *lx = ld_of(e, x->dtype), *sx = st_of(e, x->dtype);
+    const char *l[5];
+    for (int i = 1; i <= 4; i++)
+        l[i] = ld_of(e, node_in(e->g, n, i)->dtype);
+    double eps = attr_float(n, "epsilon", 1e-5);
+    if (N * C * sp == 0)
+        return 0;
+    int64_t cnt = N * sp;
+    em_for(w, "c", C);
+    w_printf(w, "%s s = ", ct);
+    em_literal(w, cdt, 0);
+    w_puts(w, ";\n");
+    em_for(w, "b", N);
+    em_for(w, "i", sp);
+    w_line(w, "s += (%s)%s(x0[(b * %" PRId64 " + c) * %" PRId64 " + i]);", ct, lx, C, sp);
+    em_close(w, 2);
+    w_printf(w, "const %s mean = s / ", ct);
+    em_literal(w, cdt, (double)cnt);
+    w_printf(w, ";\n%s q = ", ct);
+    em_literal(w, cdt, 0);
+    w_puts(w, ";\n");
+    em_for(w, "b", N);
+    em_for(w, "i", sp);
+    w_line(w, "const %s t = (%s)%s(x0[(b * %" PRId64 " + c) * %" PRId64 " + i]) - mean;", ct, ct, lx, C, sp);
+    w_line(w, "q += t * t;");
+    em_close(w, 2);
+    w_printf(w, "const %s var = q / ", ct);
+    em_literal(w, cdt, (double)cnt);
+    w_puts(w, ";\n");
+    if (unbiased && cnt > 1 && node_out(e->g, n, 2)) {
+        w_printf(w, "const %s var_u = q / ", ct);
+        em_literal(w, cdt, (double)(cnt - 1));
+        w_puts(w, ";\n");
+    }
+    w_printf(w, "const %s a = (%s)%s(x1[c]) / sqrt%s(var + ", ct, ct, l[1], fs);
+    em_literal(w, cdt, eps);
+    w_puts(w, ");\n");
+    w_line(w, "const %s sh = (%s)%s(x2[c]) - mean * a;", ct, ct, l[2]);
+    em_for(w, "b", N);
+    em_for(w, "i", sp);
+    w_line(w, "const int64_t k = (b * %" PRId64 " + c) * %" PRId64 " + i;", C, sp);
+    w_line(w, "y0[k] = %s((%s)%s(x0[k]) * a + sh);", sx, ct, lx);
+    em_close(w, 2);
+    for (int o = 1; o <= 2; o++) {
+        const Value *v = node_out(e->g, n, o);
+        if (!v)
+            continue;
+        w_printf(w, "y%d[c] = %s((%s)%s(x%d[c]) * ", o, st_of(e, v->dtype), ct, l[o + 2], o + 2);
+        em_literal(w, cdt, mom);
+        w_printf(w, " + %s * ", o == 1 ? "mean" : unbiased && cnt > 1 ? "var_u" : "var");
+        em_literal(w, cdt, 1 - mom);
+        w_puts(w, ");\n");
+    }
+    w_close(w);
+    return 0;
+}
+
 static int emit_batchnorm_body(Emitter *e, const Node *n, Diag *d);
 
 /* With mixed element types (float X, float16 statistics, ...) only one half of a
@@ -442,52 +520,10 @@ static int emit_batchnorm_body(Emitter *e, const Node *n, Diag *d)
     double eps = attr_float(n, "epsilon", 1e-5);
     if (N * C * sp == 0)
         return 0;
-    if (bn_training(e->g, n)) {
-        double mom = attr_float(n, "momentum", 0.9);
-        int64_t cnt = N * sp;
-        em_for(w, "c", C);
-        w_printf(w, "%s s = ", ct);
-        em_literal(w, cdt, 0);
-        w_puts(w, ";\n");
-        em_for(w, "b", N);
-        em_for(w, "i", sp);
-        w_line(w, "s += (%s)%s(x0[(b * %" PRId64 " + c) * %" PRId64 " + i]);", ct, lx, C, sp);
-        em_close(w, 2);
-        w_printf(w, "const %s mean = s / ", ct);
-        em_literal(w, cdt, (double)cnt);
-        w_printf(w, ";\n%s q = ", ct);
-        em_literal(w, cdt, 0);
-        w_puts(w, ";\n");
-        em_for(w, "b", N);
-        em_for(w, "i", sp);
-        w_line(w, "const %s t = (%s)%s(x0[(b * %" PRId64 " + c) * %" PRId64 " + i]) - mean;", ct, ct, lx, C, sp);
-        w_line(w, "q += t * t;");
-        em_close(w, 2);
-        w_printf(w, "const %s var = q / ", ct);
-        em_literal(w, cdt, (double)cnt);
-        w_puts(w, ";\n");
-        w_printf(w, "const %s a = (%s)%s(x1[c]) / sqrt%s(var + ", ct, ct, l[1], fs);
-        em_literal(w, cdt, eps);
-        w_puts(w, ");\n");
-        w_line(w, "const %s sh = (%s)%s(x2[c]) - mean * a;", ct, ct, l[2]);
-        em_for(w, "b", N);
-        em_for(w, "i", sp);
-        w_line(w, "const int64_t k = (b * %" PRId64 " + c) * %" PRId64 " + i;", C, sp);
-        w_line(w, "y0[k] = %s((%s)%s(x0[k]) * a + sh);", sx, ct, lx);
-        em_close(w, 2);
-        for (int o = 1; o <= 2; o++) {
-            const Value *v = node_out(e->g, n, o);
-            if (!v)
-                continue;
-            w_printf(w, "y%d[c] = %s((%s)%s(x%d[c]) * ", o, st_of(e, v->dtype), ct, l[o + 2], o + 2);
-            em_literal(w, cdt, mom);
-            w_printf(w, " + %s * ", o == 1 ? "mean" : "var");
-            em_literal(w, cdt, 1 - mom);
-            w_puts(w, ");\n");
-        }
-        w_close(w);
-        return 0;
-    }
+    if (strcmp(n->op_type, "BatchNormTraining") == 0)
+        return emit_bn_train(e, n, attr_float(n, "momentum", 0.9), (int)attr_int(n, "unbiased", 0));
+    if (bn_training(e->g, n))
+        return emit_bn_train(e, n, attr_float(n, "momentum", 0.9), 0);
     int per_elem = value_numel(node_in(e->g, n, 1)) != C || value_numel(node_in(e->g, n, 2)) != C ||
                    value_numel(node_in(e->g, n, 3)) != C || value_numel(node_in(e->g, n, 4)) != C;
     if (per_elem) {
@@ -533,8 +569,46 @@ static int emit_batchnorm_body(Emitter *e, const Node *n, Diag *d)
 static const OpDef op_batchnorm = {
     .name = "BatchNormalization", .domain = "", .since = 1,
     .min_inputs = 5, .max_inputs = 5, .min_outputs = 1, .max_outputs = 5,
-    .infer = infer_batchnorm, .emit = emit_batchnorm,
+    .infer = infer_batchnorm, .emit = emit_batchnorm, .grad = norm_grad_batchnorm,
     .summary = "per-channel (x - mean) / sqrt(var + epsilon) * scale + bias",
+};
+
+/* kdcc.BatchNormTraining(x, scale, bias, mean, var) -> (y, mean', var'): the training form
+ * pass_train_mode gives BatchNormalization. y uses the batch statistics; mean' and var'
+ * are the running statistics updated with `momentum` (ONNX's convention: the weight of
+ * the old value, 1 - PyTorch's momentum), the variance unbiased when `unbiased` is 1. */
+static int infer_bn_training(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d);
+    if (!x)
+        return -1;
+    if (!is_real(x->dtype))
+        return err_dtype(d, n, n->op_type, x->dtype);
+    if (x->rank < 2)
+        return diag_error(d, n, "input must have rank >= 2 (N, C, ...), got rank %d", x->rank);
+    for (int i = 1; i <= 4; i++) {
+        if (need_real(g, n, i, d))
+            return -1;
+        if (value_numel(node_in(g, n, i)) != x->dims[1])
+            return diag_error(d, n, "input %d must have %lld elements (one per channel)", i, (long long)x->dims[1]);
+    }
+    double mom = attr_float(n, "momentum", 0.9);
+    if (mom < 0 || mom > 1)
+        return diag_error(d, n, "momentum %g is outside [0, 1]", mom);
+    value_set_shape(node_out(g, n, 0), x->dtype, x->rank, x->dims);
+    for (int o = 1; o <= 2; o++) {
+        Value *v = node_out(g, n, o), *src = node_in(g, n, o + 2);
+        if (v)
+            value_set_shape(v, src->dtype, src->rank, src->dims);
+    }
+    return 0;
+}
+
+static const OpDef op_batchnorm_training = {
+    .name = "BatchNormTraining", .domain = "kdcc", .since = 1,
+    .min_inputs = 5, .max_inputs = 5, .min_outputs = 1, .max_outputs = 3,
+    .infer = infer_bn_training, .emit = emit_batchnorm, .grad = norm_grad_batchnorm,
+    .summary = "BatchNormalization while training: batch statistics, running mean/variance updated",
 };
 
 /* ---------------------------------------------------------------- MeanVarianceNormalization */
@@ -678,5 +752,6 @@ static const OpDef op_mvn = {
 };
 
 const OpDef *const ops_norm[] = {
-    &op_batchnorm, &op_layernorm, &op_rmsnorm, &op_instnorm, &op_groupnorm, &op_mvn, NULL,
+    &op_batchnorm, &op_layernorm, &op_rmsnorm, &op_instnorm, &op_groupnorm, &op_mvn,
+    &op_batchnorm_training, &op_batchnorm_training_grad, &op_norm_grad, NULL,
 };

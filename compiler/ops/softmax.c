@@ -222,17 +222,135 @@ static int emit_softmax(Emitter *e, const Node *n, Diag *d)
     return 0;
 }
 
+/* ---------------------------------------------------------------- gradients */
+
+/* kdcc.SoftmaxGrad(y, dy) -> dx, from the forward output y, along the [outer, len, inner]
+ * view given by `axis` and `legacy` (1: the opset < 13 coercion to 2-D at axis):
+ *     Softmax:    dx = y * (dy - sum(dy * y))
+ *     LogSoftmax: dx = dy - exp(y) * sum(dy)        (attribute log = 1) */
+static int sg_view(const Node *n, const Value *y, int64_t *outer, int64_t *len, int64_t *inner, Diag *d)
+{
+    int old = attr_int(n, "legacy", 0) != 0;
+    int ax = norm_axis(d, n, attr_int(n, "axis", -1), y->rank);
+    if (ax < 0)
+        return -1;
+    *outer = *len = *inner = 1;
+    for (int i = 0; i < y->rank; i++) {
+        if (i < ax)
+            *outer *= y->dims[i];
+        else if (i == ax || old)
+            *len *= y->dims[i];
+        else
+            *inner *= y->dims[i];
+    }
+    return 0;
+}
+
+static int sg_infer(Graph *g, Node *n, Diag *d)
+{
+    Value *y = need_input(g, n, 0, d), *dy = y ? need_input(g, n, 1, d) : NULL;
+    if (!dy)
+        return -1;
+    if (y->dtype != DT_FLOAT || dy->dtype != DT_FLOAT || value_numel(y) != value_numel(dy) || y->rank == 0)
+        return diag_error(d, n, "SoftmaxGrad takes float y and dy of one shape");
+    int64_t o, l, i;
+    if (sg_view(n, y, &o, &l, &i, d))
+        return -1;
+    value_set_shape(node_out(g, n, 0), DT_FLOAT, y->rank, y->dims);
+    return 0;
+}
+
+static int sg_emit(Emitter *e, const Node *n, Diag *d)
+{
+    Writer *w = e->w;
+    int64_t outer, len, inner;
+    if (sg_view(n, node_in(e->g, n, 0), &outer, &len, &inner, d))
+        return -1;
+    int lg = attr_int(n, "log", 0) != 0;
+    if (outer * len * inner == 0)
+        return 0;
+    const char *acc = lg ? "g" : "g * y";
+    const char *res = lg ? "g - expf(y) * s" : "y * (g - s)";
+    if (inner > 1 && inner <= 4096) {
+        /* per-column sums in a local array: every inner loop is contiguous */
+        em_for(w, "o", outer);
+        w_line(w, "const int64_t b = o * %" PRId64 ";", len * inner);
+        w_line(w, "float sc[%" PRId64 "];", inner);
+        em_for(w, "i", inner);
+        w_line(w, "sc[i] = 0.0f;");
+        w_close(w);
+        em_for(w, "k", len);
+        em_for(w, "i", inner);
+        w_line(w, "const float y = x0[b + k * %" PRId64 " + i], g = x1[b + k * %" PRId64 " + i];", inner, inner);
+        w_line(w, "sc[i] += %s;", acc);
+        w_line(w, "(void)y;");
+        em_close(w, 2);
+        em_for(w, "k", len);
+        em_for(w, "i", inner);
+        w_line(w, "const float y = x0[b + k * %" PRId64 " + i], g = x1[b + k * %" PRId64 " + i], s = sc[i];", inner, inner);
+        w_line(w, "y0[b + k * %" PRId64 " + i] = %s;", inner, res);
+        em_close(w, 3);
+        return 0;
+    }
+    em_for(w, "o", outer);
+    if (inner > 1) {
+        em_for(w, "i", inner);
+        w_line(w, "const int64_t b = o * %" PRId64 " + i;", len * inner);
+    } else {
+        w_line(w, "const int64_t b = o * %" PRId64 ";", len);
+    }
+    w_line(w, "float s = 0.0f;");
+    em_for(w, "k", len);
+    w_line(w, "const float y = x0[b + k * %" PRId64 "], g = x1[b + k * %" PRId64 "];", inner, inner);
+    w_line(w, "s += %s;", acc);
+    w_line(w, "(void)y;");
+    w_close(w);
+    em_for(w, "k", len);
+    w_line(w, "const float y = x0[b + k * %" PRId64 "], g = x1[b + k * %" PRId64 "];", inner, inner);
+    w_line(w, "y0[b + k * %" PRId64 "] = %s;", inner, res);
+    w_close(w);
+    em_close(w, inner > 1 ? 2 : 1);
+    return 0;
+}
+
+static const OpDef op_softmax_grad = {
+    .name = "SoftmaxGrad", .domain = "kdcc", .since = 1,
+    .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
+    .infer = sg_infer, .emit = sg_emit,
+    .summary = "gradient of Softmax / LogSoftmax from the output",
+};
+
+static int grad_softmax(GradCtx *c)
+{
+    Node *fn = c->n;
+    if (c->dy[0] < 0 || !c->need[0])
+        return 0;
+    const Value *x = node_in(c->g, fn, 0);
+    if (x->dtype != DT_FLOAT)
+        return diag_unsupported(c->d, fn, "the gradient of %s is computed for float tensors only", fn->op_type);
+    int old = fn->opset > 0 && fn->opset < 13;
+    int ins[2] = {fn->outputs[0], c->dy[0]};
+    Node *n = g_new(c, "kdcc.SoftmaxGrad", ins, 2, 1);
+    if (!n)
+        return -1;
+    g_attr_i(c, n, "axis", attr_int(fn, "axis", old ? 1 : -1));
+    g_attr_i(c, n, "legacy", old);
+    g_attr_i(c, n, "log", strcmp(fn->op_type, "LogSoftmax") == 0);
+    c->dx[0] = g_done(c, n);
+    return c->dx[0] < 0 ? -1 : 0;
+}
+
 static const OpDef op_softmax = {
     .name = "Softmax", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_softmax, .emit = emit_softmax,
+    .infer = infer_softmax, .emit = emit_softmax, .grad = grad_softmax,
     .summary = "exp(x - max) / sum(exp(x - max)) along an axis",
 };
 
 static const OpDef op_logsoftmax = {
     .name = "LogSoftmax", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_softmax, .emit = emit_softmax,
+    .infer = infer_softmax, .emit = emit_softmax, .grad = grad_softmax,
     .summary = "x - max - log(sum(exp(x - max))) along an axis",
 };
 
@@ -243,4 +361,4 @@ static const OpDef op_hardmax = {
     .summary = "1 at the first maximum along an axis, 0 elsewhere",
 };
 
-const OpDef *const ops_softmax[] = {&op_softmax, &op_logsoftmax, &op_hardmax, NULL};
+const OpDef *const ops_softmax[] = {&op_softmax, &op_logsoftmax, &op_hardmax, &op_softmax_grad, NULL};
