@@ -395,18 +395,394 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
 static int emit_conv(Emitter *e, const Node *n, Diag *d) { return emit_conv_common(e, n, d, 0); }
 static int emit_convtranspose(Emitter *e, const Node *n, Diag *d) { return emit_conv_common(e, n, d, 1); }
 
+/* ---------------------------------------------------------------- gradients
+ *
+ * Conv  Y = X (*) W + B, geometry g (strides, pads, dilations, group):
+ *   dX = ConvTranspose(dY, W; g, output_padding = what gives X's size back)
+ *        (the adjoint of the correlation; Conv's W [M, C/G, k] is exactly the
+ *        weight ConvTranspose expects for M input and C output channels)
+ *   dW = kdcc.ConvGradWeight(X, dY; g, kernel_shape)
+ *   dB = ReduceSum(dY, axes = N and the spatial dims)
+ * ConvTranspose is the adjoint pair:
+ *   dX = Conv(dY, W; g)    dW = kdcc.ConvGradWeight(dY, X; g)    dB as above.
+ *
+ * kdcc.ConvGradWeight(X, dY) -> dW[M, C/G, k...], attributes kernel_shape,
+ * strides, pads (explicit), dilations, group:
+ *   dW[m, c, k] = sum_b sum_v dY[b, m, v] * X[b, g(m)*C/G + c, v*s + k*d - p]
+ * Per (m, c) and outer kernel taps, the products of every last-dim tap are
+ * accumulated elementwise into a stack array acc[tap][v] (constant bounds, the
+ * contiguous dim innermost, no reduction in the inner loop, so it vectorises),
+ * and reduced once at the end. */
+
+static int grad_dtype_ok(GradCtx *c, DType t)
+{
+    if (t != DT_FLOAT && t != DT_DOUBLE)
+        return diag_unsupported(c->d, c->n, "gradients of %s are implemented for float and double, not %s",
+                                c->n->op_type, dtype_name(t));
+    return 0;
+}
+
+/* geometry attributes (explicit pads) of cg on a gradient node */
+static void g_geom_attrs(GradCtx *c, Node *m, const ConvGeom *cg, int with_kernel)
+{
+    int64_t pads[2 * MAX_SP];
+    for (int i = 0; i < cg->nsp; i++) {
+        pads[i] = cg->pb[i];
+        pads[cg->nsp + i] = cg->pe[i];
+    }
+    g_attr_ints(c, m, "strides", cg->s, cg->nsp);
+    g_attr_ints(c, m, "pads", pads, 2 * cg->nsp);
+    g_attr_ints(c, m, "dilations", cg->dl, cg->nsp);
+    g_attr_i(c, m, "group", cg->G);
+    if (with_kernel)
+        g_attr_ints(c, m, "kernel_shape", cg->k, cg->nsp);
+}
+
+/* id, or -1 with an internal error when the gradient's shape is not the input's */
+static int g_check_like(GradCtx *c, int id, int like)
+{
+    if (id < 0)
+        return -1;
+    const Value *a = &c->g->values[id], *b = &c->g->values[like];
+    int same = a->rank == b->rank;
+    for (int i = 0; same && i < a->rank; i++)
+        same = a->dims[i] == b->dims[i];
+    if (!same) {
+        char s1[128], s2[128];
+        diag_error(c->d, c->n, "internal error: gradient %s does not have the shape %s of '%s'",
+                   value_type_str(a, s1, sizeof s1), value_type_str(b, s2, sizeof s2), b->name);
+        return -1;
+    }
+    return id;
+}
+
+/* dB = sum of dY over N and the spatial dims */
+static int g_bias_grad(GradCtx *c, int dy)
+{
+    const Value *y = &c->g->values[dy];
+    int64_t axes[KD_MAX_RANK];
+    int na = 0;
+    for (int i = 0; i < y->rank; i++)
+        if (i != 1)
+            axes[na++] = i;
+    int ins[2] = {dy, g_const_ints(c, axes, na)};
+    if (ins[1] < 0)
+        return -1;
+    Node *m = g_new(c, "ReduceSum", ins, 2, 1);
+    if (!m)
+        return -1;
+    g_attr_i(c, m, "keepdims", 0);
+    return g_done(c, m);
+}
+
+static int g_conv_weight(GradCtx *c, int x, int dy, const ConvGeom *cg)
+{
+    int ins[2] = {x, dy};
+    Node *m = g_new(c, "kdcc.ConvGradWeight", ins, 2, 1);
+    if (!m)
+        return -1;
+    g_geom_attrs(c, m, cg, 1);
+    return g_done(c, m);
+}
+
+static int grad_conv(GradCtx *c)
+{
+    const Node *n = c->n;
+    if (c->dy[0] < 0)
+        return 0;
+    const Value *x = node_in(c->g, n, 0);
+    if (grad_dtype_ok(c, x->dtype))
+        return -1;
+    ConvGeom cg;
+    if (conv_geom(c->g, n, 0, &cg, c->d))
+        return -1;
+    if (c->need[0]) {
+        int64_t outpad[MAX_SP];
+        for (int i = 0; i < cg.nsp; i++) {
+            int64_t ek = (cg.k[i] - 1) * cg.dl[i] + 1;
+            outpad[i] = (cg.in[i] + cg.pb[i] + cg.pe[i] - ek) % cg.s[i];
+        }
+        int ins[2] = {c->dy[0], n->inputs[1]};
+        Node *m = g_new(c, "ConvTranspose", ins, 2, 1);
+        if (!m)
+            return -1;
+        g_geom_attrs(c, m, &cg, 0);
+        g_attr_ints(c, m, "output_padding", outpad, cg.nsp);
+        if ((c->dx[0] = g_check_like(c, g_done(c, m), n->inputs[0])) < 0)
+            return -1;
+    }
+    if (c->need[1] && (c->dx[1] = g_check_like(c, g_conv_weight(c, n->inputs[0], c->dy[0], &cg), n->inputs[1])) < 0)
+        return -1;
+    if (n->ninputs > 2 && n->inputs[2] >= 0 && c->need[2] &&
+        (c->dx[2] = g_check_like(c, g_bias_grad(c, c->dy[0]), n->inputs[2])) < 0)
+        return -1;
+    return 0;
+}
+
+static int grad_convtranspose(GradCtx *c)
+{
+    const Node *n = c->n;
+    if (c->dy[0] < 0)
+        return 0;
+    const Value *x = node_in(c->g, n, 0);
+    if (grad_dtype_ok(c, x->dtype))
+        return -1;
+    ConvGeom cg;
+    if (conv_geom(c->g, n, 1, &cg, c->d))
+        return -1;
+    /* the adjoint Conv maps the output's size back to the input's only when the
+     * output padding is below the stride and the pads are not negative */
+    for (int i = 0; i < cg.nsp; i++) {
+        int64_t ek = (cg.k[i] - 1) * cg.dl[i] + 1;
+        int64_t span = cg.out[i] + cg.pb[i] + cg.pe[i] - ek;
+        if (cg.pb[i] < 0 || cg.pe[i] < 0 || span < 0 || span / cg.s[i] + 1 != cg.in[i])
+            return diag_unsupported(c->d, n, "gradients of ConvTranspose with negative pads or output padding "
+                                             "of a stride or more (spatial dim %d) are not implemented", i);
+    }
+    if (c->need[0]) {
+        int ins[2] = {c->dy[0], n->inputs[1]};
+        Node *m = g_new(c, "Conv", ins, 2, 1);
+        if (!m)
+            return -1;
+        g_geom_attrs(c, m, &cg, 0);
+        if ((c->dx[0] = g_check_like(c, g_done(c, m), n->inputs[0])) < 0)
+            return -1;
+    }
+    if (c->need[1] && (c->dx[1] = g_check_like(c, g_conv_weight(c, c->dy[0], n->inputs[0], &cg), n->inputs[1])) < 0)
+        return -1;
+    if (n->ninputs > 2 && n->inputs[2] >= 0 && c->need[2] &&
+        (c->dx[2] = g_check_like(c, g_bias_grad(c, c->dy[0]), n->inputs[2])) < 0)
+        return -1;
+    return 0;
+}
+
+/* Geometry of kdcc.ConvGradWeight(X, dY): X is the forward input, dY the output. */
+static int cgw_geom(const Graph *g, const Node *n, ConvGeom *cg, Diag *d)
+{
+    const Value *x = node_in(g, n, 0), *dy = node_in(g, n, 1);
+    memset(cg, 0, sizeof *cg);
+    if (x->rank < 3 || x->rank > KD_MAX_RANK || dy->rank != x->rank)
+        return diag_error(d, n, "X and dY must have the same rank >= 3");
+    if (x->dtype != DT_FLOAT && x->dtype != DT_DOUBLE)
+        return err_dtype(d, n, "ConvGradWeight", x->dtype);
+    if (dy->dtype != x->dtype)
+        return diag_error(d, n, "dY has element type %s; X has %s", dtype_name(dy->dtype), dtype_name(x->dtype));
+    int nsp = x->rank - 2;
+    cg->nsp = nsp;
+    cg->N = x->dims[0];
+    cg->C = x->dims[1];
+    cg->M = dy->dims[1];
+    cg->G = attr_int(n, "group", 1);
+    if (dy->dims[0] != cg->N)
+        return diag_error(d, n, "dY has batch %lld; X has %lld", (long long)dy->dims[0], (long long)cg->N);
+    if (cg->G < 1 || cg->C % cg->G || cg->M % cg->G)
+        return diag_error(d, n, "group %lld does not divide the channels %lld and %lld", (long long)cg->G,
+                          (long long)cg->C, (long long)cg->M);
+    int64_t pads[2 * MAX_SP];
+    if (attr_ints(n, "kernel_shape", &(const int64_t *){0}) != nsp)
+        return diag_error(d, n, "kernel_shape must have %d values", nsp);
+    if (spatial_attr(n, "kernel_shape", nsp, 1, cg->k, d) || spatial_attr(n, "strides", nsp, 1, cg->s, d) ||
+        spatial_attr(n, "dilations", nsp, 1, cg->dl, d) || spatial_attr(n, "pads", 2 * nsp, 0, pads, d))
+        return -1;
+    for (int i = 0; i < nsp; i++) {
+        cg->in[i] = x->dims[2 + i];
+        cg->out[i] = dy->dims[2 + i];
+        cg->pb[i] = pads[i];
+        cg->pe[i] = pads[nsp + i];
+        int64_t ek = (cg->k[i] - 1) * cg->dl[i] + 1;
+        int64_t span = cg->in[i] + cg->pb[i] + cg->pe[i] - ek;
+        if (cg->k[i] < 1 || cg->s[i] < 1 || cg->dl[i] < 1 || span < 0 || span / cg->s[i] + 1 != cg->out[i])
+            return diag_error(d, n, "dY's spatial dim %d (%lld) is not the Conv output size of X's (%lld)", i,
+                              (long long)cg->out[i], (long long)cg->in[i]);
+    }
+    return 0;
+}
+
+static int infer_cgw(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d), *dy = x ? need_input(g, n, 1, d) : NULL;
+    if (!dy)
+        return -1;
+    ConvGeom cg;
+    if (cgw_geom(g, n, &cg, d))
+        return -1;
+    int64_t dims[KD_MAX_RANK];
+    dims[0] = cg.M;
+    dims[1] = cg.C / cg.G;
+    for (int i = 0; i < cg.nsp; i++)
+        dims[2 + i] = cg.k[i];
+    value_set_shape(node_out(g, n, 0), x->dtype, x->rank, dims);
+    return 0;
+}
+
+#define CGW_ACC_MAX 8192   /* elements of the per-tap accumulator on the stack */
+
+static int emit_cgw(Emitter *e, const Node *n, Diag *d)
+{
+    Writer *w = e->w;
+    const Value *x = node_in(e->g, n, 0), *dwv = node_out(e->g, n, 0);
+    ConvGeom cg;
+    if (cgw_geom(e->g, n, &cg, d))
+        return -1;
+    const char *ct = dtype_ctype(x->dtype);
+    if (value_numel(dwv) == 0) {
+        void_params(e, n);
+        return 0;
+    }
+    int pointwise = 1;
+    for (int i = 0; i < cg.nsp; i++)
+        if (cg.k[i] != 1 || cg.s[i] != 1 || cg.pb[i] != 0 || cg.in[i] != cg.out[i])
+            pointwise = 0;
+    if (pointwise && cg.nsp > 1) {
+        int64_t sz = value_numel(x) / (cg.N * cg.C);
+        cg.nsp = 1;
+        cg.in[0] = cg.out[0] = sz;
+        cg.k[0] = cg.s[0] = cg.dl[0] = 1;
+        cg.pb[0] = cg.pe[0] = 0;
+    }
+    int nsp = cg.nsp, L = nsp - 1;
+    int64_t Cg = cg.C / cg.G, Mg = cg.M / cg.G;
+    int64_t ISZ = 1, OSZ = 1, KSZ = 1;
+    for (int i = 0; i < nsp; i++) {
+        ISZ *= cg.in[i];
+        OSZ *= cg.out[i];
+        KSZ *= cg.k[i];
+    }
+    int64_t KL = cg.k[L], VL = cg.out[L], UL = cg.in[L], s = cg.s[L], dl = cg.dl[L], p = cg.pb[L];
+    if (cg.N * OSZ == 0) {
+        em_for(w, "i", value_numel(dwv));
+        w_line(w, "y0[i] = 0;");
+        w_close(w);
+        w_line(w, "(void)x0; (void)x1;");
+        return 0;
+    }
+    int acc_mode = KL * VL <= CGW_ACC_MAX;
+    em_for(w, "g", cg.G);
+    em_for(w, "mo", Mg);
+    w_line(w, "const int64_t m = g * %" PRId64 " + mo;", Mg);
+    em_for(w, "ci", Cg);
+    w_line(w, "%s *restrict dw = y0 + (m * %" PRId64 " + ci) * %" PRId64 ";", ct, Cg, KSZ);
+    for (int j = 0; j < L; j++) {
+        char var[16];
+        snprintf(var, sizeof var, "k%d", j);
+        em_for(w, var, cg.k[j]);
+    }
+    if (acc_mode) {
+        w_line(w, "%s acc[%" PRId64 "];", ct, KL * VL);
+        em_for(w, "t", KL * VL);
+        w_line(w, "acc[t] = 0;");
+        w_close(w);
+    } else {
+        /* long rows: one tap at a time, a scalar sum */
+        w_puts(w, "static const int64_t lo_t[] = {");
+        for (int64_t kl = 0; kl < KL; kl++) {
+            int64_t lo = ceildiv(p - kl * dl, s);
+            w_printf(w, "%s%" PRId64, kl ? ", " : "", lo < 0 ? 0 : lo);
+        }
+        w_puts(w, "};\n");
+        w_puts(w, "static const int64_t hi_t[] = {");
+        for (int64_t kl = 0; kl < KL; kl++) {
+            int64_t hi = floordiv(UL - 1 + p - kl * dl, s) + 1;
+            w_printf(w, "%s%" PRId64, kl ? ", " : "", hi > VL ? VL : hi < 0 ? 0 : hi);
+        }
+        w_puts(w, "};\n");
+        em_for(w, "kl", KL);
+        w_line(w, "const int64_t off = kl * %" PRId64 " - %" PRId64 ";", dl, p);
+        w_line(w, "%s sum = 0;", ct);
+    }
+    em_for(w, "b", cg.N);
+    w_line(w, "const %s *restrict xc = x0 + (b * %" PRId64 " + g * %" PRId64 " + ci) * %" PRId64 ";", ct, cg.C, Cg, ISZ);
+    w_line(w, "const %s *restrict dyc = x1 + (b * %" PRId64 " + m) * %" PRId64 ";", ct, cg.M, OSZ);
+    for (int j = 0; j < L; j++) {
+        char var[16];
+        snprintf(var, sizeof var, "v%d", j);
+        em_for(w, var, cg.out[j]);
+        w_line(w, "const int64_t u%d = v%d * %" PRId64 " + k%d * %" PRId64 " - %" PRId64 ";",
+               j, j, cg.s[j], j, cg.dl[j], cg.pb[j]);
+        int64_t umin = -cg.pb[j];
+        int64_t umax = (cg.out[j] - 1) * cg.s[j] + (cg.k[j] - 1) * cg.dl[j] - cg.pb[j];
+        if (umin < 0 && umax >= cg.in[j])
+            w_line(w, "if (u%d < 0 || u%d >= %" PRId64 ") continue;", j, j, cg.in[j]);
+        else if (umin < 0)
+            w_line(w, "if (u%d < 0) continue;", j);
+        else if (umax >= cg.in[j])
+            w_line(w, "if (u%d >= %" PRId64 ") continue;", j, cg.in[j]);
+    }
+    w_printf(w, "const %s *xr = xc + (", ct);
+    row_offset(w, 'u', nsp, cg.in);
+    w_printf(w, ") * %" PRId64 ";\n", UL);
+    w_printf(w, "const %s *dyr = dyc + (", ct);
+    row_offset(w, 'v', nsp, cg.out);
+    w_printf(w, ") * %" PRId64 ";\n", VL);
+    if (acc_mode) {
+        int taps = 0;
+        for (int64_t kl = 0; kl < KL; kl++) {
+            int64_t off = kl * dl - p;
+            int64_t lo = ceildiv(-off, s), hi = floordiv(UL - 1 - off, s) + 1;
+            if (lo < 0)
+                lo = 0;
+            if (hi > VL)
+                hi = VL;
+            if (lo >= hi)
+                continue;
+            taps++;
+            char idx[96];
+            if (s == 1)
+                snprintf(idx, sizeof idx, "v%s%" PRId64, off < 0 ? " - " : " + ", off < 0 ? -off : off);
+            else
+                snprintf(idx, sizeof idx, "v * %" PRId64 "%s%" PRId64, s, off < 0 ? " - " : " + ", off < 0 ? -off : off);
+            w_open(w, "for (int64_t v = %" PRId64 "; v < %" PRId64 "; ++v)", lo, hi);
+            w_line(w, "acc[%" PRId64 " + v] += dyr[v] * xr[%s];", kl * VL, idx);
+            w_close(w);
+        }
+        if (!taps)
+            w_line(w, "(void)xr; (void)dyr;");
+    } else {
+        w_open(w, "for (int64_t v = lo_t[kl]; v < hi_t[kl]; ++v)");
+        w_line(w, "sum += dyr[v] * xr[v * %" PRId64 " + off];", s);
+        w_close(w);
+    }
+    em_close(w, L); /* v dims */
+    w_close(w);     /* b */
+    w_printf(w, "%s *dwr = dw + (", ct);
+    row_offset(w, 'k', nsp, cg.k);
+    w_printf(w, ") * %" PRId64 ";\n", KL);
+    if (acc_mode) {
+        em_for(w, "kl", KL);
+        w_line(w, "%s sum = 0;", ct);
+        em_for(w, "v", VL);
+        w_line(w, "sum += acc[kl * %" PRId64 " + v];", VL);
+        w_close(w);
+        w_line(w, "dwr[kl] = sum;");
+        w_close(w);
+    } else {
+        w_line(w, "dwr[kl] = sum;");
+        w_close(w); /* kl */
+    }
+    em_close(w, L); /* k dims */
+    em_close(w, 3); /* ci, mo, g */
+    return 0;
+}
+
+static const OpDef op_conv_grad_weight = {
+    .name = "ConvGradWeight", .domain = "kdcc", .since = 1,
+    .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_cgw, .emit = emit_cgw,
+    .summary = "d Conv / d W: correlation of X with dY per group",
+};
+
 static const OpDef op_conv = {
     .name = "Conv", .domain = "", .since = 1,
     .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_conv, .emit = emit_conv,
+    .infer = infer_conv, .emit = emit_conv, .grad = grad_conv,
     .summary = "n-D convolution (strides, pads, dilations, auto_pad, groups, bias)",
 };
 
 static const OpDef op_convtranspose = {
     .name = "ConvTranspose", .domain = "", .since = 1,
     .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_convtranspose, .emit = emit_convtranspose,
+    .infer = infer_convtranspose, .emit = emit_convtranspose, .grad = grad_convtranspose,
     .summary = "n-D transposed convolution (strides, pads, output_padding, output_shape, dilations, groups)",
 };
 
-const OpDef *const ops_conv[] = {&op_conv, &op_convtranspose, NULL};
+const OpDef *const ops_conv[] = {&op_conv, &op_convtranspose, &op_conv_grad_weight, NULL};
