@@ -151,6 +151,13 @@ static int grad_transpose(GradCtx *c)
     return c->dx[0] < 0 ? -1 : 0;
 }
 
+/* gradient rules of the data-movement operators (after their operators, below) */
+static int grad_concat(GradCtx *c);
+static int grad_split(GradCtx *c);
+static int grad_slice(GradCtx *c);
+static int grad_expand(GradCtx *c);
+static int grad_pad(GradCtx *c);
+
 static const OpDef op_reshape = {
     .name = "Reshape", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
@@ -466,6 +473,7 @@ static const OpDef op_concat = {
     .name = "Concat", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = -1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_concat, .fold = fold_concat, .emit = emit_concat,
+    .grad = grad_concat,
     .summary = "join inputs along axis",
 };
 
@@ -562,6 +570,7 @@ static const OpDef op_split = {
     .name = "Split", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 2, .min_outputs = 1, .max_outputs = -1,
     .infer = infer_split, .fold = fold_split, .emit = emit_split,
+    .grad = grad_split,
     .summary = "split along axis (sizes, or equal parts)",
 };
 
@@ -669,6 +678,7 @@ static const OpDef op_slice = {
     .name = "Slice", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 5, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_slice, .fold = fold_slice, .emit = emit_slice,
+    .grad = grad_slice,
     .summary = "strided slice with constant starts/ends/axes/steps",
 };
 
@@ -716,6 +726,7 @@ static const OpDef op_expand = {
     .name = "Expand", .domain = "", .since = 8,
     .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_expand, .fold = fold_expand, .emit = emit_expand,
+    .grad = grad_expand,
     .summary = "broadcast to a constant shape",
 };
 
@@ -974,6 +985,7 @@ static const OpDef op_pad = {
     .name = "Pad", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 4, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_pad, .fold = fold_pad, .emit = emit_pad,
+    .grad = grad_pad,
     .summary = "pad with a constant, reflection, edge or wrap",
 };
 
@@ -1060,6 +1072,209 @@ static const OpDef op_space_to_depth = {
     .summary = "move spatial blocks into channels",
 };
 
+/* ---------------------------------------------------------------- gradients */
+
+/* Concat: each input's gradient is its slab of dy along the axis. */
+static int grad_concat(GradCtx *c)
+{
+    const Node *fn = c->n;
+    if (c->dy[0] < 0)
+        return 0;
+    const Value *y = node_out(c->g, fn, 0);
+    int axis = norm_axis(c->d, fn, attr_int(fn, "axis", fn->opset && fn->opset < 4 ? 1 : 0), y->rank);
+    if (axis < 0)
+        return -1;
+    int64_t at = 0;
+    for (int k = 0; k < fn->ninputs; k++) {
+        const Value *x = node_in(c->g, fn, k);
+        if (!x)
+            continue;
+        int64_t len = x->dims[axis], st = at, en = at + len, ax = axis;
+        at += len;
+        if (!c->need[k])
+            continue;
+        int ins[4] = {c->dy[0], g_const_ints(c, &st, 1), g_const_ints(c, &en, 1), g_const_ints(c, &ax, 1)};
+        if ((c->dx[k] = g_done(c, g_new(c, "Slice", ins, 4, 1))) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Split: the outputs' gradients joined along the axis (zeros for an output without one). */
+static int grad_split(GradCtx *c)
+{
+    const Node *fn = c->n;
+    if (!c->need[0])
+        return 0;
+    const Value *x = node_in(c->g, fn, 0);
+    int axis = norm_axis(c->d, fn, attr_int(fn, "axis", 0), x->rank);
+    if (axis < 0)
+        return -1;
+    int *ins = arena_array(c->g->arena, (size_t)fn->noutputs + 1, sizeof(int));
+    if (!ins)
+        return diag_error(c->d, fn, "out of memory");
+    int nin = 0;
+    for (int o = 0; o < fn->noutputs; o++) {
+        const Value *y = node_out(c->g, fn, o);
+        if (!y)
+            return diag_unsupported(c->d, fn, "the gradient of a Split with an omitted output");
+        if (c->dy[o] >= 0) {
+            ins[nin++] = c->dy[o];
+            continue;
+        }
+        if (value_numel(y) == 0)
+            continue;
+        int z[2] = {g_const_scalar(c, DT_FLOAT, 0), g_const_ints(c, y->dims, y->rank)};
+        if ((ins[nin++] = g_done(c, g_new(c, "Expand", z, 2, 1))) < 0)
+            return -1;
+    }
+    if (nin == 1) {
+        c->dx[0] = ins[0];
+        return 0;
+    }
+    Node *n = g_new(c, "Concat", ins, nin, 1);
+    if (!n)
+        return -1;
+    g_attr_i(c, n, "axis", axis);
+    c->dx[0] = g_done(c, n);
+    return c->dx[0] < 0 ? -1 : 0;
+}
+
+/* kdcc.SliceGrad(dy) -> dx of shape `shape`: zeros, with dy written where Slice read
+ * (dx[starts + k * steps] = dy[k] per dim). */
+static int slice_grad_attrs(const Node *n, const int64_t **shape, const int64_t **starts, const int64_t **steps, Diag *d)
+{
+    int r = attr_ints(n, "shape", shape);
+    if (r < 0 || r > KD_MAX_RANK || attr_ints(n, "starts", starts) != r || attr_ints(n, "steps", steps) != r)
+        return diag_error(d, n, "SliceGrad needs shape, starts and steps of one length");
+    return r;
+}
+
+static int infer_slice_grad(Graph *g, Node *n, Diag *d)
+{
+    Value *dy = data_input(g, n, d);
+    if (!dy)
+        return -1;
+    const int64_t *shape, *starts, *steps;
+    int r = slice_grad_attrs(n, &shape, &starts, &steps, d);
+    if (r < 0)
+        return -1;
+    if (r != dy->rank)
+        return diag_error(d, n, "dy has rank %d, the input %d", dy->rank, r);
+    for (int i = 0; i < r; i++) {
+        int64_t last = starts[i] + (dy->dims[i] - 1) * steps[i];
+        if (dy->dims[i] > 0 && (starts[i] < 0 || starts[i] >= shape[i] || last < 0 || last >= shape[i]))
+            return diag_error(d, n, "the slice of dim %d falls outside the input", i);
+    }
+    return set_out(g, n, 0, dy->dtype, r, shape, d);
+}
+
+static int plan_slice_grad(Graph *g, const Node *n, Plan *p, Diag *d)
+{
+    const Value *dy = node_in(g, n, 0), *dx = node_out(g, n, 0);
+    const int64_t *shape, *starts, *steps;
+    int r = slice_grad_attrs(n, &shape, &starts, &steps, d);
+    if (r < 0)
+        return -1;
+    if (plan_fill(p, 0, -1, dx->dtype, 0))
+        return -1;
+    if (value_numel(dy) == 0)
+        return 0;
+    int64_t st[KD_MAX_RANK];
+    shape_strides(r, dx->dims, st);
+    Copy *c = plan_copy(p, 0, 0, r);
+    if (!c)
+        return -1;
+    memcpy(c->dims, dy->dims, (size_t)r * sizeof dy->dims[0]);
+    shape_strides(r, dy->dims, c->ss);
+    for (int i = 0; i < r; i++) {
+        c->ds[i] = st[i] * steps[i];
+        c->doff += starts[i] * st[i];
+    }
+    return 0;
+}
+PLAN_OP(slice_grad)
+
+static const OpDef op_slice_grad = {
+    .name = "SliceGrad", .domain = "kdcc", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_slice_grad, .fold = fold_slice_grad, .emit = emit_slice_grad,
+    .summary = "gradient of Slice: dy scattered into zeros of the input's shape",
+};
+
+static int grad_slice(GradCtx *c)
+{
+    const Node *fn = c->n;
+    if (c->dy[0] < 0 || !c->need[0])
+        return 0;
+    const Value *x = node_in(c->g, fn, 0);
+    int64_t start[KD_MAX_RANK], step[KD_MAX_RANK], len[KD_MAX_RANK];
+    if (slice_params(c->g, fn, x, start, step, len, c->d))
+        return -1;
+    Node *n = g_new(c, "kdcc.SliceGrad", &c->dy[0], 1, 1);
+    if (!n)
+        return -1;
+    g_attr_ints(c, n, "shape", x->dims, x->rank);
+    g_attr_ints(c, n, "starts", start, x->rank);
+    g_attr_ints(c, n, "steps", step, x->rank);
+    c->dx[0] = g_done(c, n);
+    return c->dx[0] < 0 ? -1 : 0;
+}
+
+/* Expand: dy summed over the broadcast dims. */
+static int grad_expand(GradCtx *c)
+{
+    if (c->dy[0] < 0 || !c->need[0])
+        return 0;
+    c->dx[0] = g_unbroadcast(c, c->dy[0], c->n->inputs[0]);
+    return c->dx[0] < 0 ? -1 : 0;
+}
+
+/* Pad (constant mode): dx[i] = dy[i + begin], i.e. dy padded by the negated pads (which
+ * crops what was added and fills zeros where pads cropped); the constant's gradient is
+ * the sum of dy over the padding. */
+static int grad_pad(GradCtx *c)
+{
+    const Node *fn = c->n;
+    if (c->dy[0] < 0)
+        return 0;
+    const Value *x = node_in(c->g, fn, 0);
+    int64_t pb[KD_MAX_RANK], pe[KD_MAX_RANK], neg[2 * KD_MAX_RANK];
+    int mode;
+    if (pad_params(c->g, fn, x, pb, pe, &mode, c->d))
+        return -1;
+    if (mode != 0)
+        return diag_unsupported(c->d, fn, "the gradient of Pad in mode %s is not computed (constant mode only)",
+                                attr_string(fn, "mode", ""));
+    for (int i = 0; i < x->rank; i++) {
+        neg[i] = -pb[i];
+        neg[x->rank + i] = -pe[i];
+    }
+    int dx = -1;
+    if (c->need[0] || (fn->ninputs > 2 && c->need[2])) {
+        int ins[2] = {c->dy[0], g_const_ints(c, neg, 2 * x->rank)};
+        if ((dx = g_done(c, g_new(c, "Pad", ins, 2, 1))) < 0)
+            return -1;
+    }
+    if (c->need[0])
+        c->dx[0] = dx;
+    if (fn->ninputs > 2 && c->need[2]) {
+        int t[2] = {c->dy[0], dx};
+        for (int k = 0; k < 2; k++) {
+            Node *r = g_new(c, "ReduceSum", &t[k], 1, 1);
+            if (!r)
+                return -1;
+            g_attr_i(c, r, "keepdims", 0);
+            if ((t[k] = g_done(c, r)) < 0)
+                return -1;
+        }
+        int s = g_op2(c, "Sub", t[0], t[1]);
+        if (s < 0 || (c->dx[2] = g_reshape_like(c, s, fn->inputs[2])) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 const OpDef *const ops_shape[] = {
     &op_reshape, &op_flatten, &op_squeeze, &op_unsqueeze, &op_identity, &op_dropout,
     &op_transpose, &op_concat, &op_split, &op_slice, &op_expand, &op_tile, &op_pad,
@@ -1069,5 +1284,6 @@ const OpDef *const ops_shape[] = {
     &op_constant, &op_shape, &op_size, &op_constant_of_shape, &op_range,
     &op_trilu, &op_cumsum, &op_onehot, &op_reverse_sequence, &op_topk,
     &op_cumprod, &op_compress, &op_eye_like,
+    &op_slice_grad,
     NULL,
 };
