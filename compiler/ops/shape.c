@@ -102,6 +102,8 @@ static int infer_reshape(Graph *g, Node *n, Diag *d)
             dims[i] = x->dims[i];
         } else
             dims[i] = s[i];
+        if (dims[i] > 0 && known > INT64_MAX / dims[i])
+            return diag_error(d, n, "the target shape's element count overflows int64");
         known *= dims[i];
     }
     int64_t numel = value_numel(x);
@@ -1275,6 +1277,126 @@ static int grad_pad(GradCtx *c)
     return 0;
 }
 
+/* ---------------------------------------------------------------- Dropout while training */
+
+/* kdcc.DropoutTrain(x, rng) -> (y, mask, rng'), attribute ratio: the training form
+ * pass_train_mode gives Dropout. rng is a uint64 state value: element i is kept when
+ * the top 24 bits of splitmix64(rng + (i + 1) * golden) are at least ratio * 2^24,
+ * kept elements are scaled by 1 / (1 - ratio), and rng' = rng + numel * golden (the
+ * same sequence continues at the next step, written over rng in place). The mask is
+ * what the gradient, kdcc.DropoutGrad(dy, mask), applies again. */
+#define DROPOUT_GOLDEN "UINT64_C(0x9E3779B97F4A7C15)"
+
+static int dropout_ratio_ok(const Node *n, Diag *d)
+{
+    double r = attr_float(n, "ratio", 0.5);
+    if (!(r >= 0 && r <= 1))
+        return diag_error(d, n, "ratio %g is outside [0, 1]", r);
+    return 0;
+}
+
+static int infer_dropout_train(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d), *s = x ? need_input(g, n, 1, d) : NULL;
+    if (!s)
+        return -1;
+    if (x->dtype != DT_FLOAT && x->dtype != DT_DOUBLE)
+        return err_dtype(d, n, "DropoutTrain", x->dtype);
+    if (s->dtype != DT_UINT64 || value_numel(s) != 1)
+        return diag_error(d, n, "the random state '%s' must be one uint64", s->name);
+    if (dropout_ratio_ok(n, d))
+        return -1;
+    if (set_out(g, n, 0, x->dtype, x->rank, x->dims, d) || set_out(g, n, 1, DT_BOOL, x->rank, x->dims, d))
+        return -1;
+    return set_out(g, n, 2, DT_UINT64, s->rank, s->dims, d);
+}
+
+static int emit_dropout_train(Emitter *e, const Node *n, Diag *d)
+{
+    (void)d;
+    Writer *w = e->w;
+    const Value *x = node_in(e->g, n, 0);
+    double r = attr_float(n, "ratio", 0.5);
+    int64_t numel = value_numel(x);
+    uint64_t thresh = (uint64_t)(r * 16777216.0 + 0.5);
+    w_line(w, "const uint64_t s0 = x1[0];");
+    em_for(w, "i", numel);
+    w_line(w, "uint64_t z = s0 + (uint64_t)(i + 1) * %s;", DROPOUT_GOLDEN);
+    w_line(w, "z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);");
+    w_line(w, "z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);");
+    w_line(w, "z ^= z >> 31;");
+    w_line(w, "const bool keep = (z >> 40) >= UINT64_C(%llu);", (unsigned long long)thresh);
+    if (node_out(e->g, n, 1))
+        w_line(w, "y1[i] = keep;");
+    w_printf(w, "y0[i] = keep ? x0[i] * ");
+    em_literal(w, x->dtype, r < 1 ? 1.0 / (1.0 - r) : 0.0);
+    w_puts(w, " : ");
+    em_literal(w, x->dtype, 0);
+    w_puts(w, ";\n");
+    w_close(w);
+    if (node_out(e->g, n, 2))
+        w_line(w, "y2[0] = s0 + UINT64_C(%llu) * %s;", (unsigned long long)numel, DROPOUT_GOLDEN);
+    return 0;
+}
+
+static int grad_dropout_train(GradCtx *c)
+{
+    const Node *fn = c->n;
+    if (c->dy[0] < 0 || !c->need[0])
+        return 0;
+    if (fn->noutputs < 2 || fn->outputs[1] < 0)
+        return diag_error(c->d, fn, "internal error: a training Dropout without its mask output");
+    int ins[2] = {c->dy[0], fn->outputs[1]};
+    Node *n = g_new(c, "kdcc.DropoutGrad", ins, 2, 1);
+    if (!n)
+        return -1;
+    g_attr_f(c, n, "ratio", attr_float(fn, "ratio", 0.5));
+    c->dx[0] = g_done(c, n);
+    return c->dx[0] < 0 ? -1 : 0;
+}
+
+static const OpDef op_dropout_train = {
+    .name = "DropoutTrain", .domain = "kdcc", .since = 1,
+    .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 3,
+    .infer = infer_dropout_train, .emit = emit_dropout_train, .grad = grad_dropout_train,
+    .summary = "Dropout while training: seeded masks from a uint64 state advanced in place",
+};
+
+static int infer_dropout_grad(Graph *g, Node *n, Diag *d)
+{
+    Value *dy = need_input(g, n, 0, d), *m = dy ? need_input(g, n, 1, d) : NULL;
+    if (!m)
+        return -1;
+    if ((dy->dtype != DT_FLOAT && dy->dtype != DT_DOUBLE) || m->dtype != DT_BOOL || value_numel(m) != value_numel(dy))
+        return diag_error(d, n, "DropoutGrad takes a float gradient and a bool mask of its size");
+    if (dropout_ratio_ok(n, d))
+        return -1;
+    return set_out(g, n, 0, dy->dtype, dy->rank, dy->dims, d);
+}
+
+static int emit_dropout_grad(Emitter *e, const Node *n, Diag *d)
+{
+    (void)d;
+    Writer *w = e->w;
+    const Value *dy = node_in(e->g, n, 0);
+    double r = attr_float(n, "ratio", 0.5);
+    em_for(w, "i", value_numel(dy));
+    w_printf(w, "y0[i] = x1[i] ? x0[i] * ");
+    em_literal(w, dy->dtype, r < 1 ? 1.0 / (1.0 - r) : 0.0);
+    w_puts(w, " : ");
+    em_literal(w, dy->dtype, 0);
+    w_puts(w, ";\n");
+    w_close(w);
+    return 0;
+}
+
+static const OpDef op_dropout_grad = {
+    .name = "DropoutGrad", .domain = "kdcc", .since = 1,
+    .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_dropout_grad, .emit = emit_dropout_grad,
+    .summary = "gradient of training Dropout: dy * mask / (1 - ratio)",
+};
+
 const OpDef *const ops_shape[] = {
     &op_reshape, &op_flatten, &op_squeeze, &op_unsqueeze, &op_identity, &op_dropout,
     &op_transpose, &op_concat, &op_split, &op_slice, &op_expand, &op_tile, &op_pad,
@@ -1284,6 +1406,6 @@ const OpDef *const ops_shape[] = {
     &op_constant, &op_shape, &op_size, &op_constant_of_shape, &op_range,
     &op_trilu, &op_cumsum, &op_onehot, &op_reverse_sequence, &op_topk,
     &op_cumprod, &op_compress, &op_eye_like,
-    &op_slice_grad,
+    &op_slice_grad, &op_dropout_train, &op_dropout_grad,
     NULL,
 };
