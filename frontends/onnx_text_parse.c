@@ -989,6 +989,8 @@ static int parse_node(P *p)
             return err_at(p, opos[i], "'%s' is a graph input and cannot be assigned by a node", outs[i]);
         if (val->role == VR_CONST)
             return err_at(p, opos[i], "'%s' is an initializer and cannot be assigned by a node", outs[i]);
+        if (val->producer == idx) /* node_pos[idx] is only set below */
+            return err_at(p, opos[i], "'%s' is assigned twice by this node", outs[i]);
         if (val->producer >= 0) {
             int l, c;
             line_col(p, p->node_pos[val->producer], &l, &c);
