@@ -56,7 +56,7 @@ fi
 set +e
 "$bin" "${dict[@]}" -max_total_time="$secs" -max_len=65536 -timeout=30 \
   -rss_limit_mb=4096 -malloc_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$findings/" \
-  "$@" "$scratch" "$corpus" 2>&1 | tee "$findings/last-run.log" | grep -E '^#[0-9]+.*(pulse|DONE)|ERROR|SUMMARY|stat::|Test unit written|kdcc-fuzz' 
+  "$@" "$scratch" "$corpus" 2>&1 | tee "$findings/last-run.log" | grep -E '^#[0-9]+.*(pulse|DONE)|ERROR|SUMMARY|stat::|Test unit written|kdcc-fuzz|runtime error|^    #[0-9] ' 
 rc=${PIPESTATUS[0]}
 set -e
 # keep only the new inputs that add coverage
