@@ -34,7 +34,8 @@ typedef struct Opts {
     double gamma;
     const char *optimizer, *schedule;
     uint64_t seed;
-    const char *out_c, *out_onnx, *name, *log, *emit_train, *workdir;
+    const char *out_c, *out_onnx, *name, *log, *emit_train, *workdir, *checkpoint;
+    int resume;
     int train_only; /* kdcc train: labels only */
 } Opts;
 
@@ -238,6 +239,62 @@ static double lr_at(const Opts *o, int64_t step, int64_t steps_per_epoch, int64_
     return base;
 }
 
+
+/* ---------------------------------------------------------------- checkpoints */
+
+#define CKPT_MAGIC "KDCCCKPT"
+
+typedef struct CkptHeader {
+    char magic[8];
+    uint32_t version;
+    uint32_t epoch;        /* epochs completed */
+    uint64_t step;         /* optimizer steps taken */
+    uint64_t rng;          /* shuffling state */
+    uint64_t state_bytes;  /* bytes of the training state that follow */
+    uint64_t check;        /* FNV-1a of the state bytes */
+} CkptHeader;
+
+static uint64_t fnv1a(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static int ckpt_save(const char *path, const Module *m, int epoch, uint64_t step, uint64_t rng, Diag *d)
+{
+    CkptHeader h = {.version = 1, .epoch = (uint32_t)epoch, .step = step, .rng = rng, .state_bytes = m->state_bytes};
+    memcpy(h.magic, CKPT_MAGIC, 8);
+    h.check = fnv1a(m->state, m->state_bytes);
+    const void *parts[2] = {&h, m->state};
+    size_t lens[2] = {sizeof h, m->state_bytes};
+    return data_save_atomic(path, parts, lens, 2, d);
+}
+
+static int ckpt_load(const char *path, Module *m, int *epoch, uint64_t *step, uint64_t *rng, Diag *d)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return diag_error(d, NULL, "cannot read checkpoint '%s': %s", path, strerror(errno));
+    CkptHeader h;
+    int bad = fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, CKPT_MAGIC, 8) || h.version != 1;
+    if (!bad && h.state_bytes != m->state_bytes) {
+        fclose(f);
+        return diag_error(d, NULL, "checkpoint '%s' holds %llu bytes of state; this student and optimizer need %zu "
+                                   "(another model or options?)", path, (unsigned long long)h.state_bytes, m->state_bytes);
+    }
+    bad = bad || fread(m->state, 1, m->state_bytes, f) != m->state_bytes || fnv1a(m->state, m->state_bytes) != h.check;
+    fclose(f);
+    if (bad)
+        return diag_error(d, NULL, "'%s' is not a valid kdcc checkpoint (truncated or corrupt)", path);
+    *epoch = (int)h.epoch;
+    *step = h.step;
+    *rng = h.rng;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- the command */
 
 static void usage(FILE *f, int train)
@@ -265,6 +322,8 @@ static void usage(FILE *f, int train)
             "  --limit N                 use only the first N samples of --data\n"
             "  --labelled N              keep the labels of N samples (chosen with --seed), mark the rest\n"
             "                            unlabelled (-1): the few-labels setting; kdcc train then skips them\n"
+            "  --checkpoint FILE         save the training state after every epoch (atomically)\n"
+            "  --resume                  continue from --checkpoint FILE: the same weights as an uninterrupted run\n"
             "  --name NAME  --log metrics.csv  --emit-train train.c (the training step as C)  --quiet\n");
 }
 
@@ -280,6 +339,7 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         {"scale", 1, 0, 21}, {"seed", 1, 0, 22}, {"no-teacher-cache", 0, 0, 23}, {"output", 1, 0, 'o'},
         {"onnx", 1, 0, 24}, {"name", 1, 0, 25}, {"log", 1, 0, 26}, {"emit-train", 1, 0, 27},
         {"val", 1, 0, 28}, {"quiet", 0, 0, 29}, {"labelled", 1, 0, 30}, {"limit", 1, 0, 31},
+        {"checkpoint", 1, 0, 32}, {"resume", 0, 0, 33},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     o->T = 4;
     o->alpha = train ? 0 : 0.9;
@@ -347,6 +407,8 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         case 29: o->quiet = 1; break;
         case 30: o->labelled = strtoll(optarg, &end, 10); break;
         case 31: o->limit = strtoll(optarg, &end, 10); break;
+        case 32: o->checkpoint = optarg; break;
+        case 33: o->resume = 1; break;
         case 'h': usage(stdout, train); exit(0);
         default: usage(stderr, train); return -2;
         }
@@ -377,6 +439,8 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         return diag_error(d, NULL, "--schedule wants constant, step or cosine, got '%s'", o->schedule);
     if (o->val_frac < 0 || o->val_frac >= 1)
         return diag_error(d, NULL, "--val wants a fraction in [0, 1)");
+    if (o->resume && !o->checkpoint)
+        return diag_error(d, NULL, "--resume needs --checkpoint FILE");
     return 0;
 }
 
@@ -690,17 +754,26 @@ int cmd_distill_like(int argc, char **argv, int train)
         diag_error(&d, NULL, "out of memory");
         goto out;
     }
-    for (int64_t i = 0; i < N; i++)
-        perm[i] = i;
     uint64_t rs = o.seed * 0x9E3779B97F4A7C15ull + 1;
     int64_t spe = N / B, total = spe * o.epochs, step = 0;
+    int first_epoch = 0;
+    if (o.resume && access(o.checkpoint, F_OK) == 0) {
+        uint64_t st64 = 0;
+        if (ckpt_load(o.checkpoint, &train_m, &first_epoch, &st64, &rs, &d))
+            goto out;
+        step = (int64_t)st64;
+        if (!o.quiet)
+            printf("resuming from %s after epoch %d\n", o.checkpoint, first_epoch);
+    }
     double t_start = now_s();
     if (!o.quiet)
         printf("training %s on %" PRId64 " samples (%" PRId64 " steps of %" PRId64 " per epoch)%s, %d epochs\n", o.student, N,
                spe, B, use_teacher ? (o.cache ? ", teacher outputs cached" : ", teachers in the loop") : "", o.epochs);
-    for (int ep = 0; ep < o.epochs; ep++) {
+    for (int ep = first_epoch; ep < o.epochs; ep++) {
         double t0 = now_s(), lsum = 0;
         int64_t ok = 0, seen = 0;
+        for (int64_t i = 0; i < N; i++) /* each epoch's order depends on the RNG state alone */
+            perm[i] = i;
         for (int64_t i = N - 1; i > 0; i--) {
             int64_t j = (int64_t)(rng_next(&rs) % (uint64_t)(i + 1));
             int64_t t = perm[i];
@@ -764,6 +837,8 @@ int cmd_distill_like(int argc, char **argv, int train)
         if (logf)
             fprintf(logf, "%d,%.6f,%.6f,%.6f,%.1f,%.3f\n", ep + 1, lsum / (double)(spe ? spe : 1),
                     seen ? (double)ok / (double)seen : -1.0, vacc, sps, dt);
+        if (o.checkpoint && ckpt_save(o.checkpoint, &train_m, ep + 1, (uint64_t)step, rs, &d))
+            goto out;
     }
     double elapsed = now_s() - t_start;
 
