@@ -182,6 +182,39 @@ static int infer_pool(Graph *g, Node *n, Diag *d)
     return 0;
 }
 
+/* Along spatial dim i, per output position o: the kernel taps [kb[o], ke[o]) that
+ * land inside the input, and cn[o] the taps inside the padded input (the count of
+ * count_include_pad). -1 on out of memory. */
+static int pool_windows(Arena *a, const PoolP *P, int i, int64_t **kbp, int64_t **kep, int64_t **cnp)
+{
+    int64_t *kb = arena_array(a, (size_t)P->out[i] + 1, sizeof *kb);
+    int64_t *ke = arena_array(a, (size_t)P->out[i] + 1, sizeof *ke);
+    int64_t *cn = arena_array(a, (size_t)P->out[i] + 1, sizeof *cn);
+    if (!kb || !ke || !cn)
+        return -1;
+    for (int64_t o = 0; o < P->out[i]; o++) {
+        int64_t start = o * P->s[i] - P->pb[i];
+        int64_t b = start >= 0 ? 0 : (-start + P->dil[i] - 1) / P->dil[i];
+        int64_t lim = P->in[i] - 1 - start;
+        int64_t en = lim < 0 ? 0 : lim / P->dil[i] + 1;
+        if (en > P->k[i])
+            en = P->k[i];
+        if (en < b)
+            en = b;
+        int64_t lim2 = P->in[i] + P->pe[i] - 1 - start;
+        int64_t c = lim2 < 0 ? 0 : lim2 / P->dil[i] + 1;
+        if (c > P->k[i])
+            c = P->k[i];
+        kb[o] = b;
+        ke[o] = en;
+        cn[o] = c;
+    }
+    *kbp = kb;
+    *kep = ke;
+    *cnp = cn;
+    return 0;
+}
+
 static void w_table(Writer *w, const char *name, int i, const int64_t *v, int64_t n)
 {
     w_printf(w, "static const int64_t %s%d[%" PRId64 "] = {", name, i, n);
@@ -226,31 +259,14 @@ static int emit_pool(Emitter *e, const Node *n, Diag *d)
     int whole[KD_MAX_RANK] = {0}, cnt_whole[KD_MAX_RANK] = {0};
     int64_t lo = 0, hi = 0;
     for (int i = 0; i < S; i++) {
-        int64_t *kb = arena_array(e->g->arena, (size_t)P.out[i], sizeof *kb);
-        int64_t *ke = arena_array(e->g->arena, (size_t)P.out[i], sizeof *ke);
-        int64_t *cn = arena_array(e->g->arena, (size_t)P.out[i], sizeof *cn);
-        if (!kb || !ke || !cn)
+        int64_t *kb, *ke, *cn;
+        if (pool_windows(e->g->arena, &P, i, &kb, &ke, &cn))
             return diag_error(d, n, "out of memory");
         whole[i] = cnt_whole[i] = 1;
         for (int64_t o = 0; o < P.out[i]; o++) {
-            int64_t start = o * P.s[i] - P.pb[i];
-            int64_t b = start >= 0 ? 0 : (-start + P.dil[i] - 1) / P.dil[i];
-            int64_t lim = P.in[i] - 1 - start;
-            int64_t en = lim < 0 ? 0 : lim / P.dil[i] + 1;
-            if (en > P.k[i])
-                en = P.k[i];
-            if (en < b)
-                en = b;
-            int64_t lim2 = P.in[i] + P.pe[i] - 1 - start;
-            int64_t c = lim2 < 0 ? 0 : lim2 / P.dil[i] + 1;
-            if (c > P.k[i])
-                c = P.k[i];
-            kb[o] = b;
-            ke[o] = en;
-            cn[o] = c;
-            if (b != 0 || en != P.k[i])
+            if (kb[o] != 0 || ke[o] != P.k[i])
                 whole[i] = 0;
-            if (c != P.k[i])
+            if (cn[o] != P.k[i])
                 cnt_whole[i] = 0;
         }
         if (!whole[i]) {
@@ -408,24 +424,376 @@ static int emit_pool(Emitter *e, const Node *n, Diag *d)
     return 0;
 }
 
+/* ---------------------------------------------------------------- windowed pool gradients
+ *
+ * MaxPool:     dX = kdcc.MaxPoolGrad(X, dY): each window's arg-max is found again
+ *              (the first maximum wins ties, as PyTorch) and receives dY.
+ * AveragePool: dX = kdcc.AveragePoolGrad(dY; input_shape): every tap of a window
+ *              inside the input receives dY / count (the forward's count: with or
+ *              without the padding, ceil_mode windows clipped likewise).
+ * Both take the forward node's attributes. AveragePoolGrad is emitted like a
+ * depthwise ConvTranspose with a unit kernel: dY rows are scaled once by the
+ * reciprocal counts (constants, or static tables per dim), then for each last-dim
+ * tap a loop with constant bounds (precomputed valid range) adds them in. */
+
+static int64_t p_floordiv(int64_t a, int64_t b) /* b > 0 */
+{
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+static int pool_grad_copy_attrs(GradCtx *c, Node *to)
+{
+    for (int i = 0; i < c->n->nattrs; i++) {
+        if (strcmp(c->n->attrs[i].name, "storage_order") == 0)
+            continue;
+        Attr *a = node_add_attr(c->g, to, c->n->attrs[i].name, c->n->attrs[i].type);
+        if (!a)
+            return diag_error(c->d, c->n, "out of memory");
+        const char *nm = a->name;
+        *a = c->n->attrs[i];
+        a->name = nm;
+    }
+    return 0;
+}
+
+static int grad_pool(GradCtx *c)
+{
+    if (c->dy[0] < 0 || !c->need[0])
+        return 0;
+    const Value *x = &c->g->values[c->n->inputs[0]];
+    enum PKind kind = pool_kind(c->n);
+    if (kind == P_LP)
+        return diag_unsupported(c->d, c->n, "LpPool has no gradient rule, so a model that trains through it cannot be "
+                                            "differentiated");
+    if (x->dtype != DT_FLOAT && x->dtype != DT_DOUBLE)
+        return diag_unsupported(c->d, c->n, "gradients of %s are implemented for float and double, not %s",
+                                c->n->op_type, dtype_name(x->dtype));
+    Node *m;
+    if (kind == P_MAX) {
+        int ins[2] = {c->n->inputs[0], c->dy[0]};
+        m = g_new(c, "kdcc.MaxPoolGrad", ins, 2, 1);
+    } else {
+        m = g_new(c, "kdcc.AveragePoolGrad", &c->dy[0], 1, 1);
+    }
+    if (!m || pool_grad_copy_attrs(c, m))
+        return -1;
+    if (kind == P_AVG)
+        g_attr_ints(c, m, "input_shape", x->dims, x->rank);
+    c->dx[0] = g_done(c, m);
+    return c->dx[0] < 0 ? -1 : 0;
+}
+
+/* The forward input's shape: X (MaxPoolGrad) or the input_shape attribute. */
+static int pool_grad_x(const Graph *g, const Node *n, const Value *dy, Value *xv, Diag *d)
+{
+    if (strcmp(n->op_type, "MaxPoolGrad") == 0) {
+        *xv = *node_in(g, n, 0);
+        return 0;
+    }
+    const int64_t *v;
+    int r = attr_ints(n, "input_shape", &v);
+    if (r < 3 || r > KD_MAX_RANK)
+        return diag_error(d, n, "input_shape must give rank 3 to %d", KD_MAX_RANK);
+    memset(xv, 0, sizeof *xv);
+    xv->name = "X";
+    xv->rank = r;
+    xv->dtype = dy->dtype;
+    for (int i = 0; i < r; i++)
+        xv->dims[i] = v[i];
+    return 0;
+}
+
+static int infer_pool_grad(Graph *g, Node *n, Diag *d)
+{
+    int is_max = strcmp(n->op_type, "MaxPoolGrad") == 0;
+    Value *dy = need_input(g, n, is_max ? 1 : 0, d);
+    if (!dy || (is_max && !need_input(g, n, 0, d)))
+        return -1;
+    Value xv;
+    PoolP P;
+    if (pool_grad_x(g, n, dy, &xv, d) || pool_params(n, &xv, &P, d))
+        return -1;
+    if (xv.dtype != DT_FLOAT && xv.dtype != DT_DOUBLE)
+        return err_dtype(d, n, n->op_type, xv.dtype);
+    int ok = dy->dtype == xv.dtype && dy->rank == xv.rank && dy->dims[0] == P.N && dy->dims[1] == P.C;
+    for (int i = 0; ok && i < P.S; i++)
+        ok = dy->dims[i + 2] == P.out[i];
+    if (!ok) {
+        char b1[128], b2[128];
+        return diag_error(d, n, "dY is %s; the pool of %s gives another shape", value_type_str(dy, b1, sizeof b1),
+                          value_type_str(&xv, b2, sizeof b2));
+    }
+    value_set_shape(node_out(g, n, 0), xv.dtype, xv.rank, xv.dims);
+    return 0;
+}
+
+#define POOL_TMP_MAX 16384 /* elements of the scaled dY row kept on the stack */
+
+static int emit_pool_grad(Emitter *e, const Node *n, Diag *d)
+{
+    Writer *w = e->w;
+    int is_max = strcmp(n->op_type, "MaxPoolGrad") == 0;
+    const Value *dy = node_in(e->g, n, is_max ? 1 : 0);
+    Value xv;
+    PoolP P;
+    if (pool_grad_x(e->g, n, dy, &xv, d) || pool_params(n, &xv, &P, d))
+        return -1;
+    const char *ct = dtype_ctype(xv.dtype);
+    DType dt = xv.dtype;
+    int S = P.S, L = S - 1;
+    int incl = (int)attr_int(n, "count_include_pad", 0);
+    int64_t insz = 1, outsz = 1;
+    for (int i = 0; i < S; i++) {
+        insz *= P.in[i];
+        outsz *= P.out[i];
+    }
+    if (P.N * P.C * insz == 0) {
+        w_line(w, "(void)x0;%s", is_max ? " (void)x1;" : "");
+        return 0;
+    }
+    em_for(w, "i", P.N * P.C * insz);
+    w_line(w, "y0[i] = 0;");
+    w_close(w);
+    if (outsz == 0) {
+        w_line(w, "(void)x0;%s", is_max ? " (void)x1;" : "");
+        return 0;
+    }
+    int64_t xst[KD_MAX_RANK], ost[KD_MAX_RANK];
+    shape_strides(S, P.in, xst);
+    shape_strides(S, P.out, ost);
+    int64_t *kb[KD_MAX_RANK], *ke[KD_MAX_RANK], *cn[KD_MAX_RANK];
+    int whole[KD_MAX_RANK], empty = 0;
+    for (int i = 0; i < S; i++) {
+        if (pool_windows(e->g->arena, &P, i, &kb[i], &ke[i], &cn[i]))
+            return diag_error(d, n, "out of memory");
+        whole[i] = 1;
+        for (int64_t o = 0; o < P.out[i]; o++) {
+            if (kb[i][o] != 0 || ke[i][o] != P.k[i])
+                whole[i] = 0;
+            if (ke[i][o] <= kb[i][o])
+                empty = 1;
+        }
+    }
+
+    if (is_max) {
+        for (int i = 0; i < S; i++)
+            if (!whole[i]) {
+                w_table(w, "kb", i, kb[i], P.out[i]);
+                w_table(w, "ke", i, ke[i], P.out[i]);
+            }
+        em_for(w, "nc", P.N * P.C);
+        w_line(w, "const %s *restrict xp = x0 + nc * %" PRId64 ";", ct, insz);
+        w_line(w, "const %s *restrict dyp = x1 + nc * %" PRId64 ";", ct, outsz);
+        w_line(w, "%s *restrict dxp = y0 + nc * %" PRId64 ";", ct, insz);
+        for (int i = 0; i < S; i++) {
+            char var[8];
+            snprintf(var, sizeof var, "o%d", i);
+            em_for(w, var, P.out[i]);
+            w_line(w, "const int64_t s%d = o%d * %" PRId64 " - %" PRId64 ";", i, i, P.s[i], P.pb[i]);
+        }
+        w_line(w, "%s a = -INFINITY;", ct);
+        if (empty) {
+            w_line(w, "int64_t ai = -1;");
+        } else {
+            /* the window's first tap: the arg-max when every tap is -inf */
+            w_puts(w, "int64_t ai = 0");
+            for (int i = 0; i < S; i++) {
+                if (whole[i])
+                    w_printf(w, " + s%d * %" PRId64, i, xst[i]);
+                else
+                    w_printf(w, " + (s%d + kb%d[o%d] * %" PRId64 ") * %" PRId64, i, i, i, P.dil[i], xst[i]);
+            }
+            w_puts(w, ";\n");
+        }
+        for (int i = 0; i < S; i++) {
+            if (whole[i])
+                w_open(w, "for (int64_t k%d = 0; k%d < %" PRId64 "; ++k%d)", i, i, P.k[i], i);
+            else
+                w_open(w, "for (int64_t k%d = kb%d[o%d]; k%d < ke%d[o%d]; ++k%d)", i, i, i, i, i, i, i);
+        }
+        w_puts(w, "const int64_t xi = 0");
+        for (int i = 0; i < S; i++)
+            w_printf(w, " + (s%d + k%d * %" PRId64 ") * %" PRId64, i, i, P.dil[i], xst[i]);
+        w_puts(w, ";\n");
+        w_line(w, "const %s v = xp[xi];", ct);
+        w_open(w, "if (v > a)");
+        w_line(w, "a = v;");
+        w_line(w, "ai = xi;");
+        w_close(w);
+        em_close(w, S);
+        w_puts(w, "const int64_t yi = 0");
+        for (int i = 0; i < S; i++)
+            w_printf(w, " + o%d * %" PRId64, i, ost[i]);
+        w_puts(w, ";\n");
+        if (empty)
+            w_line(w, "if (ai >= 0) dxp[ai] += dyp[yi];");
+        else
+            w_line(w, "dxp[ai] += dyp[yi];");
+        em_close(w, S); /* o dims */
+        w_close(w);     /* nc */
+        return 0;
+    }
+
+    /* AveragePoolGrad: per dim, the window counts; constant ones fold into one factor */
+    double cfac = 1;
+    int cconst[KD_MAX_RANK];
+    for (int i = 0; i < S; i++) {
+        int64_t *cnt = arena_array(e->g->arena, (size_t)P.out[i] + 1, sizeof *cnt);
+        if (!cnt)
+            return diag_error(d, n, "out of memory");
+        cconst[i] = 1;
+        for (int64_t o = 0; o < P.out[i]; o++) {
+            cnt[o] = incl ? cn[i][o] : ke[i][o] - kb[i][o];
+            if (cnt[o] != cnt[0])
+                cconst[i] = 0;
+        }
+        if (cconst[i]) {
+            cfac *= cnt[0] > 0 ? 1.0 / (double)cnt[0] : 0.0;
+        } else {
+            w_printf(w, "static const %s rc%d[%" PRId64 "] = {", ct, i, P.out[i]);
+            for (int64_t o = 0; o < P.out[i]; o++) {
+                if (o)
+                    w_puts(w, ", ");
+                em_literal(w, dt, cnt[o] > 0 ? 1.0 / (double)cnt[o] : 0.0);
+            }
+            w_puts(w, "};\n");
+        }
+        if (i < L && !whole[i]) {
+            w_table(w, "kb", i, kb[i], P.out[i]);
+            w_table(w, "ke", i, ke[i], P.out[i]);
+        }
+    }
+    int64_t KL = P.k[L], VL = P.out[L], UL = P.in[L], sL = P.s[L], dL = P.dil[L], pL = P.pb[L];
+    int use_tmp = VL <= POOL_TMP_MAX;
+    int unroll = KL <= 16;
+    if (!unroll) {
+        w_puts(w, "static const int64_t lo_t[] = {");
+        for (int64_t kl = 0; kl < KL; kl++) {
+            int64_t lo = -p_floordiv(-(pL - kl * dL), sL);
+            w_printf(w, "%s%" PRId64, kl ? ", " : "", lo < 0 ? 0 : lo);
+        }
+        w_puts(w, "};\n");
+        w_puts(w, "static const int64_t hi_t[] = {");
+        for (int64_t kl = 0; kl < KL; kl++) {
+            int64_t hi = p_floordiv(UL - 1 + pL - kl * dL, sL) + 1;
+            w_printf(w, "%s%" PRId64, kl ? ", " : "", hi > VL ? VL : hi < 0 ? 0 : hi);
+        }
+        w_puts(w, "};\n");
+    }
+    em_for(w, "nc", P.N * P.C);
+    w_line(w, "const %s *restrict dyp = x0 + nc * %" PRId64 ";", ct, outsz);
+    w_line(w, "%s *restrict dxp = y0 + nc * %" PRId64 ";", ct, insz);
+    for (int i = 0; i < L; i++) {
+        char var[8];
+        snprintf(var, sizeof var, "o%d", i);
+        em_for(w, var, P.out[i]);
+    }
+    w_printf(w, "const %s *dyr = dyp + 0", ct);
+    for (int i = 0; i < L; i++)
+        w_printf(w, " + o%d * %" PRId64, i, ost[i]);
+    w_puts(w, ";\n");
+    /* the scale of this row: constant factor times the outer dims' reciprocal counts */
+    w_printf(w, "const %s f = ", ct);
+    em_literal(w, dt, cfac);
+    for (int i = 0; i < L; i++)
+        if (!cconst[i])
+            w_printf(w, " * rc%d[o%d]", i, i);
+    w_puts(w, ";\n");
+    if (!use_tmp)
+        w_line(w, "(void)f;");
+    char sc[64];
+    if (cconst[L])
+        snprintf(sc, sizeof sc, "dyr[o] * f");
+    else
+        snprintf(sc, sizeof sc, "dyr[o] * (f * rc%d[o])", L);
+    if (use_tmp) {
+        w_line(w, "%s t[%" PRId64 "];", ct, VL);
+        em_for(w, "o", VL);
+        w_line(w, "t[o] = %s;", sc);
+        w_close(w);
+        snprintf(sc, sizeof sc, "t[o]");
+    }
+    for (int i = 0; i < L; i++) {
+        if (whole[i])
+            w_open(w, "for (int64_t k%d = 0; k%d < %" PRId64 "; ++k%d)", i, i, P.k[i], i);
+        else
+            w_open(w, "for (int64_t k%d = kb%d[o%d]; k%d < ke%d[o%d]; ++k%d)", i, i, i, i, i, i, i);
+    }
+    w_printf(w, "%s *dxr = dxp + 0", ct);
+    for (int i = 0; i < L; i++)
+        w_printf(w, " + (o%d * %" PRId64 " - %" PRId64 " + k%d * %" PRId64 ") * %" PRId64, i, P.s[i], P.pb[i], i,
+                 P.dil[i], xst[i]);
+    w_puts(w, ";\n");
+    if (unroll) {
+        int taps = 0;
+        for (int64_t kl = 0; kl < KL; kl++) {
+            int64_t off = kl * dL - pL;
+            int64_t lo = -p_floordiv(off, sL), hi = p_floordiv(UL - 1 - off, sL) + 1;
+            if (lo < 0)
+                lo = 0;
+            if (hi > VL)
+                hi = VL;
+            if (lo >= hi)
+                continue;
+            taps++;
+            char idx[96];
+            if (sL == 1)
+                snprintf(idx, sizeof idx, "o%s%" PRId64, off < 0 ? " - " : " + ", off < 0 ? -off : off);
+            else
+                snprintf(idx, sizeof idx, "o * %" PRId64 "%s%" PRId64, sL, off < 0 ? " - " : " + ", off < 0 ? -off : off);
+            w_open(w, "for (int64_t o = %" PRId64 "; o < %" PRId64 "; ++o)", lo, hi);
+            w_line(w, "dxr[%s] += %s;", idx, sc);
+            w_close(w);
+        }
+        if (!taps)
+            w_line(w, "(void)dxr;");
+    } else {
+        em_for(w, "kl", KL);
+        w_line(w, "const int64_t off = kl * %" PRId64 " - %" PRId64 ";", dL, pL);
+        w_open(w, "for (int64_t o = lo_t[kl]; o < hi_t[kl]; ++o)");
+        w_line(w, "dxr[o * %" PRId64 " + off] += %s;", sL, sc);
+        w_close(w);
+        w_close(w);
+    }
+    em_close(w, L); /* k dims */
+    em_close(w, L); /* o dims */
+    w_close(w);     /* nc */
+    return 0;
+}
+
+static const OpDef op_maxpool_grad = {
+    .name = "MaxPoolGrad", .domain = "kdcc", .since = 1,
+    .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_pool_grad, .emit = emit_pool_grad,
+    .summary = "d MaxPool / d X: dY routed to each window's first maximum",
+};
+
+static const OpDef op_averagepool_grad = {
+    .name = "AveragePoolGrad", .domain = "kdcc", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_pool_grad, .emit = emit_pool_grad,
+    .summary = "d AveragePool / d X: dY spread over each window divided by its count",
+};
+
 static const OpDef op_maxpool = {
     .name = "MaxPool", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 2,
-    .infer = infer_pool, .emit = emit_pool,
+    .infer = infer_pool, .emit = emit_pool, .grad = grad_pool,
     .summary = "max over sliding windows (pads, strides, dilations, ceil_mode, Indices)",
 };
 
 static const OpDef op_averagepool = {
     .name = "AveragePool", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_pool, .emit = emit_pool,
+    .infer = infer_pool, .emit = emit_pool, .grad = grad_pool,
     .summary = "mean over sliding windows (count_include_pad, ceil_mode, dilations)",
 };
 
 static const OpDef op_lppool = {
     .name = "LpPool", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_pool, .emit = emit_pool,
+    .infer = infer_pool, .emit = emit_pool, .grad = grad_pool,
     .summary = "p-norm over sliding windows",
 };
 
@@ -485,17 +853,93 @@ static int emit_global(Emitter *e, const Node *n, Diag *d)
     return 0;
 }
 
+/* GlobalAveragePool: dX = Expand(dY / spatial size). GlobalMaxPool: dX =
+ * kdcc.GlobalMaxPoolGrad(X, dY), dY at each channel's first maximum. */
+static int grad_global(GradCtx *c)
+{
+    if (c->dy[0] < 0 || !c->need[0])
+        return 0;
+    const Value *x = &c->g->values[c->n->inputs[0]];
+    if (x->dtype != DT_FLOAT && x->dtype != DT_DOUBLE)
+        return diag_unsupported(c->d, c->n, "gradients of %s are implemented for float and double, not %s",
+                                c->n->op_type, dtype_name(x->dtype));
+    if (strcmp(c->n->op_type, "GlobalMaxPool") == 0) {
+        c->dx[0] = g_op2(c, "kdcc.GlobalMaxPoolGrad", c->n->inputs[0], c->dy[0]);
+        return c->dx[0] < 0 ? -1 : 0;
+    }
+    int64_t sp = 1;
+    for (int i = 2; i < x->rank; i++)
+        sp *= x->dims[i];
+    int k = g_const_scalar(c, x->dtype, sp ? 1.0 / (double)sp : 0.0);
+    int m = k < 0 ? -1 : g_op2(c, "Mul", c->dy[0], k);
+    int shape = m < 0 ? -1 : g_const_ints(c, x->dims, x->rank);
+    c->dx[0] = shape < 0 ? -1 : g_op2(c, "Expand", m, shape);
+    return c->dx[0] < 0 ? -1 : 0;
+}
+
+static int infer_gmax_grad(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d), *dy = x ? need_input(g, n, 1, d) : NULL;
+    if (!dy)
+        return -1;
+    if (x->dtype != DT_FLOAT && x->dtype != DT_DOUBLE)
+        return err_dtype(d, n, "GlobalMaxPoolGrad", x->dtype);
+    if (x->rank < 2 || dy->rank != x->rank || dy->dtype != x->dtype || value_numel(dy) != x->dims[0] * x->dims[1])
+        return diag_error(d, n, "dY must have one element per (batch, channel) of X");
+    value_set_shape(node_out(g, n, 0), x->dtype, x->rank, x->dims);
+    return 0;
+}
+
+static int emit_gmax_grad(Emitter *e, const Node *n, Diag *d)
+{
+    (void)d;
+    const Value *x = node_in(e->g, n, 0);
+    Writer *w = e->w;
+    const char *ct = dtype_ctype(x->dtype);
+    int64_t nc = x->dims[0] * x->dims[1], sp = 1;
+    for (int i = 2; i < x->rank; i++)
+        sp *= x->dims[i];
+    if (nc * sp == 0) {
+        w_line(w, "(void)x0; (void)x1; (void)y0;");
+        return 0;
+    }
+    em_for(w, "c", nc);
+    w_line(w, "const %s *restrict xr = x0 + c * %" PRId64 ";", ct, sp);
+    w_line(w, "%s *restrict yr = y0 + c * %" PRId64 ";", ct, sp);
+    w_line(w, "%s a = xr[0];", ct);
+    w_line(w, "int64_t ai = 0;");
+    em_for(w, "i", sp);
+    w_line(w, "yr[i] = 0;");
+    w_close(w);
+    w_open(w, "for (int64_t i = 1; i < %" PRId64 "; ++i)", sp);
+    w_open(w, "if (xr[i] > a)");
+    w_line(w, "a = xr[i];");
+    w_line(w, "ai = i;");
+    w_close(w);
+    w_close(w);
+    w_line(w, "yr[ai] = x1[c];");
+    w_close(w);
+    return 0;
+}
+
+static const OpDef op_globalmax_grad = {
+    .name = "GlobalMaxPoolGrad", .domain = "kdcc", .since = 1,
+    .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_gmax_grad, .emit = emit_gmax_grad,
+    .summary = "d GlobalMaxPool / d X: dY at each channel's first maximum",
+};
+
 static const OpDef op_globalavg = {
     .name = "GlobalAveragePool", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_global, .emit = emit_global,
+    .infer = infer_global, .emit = emit_global, .grad = grad_global,
     .summary = "mean over all spatial positions",
 };
 
 static const OpDef op_globalmax = {
     .name = "GlobalMaxPool", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_global, .emit = emit_global,
+    .infer = infer_global, .emit = emit_global, .grad = grad_global,
     .summary = "max over all spatial positions",
 };
 
@@ -669,5 +1113,6 @@ static const OpDef op_maxunpool = {
 };
 
 const OpDef *const ops_pool[] = {
-    &op_maxpool, &op_averagepool, &op_lppool, &op_globalavg, &op_globalmax, &op_lpnorm, &op_maxunpool, NULL,
+    &op_maxpool, &op_averagepool, &op_lppool, &op_globalavg, &op_globalmax, &op_lpnorm, &op_maxunpool,
+    &op_maxpool_grad, &op_averagepool_grad, &op_globalmax_grad, NULL,
 };
