@@ -402,7 +402,7 @@ static int emit_convtranspose(Emitter *e, const Node *n, Diag *d) { return emit_
  *        (the adjoint of the correlation; Conv's W [M, C/G, k] is exactly the
  *        weight ConvTranspose expects for M input and C output channels)
  *   dW = kdcc.ConvGradWeight(X, dY; g, kernel_shape)
- *   dB = ReduceSum(dY, axes = N and the spatial dims)
+ *   dB = kdcc.ConvGradBias(dY): the sum over N and the spatial dims
  * ConvTranspose is the adjoint pair:
  *   dX = Conv(dY, W; g)    dW = kdcc.ConvGradWeight(dY, X; g)    dB as above.
  *
@@ -459,20 +459,7 @@ static int g_check_like(GradCtx *c, int id, int like)
 /* dB = sum of dY over N and the spatial dims */
 static int g_bias_grad(GradCtx *c, int dy)
 {
-    const Value *y = &c->g->values[dy];
-    int64_t axes[KD_MAX_RANK];
-    int na = 0;
-    for (int i = 0; i < y->rank; i++)
-        if (i != 1)
-            axes[na++] = i;
-    int ins[2] = {dy, g_const_ints(c, axes, na)};
-    if (ins[1] < 0)
-        return -1;
-    Node *m = g_new(c, "ReduceSum", ins, 2, 1);
-    if (!m)
-        return -1;
-    g_attr_i(c, m, "keepdims", 0);
-    return g_done(c, m);
+    return g_op1(c, "kdcc.ConvGradBias", dy);
 }
 
 static int g_conv_weight(GradCtx *c, int x, int dy, const ConvGeom *cg)
@@ -764,6 +751,75 @@ static int emit_cgw(Emitter *e, const Node *n, Diag *d)
     return 0;
 }
 
+/* kdcc.ConvGradBias(dY[N, M, spatial...]) -> dB[M]: the sum over N and the spatial
+ * dims, in CGB_LANES independent partial sums (a plain float reduction does not
+ * vectorise without reassociation; lane-wise sums do) added up at the end. */
+#define CGB_LANES 16
+
+static int infer_cgb(Graph *g, Node *n, Diag *d)
+{
+    Value *dy = need_input(g, n, 0, d);
+    if (!dy)
+        return -1;
+    if (dy->dtype != DT_FLOAT && dy->dtype != DT_DOUBLE)
+        return err_dtype(d, n, "ConvGradBias", dy->dtype);
+    if (dy->rank < 2)
+        return diag_error(d, n, "dY must have rank >= 2 (N, M, spatial...), got %d", dy->rank);
+    value_set_shape(node_out(g, n, 0), dy->dtype, 1, &dy->dims[1]);
+    return 0;
+}
+
+static int emit_cgb(Emitter *e, const Node *n, Diag *d)
+{
+    (void)d;
+    Writer *w = e->w;
+    const Value *dy = node_in(e->g, n, 0);
+    const char *ct = dtype_ctype(dy->dtype);
+    int64_t N = dy->dims[0], M = dy->dims[1], sp = 1;
+    for (int i = 2; i < dy->rank; i++)
+        sp *= dy->dims[i];
+    if (M == 0) {
+        w_line(w, "(void)x0; (void)y0;");
+        return 0;
+    }
+    int64_t body = sp / CGB_LANES * CGB_LANES;
+    em_for(w, "m", M);
+    w_line(w, "%s acc[%d] = {0};", ct, CGB_LANES);
+    w_line(w, "%s sum = 0;", ct);
+    if (N * sp > 0) {
+        em_for(w, "b", N);
+        w_line(w, "const %s *restrict r = x0 + (b * %" PRId64 " + m) * %" PRId64 ";", ct, M, sp);
+        if (body > 0) {
+            w_open(w, "for (int64_t q = 0; q < %" PRId64 "; q += %d)", body, CGB_LANES);
+            em_for(w, "l", CGB_LANES);
+            w_line(w, "acc[l] += r[q + l];");
+            w_close(w);
+            w_close(w);
+        }
+        if (body < sp) {
+            w_open(w, "for (int64_t q = %" PRId64 "; q < %" PRId64 "; ++q)", body, sp);
+            w_line(w, "acc[q - %" PRId64 "] += r[q];", body);
+            w_close(w);
+        }
+        w_close(w);
+    } else {
+        w_line(w, "(void)x0;");
+    }
+    em_for(w, "l", CGB_LANES);
+    w_line(w, "sum += acc[l];");
+    w_close(w);
+    w_line(w, "y0[m] = sum;");
+    w_close(w);
+    return 0;
+}
+
+static const OpDef op_conv_grad_bias = {
+    .name = "ConvGradBias", .domain = "kdcc", .since = 1,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_cgb, .emit = emit_cgb,
+    .summary = "d Conv / d B: dY summed over the batch and spatial dims",
+};
+
 static const OpDef op_conv_grad_weight = {
     .name = "ConvGradWeight", .domain = "kdcc", .since = 1,
     .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
@@ -785,4 +841,4 @@ static const OpDef op_convtranspose = {
     .summary = "n-D transposed convolution (strides, pads, output_padding, output_shape, dilations, groups)",
 };
 
-const OpDef *const ops_conv[] = {&op_conv, &op_convtranspose, &op_conv_grad_weight, NULL};
+const OpDef *const ops_conv[] = {&op_conv, &op_convtranspose, &op_conv_grad_weight, &op_conv_grad_bias, NULL};

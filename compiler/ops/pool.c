@@ -617,10 +617,9 @@ static int emit_pool_grad(Emitter *e, const Node *n, Diag *d)
             w_printf(w, " + (s%d + k%d * %" PRId64 ") * %" PRId64, i, i, P.dil[i], xst[i]);
         w_puts(w, ";\n");
         w_line(w, "const %s v = xp[xi];", ct);
-        w_open(w, "if (v > a)");
-        w_line(w, "a = v;");
-        w_line(w, "ai = xi;");
-        w_close(w);
+        /* selects, not a branch: which tap wins is data-dependent and unpredictable */
+        w_line(w, "ai = v > a ? xi : ai;");
+        w_line(w, "a = v > a ? v : a;");
         em_close(w, S);
         w_puts(w, "const int64_t yi = 0");
         for (int i = 0; i < S; i++)
