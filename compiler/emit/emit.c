@@ -383,6 +383,8 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
     call.indent = 1;
     for (int i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
+        if (node_is_view(g, n))
+            continue; /* its output is its input's storage: nothing to move */
         Writer nb;
         w_init(&nb);
         nb.indent = 1;

@@ -37,6 +37,10 @@ typedef struct OpDef {
      * -1 where an output has none), and store their value ids in c->dx[i]. NULL: the
      * operator is not differentiable. See passes/autodiff.c. */
     int (*grad)(struct GradCtx *c);
+    /* 1: output 0 holds input 0's elements in the same order (Reshape, Flatten,
+     * Squeeze, Unsqueeze, Identity, inference Dropout): pass_alias may make it a view
+     * that moves no data, and the emitter then writes nothing for the node. */
+    int view;
 } OpDef;
 
 typedef struct GradCtx {
@@ -144,6 +148,8 @@ Value *need_const_input(Graph *g, const Node *n, int i, const char *what, Diag *
 int err_dtype(Diag *d, const Node *n, const char *which, DType t);
 /* 1 if all present inputs are constants */
 int all_inputs_const(const Graph *g, const Node *n);
+/* 1 if n is a view whose output shares its input's storage (it emits no code) */
+int node_is_view(const Graph *g, const Node *n);
 /* Strides (row-major) of a shape into st[rank]; returns numel */
 int64_t shape_strides(int rank, const int64_t *dims, int64_t *st);
 

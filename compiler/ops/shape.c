@@ -164,7 +164,7 @@ static const OpDef op_reshape = {
     .name = "Reshape", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_reshape, .fold = fold_same, .emit = emit_same,
-    .grad = grad_same_elements,
+    .grad = grad_same_elements, .view = 1,
     .summary = "same elements, new shape (0 copies a dim unless allowzero, -1 is inferred)",
 };
 
@@ -186,7 +186,7 @@ static const OpDef op_flatten = {
     .name = "Flatten", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_flatten, .fold = fold_same, .emit = emit_same,
-    .grad = grad_same_elements,
+    .grad = grad_same_elements, .view = 1,
     .summary = "reshape to 2-D at axis",
 };
 
@@ -225,7 +225,7 @@ static const OpDef op_squeeze = {
     .name = "Squeeze", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_squeeze, .fold = fold_same, .emit = emit_same,
-    .grad = grad_same_elements,
+    .grad = grad_same_elements, .view = 1,
     .summary = "remove dims of size 1",
 };
 
@@ -262,7 +262,7 @@ static const OpDef op_unsqueeze = {
     .name = "Unsqueeze", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_unsqueeze, .fold = fold_same, .emit = emit_same,
-    .grad = grad_same_elements,
+    .grad = grad_same_elements, .view = 1,
     .summary = "insert dims of size 1",
 };
 
@@ -278,7 +278,7 @@ static const OpDef op_identity = {
     .name = "Identity", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_identity, .fold = fold_same, .emit = emit_same,
-    .grad = grad_same_elements,
+    .grad = grad_same_elements, .view = 1,
     .summary = "copy",
 };
 
@@ -335,7 +335,7 @@ static const OpDef op_dropout = {
     .name = "Dropout", .domain = "", .since = 1,
     .min_inputs = 1, .max_inputs = 3, .min_outputs = 1, .max_outputs = 2,
     .infer = infer_dropout, .fold = fold_dropout, .emit = emit_dropout,
-    .grad = grad_same_elements,
+    .grad = grad_same_elements, .view = 1,
     .summary = "inference: copy (mask all true)",
 };
 

@@ -90,3 +90,9 @@ int64_t shape_strides(int rank, const int64_t *dims, int64_t *st)
     }
     return s;
 }
+
+int node_is_view(const Graph *g, const Node *n)
+{
+    return n->op && n->op->view && n->ninputs >= 1 && n->inputs[0] >= 0 && n->noutputs >= 1 &&
+           n->outputs[0] >= 0 && g->values[n->outputs[0]].alias_of == n->inputs[0];
+}
