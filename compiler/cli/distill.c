@@ -684,6 +684,7 @@ int cmd_distill_like(int argc, char **argv, int train)
     dopt.opt.epsilon = 1e-8;
     dopt.opt.weight_decay = o.weight_decay;
     dopt.opt.clip_norm = o.clip_norm;
+    dopt.train_mode.seed = o.seed;
     Writer train_c;
     w_init(&train_c);
     if (pass_distill(tg, &dopt, &d) || build_module(tg, dir, "train_step", 0, B, &train_m, &train_c, &d)) {

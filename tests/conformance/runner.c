@@ -696,10 +696,14 @@ int main(int argc, char **argv)
             r = q ? q + 3 : r;
             char key[160];
             size_t k = 0;
-            for (int inq = 0; *r && k + 2 < sizeof key; r++) {
-                if (*r == '\'' && !inq && k >= 9 && memcmp(key + k - 9, "operator ", 9) == 0)
+            for (int inq = 0, keep = 0; *r && k + 2 < sizeof key; r++) {
+                if (*r == '\'' && !inq && !keep && k >= 9 && memcmp(key + k - 9, "operator ", 9) == 0) {
                     key[k++] = *r; /* operator names stay: they say what is missing */
-                else if (*r == '\'') {
+                    keep = 1;
+                } else if (*r == '\'' && keep) {
+                    key[k++] = *r;
+                    keep = 0;
+                } else if (*r == '\'') {
                     if (!inq)
                         key[k++] = '*';
                     inq = !inq;
