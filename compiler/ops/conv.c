@@ -518,13 +518,14 @@ static int grad_convtranspose(GradCtx *c)
     if (conv_geom(c->g, n, 1, &cg, c->d))
         return -1;
     /* the adjoint Conv maps the output's size back to the input's only when the
-     * output padding is below the stride and the pads are not negative */
+     * output padding is below the stride (negative pads, from an output_shape
+     * beyond the natural size, are fine: the Conv then crops dY) */
     for (int i = 0; i < cg.nsp; i++) {
         int64_t ek = (cg.k[i] - 1) * cg.dl[i] + 1;
         int64_t span = cg.out[i] + cg.pb[i] + cg.pe[i] - ek;
-        if (cg.pb[i] < 0 || cg.pe[i] < 0 || span < 0 || span / cg.s[i] + 1 != cg.in[i])
-            return diag_unsupported(c->d, n, "gradients of ConvTranspose with negative pads or output padding "
-                                             "of a stride or more (spatial dim %d) are not implemented", i);
+        if (span < 0 || span / cg.s[i] + 1 != cg.in[i])
+            return diag_unsupported(c->d, n, "gradients of ConvTranspose with an output padding of a stride or "
+                                             "more (spatial dim %d) are not implemented", i);
     }
     if (c->need[0]) {
         int ins[2] = {c->dy[0], n->inputs[1]};
