@@ -33,6 +33,7 @@ int pass_dce(Graph *g, Diag *d);
  * wrt[0..nwrt-1]; grads[i] gets the id of d loss / d wrt[i], or -1 when the loss does
  * not depend on it. Shapes of the forward graph must be inferred. */
 int pass_autodiff(Graph *g, int loss, const int *wrt, int nwrt, int *grads, Diag *d);          /* dead-code elimination */
+int pass_fuse(Graph *g, Diag *d);         /* BatchNormalization folded into the Conv before it */
 int pass_alias(Graph *g, Diag *d);        /* views: Reshape-like outputs share their input's storage */
 int pass_plan(Graph *g, Diag *d);         /* memory planning: arena offsets */
 int64_t plan_arena_bytes(const Graph *g); /* bytes of the arena after pass_plan */

@@ -160,7 +160,7 @@ static void usage(FILE *f)
             "      --const IN=FILE     freeze graph input IN to the tensor in FILE (TensorProto .pb)\n"
             "      --keep-initializer-inputs  graph inputs with initializers stay inputs\n"
             "      --dump-after PASS   print the graph in textual syntax after PASS\n"
-            "                          (import bind infer dce alias plan, or all) to stderr\n"
+            "                          (import bind infer fuse dce alias plan, or all) to stderr\n"
             "      --no-fold           no constant folding\n"
             "      --no-validate       do not parse the output with libclang before writing it\n"
             "      --depfile FILE      also write FILE, Make rules like cc -MD: 'OUT.c OUT.h: MODEL [external data]'\n"
