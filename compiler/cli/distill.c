@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -242,14 +243,23 @@ static double lr_at(const Opts *o, int64_t step, int64_t steps_per_epoch, int64_
 
 /* ---------------------------------------------------------------- checkpoints */
 
+static volatile sig_atomic_t stop_requested;
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
 #define CKPT_MAGIC "KDCCCKPT"
 
 typedef struct CkptHeader {
     char magic[8];
     uint32_t version;
-    uint32_t epoch;        /* epochs completed */
+    uint32_t epoch;        /* the epoch in progress (0-based; = epochs done when batch is 0) */
+    uint32_t batch;        /* batches of that epoch done */
+    uint32_t reserved;
     uint64_t step;         /* optimizer steps taken */
-    uint64_t rng;          /* shuffling state */
+    uint64_t rng;          /* shuffling state at the start of that epoch */
     uint64_t state_bytes;  /* bytes of the training state that follow */
     uint64_t check;        /* FNV-1a of the state bytes */
 } CkptHeader;
@@ -263,9 +273,10 @@ static uint64_t fnv1a(const void *p, size_t n)
     return h;
 }
 
-static int ckpt_save(const char *path, const Module *m, int epoch, uint64_t step, uint64_t rng, Diag *d)
+static int ckpt_save(const char *path, const Module *m, int epoch, int64_t batch, uint64_t step, uint64_t rng, Diag *d)
 {
-    CkptHeader h = {.version = 1, .epoch = (uint32_t)epoch, .step = step, .rng = rng, .state_bytes = m->state_bytes};
+    CkptHeader h = {.version = 2, .epoch = (uint32_t)epoch, .batch = (uint32_t)batch, .step = step, .rng = rng,
+                    .state_bytes = m->state_bytes};
     memcpy(h.magic, CKPT_MAGIC, 8);
     h.check = fnv1a(m->state, m->state_bytes);
     const void *parts[2] = {&h, m->state};
@@ -273,13 +284,13 @@ static int ckpt_save(const char *path, const Module *m, int epoch, uint64_t step
     return data_save_atomic(path, parts, lens, 2, d);
 }
 
-static int ckpt_load(const char *path, Module *m, int *epoch, uint64_t *step, uint64_t *rng, Diag *d)
+static int ckpt_load(const char *path, Module *m, int *epoch, int64_t *batch, uint64_t *step, uint64_t *rng, Diag *d)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return diag_error(d, NULL, "cannot read checkpoint '%s': %s", path, strerror(errno));
     CkptHeader h;
-    int bad = fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, CKPT_MAGIC, 8) || h.version != 1;
+    int bad = fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, CKPT_MAGIC, 8) || h.version != 2;
     if (!bad && h.state_bytes != m->state_bytes) {
         fclose(f);
         return diag_error(d, NULL, "checkpoint '%s' holds %llu bytes of state; this student and optimizer need %zu "
@@ -290,6 +301,7 @@ static int ckpt_load(const char *path, Module *m, int *epoch, uint64_t *step, ui
     if (bad)
         return diag_error(d, NULL, "'%s' is not a valid kdcc checkpoint (truncated or corrupt)", path);
     *epoch = (int)h.epoch;
+    *batch = h.batch;
     *step = h.step;
     *rng = h.rng;
     return 0;
@@ -758,14 +770,23 @@ int cmd_distill_like(int argc, char **argv, int train)
     uint64_t rs = o.seed * 0x9E3779B97F4A7C15ull + 1;
     int64_t spe = N / B, total = spe * o.epochs, step = 0;
     int first_epoch = 0;
+    int64_t first_batch = 0;
     if (o.resume && access(o.checkpoint, F_OK) == 0) {
         uint64_t st64 = 0;
-        if (ckpt_load(o.checkpoint, &train_m, &first_epoch, &st64, &rs, &d))
+        if (ckpt_load(o.checkpoint, &train_m, &first_epoch, &first_batch, &st64, &rs, &d))
             goto out;
         step = (int64_t)st64;
         if (!o.quiet)
-            printf("resuming from %s after epoch %d\n", o.checkpoint, first_epoch);
+            printf("resuming from %s at epoch %d, batch %" PRId64 "\n", o.checkpoint, first_epoch + 1, first_batch);
     }
+    /* Ctrl-C or a termination request: finish the batch, save a checkpoint, stop cleanly */
+    stop_requested = 0;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int tty = !o.quiet && isatty(STDOUT_FILENO);
     double t_start = now_s();
     if (!o.quiet)
         printf("training %s on %" PRId64 " samples (%" PRId64 " steps of %" PRId64 " per epoch)%s, %d epochs\n", o.student, N,
@@ -773,6 +794,7 @@ int cmd_distill_like(int argc, char **argv, int train)
     for (int ep = first_epoch; ep < o.epochs; ep++) {
         double t0 = now_s(), lsum = 0;
         int64_t ok = 0, seen = 0;
+        uint64_t rs_epoch = rs; /* what a checkpoint inside this epoch records */
         for (int64_t i = 0; i < N; i++) /* each epoch's order depends on the RNG state alone */
             perm[i] = i;
         for (int64_t i = N - 1; i > 0; i--) {
@@ -781,7 +803,25 @@ int cmd_distill_like(int argc, char **argv, int train)
             perm[i] = perm[j];
             perm[j] = t;
         }
-        for (int64_t bi = 0; bi < spe; bi++, step++) {
+        int64_t b0 = ep == first_epoch ? first_batch : 0;
+        for (int64_t bi = b0; bi < spe; bi++, step++) {
+            if (stop_requested) {
+                if (tty)
+                    printf("\n");
+                if (o.checkpoint && ckpt_save(o.checkpoint, &train_m, ep, bi, (uint64_t)step, rs_epoch, &d))
+                    goto out;
+                diag_error(&d, NULL, "interrupted at epoch %d, batch %" PRId64 "%s%s", ep + 1, bi,
+                           o.checkpoint ? "; the checkpoint is saved: continue with --resume --checkpoint " : "",
+                           o.checkpoint ? o.checkpoint : " (no --checkpoint: nothing saved)");
+                goto out;
+            }
+            if (tty && (bi % 16 == 0 || bi == spe - 1)) {
+                double el = now_s() - t0, rate = el > 0 ? (double)((bi - b0) * B) / el : 0;
+                double left = rate > 0 ? (double)((spe - bi) * B + (int64_t)(o.epochs - ep - 1) * spe * B) / rate : 0;
+                printf("\repoch %d/%d  batch %" PRId64 "/%" PRId64 "  loss %.4f  %.0f samples/s  %.0fs left   ", ep + 1,
+                       o.epochs, bi, spe, bi > b0 ? lsum / (double)(bi - b0) : 0.0, rate, left);
+                fflush(stdout);
+            }
             for (int64_t k = 0; k < B; k++) {
                 int64_t s = perm[bi * B + k];
                 memcpy(xb + k * row, (float *)X.data + s * row, (size_t)row * sizeof(float));
@@ -827,7 +867,7 @@ int cmd_distill_like(int argc, char **argv, int train)
         }
         double sps = (double)(spe * B) / (dt > 0 ? dt : 1e-9);
         if (!o.quiet) {
-            printf("epoch %d/%d  loss %.4f", ep + 1, o.epochs, lsum / (double)(spe ? spe : 1));
+            printf("%sepoch %d/%d  loss %.4f", tty ? "\r" : "", ep + 1, o.epochs, lsum / (double)(spe - b0 > 0 ? spe - b0 : 1));
             if (seen)
                 printf("  train acc %.2f%%", 100.0 * (double)ok / (double)seen);
             if (vacc >= 0)
@@ -838,7 +878,9 @@ int cmd_distill_like(int argc, char **argv, int train)
         if (logf)
             fprintf(logf, "%d,%.6f,%.6f,%.6f,%.1f,%.3f\n", ep + 1, lsum / (double)(spe ? spe : 1),
                     seen ? (double)ok / (double)seen : -1.0, vacc, sps, dt);
-        if (o.checkpoint && ckpt_save(o.checkpoint, &train_m, ep + 1, (uint64_t)step, rs, &d))
+        if (logf)
+            fflush(logf); /* readable while training runs */
+        if (o.checkpoint && ckpt_save(o.checkpoint, &train_m, ep + 1, 0, (uint64_t)step, rs, &d))
             goto out;
     }
     double elapsed = now_s() - t_start;
@@ -908,6 +950,8 @@ int cmd_distill_like(int argc, char **argv, int train)
 out:
     if (rc)
         diag_print(&d, stderr);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     if (logf && fclose(logf) != 0 && rc == 0) {
         fprintf(stderr, "kdcc: error: cannot write '%s'\n", o.log);
         rc = 1;
