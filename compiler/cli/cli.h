@@ -36,6 +36,7 @@ int cmd_print(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_soft_targets(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_dot(int argc, char **argv);
 

@@ -25,7 +25,8 @@
 
 typedef struct Opts {
     const char *student, *student_output, *teacher_output;
-    const char *teachers[MAX_TEACHERS];
+    const char *teachers[MAX_TEACHERS];   /* a model, or NULL for logits from files */
+    const char *tlogits[MAX_TEACHERS];    /* --teacher-logits FILE[,FILE...] (shards in order) */
     double tweights[MAX_TEACHERS];
     int nteachers;
     const char *data, *labels, *val_data, *val_labels;
@@ -321,6 +322,8 @@ static void usage(FILE *f, int train)
             "  each term a mean over the batch (the hard term over its labelled samples; label -1 = unlabelled)\n\n"
             "  --teacher PATH[:W]        a teacher (repeatable; weights W of several are normalised)\n"
             "  --student PATH / --model PATH   the network to train (its float initializers are the weights)\n"
+            "  --teacher-logits F[,F...][:W]   a teacher's logits computed elsewhere (kdcc soft-targets),\n"
+            "                            .npy [samples, classes], shards in order; instead of --teacher\n"
             "  --teacher-output NAME, --student-output NAME   which graph output holds the logits\n"
             "  --data FILE, --labels FILE   .npy, IDX (.gz) or CSV; labels int, -1 for unlabelled\n"
             "  --val-data FILE --val-labels FILE, or --val FRACTION   held-out data for accuracy\n"
@@ -351,7 +354,7 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         {"scale", 1, 0, 21}, {"seed", 1, 0, 22}, {"no-teacher-cache", 0, 0, 23}, {"output", 1, 0, 'o'},
         {"onnx", 1, 0, 24}, {"name", 1, 0, 25}, {"log", 1, 0, 26}, {"emit-train", 1, 0, 27},
         {"val", 1, 0, 28}, {"quiet", 0, 0, 29}, {"labelled", 1, 0, 30}, {"limit", 1, 0, 31},
-        {"checkpoint", 1, 0, 32}, {"resume", 0, 0, 33},
+        {"checkpoint", 1, 0, 32}, {"resume", 0, 0, 33}, {"teacher-logits", 1, 0, 34},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     o->T = 4;
     o->alpha = train ? 0 : 0.9;
@@ -379,6 +382,20 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
                 *colon = 0;
             }
             o->teachers[o->nteachers++] = optarg;
+            break;
+        }
+        case 34: {
+            if (o->nteachers == MAX_TEACHERS)
+                return diag_error(d, NULL, "at most %d teachers", MAX_TEACHERS);
+            char *colon = strrchr(optarg, ':');
+            o->tweights[o->nteachers] = 1;
+            if (colon && colon[1] && strtod(colon + 1, &end) > 0 && *end == 0) {
+                o->tweights[o->nteachers] = strtod(colon + 1, NULL);
+                *colon = 0;
+            }
+            end = NULL;
+            o->teachers[o->nteachers] = NULL;
+            o->tlogits[o->nteachers++] = optarg;
             break;
         }
         case 's': o->student = optarg; break;
@@ -440,7 +457,10 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
     if (o->T <= 0)
         return diag_error(d, NULL, "-T must be positive");
     if (o->alpha > 0 && o->nteachers == 0)
-        return diag_error(d, NULL, "--alpha %g weighs a teacher, but no --teacher is given", o->alpha);
+        return diag_error(d, NULL, "--alpha %g weighs a teacher, but no --teacher or --teacher-logits is given", o->alpha);
+    for (int t = 0; t < o->nteachers; t++)
+        if (!o->teachers[t] && !o->cache)
+            return diag_error(d, NULL, "--no-teacher-cache needs teacher models, not --teacher-logits");
     if (o->alpha < 1 && !o->labels)
         return diag_error(d, NULL, "--alpha %g weighs the hard labels, but no --labels are given (use --alpha 1 for unlabelled data)", o->alpha);
     if (o->epochs < 0 || o->batch <= 0)
@@ -627,8 +647,40 @@ int cmd_distill_like(int argc, char **argv, int train)
         for (int t = 0; t < o.nteachers; t++)
             wsum += o.tweights[t];
         for (int t = 0; t < o.nteachers; t++) {
-            Graph *tg = load_model(&a, o.teachers[t], B, &d);
-            if (!tg) {
+            if (!o.teachers[t]) { /* logits computed elsewhere, maybe in shards */
+                int64_t rows = 0;
+                char spec[4096];
+                snprintf(spec, sizeof spec, "%s", o.tlogits[t]);
+                for (char *f = strtok(spec, ","); f; f = strtok(NULL, ",")) {
+                    Dataset part;
+                    dataset_init(&part);
+                    int bad = data_read(f, &part, &d);
+                    Dataset pf;
+                    dataset_init(&pf);
+                    if (!bad)
+                        bad = data_to_float32(&part, NULL, &pf, &d);
+                    dataset_free(&part);
+                    if (!bad && (pf.rank != 2 || pf.dims[1] != C))
+                        bad = diag_error(&d, NULL, "%s: teacher logits must be [samples, %" PRId64 "]", f, C);
+                    int64_t take = bad ? 0 : (pf.dims[0] < N - rows ? pf.dims[0] : N - rows);
+                    if (!bad && take > 0)
+                        memcpy(tl + rows * C, pf.data, (size_t)(take * C) * sizeof(float));
+                    rows += take;
+                    dataset_free(&pf);
+                    if (bad) {
+                        free(tl);
+                        goto out;
+                    }
+                }
+                if (rows < N) {
+                    diag_error(&d, NULL, "--teacher-logits %s: %" PRId64 " rows for %" PRId64 " training samples", o.tlogits[t],
+                               rows, N);
+                    free(tl);
+                    goto out;
+                }
+            }
+            Graph *tg = o.teachers[t] ? load_model(&a, o.teachers[t], B, &d) : NULL;
+            if (o.teachers[t] && !tg) {
                 free(tl);
                 goto out;
             }
@@ -637,7 +689,9 @@ int cmd_distill_like(int argc, char **argv, int train)
             ts[t].output = o.teacher_output;
             if (!o.cache)
                 continue;
-            Graph *tgi = load_model(&a, o.teachers[t], B, &d);
+            Graph *tgi = o.teachers[t] ? load_model(&a, o.teachers[t], B, &d) : NULL;
+            if (!o.teachers[t])
+                goto mix;
             char nm[32];
             snprintf(nm, sizeof nm, "teacher%d", t + 1);
             if (!tgi || build_module(tgi, dir, nm, 0, B, &teach_m[t], NULL, &d)) {
@@ -655,6 +709,7 @@ int cmd_distill_like(int argc, char **argv, int train)
                 free(tl);
                 goto out;
             }
+        mix:;
             double w = o.tweights[t] / wsum;
             for (int64_t i = 0; i < N; i++) {
                 const float *zr = tl + i * C;
@@ -672,7 +727,7 @@ int cmd_distill_like(int argc, char **argv, int train)
                 for (int64_t c = 0; c < C; c++)
                     pr[c] += (float)(w * exp((zr[c] - m) / o.T) / s);
             }
-            if (NV && run_over(&teach_m[t], VX.data, NV, row, B, tl, C, xb, sb) == 0)
+            if (NV && o.teachers[t] && run_over(&teach_m[t], VX.data, NV, row, B, tl, C, xb, sb) == 0)
                 tacc[t] = accuracy(tl, VY.data, NV, C, NULL);
         }
         free(tl);
@@ -938,7 +993,8 @@ int cmd_distill_like(int argc, char **argv, int train)
     if (!o.quiet) {
         printf("done in %.1fs (%.0f samples/s)", elapsed, (double)(total * B) / (elapsed > 0 ? elapsed : 1e-9));
         for (int t = 0; t < o.nteachers && NV && o.cache; t++)
-            printf("; teacher %d val acc %.2f%%", t + 1, 100 * tacc[t]);
+            if (o.teachers[t])
+                printf("; teacher %d val acc %.2f%%", t + 1, 100 * tacc[t]);
         printf("\n");
         if (NV) {
             module_copy_state(&train_m, &eval_m);
@@ -1110,6 +1166,111 @@ out:
     free(conf);
     dataset_free(&X);
     dataset_free(&Y);
+    arena_free(&a);
+    if (dir[15] != 'X') {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "kdcc: warning: could not remove %s\n", dir);
+    }
+    return rc;
+}
+
+/* kdcc soft-targets --teacher T.onnx --data X [--shard i/n] -o part.npy: a teacher's
+ * logits for one shard of the data, so the expensive part of distillation can run as
+ * n independent jobs on any batch system; distill reads the parts back in order with
+ * --teacher-logits part0.npy,part1.npy,... */
+int cmd_soft_targets(int argc, char **argv)
+{
+    static const struct option lo[] = {{"teacher", 1, 0, 1}, {"data", 1, 0, 2}, {"scale", 1, 0, 3},
+                                       {"batch", 1, 0, 4}, {"shard", 1, 0, 5}, {"output", 1, 0, 'o'},
+                                       {"teacher-output", 1, 0, 6}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    Opts o = {0};
+    const char *teacher = NULL, *data = NULL, *out = NULL, *tout = NULL;
+    int64_t B = 64, si = 0, sn = 1;
+    Diag d;
+    diag_init(&d, NULL);
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
+        switch (c) {
+        case 1: teacher = optarg; break;
+        case 2: data = optarg; break;
+        case 3: o.scale = strtod(optarg, NULL); break;
+        case 4: B = strtoll(optarg, NULL, 10); break;
+        case 5:
+            if (sscanf(optarg, "%" SCNd64 "/%" SCNd64, &si, &sn) != 2 || sn < 1 || si < 0 || si >= sn) {
+                fprintf(stderr, "kdcc: error: --shard wants I/N with 0 <= I < N, got '%s'\n", optarg);
+                return 1;
+            }
+            break;
+        case 6: tout = optarg; break;
+        case 'o': out = optarg; break;
+        case 'h':
+            printf("usage: kdcc soft-targets --teacher T.onnx --data X [--scale X] [--batch N] [--shard I/N]\n"
+                   "                         [--teacher-output NAME] -o PART.npy\n"
+                   "  the teacher's logits for shard I of N of the data (rows [I*S/N, (I+1)*S/N)), as\n"
+                   "  float32 .npy [rows, classes]; kdcc distill --teacher-logits P0.npy,P1.npy,... reads them\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    if (!teacher || !data || !out || optind != argc || B <= 0) {
+        fprintf(stderr, "usage: kdcc soft-targets --teacher T.onnx --data X [--shard I/N] -o PART.npy\n");
+        return 2;
+    }
+    Arena a;
+    arena_init(&a);
+    Dataset X;
+    dataset_init(&X);
+    Module m = {0};
+    float *xb = NULL, *yb = NULL, *res = NULL;
+    int rc = 1;
+    char dir[] = "/tmp/kdcc-soft-XXXXXX";
+    if (!mkdtemp(dir)) {
+        diag_error(&d, NULL, "cannot make a temporary folder");
+        goto out;
+    }
+    Graph *g = load_model(&a, teacher, B, &d);
+    if (!g)
+        goto out;
+    int in = first_input(g), z = -1;
+    for (int i = 0; i < g->noutputs; i++)
+        if (z < 0 && (!tout || !strcmp(g->values[g->outputs[i]].name, tout)))
+            z = g->outputs[i];
+    if (in < 0 || z < 0 || g->values[z].rank != 2) {
+        diag_error(&d, NULL, "%s: needs an input and a [batch, classes] output", teacher);
+        goto out;
+    }
+    g->outputs[0] = z;
+    g->noutputs = 1;
+    int64_t row = value_numel(&g->values[in]) / B, C = g->values[z].dims[1];
+    if (load_x(data, &o, &g->values[in], &X, &d) || build_module(g, dir, "teacher", 0, B, &m, NULL, &d))
+        goto out;
+    int64_t S = X.dims[0], lo_r = si * S / sn, hi_r = (si + 1) * S / sn, rows = hi_r - lo_r;
+    xb = malloc((size_t)(B * row) * sizeof(float));
+    yb = malloc((size_t)(B * C) * sizeof(float));
+    res = malloc((size_t)((rows ? rows : 1) * C) * sizeof(float));
+    if (!xb || !yb || !res) {
+        diag_error(&d, NULL, "out of memory");
+        goto out;
+    }
+    if (run_over(&m, (const float *)X.data + lo_r * row, rows, row, B, res, C, xb, yb)) {
+        diag_error(&d, NULL, "internal error: the teacher failed");
+        goto out;
+    }
+    int64_t dims[2] = {rows, C};
+    if (data_write_npy(out, DT_FLOAT, 2, dims, res, &d))
+        goto out;
+    rc = 0;
+out:
+    if (rc)
+        diag_print(&d, stderr);
+    module_free(&m);
+    free(xb);
+    free(yb);
+    free(res);
+    dataset_free(&X);
     arena_free(&a);
     if (dir[15] != 'X') {
         char cmd[128];

@@ -14,6 +14,7 @@ static void help(void)
            "                                distil a student from teachers (kdcc distill --help)\n"
            "  kdcc train --model M.onnx --data X --labels Y --onnx OUT.onnx   train on labels\n"
            "  kdcc eval MODEL --data X --labels Y   accuracy and confusion matrix\n"
+           "  kdcc soft-targets --teacher T.onnx --data X --shard I/N -o PART.npy   teacher logits, sharded\n"
            "  kdcc info MODEL [options]     inputs, outputs, operators (supported?), parameters, MACs, flash, arena\n"
            "  kdcc dot MODEL [-o FILE.dot]  the graph in Graphviz dot (render with: dot -Tsvg)\n"
            "  kdcc --version                print the version\n"
@@ -47,6 +48,8 @@ int main(int argc, char **argv)
         return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "soft-targets") == 0)
+        return cmd_soft_targets(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
         return cmd_info(argc - 1, argv + 1);
     if (strcmp(cmd, "dot") == 0)
