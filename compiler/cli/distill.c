@@ -33,6 +33,8 @@ typedef struct Opts {
     double T, alpha, lr, momentum, weight_decay, clip_norm, scale, val_frac;
     int mse, epochs, batch, nesterov, cache, warmup, step_size, quiet;
     int64_t labelled, limit;
+    double mean[64], std[64];
+    int nmean, nstd;
     double gamma;
     const char *optimizer, *schedule;
     uint64_t seed;
@@ -159,7 +161,7 @@ static int load_x(const char *path, const Opts *o, const Value *in, Dataset *x, 
     dataset_init(&raw);
     if (data_read(path, &raw, d))
         return -1;
-    DataNorm norm = {.scale = o->scale};
+    DataNorm norm = {.scale = o->scale, .nmean = o->nmean, .mean = o->mean, .nstd = o->nstd, .std = o->std};
     int rc = data_to_float32(&raw, &norm, x, d);
     dataset_free(&raw);
     if (rc == 0)
@@ -308,6 +310,25 @@ static int ckpt_load(const char *path, Module *m, int *epoch, int64_t *batch, ui
     return 0;
 }
 
+
+/* "0.5" or "0.485,0.456,0.406" into v[]; count or -1 */
+static int parse_list(const char *s, double *v, int max)
+{
+    int n = 0;
+    char *end;
+    while (*s && n < max) {
+        v[n++] = strtod(s, &end);
+        if (end == s)
+            return -1;
+        s = end;
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -1;
+    }
+    return *s ? -1 : n;
+}
+
 /* ---------------------------------------------------------------- the command */
 
 static void usage(FILE *f, int train)
@@ -332,6 +353,7 @@ static void usage(FILE *f, int train)
             "  --momentum X  --nesterov  --weight-decay X  --clip-norm X\n"
             "  --schedule constant|step|cosine (constant)  --warmup EPOCHS  --step-size EPOCHS --gamma X\n"
             "  --scale X (e.g. 0.00392156862745098 for 1/255)   --seed N (1)\n"
+            "  --mean M[,M...] --std S[,S...]   then (x - mean) / std, one value or one per channel\n"
             "  --no-teacher-cache        run the teachers in every step instead of once per sample\n"
             "  -o OUT.c                  the trained student as C (OUT.c, OUT.h)   --onnx OUT.onnx  as ONNX\n"
             "  --limit N                 use only the first N samples of --data\n"
@@ -355,6 +377,7 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         {"onnx", 1, 0, 24}, {"name", 1, 0, 25}, {"log", 1, 0, 26}, {"emit-train", 1, 0, 27},
         {"val", 1, 0, 28}, {"quiet", 0, 0, 29}, {"labelled", 1, 0, 30}, {"limit", 1, 0, 31},
         {"checkpoint", 1, 0, 32}, {"resume", 0, 0, 33}, {"teacher-logits", 1, 0, 34},
+        {"mean", 1, 0, 35}, {"std", 1, 0, 36},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     o->T = 4;
     o->alpha = train ? 0 : 0.9;
@@ -398,6 +421,14 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
             o->tlogits[o->nteachers++] = optarg;
             break;
         }
+        case 35:
+            if ((o->nmean = parse_list(optarg, o->mean, 64)) < 1)
+                return diag_error(d, NULL, "--mean wants one number or one per channel, got '%s'", optarg);
+            break;
+        case 36:
+            if ((o->nstd = parse_list(optarg, o->std, 64)) < 1)
+                return diag_error(d, NULL, "--std wants one number or one per channel, got '%s'", optarg);
+            break;
         case 's': o->student = optarg; break;
         case 1: o->teacher_output = optarg; break;
         case 2: o->student_output = optarg; break;
@@ -1053,8 +1084,8 @@ int cmd_train(int argc, char **argv)
 int cmd_eval(int argc, char **argv)
 {
     static const struct option lo[] = {{"data", 1, 0, 1}, {"labels", 1, 0, 2}, {"scale", 1, 0, 3},
-                                       {"batch", 1, 0, 4}, {"output", 1, 0, 5}, {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+                                       {"batch", 1, 0, 4}, {"output", 1, 0, 5}, {"mean", 1, 0, 6},
+                                       {"std", 1, 0, 7}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     Opts o = {0};
     const char *data = NULL, *labels = NULL, *output = NULL;
     int64_t B = 100;
@@ -1069,8 +1100,16 @@ int cmd_eval(int argc, char **argv)
         case 3: o.scale = strtod(optarg, NULL); break;
         case 4: B = strtoll(optarg, NULL, 10); break;
         case 5: output = optarg; break;
+        case 6:
+        case 7:
+            if (((c == 6 ? (o.nmean = parse_list(optarg, o.mean, 64)) : (o.nstd = parse_list(optarg, o.std, 64)))) < 1) {
+                fprintf(stderr, "kdcc: error: --%s wants one number or one per channel, got '%s'\n", c == 6 ? "mean" : "std",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h':
-            printf("usage: kdcc eval MODEL --data X --labels Y [--scale X] [--batch N] [--output NAME]\n"
+            printf("usage: kdcc eval MODEL --data X --labels Y [--scale X] [--mean M] [--std S] [--batch N] [--output NAME]\n"
                    "  accuracy and confusion matrix of MODEL's compiled C on the data\n");
             return 0;
         default: return 2;
