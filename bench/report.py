@@ -343,6 +343,15 @@ def main():
       "models are random; timing does not depend on their values.")
     text = "\n".join(L) + "\n"
     if a.out:
+        # keep the distillation benchmark's section (bench/distill/run.sh writes it)
+        try:
+            with open(a.out) as f:
+                old = f.read()
+            b, e = old.find("<!-- distill-benchmark:begin -->"), old.find("<!-- distill-benchmark:end -->")
+            if b >= 0 and e > b:
+                text += "\n" + old[b:e + len("<!-- distill-benchmark:end -->")] + "\n"
+        except OSError:
+            pass
         with open(a.out, "w") as f:
             f.write(text)
     else:

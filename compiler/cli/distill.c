@@ -16,7 +16,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,22 +138,6 @@ static void weights_as_state(Graph *g)
 
 /* ---------------------------------------------------------------- helpers */
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int load_x(const char *path, const Opts *o, const Value *in, Dataset *x, Diag *d)
 {
     Dataset raw;
@@ -186,127 +169,6 @@ static int load_labels(const char *path, int64_t n, int64_t classes, Dataset *y,
         if (l[i] < -1 || l[i] >= classes)
             return diag_error(d, NULL, "%s: label %" PRId64 " of sample %" PRId64 " is outside [0, %" PRId64 ") (-1 marks an unlabelled sample)",
                               path, l[i], i, classes);
-    return 0;
-}
-
-/* Run a stateless or stateful one-input one-output module over rows [0, n) of x in
- * batches of B (the last batch padded), writing out rows of width `cols`. */
-static int run_over(Module *m, const float *x, int64_t n, int64_t row, int64_t B, float *out, int64_t cols,
-                    float *xb, float *yb)
-{
-    for (int64_t s = 0; s < n; s += B) {
-        int64_t k = n - s < B ? n - s : B;
-        memcpy(xb, x + s * row, (size_t)(k * row) * sizeof(float));
-        if (k < B)
-            memset(xb + k * row, 0, (size_t)((B - k) * row) * sizeof(float));
-        const void *in[1] = {xb};
-        void *outp[1] = {yb};
-        if (m->call(m->ws, m->state, in, outp))
-            return -1;
-        memcpy(out + s * cols, yb, (size_t)(k * cols) * sizeof(float));
-    }
-    return 0;
-}
-
-static double accuracy(const float *logits, const int64_t *labels, int64_t n, int64_t C, int64_t *counted)
-{
-    int64_t ok = 0, cnt = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (labels[i] < 0)
-            continue;
-        int64_t best = 0;
-        for (int64_t c = 1; c < C; c++)
-            if (logits[i * C + c] > logits[i * C + best])
-                best = c;
-        ok += best == labels[i];
-        cnt++;
-    }
-    if (counted)
-        *counted = cnt;
-    return cnt ? (double)ok / (double)cnt : 0.0;
-}
-
-static double lr_at(const Opts *o, int64_t step, int64_t steps_per_epoch, int64_t total)
-{
-    double base = o->lr;
-    if (o->warmup > 0 && step < (int64_t)o->warmup * steps_per_epoch)
-        return base * (double)(step + 1) / (double)((int64_t)o->warmup * steps_per_epoch);
-    if (!strcmp(o->schedule, "cosine")) {
-        int64_t w = (int64_t)o->warmup * steps_per_epoch;
-        double t = total > w ? (double)(step - w) / (double)(total - w) : 1.0;
-        return base * 0.5 * (1 + cos(3.14159265358979323846 * t));
-    }
-    if (!strcmp(o->schedule, "step")) {
-        int64_t epoch = step / (steps_per_epoch ? steps_per_epoch : 1);
-        return base * pow(o->gamma, (double)(epoch / (o->step_size > 0 ? o->step_size : 1)));
-    }
-    return base;
-}
-
-
-/* ---------------------------------------------------------------- checkpoints */
-
-static volatile sig_atomic_t stop_requested;
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-#define CKPT_MAGIC "KDCCCKPT"
-
-typedef struct CkptHeader {
-    char magic[8];
-    uint32_t version;
-    uint32_t epoch;        /* the epoch in progress (0-based; = epochs done when batch is 0) */
-    uint32_t batch;        /* batches of that epoch done */
-    uint32_t reserved;
-    uint64_t step;         /* optimizer steps taken */
-    uint64_t rng;          /* shuffling state at the start of that epoch */
-    uint64_t state_bytes;  /* bytes of the training state that follow */
-    uint64_t check;        /* FNV-1a of the state bytes */
-} CkptHeader;
-
-static uint64_t fnv1a(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
-static int ckpt_save(const char *path, const Module *m, int epoch, int64_t batch, uint64_t step, uint64_t rng, Diag *d)
-{
-    CkptHeader h = {.version = 2, .epoch = (uint32_t)epoch, .batch = (uint32_t)batch, .step = step, .rng = rng,
-                    .state_bytes = m->state_bytes};
-    memcpy(h.magic, CKPT_MAGIC, 8);
-    h.check = fnv1a(m->state, m->state_bytes);
-    const void *parts[2] = {&h, m->state};
-    size_t lens[2] = {sizeof h, m->state_bytes};
-    return data_save_atomic(path, parts, lens, 2, d);
-}
-
-static int ckpt_load(const char *path, Module *m, int *epoch, int64_t *batch, uint64_t *step, uint64_t *rng, Diag *d)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return diag_error(d, NULL, "cannot read checkpoint '%s': %s", path, strerror(errno));
-    CkptHeader h;
-    int bad = fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, CKPT_MAGIC, 8) || h.version != 2;
-    if (!bad && h.state_bytes != m->state_bytes) {
-        fclose(f);
-        return diag_error(d, NULL, "checkpoint '%s' holds %llu bytes of state; this student and optimizer need %zu "
-                                   "(another model or options?)", path, (unsigned long long)h.state_bytes, m->state_bytes);
-    }
-    bad = bad || fread(m->state, 1, m->state_bytes, f) != m->state_bytes || fnv1a(m->state, m->state_bytes) != h.check;
-    fclose(f);
-    if (bad)
-        return diag_error(d, NULL, "'%s' is not a valid kdcc checkpoint (truncated or corrupt)", path);
-    *epoch = (int)h.epoch;
-    *batch = h.batch;
-    *step = h.step;
-    *rng = h.rng;
     return 0;
 }
 
@@ -548,9 +410,7 @@ int cmd_distill_like(int argc, char **argv, int train)
     dataset_init(&VX);
     dataset_init(&VY);
     Module train_m = {0}, eval_m = {0}, teach_m[MAX_TEACHERS] = {{0}};
-    float *soft = NULL, *xb = NULL, *sb = NULL, *logits = NULL, *vlog = NULL, *zb = NULL;
-    int64_t *yb = NULL, *perm = NULL;
-    FILE *logf = NULL;
+    float *soft = NULL, *xb = NULL, *sb = NULL, *logits = NULL, *zb = NULL;
     char dir[] = "/tmp/kdcc-train-XXXXXX";
     if (!mkdtemp(dir)) {
         diag_error(&d, NULL, "cannot make a temporary folder: %s", strerror(errno));
@@ -627,7 +487,7 @@ int cmd_distill_like(int argc, char **argv, int train)
         for (int64_t i = 0; i < N; i++)
             idx[i] = i;
         for (int64_t i = N - 1; i > 0; i--) {
-            int64_t j = (int64_t)(rng_next(&ls) % (uint64_t)(i + 1)), t = idx[i];
+            int64_t j = (int64_t)(trainer_rng(&ls) % (uint64_t)(i + 1)), t = idx[i];
             idx[i] = idx[j];
             idx[j] = t;
         }
@@ -655,9 +515,8 @@ int cmd_distill_like(int argc, char **argv, int train)
     xb = malloc((size_t)(B * row) * sizeof(float));
     zb = malloc((size_t)(B * C) * sizeof(float));
     sb = malloc((size_t)(B * C) * sizeof(float));
-    yb = malloc((size_t)B * sizeof(int64_t));
-    perm = malloc((size_t)N * sizeof(int64_t));
-    if (!xb || !zb || !sb || !yb || !perm) {
+    logits = malloc((size_t)((NV ? NV : 1) * C) * sizeof(float));
+    if (!xb || !zb || !sb || !logits) {
         diag_error(&d, NULL, "out of memory");
         goto out;
     }
@@ -736,7 +595,7 @@ int cmd_distill_like(int argc, char **argv, int train)
                 free(tl);
                 goto out;
             }
-            if (run_over(&teach_m[t], X.data, N, row, B, tl, C, xb, sb)) {
+            if (trainer_run_over(&teach_m[t], X.data, N, row, B, tl, C, xb, sb)) {
                 free(tl);
                 goto out;
             }
@@ -758,8 +617,8 @@ int cmd_distill_like(int argc, char **argv, int train)
                 for (int64_t c = 0; c < C; c++)
                     pr[c] += (float)(w * exp((zr[c] - m) / o.T) / s);
             }
-            if (NV && o.teachers[t] && run_over(&teach_m[t], VX.data, NV, row, B, tl, C, xb, sb) == 0)
-                tacc[t] = accuracy(tl, VY.data, NV, C, NULL);
+            if (NV && o.teachers[t] && trainer_run_over(&teach_m[t], VX.data, NV, row, B, tl, C, xb, sb) == 0)
+                tacc[t] = trainer_accuracy(tl, VY.data, NV, C, NULL);
         }
         free(tl);
     }
@@ -819,157 +678,28 @@ int cmd_distill_like(int argc, char **argv, int train)
     if (build_module(eg, dir, "student_eval", 0, B, &eval_m, NULL, &d))
         goto out;
 
-    /* the input order of the training step */
-    const void *ins[8];
-    int nin = 0;
-    float lr_v = 0, step_v = 0;
-    float loss_v = 0;
-    for (int i = 0; i < tg->ninputs && nin < 8; i++) {
+    /* the epochs: runtime/trainer.c drives the compiled step over the data */
+    TrainConfig tc = {.batch = B, .epochs = o.epochs, .seed = o.seed, .lr = o.lr, .warmup = o.warmup,
+                      .schedule = !strcmp(o.schedule, "cosine") ? LR_COSINE : !strcmp(o.schedule, "step") ? LR_STEP : LR_CONSTANT,
+                      .step_size = o.step_size, .gamma = o.gamma, .checkpoint = o.checkpoint, .resume = o.resume,
+                      .quiet = o.quiet, .log = o.log};
+    for (int i = 0; i < tg->ninputs && tc.ninputs < 8; i++) {
         const Value *v = &tg->values[tg->inputs[i]];
         if (v->role != VR_INPUT)
             continue;
-        if (!strcmp(v->name, "labels"))
-            ins[nin++] = yb;
-        else if (!strcmp(v->name, "soft_targets"))
-            ins[nin++] = sb;
-        else if (!strcmp(v->name, "lr"))
-            ins[nin++] = &lr_v;
-        else if (!strcmp(v->name, "step"))
-            ins[nin++] = &step_v;
-        else
-            ins[nin++] = xb;
+        tc.inputs[tc.ninputs++] = !strcmp(v->name, "labels") ? TI_LABELS : !strcmp(v->name, "soft_targets") ? TI_SOFT
+                                  : !strcmp(v->name, "lr") ? TI_LR : !strcmp(v->name, "step") ? TI_STEP : TI_X;
     }
-    void *outs[2] = {&loss_v, zb};
-    if (o.log) {
-        logf = fopen(o.log, "w");
-        if (!logf) {
-            diag_error(&d, NULL, "cannot write '%s': %s", o.log, strerror(errno));
-            goto out;
-        }
-        fprintf(logf, "epoch,loss,train_accuracy,val_accuracy,samples_per_s,seconds\n");
-    }
-    logits = malloc((size_t)((NV ? NV : 1) * C) * sizeof(float));
-    if (!logits) {
-        diag_error(&d, NULL, "out of memory");
-        goto out;
-    }
-    uint64_t rs = o.seed * 0x9E3779B97F4A7C15ull + 1;
-    int64_t spe = N / B, total = spe * o.epochs, step = 0;
-    int first_epoch = 0;
-    int64_t first_batch = 0;
-    if (o.resume && access(o.checkpoint, F_OK) == 0) {
-        uint64_t st64 = 0;
-        if (ckpt_load(o.checkpoint, &train_m, &first_epoch, &first_batch, &st64, &rs, &d))
-            goto out;
-        step = (int64_t)st64;
-        if (!o.quiet)
-            printf("resuming from %s at epoch %d, batch %" PRId64 "\n", o.checkpoint, first_epoch + 1, first_batch);
-    }
-    /* Ctrl-C or a termination request: finish the batch, save a checkpoint, stop cleanly */
-    stop_requested = 0;
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    int tty = !o.quiet && isatty(STDOUT_FILENO);
-    double t_start = now_s();
+    TrainData td = {.x = X.data, .n = N, .row = row, .classes = C, .labels = o.labels ? Y.data : NULL,
+                    .soft = soft, .vx = NV ? VX.data : NULL, .vy = NV ? VY.data : NULL, .nv = NV};
     if (!o.quiet)
         printf("training %s on %" PRId64 " samples (%" PRId64 " steps of %" PRId64 " per epoch)%s, %d epochs\n", o.student, N,
-               spe, B, use_teacher ? (o.cache ? ", teacher outputs cached" : ", teachers in the loop") : "", o.epochs);
-    for (int ep = first_epoch; ep < o.epochs; ep++) {
-        double t0 = now_s(), lsum = 0;
-        int64_t ok = 0, seen = 0;
-        uint64_t rs_epoch = rs; /* what a checkpoint inside this epoch records */
-        for (int64_t i = 0; i < N; i++) /* each epoch's order depends on the RNG state alone */
-            perm[i] = i;
-        for (int64_t i = N - 1; i > 0; i--) {
-            int64_t j = (int64_t)(rng_next(&rs) % (uint64_t)(i + 1));
-            int64_t t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
-        }
-        int64_t b0 = ep == first_epoch ? first_batch : 0;
-        for (int64_t bi = b0; bi < spe; bi++, step++) {
-            if (stop_requested) {
-                if (tty)
-                    printf("\n");
-                if (o.checkpoint && ckpt_save(o.checkpoint, &train_m, ep, bi, (uint64_t)step, rs_epoch, &d))
-                    goto out;
-                diag_error(&d, NULL, "interrupted at epoch %d, batch %" PRId64 "%s%s", ep + 1, bi,
-                           o.checkpoint ? "; the checkpoint is saved: continue with --resume --checkpoint " : "",
-                           o.checkpoint ? o.checkpoint : " (no --checkpoint: nothing saved)");
-                goto out;
-            }
-            if (tty && (bi % 16 == 0 || bi == spe - 1)) {
-                double el = now_s() - t0, rate = el > 0 ? (double)((bi - b0) * B) / el : 0;
-                double left = rate > 0 ? (double)((spe - bi) * B + (int64_t)(o.epochs - ep - 1) * spe * B) / rate : 0;
-                printf("\repoch %d/%d  batch %" PRId64 "/%" PRId64 "  loss %.4f  %.0f samples/s  %.0fs left   ", ep + 1,
-                       o.epochs, bi, spe, bi > b0 ? lsum / (double)(bi - b0) : 0.0, rate, left);
-                fflush(stdout);
-            }
-            for (int64_t k = 0; k < B; k++) {
-                int64_t s = perm[bi * B + k];
-                memcpy(xb + k * row, (float *)X.data + s * row, (size_t)row * sizeof(float));
-                yb[k] = o.labels ? ((int64_t *)Y.data)[s] : -1;
-                if (soft)
-                    memcpy(sb + k * C, soft + s * C, (size_t)C * sizeof(float));
-            }
-            lr_v = (float)lr_at(&o, step, spe, total);
-            step_v = (float)(step + 1);
-            if (train_m.call(train_m.ws, train_m.state, ins, outs)) {
-                diag_error(&d, NULL, "internal error: the training step failed");
-                goto out;
-            }
-            if (!isfinite(loss_v)) {
-                const char *bad = "the loss";
-                for (int k = 0; k < train_m.nstate; k++) {
-                    const StateEntry *e = &train_m.table[k];
-                    const float *p = (const float *)((const char *)train_m.state + e->offset);
-                    for (int64_t q = 0; q < e->count; q++)
-                        if (!isfinite(p[q])) {
-                            bad = e->name;
-                            k = train_m.nstate;
-                            break;
-                        }
-                }
-                diag_error(&d, NULL, "training diverged: the loss is %g at epoch %d, step %" PRId64 " (first non-finite tensor: %s); "
-                                     "try a smaller --lr or --clip-norm", (double)loss_v, ep + 1, bi + 1, bad);
-                goto out;
-            }
-            lsum += loss_v;
-            int64_t c2;
-            double acc = accuracy(zb, yb, B, C, &c2);
-            ok += (int64_t)(acc * (double)c2 + 0.5);
-            seen += c2;
-        }
-        double dt = now_s() - t0;
-        double vacc = -1;
-        if (NV) {
-            module_copy_state(&train_m, &eval_m);
-            if (run_over(&eval_m, VX.data, NV, row, B, logits, C, xb, zb))
-                goto out;
-            vacc = accuracy(logits, VY.data, NV, C, NULL);
-        }
-        double sps = (double)(spe * B) / (dt > 0 ? dt : 1e-9);
-        if (!o.quiet) {
-            printf("%sepoch %d/%d  loss %.4f", tty ? "\r" : "", ep + 1, o.epochs, lsum / (double)(spe - b0 > 0 ? spe - b0 : 1));
-            if (seen)
-                printf("  train acc %.2f%%", 100.0 * (double)ok / (double)seen);
-            if (vacc >= 0)
-                printf("  val acc %.2f%%", 100 * vacc);
-            printf("  %.0f samples/s  %.1fs\n", sps, dt);
-            fflush(stdout);
-        }
-        if (logf)
-            fprintf(logf, "%d,%.6f,%.6f,%.6f,%.1f,%.3f\n", ep + 1, lsum / (double)(spe ? spe : 1),
-                    seen ? (double)ok / (double)seen : -1.0, vacc, sps, dt);
-        if (logf)
-            fflush(logf); /* readable while training runs */
-        if (o.checkpoint && ckpt_save(o.checkpoint, &train_m, ep + 1, 0, (uint64_t)step, rs, &d))
-            goto out;
-    }
-    double elapsed = now_s() - t_start;
+               N / B, B, use_teacher ? (o.cache ? ", teacher outputs cached" : ", teachers in the loop") : "", o.epochs);
+    TrainResult tr;
+    if (trainer_run(&train_m, &eval_m, &td, &tc, &tr, &d))
+        goto out;
+    double elapsed = tr.seconds;
+    int64_t total = tr.steps;
 
     /* the trained student: weights poured into the inference graph, out as ONNX and C */
     ImportOptions io = {0};
@@ -1029,20 +759,14 @@ int cmd_distill_like(int argc, char **argv, int train)
         printf("\n");
         if (NV) {
             module_copy_state(&train_m, &eval_m);
-            if (run_over(&eval_m, VX.data, NV, row, B, logits, C, xb, zb) == 0)
-                printf("student val acc %.2f%%\n", 100 * accuracy(logits, VY.data, NV, C, NULL));
+            if (trainer_run_over(&eval_m, VX.data, NV, row, B, logits, C, xb, zb) == 0)
+                printf("student val acc %.2f%%\n", 100 * trainer_accuracy(logits, VY.data, NV, C, NULL));
         }
     }
     rc = 0;
 out:
     if (rc)
         diag_print(&d, stderr);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    if (logf && fclose(logf) != 0 && rc == 0) {
-        fprintf(stderr, "kdcc: error: cannot write '%s'\n", o.log);
-        rc = 1;
-    }
     module_free(&train_m);
     module_free(&eval_m);
     for (int t = 0; t < MAX_TEACHERS; t++)
@@ -1051,10 +775,7 @@ out:
     free(xb);
     free(sb);
     free(zb);
-    free(yb);
-    free(perm);
     free(logits);
-    free(vlog);
     dataset_free(&X);
     dataset_free(&Y);
     dataset_free(&VX);
@@ -1164,12 +885,12 @@ int cmd_eval(int argc, char **argv)
         diag_error(&d, NULL, "out of memory");
         goto out;
     }
-    if (run_over(&m, X.data, N, row, B, logits, C, xb, yb)) {
+    if (trainer_run_over(&m, X.data, N, row, B, logits, C, xb, yb)) {
         diag_error(&d, NULL, "internal error: the model failed");
         goto out;
     }
     int64_t counted = 0;
-    double acc = accuracy(logits, Y.data, N, C, &counted);
+    double acc = trainer_accuracy(logits, Y.data, N, C, &counted);
     const int64_t *lab = Y.data;
     for (int64_t i = 0; i < N; i++) {
         if (lab[i] < 0)
@@ -1294,7 +1015,7 @@ int cmd_soft_targets(int argc, char **argv)
         diag_error(&d, NULL, "out of memory");
         goto out;
     }
-    if (run_over(&m, (const float *)X.data + lo_r * row, rows, row, B, res, C, xb, yb)) {
+    if (trainer_run_over(&m, (const float *)X.data + lo_r * row, rows, row, B, res, C, xb, yb)) {
         diag_error(&d, NULL, "internal error: the teacher failed");
         goto out;
     }
