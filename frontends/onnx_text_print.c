@@ -349,7 +349,7 @@ static void put_header(Writer *w, const Graph *g)
         }
         for (int i = 0; i < g->nnodes; i++) {
             const char *dom = g->nodes[i]->domain;
-            if (!dom || !dom[0])
+            if (!dom || !dom[0] || g->nodes[i]->opset <= 0) /* a domain without a version stays unlisted */
                 continue;
             int seen = 0;
             for (int j = 0; j < i && !seen; j++)
