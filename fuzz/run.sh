@@ -52,11 +52,14 @@ if [ "$secs" = merge ]; then
   exit 0
 fi
 
-# the fuzzing run: new inputs land in the scratch corpus; the committed corpus is read-only seed
+# The fuzzing run: one worker process (-fork=1) that the parent restarts after a crash,
+# timeout or OOM, so one shallow bug does not end the session; every finding is saved.
+# New inputs land in the scratch corpus; the committed corpus is the seed.
 set +e
-"$bin" "${dict[@]}" -max_total_time="$secs" -max_len=65536 -timeout=30 \
-  -rss_limit_mb=4096 -malloc_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$findings/" \
-  "$@" "$scratch" "$corpus" 2>&1 | tee "$findings/last-run.log" | grep -E '^#[0-9]+.*(pulse|DONE)|ERROR|SUMMARY|stat::|Test unit written|kdcc-fuzz|runtime error|^    #[0-9] ' 
+"$bin" "${dict[@]}" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
+  -max_total_time="$secs" -max_len=65536 -timeout=30 -rss_limit_mb=4096 -malloc_limit_mb=2048 \
+  -artifact_prefix="$findings/" "$@" "$scratch" "$corpus" 2>&1 | tee "$findings/last-run.log" |
+  grep -E '^#[0-9]+: cov|INFO: fuzzed|ERROR|SUMMARY|Test unit written|kdcc-fuzz|runtime error|crash|timeout|oom'
 rc=${PIPESTATUS[0]}
 set -e
 # keep only the new inputs that add coverage
