@@ -226,6 +226,216 @@ static void row_offset(Writer *w, char var, int nsp, const int64_t *ext)
         w_puts(w, "0");
 }
 
+/* Register-blocked Conv (float32, 1-D/2-D, any group): each block of up to
+ * CB_M output channels of one group and run of up to CB_W output pixels of one
+ * output row is a small GEMM accumulated in a local float acc[CB_M][CB_W] over
+ * input channels and kernel taps, innermost over the pixels (contiguous input
+ * for stride 1), weights broadcast. gcc keeps the block in vector registers.
+ * Padding needs no separate path: as in the generic path, each last-dim tap's
+ * valid pixel range is known at compile time, per run of pixels. */
+#define CB_M 8
+#define CB_W 32
+#define CB_MAX_EDGE_RUNS 6
+
+typedef struct CbRun {
+    int64_t c0, cw;   /* first output pixel, width */
+    int full;         /* every tap valid for every pixel and cw == CB_W */
+} CbRun;
+
+/* Valid output-pixel range [lo, hi) of last-dim tap kl (Conv: input x = v*s + kl*dl - p in [0, IW)). */
+static void cb_tap_range(const ConvGeom *cg, int L, int64_t kl, int64_t *lo, int64_t *hi)
+{
+    int64_t off = kl * cg->dl[L] - cg->pb[L];
+    *lo = ceildiv(-off, cg->s[L]);
+    *hi = floordiv(cg->in[L] - 1 - off, cg->s[L]) + 1;
+    if (*lo < 0)
+        *lo = 0;
+    if (*hi > cg->out[L])
+        *hi = cg->out[L];
+}
+
+static int64_t cb_width(int64_t OW) { return OW <= CB_W + CB_W / 4 ? OW : CB_W; }
+
+/* Plan the runs of one output row; returns the number of runs, or -1 if too many edge runs. */
+static int cb_plan(const ConvGeom *cg, int L, CbRun *runs, int max)
+{
+    int64_t OW = cg->out[L];
+    int64_t BW = cb_width(OW);
+    int nr = 0, edges = 0;
+    for (int64_t c0 = 0; c0 < OW; c0 += BW) {
+        int64_t cw = OW - c0 < BW ? OW - c0 : BW;
+        int full = cw == BW;
+        for (int64_t kl = 0; kl < cg->k[L] && full; kl++) {
+            int64_t lo, hi;
+            cb_tap_range(cg, L, kl, &lo, &hi);
+            if (lo > c0 || hi < c0 + cw)
+                full = 0;
+        }
+        if (full && nr > 0 && runs[nr - 1].full) {
+            runs[nr - 1].cw += cw;   /* merge: a loop over full runs */
+            continue;
+        }
+        if (!full && ++edges > CB_MAX_EDGE_RUNS)
+            return -1;
+        if (nr == max)
+            return -1;
+        runs[nr].c0 = c0;
+        runs[nr].cw = cw;
+        runs[nr].full = full;
+        nr++;
+    }
+    return nr;
+}
+
+/* One block of mb output channels (first m = "m0") and one run (start c0, width cw, or
+ * a loop over full runs of width bw from c0 over cw pixels). */
+static void cb_block(Writer *w, const ConvGeom *cg, int L, int has_bias, int mb, const CbRun *r, int64_t bw)
+{
+    int64_t Cg = cg->C / cg->G, KW = cg->k[L], s = cg->s[L], OW = cg->out[L];
+    int64_t KSZ = KW * (L ? cg->k[0] : 1), ISZ = cg->in[L] * (L ? cg->in[0] : 1);
+    int64_t OSZ = OW * (L ? cg->out[0] : 1), IW = cg->in[L];
+    int64_t width = r->full ? bw : r->cw;
+    if (r->full)
+        w_open(w, "for (int64_t c0 = %" PRId64 "; c0 < %" PRId64 "; c0 += %" PRId64 ")", r->c0, r->c0 + r->cw, bw);
+    else
+        w_open(w, "%s", "");
+    if (!r->full)
+        w_line(w, "const int64_t c0 = %" PRId64 ";", r->c0);
+    w_line(w, "float acc[%d][%" PRId64 "];", mb, width);
+    em_for(w, "mm", mb);
+    em_for(w, "v", width);
+    w_line(w, has_bias ? "acc[mm][v] = x2[m0 + mm];" : "acc[mm][v] = 0;");
+    em_close(w, 2);
+    em_for(w, "ci", Cg);
+    w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g * %" PRId64 " + ci) * %" PRId64 ";", cg->C, Cg, ISZ);
+    w_line(w, "const float *restrict wc = x1 + (m0 * %" PRId64 " + ci) * %" PRId64 ";", Cg, KSZ);
+    if (L) {
+        em_for(w, "k0", cg->k[0]);
+        w_line(w, "const int64_t u0 = oy * %" PRId64 " + k0 * %" PRId64 " - %" PRId64 ";", cg->s[0], cg->dl[0], cg->pb[0]);
+        int64_t umin = -cg->pb[0], umax = (cg->out[0] - 1) * cg->s[0] + (cg->k[0] - 1) * cg->dl[0] - cg->pb[0];
+        if (umin < 0 && umax >= cg->in[0])
+            w_line(w, "if (u0 < 0 || u0 >= %" PRId64 ") continue;", cg->in[0]);
+        else if (umin < 0)
+            w_line(w, "if (u0 < 0) continue;");
+        else if (umax >= cg->in[0])
+            w_line(w, "if (u0 >= %" PRId64 ") continue;", cg->in[0]);
+        if (r->full)
+            w_line(w, "const float *xr = xc + u0 * %" PRId64 " + c0 * %" PRId64 ";", IW, s);
+        else
+            w_line(w, "const float *xr = xc + u0 * %" PRId64 ";", IW);
+        w_line(w, "const float *wr = wc + k0 * %" PRId64 ";", KW);
+    } else {
+        if (r->full)
+            w_line(w, "const float *xr = xc + c0 * %" PRId64 ";", s);
+        else
+            w_line(w, "const float *xr = xc;");
+        w_line(w, "const float *wr = wc;");
+    }
+    int64_t dl = cg->dl[L], p = cg->pb[L];
+    if (!r->full) {
+        /* edge run: copy the input span it reads into a zero-padded local row */
+        int64_t span = (width - 1) * s + (KW - 1) * dl + 1, start = r->c0 * s - p;
+        int64_t jlo = start < 0 ? -start : 0, jhi = IW - start < span ? IW - start : span;
+        w_line(w, "float xp[%" PRId64 "];", span);
+        if (jhi <= jlo) {
+            w_line(w, "(void)xr;");
+            jlo = jhi = span;
+        }
+        if (jlo > 0) {
+            em_for(w, "j", jlo);
+            w_line(w, "xp[j] = 0;");
+            w_close(w);
+        }
+        if (jlo < jhi) {
+            w_open(w, "for (int64_t j = %" PRId64 "; j < %" PRId64 "; ++j)", jlo, jhi);
+            w_line(w, "xp[j] = xr[j %s %" PRId64 "];", start < 0 ? "-" : "+", start < 0 ? -start : start);
+            w_close(w);
+        }
+        if (jhi < span) {
+            w_open(w, "for (int64_t j = %" PRId64 "; j < %" PRId64 "; ++j)", jhi, span);
+            w_line(w, "xp[j] = 0;");
+            w_close(w);
+        }
+    }
+    for (int64_t kl = 0; kl < KW; kl++) {
+        /* full run: xr is the row at c0 (the input x of pixel v is v*s + kl*dl - p);
+         * edge run: xp[0] is input x c0*s - p */
+        int64_t off = r->full ? kl * dl - p : kl * dl;
+        char idx[96];
+        if (s == 1)
+            snprintf(idx, sizeof idx, "v%s%" PRId64, off < 0 ? " - " : " + ", off < 0 ? -off : off);
+        else
+            snprintf(idx, sizeof idx, "v * %" PRId64 "%s%" PRId64, s, off < 0 ? " - " : " + ", off < 0 ? -off : off);
+        em_for(w, "mm", mb);
+        w_line(w, "const float wv = wr[mm * %" PRId64 " + %" PRId64 "];", Cg * KSZ, kl);
+        em_for(w, "v", width);
+        w_line(w, "acc[mm][v] += wv * %s[%s];", r->full ? "xr" : "xp", idx);
+        em_close(w, 2);
+    }
+    em_close(w, L ? 2 : 1);   /* k0, ci */
+    em_for(w, "mm", mb);
+    em_for(w, "v", width);
+    if (L)
+        w_line(w, "y0[(b * %" PRId64 " + m0 + mm) * %" PRId64 " + oy * %" PRId64 " + c0 + v] = acc[mm][v];", cg->M, OSZ, OW);
+    else
+        w_line(w, "y0[(b * %" PRId64 " + m0 + mm) * %" PRId64 " + c0 + v] = acc[mm][v];", cg->M, OSZ);
+    em_close(w, 2);
+    w_close(w);
+}
+
+/* Emit Conv through the blocked kernel; returns 0 if the case is not one it handles. */
+static int emit_conv_blocked(Emitter *e, const Node *n, const ConvGeom *cg)
+{
+    Writer *w = e->w;
+    const Value *x = node_in(e->g, n, 0);
+    int has_bias = node_in(e->g, n, 2) != NULL;
+    if (x->dtype != DT_FLOAT || cg->transpose || cg->nsp > 2)
+        return 0;
+    int L = cg->nsp - 1;
+    if (cg->k[L] > UNROLL_TAPS)
+        return 0;
+    CbRun runs[2 * CB_MAX_EDGE_RUNS + 2];
+    int nr = cb_plan(cg, L, runs, (int)(sizeof runs / sizeof runs[0]));
+    if (nr < 0)
+        return 0;
+    int64_t bw = cb_width(cg->out[L]);
+    /* narrow runs with per-tap partial ranges (padding) are slower than the
+     * generic path with gcc 12 (measured: 14 and 16 wide); full runs are not */
+    int partial = 0;
+    for (int i = 0; i < nr; i++)
+        partial |= !runs[i].full;
+    if (bw < CB_W / 4 && partial)
+        return 0;
+    int64_t Mg = cg->M / cg->G;
+    int64_t mbk = CB_M;
+    if (mbk > Mg)
+        mbk = Mg;
+    int64_t nfull = Mg / mbk, rem = Mg % mbk;
+    em_for(w, "b", cg->N);
+    em_for(w, "g", cg->G);
+    for (int part = 0; part < 2; part++) {
+        int64_t mb = part ? rem : mbk;
+        if (!mb || (!part && !nfull))
+            continue;
+        if (!part) {
+            w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * mbk, mbk);
+            w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
+        } else {
+            w_open(w, "%s", "");
+            w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * mbk);
+        }
+        if (L)
+            em_for(w, "oy", cg->out[0]);
+        for (int i = 0; i < nr; i++)
+            cb_block(w, cg, L, has_bias, (int)mb, &runs[i], bw);
+        if (L)
+            w_close(w);
+        w_close(w);
+    }
+    em_close(w, 2);
+    return 1;
+}
+
 static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
 {
     Writer *w = e->w;
@@ -253,6 +463,8 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
         cg.k[0] = cg.s[0] = cg.dl[0] = 1;
         cg.pb[0] = cg.pe[0] = 0;
     }
+    if (emit_conv_blocked(e, n, &cg))
+        return 0;
     const char *ct = dtype_ctype(t);
     /* float16/bfloat16: accumulate one output channel in a float array on the stack */
     const char *at = half ? "float" : ct, *ld = "", *st = "";
