@@ -106,6 +106,71 @@ static void emit_dot(Writer *w, const char *ct, int64_t K, const char *aexpr, in
     w_close(w);
 }
 
+/* Register-blocked float kernel for B with contiguous rows: each block of up to
+ * MM_BM rows and MM_BN columns of Y is accumulated in a local float
+ * acc[MM_BM][MM_BN] over k, innermost over the columns (B row contiguous), A
+ * broadcast; gcc keeps the block in vector registers. Same summation order as
+ * the simple kernel. */
+#define MM_BM 4
+#define MM_BN 32
+
+static void emit_mm_block(Writer *w, int64_t mb, int64_t nw, int64_t N, int64_t K, int64_t am, int64_t ak,
+                          int64_t bk, int init_zero, const double *alpha)
+{
+    w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", mb, nw);
+    em_for(w, "mm", mb);
+    em_for(w, "v", nw);
+    if (init_zero)
+        w_line(w, "acc[mm][v] = 0;");
+    else
+        w_line(w, "acc[mm][v] = yb[(m0 + mm) * %" PRId64 " + n0 + v];", N);
+    em_close(w, 2);
+    em_for(w, "k", K);
+    w_line(w, "const float *restrict br = bb + k * %" PRId64 " + n0;", bk);
+    em_for(w, "mm", mb);
+    w_printf(w, "const float a = ");
+    if (alpha) {
+        em_literal(w, DT_FLOAT, *alpha);
+        w_puts(w, " * ");
+    }
+    w_printf(w, "ab[(m0 + mm) * %" PRId64 " + k * %" PRId64 "];\n", am, ak);
+    em_for(w, "v", nw);
+    w_line(w, "acc[mm][v] += a * br[v];");
+    em_close(w, 3);
+    em_for(w, "mm", mb);
+    em_for(w, "v", nw);
+    w_line(w, "yb[(m0 + mm) * %" PRId64 " + n0 + v] = acc[mm][v];", N);
+    em_close(w, 2);
+}
+
+static void emit_mm_blocked(Writer *w, int64_t M, int64_t N, int64_t K, int64_t am, int64_t ak, int64_t bk,
+                            int init_zero, const double *alpha)
+{
+    int64_t bn = N < MM_BN + MM_BN / 4 ? N : MM_BN, bm = M < MM_BM ? M : MM_BM;
+    int64_t nf = N / bn * bn, mf = M / bm * bm;
+    for (int np = 0; np < 2; np++) {
+        int64_t nw = np ? N - nf : bn;
+        if (nw == 0)
+            continue;
+        if (np)
+            w_open(w, "for (int64_t n0 = %" PRId64 "; n0 < %" PRId64 "; n0 += %" PRId64 ")", nf, N, nw);
+        else
+            w_open(w, "for (int64_t n0 = 0; n0 < %" PRId64 "; n0 += %" PRId64 ")", nf, bn);
+        for (int mp = 0; mp < 2; mp++) {
+            int64_t mb = mp ? M - mf : bm;
+            if (mb == 0)
+                continue;
+            if (mp)
+                w_open(w, "for (int64_t m0 = %" PRId64 "; m0 < %" PRId64 "; m0 += %" PRId64 ")", mf, M, mb);
+            else
+                w_open(w, "for (int64_t m0 = 0; m0 < %" PRId64 "; m0 += %" PRId64 ")", mf, bm);
+            emit_mm_block(w, mb, nw, N, K, am, ak, bk, init_zero, alpha);
+            w_close(w);
+        }
+        w_close(w);
+    }
+}
+
 /* Emit Y[M,N] (=|+=) A[M,K] * B[K,N] with given element strides, into the row
  * pointers yb/ab/bb already declared by the caller. A(m,k) = ab[m*am + k*ak],
  * B(k,n) = bb[k*bk + n*bn], Y(m,n) = yb[m*N + n]. `alpha` (may be NULL) scales A.
@@ -148,6 +213,10 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
         }
         w_puts(w, "acc;\n");
         w_close(w);
+        return;
+    }
+    if (t == DT_FLOAT && bn == 1 && M >= 2 && N >= MM_BN / 2) {
+        emit_mm_blocked(w, M, N, K, am, ak, bk, init_zero, alpha);
         return;
     }
     em_for(w, "m", M);
