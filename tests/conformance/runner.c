@@ -674,6 +674,7 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     }
+    free(pids), free(fds), free(slot_test); /* the run is over (LSan in --sanitize runs) */
     int np = 0, nf = 0, nsk = 0;
     for (int i = 0; i < n; i++) {
         np += ts[i].status == 'P';
