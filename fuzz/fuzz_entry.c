@@ -3,6 +3,7 @@
 #include "fuzz/fuzz_entry.h"
 
 #include "compiler/cli/cli.h"
+#include "frontends/data.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,13 +190,13 @@ int kdcc_fuzz_text(const uint8_t *data, size_t size)
     return rc;
 }
 
-int kdcc_fuzz_tensor(const uint8_t *data, size_t size)
+/* The readers take paths: give them an anonymous in-memory file holding the bytes. */
+static const char *memfile(const uint8_t *data, size_t size)
 {
-    /* onnx_read_tensor_file has no buffer entry point: hand it an anonymous in-memory file. */
     static int fd = -1;
     static char path[64];
     if (fd < 0) {
-        fd = memfd_create("kdcc-fuzz-tensor", 0);
+        fd = memfd_create("kdcc-fuzz", 0);
         if (fd < 0) {
             perror("memfd_create");
             abort();
@@ -203,9 +204,16 @@ int kdcc_fuzz_tensor(const uint8_t *data, size_t size)
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     }
     if (ftruncate(fd, 0) != 0 || (size && pwrite(fd, data, size, 0) != (ssize_t)size)) {
-        perror("kdcc-fuzz tensor: writing the memfd");
+        perror("kdcc-fuzz: writing the memfd");
         abort();
     }
+    return path;
+}
+
+int kdcc_fuzz_tensor(const uint8_t *data, size_t size)
+{
+    /* onnx_read_tensor_file has no buffer entry point: hand it an anonymous in-memory file. */
+    const char *path = memfile(data, size);
     Arena a;
     arena_init_limited(&a);
     Diag d;
@@ -236,6 +244,63 @@ int kdcc_fuzz_tensor(const uint8_t *data, size_t size)
     return rc;
 }
 
+static void check_dataset(const Dataset *ds)
+{
+    if (ds->rank < 0 || ds->rank > KD_MAX_RANK)
+        bug("data", "a dataset has an impossible rank", NULL);
+    int64_t n = 1;
+    for (int i = 0; i < ds->rank; i++) {
+        if (ds->dims[i] < 0)
+            bug("data", "a dataset has a negative dimension", NULL);
+        n *= ds->dims[i];
+    }
+    size_t es = dtype_size(ds->dtype);
+    if (es == 0 || (uint64_t)n * es != (uint64_t)ds->nbytes)
+        bug("data", "a dataset's byte count does not match its dtype and shape", NULL);
+    volatile uint8_t sum = 0;
+    for (size_t i = 0; i < ds->nbytes; i++)
+        sum ^= ((const uint8_t *)ds->data)[i];
+    (void)sum;
+}
+
+int kdcc_fuzz_data(const uint8_t *data, size_t size)
+{
+    const char *path = memfile(data, size);
+    int any = 0;
+    for (int reader = 0; reader < 4; reader++) {
+        Diag d;
+        diag_init(&d, NULL);
+        d.quiet_warnings = 1;
+        Dataset x, y;
+        dataset_init(&x);
+        dataset_init(&y);
+        int rc;
+        if (reader == 0)
+            rc = data_read_npy(path, &x, &d);
+        else if (reader == 1)
+            rc = data_read_idx(path, &x, &d);
+        else {
+            CsvOptions o;
+            memset(&o, 0, sizeof o);
+            o.label = reader == 3 ? "last" : NULL;
+            rc = data_read_csv(path, &o, &x, reader == 3 ? &y : NULL, &d);
+        }
+        if (rc == 0) {
+            any = 1;
+            check_dataset(&x);
+            if (reader == 3)
+                check_dataset(&y);
+        } else {
+            refused("data", &d);
+            if (x.data || y.data)
+                bug("data", "a reader failed but left data behind", &d);
+        }
+        dataset_free(&x);
+        dataset_free(&y);
+    }
+    return any ? 0 : 1;
+}
+
 KdccFuzzFn kdcc_fuzz_lookup(const char *target)
 {
     if (strcmp(target, "onnx") == 0)
@@ -244,5 +309,7 @@ KdccFuzzFn kdcc_fuzz_lookup(const char *target)
         return kdcc_fuzz_text;
     if (strcmp(target, "tensor") == 0)
         return kdcc_fuzz_tensor;
+    if (strcmp(target, "data") == 0)
+        return kdcc_fuzz_data;
     return NULL;
 }

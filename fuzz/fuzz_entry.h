@@ -24,8 +24,12 @@ int kdcc_fuzz_tensor(const uint8_t *data, size_t size);
 /* The diagnostic of the last refusal, for the replay driver's -v. */
 extern char kdcc_fuzz_last_message[1024];
 
+/* Training/evaluation data files (frontends/data.h): the same bytes through the .npy,
+ * IDX (plain or gzip) and CSV (label column "last") readers; 0 if any accepted them. */
+int kdcc_fuzz_data(const uint8_t *data, size_t size);
+
 typedef int (*KdccFuzzFn)(const uint8_t *data, size_t size);
-/* "onnx", "text", "tensor" -> the function; NULL if unknown. */
+/* "onnx", "text", "tensor", "data" -> the function; NULL if unknown. */
 KdccFuzzFn kdcc_fuzz_lookup(const char *target);
 
 #endif

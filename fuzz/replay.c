@@ -2,7 +2,7 @@
  * through a fuzz entry point. Builds with any C compiler, so the committed corpora
  * and regression inputs run in every ctest (label fuzz-replay).
  *
- *   kdcc-fuzz-replay TARGET PATH...      TARGET: onnx, text, tensor
+ *   kdcc-fuzz-replay TARGET PATH...      TARGET: onnx, text, tensor, data
  *
  * Exit 0 when every input was accepted or cleanly refused; a bug abort()s (the
  * entry point prints which input class of check failed, this driver names the file). */
@@ -111,12 +111,12 @@ int main(int argc, char **argv)
     if (i < argc && strcmp(argv[i], "-v") == 0)
         verbose = 1, i++;
     if (argc - i < 2) {
-        fprintf(stderr, "usage: kdcc-fuzz-replay [-v] TARGET PATH...   (TARGET: onnx, text, tensor)\n");
+        fprintf(stderr, "usage: kdcc-fuzz-replay [-v] TARGET PATH...   (TARGET: onnx, text, tensor, data)\n");
         return 2;
     }
     KdccFuzzFn fn = kdcc_fuzz_lookup(argv[i]);
     if (!fn) {
-        fprintf(stderr, "kdcc-fuzz-replay: unknown target '%s' (onnx, text, tensor)\n", argv[i]);
+        fprintf(stderr, "kdcc-fuzz-replay: unknown target '%s' (onnx, text, tensor, data)\n", argv[i]);
         return 2;
     }
     int rc = 0;

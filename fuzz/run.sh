@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (if needed) and run one libFuzzer target, merging new finds into the corpus.
 #
-#   bash fuzz/run.sh TARGET SECONDS [extra libFuzzer flags...]    TARGET: onnx, text, tensor
+#   bash fuzz/run.sh TARGET SECONDS [extra libFuzzer flags...]    TARGET: onnx, text, tensor, data
 #   bash fuzz/run.sh TARGET merge DIR...   only merge DIR's inputs into fuzz/corpus/TARGET
 #
 # Needs clang with libFuzzer (Debian: clang-14, libclang-rt-14-dev). The build dir is
@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 target=${1:-}
 secs=${2:-}
-case "$target" in onnx|text|tensor) ;; *) echo "usage: fuzz/run.sh onnx|text|tensor SECONDS|merge [args...]" >&2; exit 2 ;; esac
+case "$target" in onnx|text|tensor|data) ;; *) echo "usage: fuzz/run.sh onnx|text|tensor|data SECONDS|merge [args...]" >&2; exit 2 ;; esac
 [ -n "$secs" ] || { echo "usage: fuzz/run.sh $target SECONDS|merge [args...]" >&2; exit 2; }
 shift 2
 

@@ -21,7 +21,7 @@ cmake --build "$build" -j"$jobs" 2>&1 | grep -E 'error|warning|Error' || true
 [ -x "$build/kdcc" ] || { echo "test-sanitize: the build failed" >&2; exit 1; }
 
 # Every finding is fatal; leaks are findings (detect_leaks is on by default on Linux x86-64).
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # libclang (the output validator) keeps process-lifetime allocations that LSan would
 # report as leaks at exit; they are not kdcc's.
