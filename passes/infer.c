@@ -4,11 +4,14 @@
 
 #include <inttypes.h>
 
-/* Largest tensor kdcc will fold at compile time (elements); bigger results stay computed at run time. */
+/* Largest tensor kdcc will fold at compile time (elements), and the most bytes it folds in
+ * one graph; past either, results stay computed at run time by the emitted code. */
 #define FOLD_MAX_ELEMS (1 << 24)
+#define FOLD_MAX_TOTAL_BYTES ((size_t)256 << 20)
 
 int pass_infer(Graph *g, int fold, Diag *d)
 {
+    size_t folded = 0;
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
         if (n->dead)
@@ -30,17 +33,22 @@ int pass_infer(Graph *g, int fold, Diag *d)
         }
         if (fold && n->op->fold) {
             int small = 1;
+            size_t bytes = 0;
             for (int j = 0; j < n->noutputs; j++) {
                 Value *v = node_out(g, n, j);
                 if (v && value_numel(v) > FOLD_MAX_ELEMS)
                     small = 0;
+                bytes += v ? value_bytes(v) : 0;
             }
+            if (folded + bytes > FOLD_MAX_TOTAL_BYTES)
+                small = 0;
             if (!small)
                 continue;
             int r = n->op->fold(g, n, d);
             if (r < 0)
                 return -1;
             if (r > 0) {
+                folded += bytes;
                 for (int j = 0; j < n->noutputs; j++) {
                     Value *v = node_out(g, n, j);
                     if (v && !value_is_const(v))

@@ -744,6 +744,8 @@ static int tile_repeats(Graph *g, const Node *n, const Value *x, int64_t *rep, D
     for (int i = 0; i < cnt; i++)
         if (rep[i] < 0)
             return diag_error(d, n, "repeat %lld is negative", (long long)rep[i]);
+        else if (rep[i] && x->dims[i] > INT64_MAX / rep[i])
+            return diag_error(d, n, "repeat %lld of a dim of %lld overflows", (long long)rep[i], (long long)x->dims[i]);
     return 0;
 }
 
