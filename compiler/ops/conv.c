@@ -407,7 +407,10 @@ static int emit_conv_blocked(Emitter *e, const Node *n, const ConvGeom *cg)
     if (bw < CB_W / 4 && partial)
         return 0;
     int64_t Mg = cg->M / cg->G;
-    int64_t mbk = CB_M;
+    /* rows of 8 pixels or fewer: 4 channels per block. Measured with gcc 12
+     * -O3 -march=native (znver3): 8 x 8 ran slower than the generic path and
+     * 4 x 8 twice as fast, while 8 x 10 was 4x faster and 4 x 10 slower */
+    int64_t mbk = bw > CB_W / 4 ? CB_M : CB_M / 2;
     if (mbk > Mg)
         mbk = Mg;
     int64_t nfull = Mg / mbk, rem = Mg % mbk;
