@@ -26,6 +26,8 @@ int bind_const(Graph *g, const char *name, const Tensor *t, Diag *d);
 int compile_graph(Graph *g, const CompileOptions *o, Writer *c, Writer *h, Diag *d);
 /* "name=1x3x32x32" */
 int parse_shape_binding(Arena *a, const char *spec, ShapeBinding *b, Diag *d);
+/* --batch N: a positive number into *batch; error otherwise. */
+int parse_batch(const char *s, int64_t *batch, Diag *d);
 /* Write two files so that either both appear or neither does. */
 int save_pair(const Writer *w1, const char *p1, const Writer *w2, const char *p2, Diag *d);
 /* A C identifier made from a file's base name ("models/mnist-8.onnx" -> "mnist_8"). */

@@ -106,6 +106,17 @@ static int save_tmp(const Writer *w, const char *tmp, const char *path, Diag *d)
     return 0;
 }
 
+int parse_batch(const char *s, int64_t *batch, Diag *d)
+{
+    char *end;
+    errno = 0;
+    long long b = strtoll(s, &end, 10);
+    if (*end || end == s || b <= 0 || errno)
+        return diag_error(d, NULL, "--batch wants a positive number, got '%s'", s);
+    *batch = b;
+    return 0;
+}
+
 int save_pair(const Writer *w1, const char *p1, const Writer *w2, const char *p2, Diag *d)
 {
     char t1[4200], t2[4200];
@@ -261,16 +272,10 @@ int cmd_compile(int argc, char **argv)
             if (nshapes == 64 || parse_shape_binding(&a, optarg, &shapes[nshapes++], &d))
                 goto fail;
             break;
-        case 'b': {
-            char *end;
-            long long b = strtoll(optarg, &end, 10);
-            if (*end || b <= 0) {
-                diag_error(&d, NULL, "--batch wants a positive number, got '%s'", optarg);
+        case 'b':
+            if (parse_batch(optarg, &o.pass.batch, &d))
                 goto fail;
-            }
-            o.pass.batch = b;
             break;
-        }
         case 'c':
             if (nconsts == 64 || !strchr(optarg, '=')) {
                 diag_error(&d, NULL, "--const wants NAME=FILE, got '%s'", optarg);

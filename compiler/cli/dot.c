@@ -252,16 +252,10 @@ int cmd_dot(int argc, char **argv)
             if (nshapes == 64 || parse_shape_binding(&a, optarg, &shapes[nshapes++], &d))
                 goto done;
             break;
-        case 'b': {
-            char *end;
-            long long b = strtoll(optarg, &end, 10);
-            if (*end || b <= 0) {
-                diag_error(&d, NULL, "--batch wants a positive number, got '%s'", optarg);
+        case 'b':
+            if (parse_batch(optarg, &po.batch, &d))
                 goto done;
-            }
-            po.batch = b;
             break;
-        }
         case 'k': imp.inputs_as_params = 1; break;
         case 'F': po.fold = 0; break;
         case 'h':
