@@ -325,39 +325,73 @@ static int emit_matmul(Emitter *e, const Node *n, Diag *d)
 }
 
 /* d/dA = dY . B^T, d/dB = A^T . dY over the last two dims, summed over broadcast batch dims. */
+/* The transpose of the last two axes of value v (rank >= 2). */
+static int transpose_last2(GradCtx *c, int v)
+{
+    int r = c->g->values[v].rank;
+    int64_t perm[KD_MAX_RANK];
+    for (int i = 0; i < r; i++)
+        perm[i] = i;
+    perm[r - 2] = r - 1;
+    perm[r - 1] = r - 2;
+    Node *t = g_new(c, "Transpose", &v, 1, 1);
+    if (!t)
+        return -1;
+    g_attr_ints(c, t, "perm", perm, r);
+    return g_done(c, t);
+}
+
+static int reshape_to(GradCtx *c, int v, const int64_t *dims, int rank)
+{
+    int s = g_const_ints(c, dims, rank);
+    return s < 0 ? -1 : g_op2(c, "Reshape", v, s);
+}
+
+/* Y = A B with numpy semantics. A 1-D A [K] is promoted to [1,K] and a 1-D B [K] to
+ * [K,1], and dY gets the dims the forward pass removed back; then dA = dY B^T and
+ * dB = A^T dY in the promoted shapes, summed over the batch dims broadcasting
+ * expanded, and reshaped to the operands' own shapes. */
 static int grad_matmul(GradCtx *c)
 {
     int a = c->n->inputs[0], b = c->n->inputs[1], dy = c->dy[0];
-    const Value *va = &c->g->values[a], *vb = &c->g->values[b];
     if (dy < 0)
         return 0;
-    if (va->rank < 2 || vb->rank < 2)
-        return diag_unsupported(c->d, c->n, "gradients of a MatMul with a 1-D operand are not implemented");
-    int64_t perm[KD_MAX_RANK];
-    if (c->need[0]) {
-        for (int i = 0; i < vb->rank; i++)
-            perm[i] = i;
-        perm[vb->rank - 2] = vb->rank - 1;
-        perm[vb->rank - 1] = vb->rank - 2;
-        Node *t = g_new(c, "Transpose", &b, 1, 1);
-        if (!t)
+    const Value *va = &c->g->values[a], *vb = &c->g->values[b], *vy = &c->g->values[dy];
+    int ra = va->rank, rb = vb->rank, ry = vy->rank;
+    int64_t K = va->dims[ra - 1];
+    int64_t dims[KD_MAX_RANK + 2];
+    int nb = ry - (ra > 1) - (rb > 1); /* batch dims of Y */
+    if (nb + 2 > KD_MAX_RANK)
+        return diag_unsupported(c->d, c->n, "gradient of a MatMul whose promoted output exceeds rank %d", KD_MAX_RANK);
+    for (int i = 0; i < nb; i++)
+        dims[i] = vy->dims[i];
+    dims[nb] = ra > 1 ? va->dims[ra - 2] : 1;
+    dims[nb + 1] = rb > 1 ? vb->dims[rb - 1] : 1;
+    int a2 = a, b2 = b, dy2 = dy;
+    if (ra == 1) {
+        int64_t s[2] = {1, K};
+        if ((a2 = reshape_to(c, a, s, 2)) < 0)
             return -1;
-        g_attr_ints(c, t, "perm", perm, vb->rank);
-        int bt = g_done(c, t);
-        if (bt < 0 || (c->dx[0] = g_unbroadcast(c, g_op2(c, "MatMul", dy, bt), a)) < 0)
+    }
+    if (rb == 1) {
+        int64_t s[2] = {K, 1};
+        if ((b2 = reshape_to(c, b, s, 2)) < 0)
+            return -1;
+    }
+    if ((ra == 1 || rb == 1) && (dy2 = reshape_to(c, dy, dims, nb + 2)) < 0)
+        return -1;
+    if (c->need[0]) {
+        int bt = transpose_last2(c, b2);
+        int m = bt < 0 ? -1 : g_op2(c, "MatMul", dy2, bt);
+        int g = m < 0 ? -1 : g_unbroadcast(c, m, a2);
+        if (g < 0 || (c->dx[0] = g_reshape_like(c, g, a)) < 0)
             return -1;
     }
     if (c->need[1]) {
-        for (int i = 0; i < va->rank; i++)
-            perm[i] = i;
-        perm[va->rank - 2] = va->rank - 1;
-        perm[va->rank - 1] = va->rank - 2;
-        Node *t = g_new(c, "Transpose", &a, 1, 1);
-        if (!t)
-            return -1;
-        g_attr_ints(c, t, "perm", perm, va->rank);
-        int at = g_done(c, t);
-        if (at < 0 || (c->dx[1] = g_unbroadcast(c, g_op2(c, "MatMul", at, dy), b)) < 0)
+        int at = transpose_last2(c, a2);
+        int m = at < 0 ? -1 : g_op2(c, "MatMul", at, dy2);
+        int g = m < 0 ? -1 : g_unbroadcast(c, m, b2);
+        if (g < 0 || (c->dx[1] = g_reshape_like(c, g, b)) < 0)
             return -1;
     }
     return 0;

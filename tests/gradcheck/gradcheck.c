@@ -61,6 +61,7 @@ static const Case CASES[] = {
 /* more cases, one file per operator family */
 #include "cases_conv_pool.inc"
 #include "cases_norm_shape.inc"
+#include "cases_matmul_gather.inc"
 };
 
 static uint32_t rng = 12345;
