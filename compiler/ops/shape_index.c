@@ -141,10 +141,30 @@ static int emit_gather(Emitter *e, const Node *n, Diag *d)
     return emit_done(e, n);
 }
 
+/* dData: kdcc.GatherGrad adds dY's slices into zeros at the rows they came from
+ * (compiler/ops/train.c); the indices get no gradient. */
+static int grad_gather(GradCtx *c)
+{
+    if (!c->need[0] || c->dy[0] < 0)
+        return 0;
+    const Value *x = &c->g->values[c->n->inputs[0]];
+    int64_t dims[KD_MAX_RANK], axis = attr_int(c->n, "axis", 0);
+    int rank = x->rank;
+    memcpy(dims, x->dims, (size_t)rank * sizeof(int64_t));
+    int ins[2] = {c->dy[0], c->n->inputs[1]};
+    Node *n = g_new(c, "kdcc.GatherGrad", ins, 2, 1);
+    if (!n)
+        return -1;
+    g_attr_i(c, n, "axis", axis < 0 ? axis + rank : axis);
+    g_attr_ints(c, n, "shape", dims, rank);
+    c->dx[0] = g_done(c, n);
+    return c->dx[0] < 0 ? -1 : 0;
+}
+
 const OpDef op_gather = {
     .name = "Gather", .domain = "", .since = 1,
     .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_gather, .fold = fold_gather, .emit = emit_gather,
+    .infer = infer_gather, .fold = fold_gather, .emit = emit_gather, .grad = grad_gather,
     .summary = "take slices along axis at the given indices",
 };
 

@@ -375,5 +375,94 @@ static const OpDef op_grad_norm_scale = {
     .summary = "scale for gradient clipping by global norm",
 };
 
+/* ---------------------------------------------------------------- Gather's gradient */
+
+/* GatherGrad(dY, indices) -> dX, attributes axis (in [0, rank)) and shape (X's dims):
+ * dX = zeros of `shape`, then dY's slice of each index is added into the row it was
+ * taken from (repeated indices accumulate). An index is wrapped when negative and
+ * clamped into the axis exactly as Gather reads it, so every slice of dY lands on
+ * the element the forward pass copied. */
+static int gg_sizes(const Node *n, const Value *idx, int64_t *outer, int64_t *dim, int64_t *inner, int64_t *ni,
+                    const int64_t **shape, int *rank, int *axis)
+{
+    *rank = attr_ints(n, "shape", shape);
+    *axis = (int)attr_int(n, "axis", -1);
+    if (*rank < 1 || *axis < 0 || *axis >= *rank)
+        return -1;
+    *outer = dims_numel(*axis, *shape);
+    *dim = (*shape)[*axis];
+    *inner = dims_numel(*rank - *axis - 1, *shape + *axis + 1);
+    *ni = value_numel(idx);
+    return 0;
+}
+
+static int gg_infer(Graph *g, Node *n, Diag *d)
+{
+    Value *dy = need_input(g, n, 0, d), *idx = dy ? need_input(g, n, 1, d) : NULL;
+    if (!idx)
+        return -1;
+    if (dy->dtype != DT_FLOAT && dy->dtype != DT_DOUBLE)
+        return err_dtype(d, n, "GatherGrad", dy->dtype);
+    if (idx->dtype != DT_INT32 && idx->dtype != DT_INT64)
+        return diag_error(d, n, "indices must be int32 or int64, not %s", dtype_name(idx->dtype));
+    const int64_t *shape;
+    int rank, axis;
+    int64_t outer, dim, inner, ni;
+    if (gg_sizes(n, idx, &outer, &dim, &inner, &ni, &shape, &rank, &axis))
+        return diag_error(d, n, "GatherGrad needs a shape and an axis inside it");
+    int ok = dy->rank == rank - 1 + idx->rank;
+    for (int i = 0, k = 0; ok && i < rank; i++) {
+        if (i == axis)
+            for (int j = 0; ok && j < idx->rank; j++)
+                ok = dy->dims[k++] == idx->dims[j];
+        else
+            ok = dy->dims[k++] == shape[i];
+    }
+    if (!ok)
+        return diag_error(d, n, "the gradient's shape does not match the gathered slices");
+    if (dim == 0 && ni > 0 && outer * inner > 0)
+        return diag_error(d, n, "cannot scatter into an empty axis");
+    value_set_shape(node_out(g, n, 0), dy->dtype, rank, shape);
+    return 0;
+}
+
+static int gg_emit(Emitter *e, const Node *n, Diag *d)
+{
+    (void)d;
+    Writer *w = e->w;
+    const Value *idx = node_in(e->g, n, 1), *y = node_out(e->g, n, 0);
+    const int64_t *shape;
+    int rank, axis;
+    int64_t outer, dim, inner, ni;
+    gg_sizes(n, idx, &outer, &dim, &inner, &ni, &shape, &rank, &axis);
+    if (value_numel(y) == 0)
+        return 0;
+    w_line(w, "memset(y0, 0, %" PRId64 " * sizeof(y0[0]));", value_numel(y));
+    if (outer * inner * ni == 0)
+        return 0;
+    const char *ct = dtype_ctype(y->dtype);
+    /* the indices once, wrapped and clamped as Gather reads them */
+    em_for(w, "j", ni);
+    w_line(w, "int64_t k = (int64_t)x1[j];");
+    w_line(w, "k = k < 0 ? k + %" PRId64 " : k;", dim);
+    w_line(w, "k = k < 0 ? 0 : k > %" PRId64 " ? %" PRId64 " : k;", dim - 1, dim - 1);
+    em_for(w, "o", outer);
+    w_line(w, "%s *yr = y0 + (o * %" PRId64 " + k) * %" PRId64 ";", ct, dim, inner);
+    w_line(w, "const %s *xr = x0 + (o * %" PRId64 " + j) * %" PRId64 ";", ct, ni, inner);
+    em_for(w, "t", inner);
+    w_line(w, "yr[t] += xr[t];");
+    w_close(w);
+    w_close(w);
+    w_close(w);
+    return 0;
+}
+
+static const OpDef op_gather_grad = {
+    .name = "GatherGrad", .domain = "kdcc", .since = 1,
+    .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
+    .infer = gg_infer, .emit = gg_emit,
+    .summary = "d Gather / d data: the gradient's slices added into zeros at the gathered rows",
+};
+
 const OpDef *const ops_train[] = {&op_distill_loss, &op_distill_loss_grad, &op_sgd_update, &op_adam_update,
-                                  &op_grad_norm_scale, NULL};
+                                  &op_grad_norm_scale, &op_gather_grad, NULL};
