@@ -1,17 +1,18 @@
 /* arena_bound MODEL [BATCH]: how good is kdcc's memory plan?
  *
- * Runs kdcc's inference pipeline (import, bind, infer+fold, dce, plan) on MODEL
- * and prints one line, tab-separated:
+ * Runs kdcc's inference pipeline (import, bind, infer+fold, fuse, dce, alias, plan)
+ * on MODEL and prints one line, tab-separated:
  *
  *     planned  lower_bound  sum_of_intermediates  n_intermediates
  *
  * planned      the arena bytes the planner chose (what NAME_WORKSPACE_BYTES says)
- * lower_bound  the largest sum of bytes of intermediates that are live at the same
- *              node index, with the planner's own lifetime model (a value lives
- *              from the node that writes it to the last node that reads it,
- *              inclusive; an unread output lives at its writing node). No plan
- *              for this node order can use less without in-place reuse.
- * sum          every intermediate in its own buffer (no sharing at all)
+ * lower_bound  plan_lower_bound (passes/plan.c), the figure `kdcc MODEL --report`
+ *              prints: the largest sum of bytes of arena values live at the same
+ *              node, with the planner's own lifetime model (a value lives from the
+ *              node that writes it to the last node that reads it or any view of it;
+ *              views share their input's bytes and cost nothing). No plan for this
+ *              node order can use less without in-place reuse.
+ * sum          every arena value in its own buffer (no sharing at all)
  *
  * Sizes are unaligned element bytes; the planner rounds each buffer up to 16
  * bytes, so planned may exceed the bound by up to 15 bytes per live value even
@@ -47,46 +48,13 @@ int main(int argc, char **argv)
         arena_free(&a);
         return 1;
     }
-    int nv = g->nvalues, nn = g->nnodes;
-    int *start = calloc((size_t)nv + 1, sizeof(int));
-    int *end = calloc((size_t)nv + 1, sizeof(int));
-    int64_t *live = calloc((size_t)nn + 1, sizeof(int64_t));
-    if (!start || !end || !live) {
+    PlanBound b;
+    if (plan_lower_bound(g, &b) < 0) {
         fprintf(stderr, "arena_bound: out of memory\n");
+        arena_free(&a);
         return 1;
     }
-    for (int v = 0; v < nv; v++)
-        start[v] = end[v] = -1;
-    for (int i = 0; i < nn; i++) {
-        const Node *n = g->nodes[i];
-        for (int j = 0; j < n->noutputs; j++)
-            if (n->outputs[j] >= 0 && start[n->outputs[j]] < 0)
-                start[n->outputs[j]] = i;
-        for (int j = 0; j < n->ninputs; j++)
-            if (n->inputs[j] >= 0)
-                end[n->inputs[j]] = i;
-    }
-    int64_t sum = 0;
-    int count = 0;
-    for (int v = 0; v < nv; v++) {
-        const Value *val = &g->values[v];
-        if (val->role != VR_INTERMEDIATE || val->is_output || start[v] < 0)
-            continue;
-        int64_t bytes = (int64_t)value_bytes(val);
-        int e = end[v] < start[v] ? start[v] : end[v];
-        for (int i = start[v]; i <= e; i++)
-            live[i] += bytes;
-        sum += bytes;
-        count++;
-    }
-    int64_t bound = 0;
-    for (int i = 0; i < nn; i++)
-        if (live[i] > bound)
-            bound = live[i];
-    printf("%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%d\n", plan_arena_bytes(g), bound, sum, count);
-    free(start);
-    free(end);
-    free(live);
+    printf("%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%d\n", plan_arena_bytes(g), b.bound, b.sum, b.count);
     arena_free(&a);
     return 0;
 }

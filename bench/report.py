@@ -200,8 +200,9 @@ def main():
     w("- MACs: multiply-accumulates of Conv, ConvTranspose, Gemm, MatMul and their integer forms "
       "(`bench/macs.py`, from ONNX shape inference). GFLOP/s = 2 x MACs / time.")
     w("- Arena: `M_WORKSPACE_BYTES` from the generated header. Lower bound: the largest total size of "
-      "intermediates live at the same node (kdcc's node order and lifetime model, no in-place reuse; "
-      "`bench/arena_bound.c` walks the planned graph). Sum: every intermediate in its own buffer. "
+      "intermediates live at the same node (kdcc's node order and lifetime model, views free, no in-place "
+      "reuse; the figure `kdcc MODEL --report` prints, computed by the same function, `plan_lower_bound`, "
+      "through `bench/arena_bound.c`). Sum: every intermediate in its own buffer. "
       "Graph inputs, outputs and weights are not in the arena.")
     w("")
     w("## Results")

@@ -37,6 +37,23 @@ int pass_fuse(Graph *g, Diag *d);         /* BatchNormalization folded into the 
 int pass_alias(Graph *g, Diag *d);        /* views: Reshape-like outputs share their input's storage */
 int pass_plan(Graph *g, Diag *d);         /* memory planning: arena offsets */
 int64_t plan_arena_bytes(const Graph *g); /* bytes of the arena after pass_plan */
+/* The planner's lifetime model, for reports: start[v] is the node that first writes
+ * value v, end[v] the last node that reads it or any view of it (-1: not written,
+ * not read). Arrays of g->nvalues. */
+void plan_lifetimes(const Graph *g, int *start, int *end);
+/* 1 if the planner gives value v bytes of the arena (an intermediate that is not a
+ * graph output, not a view, and is written), given start[] from plan_lifetimes. */
+int plan_in_arena(const Graph *g, int v, const int *start);
+/* The smallest arena any placement could use for this node order and lifetimes:
+ * the largest sum of (unaligned) bytes of arena values live at one node, views free.
+ * Also the sum of all of them (a plan with no sharing) and where the peak is. */
+typedef struct PlanBound {
+    int64_t bound;        /* max over nodes of the live bytes */
+    int peak_node;        /* a node index where it is reached, -1 if nothing is live */
+    int64_t sum;          /* every arena value in its own buffer */
+    int count;            /* arena values */
+} PlanBound;
+int64_t plan_lower_bound(const Graph *g, PlanBound *b); /* -1 on out of memory */
 
 /* ---- training ---- */
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptimKind;

@@ -29,22 +29,15 @@ static int by_off(const void *a, const void *b)
     return x->off < y->off ? -1 : x->off > y->off;
 }
 
-int pass_plan(Graph *g, Diag *d)
+void plan_lifetimes(const Graph *g, int *start, int *end)
 {
     int nv = g->nvalues;
-    Item *items = arena_array(g->arena, (size_t)nv + 1, sizeof(Item));
-    int *start = arena_array(g->arena, (size_t)nv + 1, sizeof(int));
-    int *end = arena_array(g->arena, (size_t)nv + 1, sizeof(int));
-    Item **placed = arena_array(g->arena, 2 * (size_t)nv + 2, sizeof(Item *)); /* placed list + scratch */
-    if (!items || !start || !end || !placed)
-        return diag_error(d, NULL, "out of memory");
     for (int v = 0; v < nv; v++) {
         start[v] = -1;
         end[v] = -1;
-        g->values[v].offset = -1;
     }
     for (int i = 0; i < g->nnodes; i++) {
-        Node *n = g->nodes[i];
+        const Node *n = g->nodes[i];
         for (int j = 0; j < n->noutputs; j++)
             if (n->outputs[j] >= 0 && start[n->outputs[j]] < 0)
                 start[n->outputs[j]] = i;
@@ -60,6 +53,26 @@ int pass_plan(Graph *g, Diag *d)
         if (root != v && end[v] > end[root])
             end[root] = end[v];
     }
+}
+
+int plan_in_arena(const Graph *g, int v, const int *start)
+{
+    const Value *val = &g->values[v];
+    return val->role == VR_INTERMEDIATE && !val->is_output && val->alias_of < 0 && start[v] >= 0;
+}
+
+int pass_plan(Graph *g, Diag *d)
+{
+    int nv = g->nvalues;
+    Item *items = arena_array(g->arena, (size_t)nv + 1, sizeof(Item));
+    int *start = arena_array(g->arena, (size_t)nv + 1, sizeof(int));
+    int *end = arena_array(g->arena, (size_t)nv + 1, sizeof(int));
+    Item **placed = arena_array(g->arena, 2 * (size_t)nv + 2, sizeof(Item *)); /* placed list + scratch */
+    if (!items || !start || !end || !placed)
+        return diag_error(d, NULL, "out of memory");
+    for (int v = 0; v < nv; v++)
+        g->values[v].offset = -1;
+    plan_lifetimes(g, start, end);
     /* state values: one after another in the state buffer */
     int64_t soff = 0;
     for (int v = 0; v < nv; v++) {
@@ -73,7 +86,7 @@ int pass_plan(Graph *g, Diag *d)
     int ni = 0;
     for (int v = 0; v < nv; v++) {
         Value *val = &g->values[v];
-        if (val->role != VR_INTERMEDIATE || val->is_output || val->alias_of >= 0 || start[v] < 0)
+        if (!plan_in_arena(g, v, start))
             continue;
         Item *it = &items[ni++];
         it->id = v;
@@ -120,4 +133,41 @@ int64_t plan_arena_bytes(const Graph *g)
             top = val->offset + (int64_t)value_bytes(val);
     }
     return top;
+}
+
+int64_t plan_lower_bound(const Graph *g, PlanBound *b)
+{
+    int nv = g->nvalues, nn = g->nnodes;
+    int *start = malloc(((size_t)nv + 1) * sizeof(int));
+    int *end = malloc(((size_t)nv + 1) * sizeof(int));
+    int64_t *live = calloc((size_t)nn + 1, sizeof(int64_t));
+    PlanBound r = {.peak_node = -1};
+    if (!start || !end || !live) {
+        free(start);
+        free(end);
+        free(live);
+        return -1;
+    }
+    plan_lifetimes(g, start, end);
+    for (int v = 0; v < nv; v++) {
+        if (!plan_in_arena(g, v, start))
+            continue;
+        int64_t bytes = (int64_t)value_bytes(&g->values[v]);
+        int e = end[v] < start[v] ? start[v] : end[v];
+        for (int i = start[v]; i <= e; i++)
+            live[i] += bytes;
+        r.sum += bytes;
+        r.count++;
+    }
+    for (int i = 0; i < nn; i++)
+        if (live[i] > r.bound) {
+            r.bound = live[i];
+            r.peak_node = i;
+        }
+    free(start);
+    free(end);
+    free(live);
+    if (b)
+        *b = r;
+    return r.bound;
 }

@@ -41,6 +41,32 @@ int cmd_eval(int argc, char **argv);
 int cmd_soft_targets(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_dot(int argc, char **argv);
+int cmd_ops(int argc, char **argv);
+
+/* ---- costs (compiler/cli/report.c; kdcc info and --report) ---- */
+/* Multiply-accumulates of one node from its static shapes (0 for operators that
+ * do not multiply-accumulate); op_counts_macs says which operators are counted. */
+int64_t node_macs(const Graph *g, const Node *n);
+int op_counts_macs(const char *op);
+/* Bytes and count of the weight arrays (`static const T name[N] KD_ALIGN`) in emitted C. */
+int64_t emitted_weight_bytes(const char *c, int *count);
+/* "1234567" -> "1234567 (1.23 M)"; bytes: binary units and " bytes" */
+const char *human_count(char *buf, size_t n, int64_t v, int bytes);
+/* Machine-code bytes per line of emitted C outside the weight arrays, the --report
+ * estimate: gcc -O2 on x86-64 gave 2.8 to 7.2 over seven models (docs/GUIDE.md). */
+#define REPORT_CODE_BYTES_PER_LINE 6
+/* The --report text of a planned graph and its emitted C (csrc may be NULL). */
+int report_write(const Graph *g, const char *csrc, Writer *w);
+
+/* A planned training step's bytes by class. */
+typedef struct TrainBytes {
+    int64_t weights, gradients, optimizer, other_state, activations, intermediates, frozen;
+    int nweights, ngradients, noptimizer, nother_state, nactivations, nintermediates, nfrozen;
+    int loss_node;    /* the node that computes the loss (the end of the forward pass), -1 if none */
+} TrainBytes;
+int training_classes(const Graph *g, TrainBytes *tb);
+int report_training_write(const Graph *g, Writer *w);
+int report_training_print(const Graph *g, FILE *f); /* kdcc distill/train --report */
 
 /* The external data files a binary .onnx model names (paths as the importer opens
  * them: relative to the model's folder), in first-use order. Returns the count

@@ -175,6 +175,9 @@ static void usage(FILE *f)
             "      --no-fold           no constant folding\n"
             "      --no-validate       do not parse the output with libclang before writing it\n"
             "      --depfile FILE      also write FILE, Make rules like cc -MD: 'OUT.c OUT.h: MODEL [external data]'\n"
+            "      --report            print per node the operator, output shape, MACs, bytes and arena offset,\n"
+            "                          and the totals (weights, code estimate, arena, its lower bound) to stdout;\n"
+            "                          without -o only the report: no file is written\n"
             "  -h, --help              this text\n");
 }
 
@@ -245,6 +248,7 @@ int cmd_compile(int argc, char **argv)
         {"no-fold", no_argument, 0, 'F'},
         {"no-validate", no_argument, 0, 'V'},
         {"depfile", required_argument, 0, 'M'},
+        {"report", no_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -256,6 +260,7 @@ int cmd_compile(int argc, char **argv)
     o.pass.fold = 1;
     o.pass.dump = dump_text;
     const char *out = NULL, *name = NULL, *depfile = NULL;
+    int report = 0;
     ShapeBinding shapes[64];
     int nshapes = 0;
     ConstBinding consts[64];
@@ -288,6 +293,7 @@ int cmd_compile(int argc, char **argv)
         case 'F': o.pass.fold = 0; break;
         case 'V': o.validate = 0; break;
         case 'M': depfile = optarg; break;
+        case 'R': report = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -298,6 +304,10 @@ int cmd_compile(int argc, char **argv)
         return 2;
     }
     const char *model = argv[optind];
+    if (report && !out && depfile) {
+        diag_error(&d, NULL, "--depfile needs -o (--report alone writes no file)");
+        goto fail;
+    }
     for (int i = 0; i < nconsts; i++) {
         const char *eq = strchr(const_specs[i], '=');
         consts[i].name = arena_strndup(&a, const_specs[i], (size_t)(eq - const_specs[i]));
@@ -362,9 +372,21 @@ int cmd_compile(int argc, char **argv)
     Writer cw, hw;
     w_init(&cw);
     w_init(&hw);
-    if (compile_graph(g, &o, &cw, &hw, &d) == 0 && save_pair(&cw, cpath, &hw, hpath, &d) == 0 &&
+    int write = !report || out; /* --report without -o writes nothing */
+    if (compile_graph(g, &o, &cw, &hw, &d) == 0 && (!write || save_pair(&cw, cpath, &hw, hpath, &d) == 0) &&
         (!depfile || write_depfile(&a, depfile, cpath, hpath, model, const_specs, nconsts, &d) == 0))
         rc = 0;
+    if (rc == 0 && report) {
+        Writer rw;
+        w_init(&rw);
+        if (report_write(g, cw.buf, &rw) == 0) {
+            fputs(rw.buf ? rw.buf : "", stdout);
+        } else {
+            diag_error(&d, NULL, "out of memory while writing the report");
+            rc = 1;
+        }
+        w_free(&rw);
+    }
     w_free(&cw);
     w_free(&hw);
     if (rc == 0) {

@@ -39,6 +39,7 @@ typedef struct Opts {
     uint64_t seed;
     const char *out_c, *out_onnx, *name, *log, *emit_train, *workdir, *checkpoint;
     int resume;
+    int report; /* --report: the training step's bytes by class */
     int train_only; /* kdcc train: labels only */
 } Opts;
 
@@ -223,7 +224,9 @@ static void usage(FILE *f, int train)
             "                            unlabelled (-1): the few-labels setting; kdcc train then skips them\n"
             "  --checkpoint FILE         save the training state after every epoch (atomically)\n"
             "  --resume                  continue from --checkpoint FILE: the same weights as an uninterrupted run\n"
-            "  --name NAME  --log metrics.csv  --emit-train train.c (the training step as C)  --quiet\n");
+            "  --name NAME  --log metrics.csv  --emit-train train.c (the training step as C)  --quiet\n"
+            "  --report                  print the training step's bytes: weights, gradients, optimizer state,\n"
+            "                            activations kept for backward, other intermediates, arena\n");
 }
 
 static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
@@ -239,7 +242,7 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         {"onnx", 1, 0, 24}, {"name", 1, 0, 25}, {"log", 1, 0, 26}, {"emit-train", 1, 0, 27},
         {"val", 1, 0, 28}, {"quiet", 0, 0, 29}, {"labelled", 1, 0, 30}, {"limit", 1, 0, 31},
         {"checkpoint", 1, 0, 32}, {"resume", 0, 0, 33}, {"teacher-logits", 1, 0, 34},
-        {"mean", 1, 0, 35}, {"std", 1, 0, 36},
+        {"mean", 1, 0, 35}, {"std", 1, 0, 36}, {"report", 0, 0, 37},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     o->T = 4;
     o->alpha = train ? 0 : 0.9;
@@ -331,6 +334,7 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         case 31: o->limit = strtoll(optarg, &end, 10); break;
         case 32: o->checkpoint = optarg; break;
         case 33: o->resume = 1; break;
+        case 37: o->report = 1; break;
         case 'h': usage(stdout, train); exit(0);
         default: usage(stderr, train); return -2;
         }
@@ -648,6 +652,8 @@ int cmd_distill_like(int argc, char **argv, int train)
         w_free(&train_c);
         goto out;
     }
+    if (o.report)
+        report_training_print(tg, stdout);
     if (o.emit_train) {
         /* the same step, standalone (header in the same file's folder) */
         Writer h;

@@ -138,130 +138,6 @@ int model_external_files(Arena *a, const char *model, const char ***files, Diag 
     return l.n;
 }
 
-/* ------------------------------------------------------------------ MACs */
-
-/* Multiply-accumulates of one node from its static shapes; 0 for operators that
- * do not multiply-accumulate (or whose count kdcc does not model). */
-static int64_t einsum_macs(const Graph *g, const Node *n)
-{
-    const char *eq = attr_string(n, "equation", NULL);
-    const Value *y = node_out(g, n, 0);
-    if (!eq || !y)
-        return 0;
-    int64_t size[128];
-    for (int i = 0; i < 128; i++)
-        size[i] = -1;
-    const char *arrow = strstr(eq, "->");
-    const char *p = eq;
-    for (int k = 0; k < n->ninputs && p && (!arrow || p < arrow); k++) {
-        const Value *x = node_in(g, n, k);
-        const char *end = strchr(p, ',');
-        if (!end || (arrow && end > arrow))
-            end = arrow ? arrow : p + strlen(p);
-        if (!x || !value_shape_known(x))
-            return 0;
-        /* letters of this term; an ellipsis takes the dims the letters leave */
-        char letters[KD_MAX_RANK + 8];
-        int nl = 0, ell = -1;
-        for (const char *q = p; q < end; q++) {
-            if (*q == '.') {
-                if (ell < 0)
-                    ell = nl;
-                continue;
-            }
-            if (*q == ' ')
-                continue;
-            if (nl < (int)sizeof letters)
-                letters[nl++] = *q;
-        }
-        int extra = x->rank - nl;
-        if (extra < 0 || (ell < 0 && extra != 0))
-            return 0;
-        for (int i = 0; i < nl; i++) {
-            int dim = (ell >= 0 && i >= ell) ? i + extra : i;
-            unsigned char c = (unsigned char)letters[i];
-            if (c < 128 && (size[c] < 0 || size[c] == 1))
-                size[c] = x->dims[dim];
-        }
-        p = *end == ',' ? end + 1 : NULL;
-    }
-    int64_t macs = value_numel(y);
-    if (macs < 0)
-        return 0;
-    /* times the sizes of the contracted letters (those not in the output) */
-    const char *out = arrow ? arrow + 2 : NULL;
-    int seen[128] = {0};
-    for (const char *q = eq; *q && (!arrow || q < arrow); q++) {
-        unsigned char c = (unsigned char)*q;
-        if (c >= 128 || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) || seen[c] || size[c] < 0)
-            continue;
-        seen[c] = 1;
-        int in_out;
-        if (out)
-            in_out = strchr(out, c) != NULL;
-        else { /* implicit output: the letters that appear once */
-            int cnt = 0;
-            for (const char *r = eq; *r; r++)
-                cnt += *r == (char)c;
-            in_out = cnt == 1;
-        }
-        if (!in_out)
-            macs *= size[c];
-    }
-    return macs;
-}
-
-static int64_t prod_from(const Value *v, int from)
-{
-    int64_t p = 1;
-    for (int i = from; i < v->rank; i++)
-        p *= v->dims[i];
-    return p;
-}
-
-static int is_mac_op(const char *op)
-{
-    static const char *const ops[] = {"Conv", "ConvInteger", "QLinearConv", "ConvTranspose", "Gemm",
-                                      "MatMul", "MatMulInteger", "QLinearMatMul", "Einsum", NULL};
-    for (int i = 0; ops[i]; i++)
-        if (strcmp(op, ops[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static int64_t node_macs(const Graph *g, const Node *n)
-{
-    const char *op = n->op_type;
-    if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx") != 0)
-        return 0;
-    const Value *y = node_out(g, n, 0);
-    if (!y || !value_shape_known(y))
-        return 0;
-    int64_t ny = value_numel(y);
-    if (strcmp(op, "Einsum") == 0)
-        return einsum_macs(g, n);
-    int qlinear = strncmp(op, "QLinear", 7) == 0;
-    const Value *a = node_in(g, n, 0);
-    const Value *b = node_in(g, n, qlinear ? 3 : 1);
-    if (!a || !b || !value_shape_known(a) || !value_shape_known(b))
-        return 0;
-    if (strcmp(op, "Conv") == 0 || strcmp(op, "ConvInteger") == 0 || strcmp(op, "QLinearConv") == 0)
-        return ny * prod_from(b, 1); /* W: [M, C/group, k...] */
-    if (strcmp(op, "ConvTranspose") == 0)
-        return value_numel(a) * prod_from(b, 1); /* W: [C, M/group, k...] */
-    if (strcmp(op, "Gemm") == 0) {
-        if (a->rank != 2)
-            return 0;
-        return ny * a->dims[attr_int(n, "transA", 0) ? 0 : 1];
-    }
-    if (strcmp(op, "MatMul") == 0 || strcmp(op, "MatMulInteger") == 0 || strcmp(op, "QLinearMatMul") == 0) {
-        if (a->rank < 1)
-            return 0;
-        return ny * a->dims[a->rank - 1];
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------------ the report */
 
 typedef struct OpRow {
@@ -277,61 +153,6 @@ static int oprow_cmp(const void *pa, const void *pb)
     const OpRow *a = pa, *b = pb;
     int c = strcmp(a->domain, b->domain);
     return c ? c : strcmp(a->op, b->op);
-}
-
-/* "1234567" -> "1234567 (1.23 M)" */
-static const char *human(char *buf, size_t n, int64_t v, int bytes)
-{
-    static const char *const si[] = {"", " k", " M", " G", " T"};
-    static const char *const bin[] = {"", " KiB", " MiB", " GiB", " TiB"};
-    double x = (double)v;
-    int k = 0;
-    double base = bytes ? 1024.0 : 1000.0;
-    while (x >= base && k < 4) {
-        x /= base;
-        k++;
-    }
-    if (k == 0)
-        snprintf(buf, n, "%" PRId64 "%s", v, bytes ? " bytes" : "");
-    else
-        snprintf(buf, n, "%" PRId64 "%s (%.*f%s)", v, bytes ? " bytes" : "", x < 10 ? 2 : x < 100 ? 1 : 0, x,
-                 bytes ? bin[k] : si[k]);
-    return buf;
-}
-
-/* Bytes of the weights in the emitted file: the `static const T name[N] KD_ALIGN = {`
- * arrays the emitter wrote. */
-static int64_t emitted_weight_bytes(const char *c, int *count)
-{
-    static const struct {
-        const char *ct;
-        int size;
-    } types[] = {{"float", 4},   {"double", 8},  {"int8_t", 1},  {"uint8_t", 1}, {"int16_t", 2},
-                 {"uint16_t", 2}, {"int32_t", 4}, {"uint32_t", 4}, {"int64_t", 8}, {"uint64_t", 8},
-                 {"bool", 1}};
-    int64_t total = 0;
-    *count = 0;
-    for (const char *p = c; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, "static const ", 13) != 0)
-            continue;
-        const char *q = p + 13;
-        int size = 0;
-        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-            size_t l = strlen(types[i].ct);
-            if (strncmp(q, types[i].ct, l) == 0 && q[l] == ' ') {
-                size = types[i].size;
-                q += l + 1;
-                break;
-            }
-        }
-        const char *br = strchr(q, '[');
-        const char *nl = strchr(q, '\n');
-        if (!size || !br || (nl && br > nl) || !strstr(br, "] KD_ALIGN"))
-            continue;
-        total += (int64_t)size * strtoll(br + 1, NULL, 10);
-        (*count)++;
-    }
-    return total;
 }
 
 static void print_values(const Graph *g, const int *ids, int n, int only_inputs, const char *indent)
@@ -517,8 +338,8 @@ int cmd_info(int argc, char **argv)
     printf("outputs\n");
     print_values(g, g->outputs, g->noutputs, 0, "  ");
     char hb[64], hb2[64];
-    printf("\nparameters   %s in %d tensors, %s\n", human(hb, sizeof hb, nparams, 0), ntensors,
-           human(hb2, sizeof hb2, pbytes, 1));
+    printf("\nparameters   %s in %d tensors, %s\n", human_count(hb, sizeof hb, nparams, 0), ntensors,
+           human_count(hb2, sizeof hb2, pbytes, 1));
     printf("nodes        %d\n", g->nnodes);
 
     /* ---- the pipeline: static shapes, MACs, flash, arena ---- */
@@ -591,7 +412,7 @@ int cmd_info(int argc, char **argv)
         snprintf(on, sizeof on, "%s%s%s", rows[r].domain, rows[r].domain[0] ? "." : "", rows[r].op);
         if (!compiled)
             printf("  %-*s  %5d  %s\n", wop, on, rows[r].count, rows[r].status);
-        else if (is_mac_op(rows[r].op))
+        else if (op_counts_macs(rows[r].op))
             printf("  %-*s  %5d  %-*s  %*" PRId64 "\n", wop, on, rows[r].count, wst, rows[r].status, wm, rows[r].macs);
         else
             printf("  %-*s  %5d  %-*s  %*s\n", wop, on, rows[r].count, wst, rows[r].status, wm, "-");
@@ -617,10 +438,10 @@ int cmd_info(int argc, char **argv)
     printf("  nodes      %d (after constant folding and dead-code elimination)\n", live);
     printf("  MACs       %s (Conv, ConvTranspose, Gemm, MatMul, Einsum and their integer forms;\n"
            "             other operators count as 0)\n",
-           human(hb, sizeof hb, macs_total, 0));
-    printf("  flash      %s (%d weight array%s as const data)\n", human(hb, sizeof hb, flash, 1), nweights,
+           human_count(hb, sizeof hb, macs_total, 0));
+    printf("  flash      %s (%d weight array%s as const data)\n", human_count(hb, sizeof hb, flash, 1), nweights,
            nweights == 1 ? "" : "s");
-    printf("  arena      %s (intermediates; NAME_WORKSPACE_BYTES)\n", human(hb, sizeof hb, arena_bytes, 1));
+    printf("  arena      %s (intermediates; NAME_WORKSPACE_BYTES)\n", human_count(hb, sizeof hb, arena_bytes, 1));
     w_free(&cw);
     w_free(&hw);
     arena_free(&a);

@@ -82,7 +82,7 @@ check depfile_make_rebuilds bash -c "cd '$W/mk' && make -s && touch -d @10000000
 
 # ---- the man page says what the help texts say ----
 MAN=$SRC/docs/kdcc.1
-helps() { "$KDCC" --help; for c in compile print info dot distill train eval soft-targets; do "$KDCC" $c --help; done; }
+helps() { "$KDCC" --help; for c in compile print info dot distill train eval soft-targets ops; do "$KDCC" $c --help; done; }
 check help_commands bash -c "'$KDCC' --help | grep -q 'kdcc info MODEL' && '$KDCC' --help | grep -q 'kdcc dot MODEL'"
 opts_help=$(helps 2>/dev/null | grep -oE -- '--[a-z][a-z-]+' | sort -u)
 opts_man=$(sed -n '1,/^\.SH EXIT STATUS/p' "$MAN" | sed 's/\\-/-/g' | grep -oE -- '--[a-z][a-z-]+' | sort -u)
