@@ -6,6 +6,7 @@
  * by the same emitter as inference, compiled with $CC and driven here over the data.
  * At the end the trained student is written as ONNX and as C. */
 #include "compiler/cli/cli.h"
+#include "compiler/emit/train_driver.h"
 #include "frontends/data.h"
 #include "frontends/onnx_export.h"
 #include "runtime/trainer.h"
@@ -662,6 +663,14 @@ int cmd_distill_like(int argc, char **argv, int train)
         Writer c2;
         w_init(&c2);
         int bad = emit_c(tg, &eo, &c2, &h, &d);
+        /* and the driver that runs epochs of it on a device (compiler/emit/train_driver.c) */
+        TrainDriverOptions dro = {.name = eo.name, .batch = B, .epochs = o.epochs, .seed = o.seed, .lr = o.lr,
+                                  .gamma = o.gamma, .warmup = o.warmup, .step_size = o.step_size,
+                                  .schedule = !strcmp(o.schedule, "cosine") ? TD_LR_COSINE
+                                              : !strcmp(o.schedule, "step") ? TD_LR_STEP : TD_LR_CONSTANT,
+                                  .temperature = o.T, .mse = o.mse, .max_samples = N};
+        if (!bad)
+            bad = emit_train_driver(tg, &dro, &c2, &h, &d);
         char hp[4096];
         snprintf(hp, sizeof hp, "%s", o.emit_train);
         char *sl = strrchr(hp, '/');
