@@ -286,6 +286,45 @@ static void write_header(const Graph *g, EmitState *st, const char *name, Writer
     w_line(h, "#endif");
 }
 
+/* The static workspace (state = 0) or state buffer (state = 1): a union of one array
+ * per element type stored in it, each covering the whole buffer, plus the bytes.
+ * C99 6.5p6: an object with a declared type has that type as its effective type,
+ * so an unsigned char array read through a float * would break 6.5p7. In the union
+ * every float at offset k (a multiple of 4: the plan aligns to 16) is the element
+ * k/4 of the float member, an object whose declared type is float: an access
+ * through a float lvalue is an access of a compatible type (6.5p7, first case).
+ * A pointer to the union points to each member (6.7.2.1p14) and, as unsigned
+ * char *, to every byte of it (6.3.2.3p7), so run_ws takes it like caller memory;
+ * a region reused by a value of another type is read through that member
+ * (6.5.2.3p3 with footnote 82). Member order follows the dtype enum: deterministic. */
+static void emit_storage_union(Writer *c, const Graph *g, const char *name, const char *up, int state)
+{
+    const char *what = state ? "STATE" : "WORKSPACE";
+    w_line(c, "static union {");
+    w_line(c, "    unsigned char bytes[%s_%s_BYTES > 0 ? %s_%s_BYTES : 1];", up, what, up, what);
+    const char *seen[DT_COUNT_];
+    int nseen = 0;
+    for (int t = 1; t < DT_COUNT_; t++) {
+        const char *ct = dtype_ctype((DType)t);
+        int used = 0;
+        for (int v = 0; ct && !used && v < g->nvalues; v++) {
+            const Value *val = &g->values[storage_root(g, v)];
+            used = (int)g->values[v].dtype == t && (state ? val->role == VR_STATE : val->offset >= 0);
+        }
+        for (int k = 0; used && k < nseen; k++)
+            used = strcmp(seen[k], ct) != 0;
+        if (!used || !strcmp(ct, "unsigned char"))
+            continue;
+        seen[nseen++] = ct;
+        char mem[64];
+        c_ident(mem, sizeof mem, "t_", ct);
+        w_line(c, "    %s %s[%s_%s_BYTES > 0 ? (%s_%s_BYTES + sizeof(%s) - 1) / sizeof(%s) : 1];", ct, mem, up, what, up,
+               what, ct, ct);
+    }
+    w_line(c, "    double align;");
+    w_line(c, "} KD_ALIGN %s_%s;", name, state ? "state" : "workspace");
+}
+
 int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d)
 {
     const char *name = opt->name;
@@ -570,16 +609,10 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
     w_line(c, "    return 0;");
     w_line(c, "}");
     w_puts(c, "\n");
-    w_line(c, "static union {");
-    w_line(c, "    unsigned char bytes[%s_WORKSPACE_BYTES > 0 ? %s_WORKSPACE_BYTES : 1];", up, up);
-    w_line(c, "    double align;");
-    w_line(c, "} KD_ALIGN %s_workspace;", name);
+    emit_storage_union(c, g, name, up, 0);
     w_puts(c, "\n");
     if (stateful) {
-        w_line(c, "static union {");
-        w_line(c, "    unsigned char bytes[%s_STATE_BYTES > 0 ? %s_STATE_BYTES : 1];", up, up);
-        w_line(c, "    double align;");
-        w_line(c, "} KD_ALIGN %s_state;", name);
+        emit_storage_union(c, g, name, up, 1);
         w_line(c, "static int %s_state_ready;", name);
         w_puts(c, "\n");
     }
@@ -588,13 +621,13 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
     w_puts(c, ")\n{\n");
     if (stateful) {
         w_line(c, "    if (!%s_state_ready) {", name);
-        w_line(c, "        %s_state_init(%s_state.bytes);", name, name);
+        w_line(c, "        %s_state_init(&%s_state);", name, name);
         w_line(c, "        %s_state_ready = 1;", name);
         w_line(c, "    }");
     }
-    w_printf(c, "    return %s_run_ws(%s_workspace.bytes%s", name, name, stateful ? "" : "");
+    w_printf(c, "    return %s_run_ws(&%s_workspace", name, name);
     if (stateful)
-        w_printf(c, ", %s_state.bytes", name);
+        w_printf(c, ", &%s_state", name);
     for (int i = 0; i < g->ninputs; i++)
         if (g->values[g->inputs[i]].role == VR_INPUT)
             w_printf(c, ", %s", st.pname[g->inputs[i]]);
