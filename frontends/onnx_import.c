@@ -453,6 +453,37 @@ static AttrType guess_attr_type(const Onnx__AttributeProto *ap)
     return AT_UNDEFINED;
 }
 
+/* An identifier ([A-Za-z_][A-Za-z0-9_]*) or, with dots, a dotted one (a.b.c). The
+ * ONNX IR makes operator types and attribute names identifiers and domains dotted
+ * identifiers; the textual syntax writes them bare, so anything else is refused. */
+static int is_identifier(const char *s, int dotted)
+{
+    int start = 1;
+    for (; *s; s++) {
+        char ch = *s;
+        int alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+        if (dotted && ch == '.' && !start && s[1])
+            start = 1;
+        else if (alpha || (!start && ch >= '0' && ch <= '9'))
+            start = 0;
+        else
+            return 0;
+    }
+    return !start;
+}
+
+/* A name from the file for a message: printable ASCII, at most 60 bytes. */
+static const char *shown(const char *s, char *buf, size_t n)
+{
+    size_t k = 0;
+    for (; *s && k + 4 < n && k < 60; s++)
+        buf[k++] = (*s >= 32 && *s < 127) ? *s : '?';
+    if (*s && k + 3 < n)
+        buf[k++] = '.', buf[k++] = '.', buf[k++] = '.';
+    buf[k] = 0;
+    return buf;
+}
+
 static int read_attr(Ctx *c, Node *n, const Onnx__AttributeProto *ap)
 {
     Graph *g = c->g;
@@ -460,6 +491,9 @@ static int read_attr(Ctx *c, Node *n, const Onnx__AttributeProto *ap)
     const char *name = ap->name ? ap->name : "";
     if (!name[0])
         return diag_error(d, n, "an attribute has no name");
+    char sb[80];
+    if (!is_identifier(name, 0))
+        return diag_error(d, n, "attribute name '%s' is not an identifier", shown(name, sb, sizeof sb));
     if (node_attr(n, name))
         return diag_error(d, n, "attribute '%s' is given twice", name);
     if (ap->ref_attr_name && ap->ref_attr_name[0])
@@ -594,6 +628,15 @@ static int read_node(Ctx *c, const Onnx__ModelProto *m, const Onnx__NodeProto *n
     if (!op[0])
         return diag_error(d, NULL, "node %d%s%s%s has no op_type", index, np->name && np->name[0] ? " '" : "",
                           np->name && np->name[0] ? np->name : "", np->name && np->name[0] ? "'" : "");
+    char sb[80], sn[80];
+    if (!is_identifier(op, 0))
+        return diag_error(d, NULL, "node %d%s%s%s: operator type '%s' is not an identifier", index,
+                          np->name && np->name[0] ? " '" : "", np->name && np->name[0] ? shown(np->name, sn, sizeof sn) : "",
+                          np->name && np->name[0] ? "'" : "", shown(op, sb, sizeof sb));
+    if (!is_default_domain(np->domain) && !is_identifier(np->domain, 1))
+        return diag_error(d, NULL, "node %d%s%s%s (%s): domain '%s' is not a dotted identifier", index,
+                          np->name && np->name[0] ? " '" : "", np->name && np->name[0] ? shown(np->name, sn, sizeof sn) : "",
+                          np->name && np->name[0] ? "'" : "", op, shown(np->domain, sb, sizeof sb));
     if (np->n_input > INT_MAX / 2 || np->n_output > INT_MAX / 2)
         return diag_error(d, NULL, "node %d (%s) has too many inputs or outputs", index, op);
     int ni = (int)np->n_input, no = (int)np->n_output;
@@ -669,6 +712,13 @@ static int read_opsets(Ctx *c, const Onnx__ModelProto *m)
         g->opset_domain[g->nopsets] = is_default_domain(os->domain) ? "" : arena_strdup(c->a, os->domain);
         if (!g->opset_domain[g->nopsets])
             return diag_error(c->d, NULL, "out of memory");
+        for (int k = 0; k < g->nopsets; k++)
+            if (strcmp(g->opset_domain[k], g->opset_domain[g->nopsets]) == 0) {
+                char sb[80];
+                if (is_default_domain(os->domain))
+                    return diag_error(c->d, NULL, "opset_import names the default domain ('' or 'ai.onnx') twice");
+                return diag_error(c->d, NULL, "opset_import names domain '%s' twice", shown(os->domain, sb, sizeof sb));
+            }
         g->opset_version[g->nopsets++] = os->version;
         if (is_default_domain(os->domain))
             g->opset = (int)os->version;

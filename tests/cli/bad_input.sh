@@ -64,6 +64,16 @@ expect_error reshape_count "$(text_model reshape 'g (float[2,3] x) => (float[4] 
 expect_error symbolic_dim "$(text_model sym 'g (float[N,3] x) => (float[N,3] y) { y = Relu(x) }')" \
   "sym.txt" "--shape"
 expect_error quantized_model "$KDCC_SHARED/onnx-tests/models/mnist-8-quantized/model.onnx" "model.onnx" "unsupported operator"
+# names the textual syntax cannot write, and a domain imported twice (fuzz findings)
+REG="${KDCC_SOURCE:-$(dirname "$0")/../..}/fuzz/regressions/onnx"
+expect_error optype_not_identifier "$REG/print-optype-not-identifier.onnx" "print-optype-not-identifier.onnx" \
+  "operator type 'Aver.gePool' is not an identifier"
+expect_error domain_not_identifier "$REG/node-domain-not-identifier.onnx" "node-domain-not-identifier.onnx" \
+  "domain 'my-ops' is not a dotted identifier"
+expect_error attribute_not_identifier "$REG/attribute-name-not-identifier.onnx" "attribute-name-not-identifier.onnx" \
+  "LeakyRelu" "attribute name 'al pha' is not an identifier"
+expect_error opset_domain_twice "$REG/opset-import-domain-twice.onnx" "opset-import-domain-twice.onnx" \
+  "names the default domain" "twice"
 # output directory that does not exist: nothing half-written anywhere
 "$KDCC" "$REAL" -o "$W/missing-dir/m.c" 2>"$W/stderr"
 rc=$?
