@@ -95,9 +95,9 @@ int emit_train_driver(const Graph *g, const TrainDriverOptions *o, Writer *c, Wr
         if (k == IN_SOFT)
             C = value_numel(v) / B;
     }
-    if (!has[IN_X] || !has[IN_LR] || !has[IN_STEP] || g->noutputs < 1 ||
+    if (!has[IN_X] || !has[IN_LR] || g->noutputs < 1 ||
         g->values[g->outputs[0]].dtype != DT_FLOAT || value_numel(&g->values[g->outputs[0]]) != 1)
-        return diag_unsupported(d, NULL, "the training step lacks the samples, lr, step inputs or the loss output "
+        return diag_unsupported(d, NULL, "the training step lacks the samples or lr input or the loss output "
                                          "the on-device driver needs");
     if (!has[IN_SOFT] && g->noutputs > 1 && g->values[g->outputs[1]].rank == 2)
         C = g->values[g->outputs[1]].dims[1];
@@ -211,7 +211,9 @@ int emit_train_driver(const Graph *g, const TrainDriverOptions *o, Writer *c, Wr
         put(c, p, P, "static int64_t @p@_drv_labels[@P@_BATCH];\n");
     if (soft)
         put(c, p, P, "static float @p@_drv_soft[@P@_BATCH * @P@_CLASSES];\n");
-    put(c, p, P, "static float @p@_drv_lr, @p@_drv_step;\n");
+    put(c, p, P, "static float @p@_drv_lr;\n");
+    if (has[IN_STEP]) /* Adam's step count; SGD has none */
+        put(c, p, P, "static float @p@_drv_step;\n");
     for (int i = 0; i < g->noutputs; i++) {
         const Value *v = &g->values[g->outputs[i]];
         int64_t n = value_numel(v);
@@ -274,9 +276,10 @@ int emit_train_driver(const Graph *g, const TrainDriverOptions *o, Writer *c, Wr
                      "@P@_CLASSES * sizeof(float));\n");
     put(c, p, P,
         "        }\n"
-        "        @p@_drv_lr = (float)@p@_lr_at(t, t->step, spe);\n"
-        "        @p@_drv_step = (float)(t->step + 1);\n"
-        "        if (@p@_run_ws(t->workspace, t->state");
+        "        @p@_drv_lr = (float)@p@_lr_at(t, t->step, spe);\n");
+    if (has[IN_STEP])
+        put(c, p, P, "        @p@_drv_step = (float)(t->step + 1);\n");
+    put(c, p, P, "        if (@p@_run_ws(t->workspace, t->state");
     static const char *const in_name[] = {"x", "labels", "soft", "lr", "step"};
     for (int i = 0; i < nin; i++)
         put(c, p, P, ", %s@p@_drv_%s", kind[i] == IN_LR || kind[i] == IN_STEP ? "&" : "", in_name[kind[i]]);
