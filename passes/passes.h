@@ -35,6 +35,7 @@ int pass_dce(Graph *g, Diag *d);
 int pass_autodiff(Graph *g, int loss, const int *wrt, int nwrt, int *grads, Diag *d);          /* dead-code elimination */
 int pass_fuse(Graph *g, Diag *d);         /* BatchNormalization folded into the Conv before it */
 int pass_alias(Graph *g, Diag *d);        /* views: Reshape-like outputs share their input's storage */
+int pass_scratch(Graph *g, Diag *d);      /* scratch memory of node functions (passes/scratch.c) */
 int pass_plan(Graph *g, Diag *d);         /* memory planning: arena offsets */
 int64_t plan_arena_bytes(const Graph *g); /* bytes of the arena after pass_plan */
 /* The planner's lifetime model, for reports: start[v] is the node that first writes

@@ -44,7 +44,7 @@ int run_pipeline(Graph *g, const PassOptions *o, Diag *d)
     if (pass_alias(g, d))
         return -1;
     dump(g, o, "alias");
-    if (pass_plan(g, d))
+    if (pass_scratch(g, d) || pass_plan(g, d))
         return -1;
     dump(g, o, "plan");
     return 0;

@@ -100,7 +100,7 @@ static int build_module(Graph *g, const char *dir, const char *name, int infer_f
     if (infer_first) {
         if (run_pipeline(g, &po, d))
             return -1;
-    } else if (pass_dce(g, d) || pass_alias(g, d) || pass_plan(g, d)) {
+    } else if (pass_dce(g, d) || pass_alias(g, d) || pass_scratch(g, d) || pass_plan(g, d)) {
         return -1;
     }
     EmitOptions eo = {.name = name};

@@ -439,6 +439,290 @@ static int emit_conv_blocked(Emitter *e, const Node *n, const ConvGeom *cg)
     return 1;
 }
 
+/* Padded-plane direct convolution (float32, 2-D, stride 1, any padding,
+ * dilation and group, not 1x1 pointwise). Per image and group, the group's input
+ * channels are copied once into a zero-padded plane of PH x PW (the rows and
+ * columns the kernel reaches) in the node's scratch memory. With q = oy * PW + ox,
+ * every kernel tap then reads the padded plane at q plus a constant, so output
+ * pixels form one contiguous run over q regardless of row boundaries: a block of
+ * PP_MR output channels by PP_NR consecutive q is a small GEMM over input
+ * channels and taps with acc[PP_MR][PP_NR] in vector registers and unit-stride
+ * loads. The PW - OW columns of each row that fall past the output width are
+ * computed and dropped (PW / OW extra work, small for 3x3 kernels). Rows of any
+ * width vectorise the same, unlike the per-row blocks of emit_conv_blocked, which
+ * suit rows of 32 pixels or more. Measured with gcc 12 -O3 -march=native on znver3
+ * for a 16->16 3x3 layer on 28x28 (batch 64): 8 x 16 blocks 33 GFLOP/s, 4 x 24 29,
+ * 4 x 32 28, 8 x 8 21, against 13 for the per-row blocks. */
+#define PP_MR 8
+#define PP_NR 16
+#define PP_MAX_SCRATCH (512 * 1024)   /* bytes: beyond this the padded copy is not worth the RAM */
+
+static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t *rows, int64_t *pp);
+
+typedef struct PpGeom {
+    int64_t PH, PW, Q, PS, slack;
+} PpGeom;
+
+static int pp_plan(const Graph *g, const Node *n, const ConvGeom *cg, PpGeom *p)
+{
+    const Value *x = node_in(g, n, 0);
+    if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp != 2 || cg->s[0] != 1 || cg->s[1] != 1)
+        return 0;
+    if (cg->M / cg->G < PP_MR || cg->k[1] > UNROLL_TAPS || (cg->k[0] == 1 && cg->k[1] == 1))
+        return 0;
+    p->PH = cg->out[0] + (cg->k[0] - 1) * cg->dl[0];
+    p->PW = cg->out[1] + (cg->k[1] - 1) * cg->dl[1];
+    p->Q = cg->out[0] * p->PW;
+    p->PS = p->PH * p->PW;
+    p->slack = PP_NR + p->PW;
+    int64_t bytes = ((cg->C / cg->G) * p->PS + p->slack) * (int64_t)sizeof(float);
+    /* worth it only when the dropped columns are few */
+    if (bytes > PP_MAX_SCRATCH || p->PW > cg->out[1] + cg->out[1] / 4)
+        return 0;
+    return 1;
+}
+
+static int64_t conv_scratch(const Graph *g, const Node *n)
+{
+    Diag d = {0};
+    ConvGeom cg;
+    PpGeom p;
+    int64_t rows, pp;
+    if (conv_geom(g, n, 0, &cg, &d))
+        return 0;
+    if (pp_plan(g, n, &cg, &p))
+        return ((cg.C / cg.G) * p.PS + p.slack) * (int64_t)sizeof(float);
+    if (ic_plan(g, n, &cg, &rows, &pp))
+        return rows * pp * (int64_t)sizeof(float);
+    return 0;
+}
+
+static void pp_block(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bias, int64_t mb)
+{
+    int64_t Cg = cg->C / cg->G, K0 = cg->k[0], K1 = cg->k[1], KSZ = K0 * K1;
+    int64_t OW = cg->out[1], OSZ = cg->out[0] * OW;
+    w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %d)", p->Q, PP_NR);
+    w_line(w, "float acc[%" PRId64 "][%d];", mb, PP_NR);
+    em_for(w, "mm", mb);
+    em_for(w, "v", PP_NR);
+    w_line(w, has_bias ? "acc[mm][v] = x2[m0 + mm];" : "acc[mm][v] = 0;");
+    em_close(w, 2);
+    em_for(w, "ci", Cg);
+    w_line(w, "const float *restrict xr = y1 + ci * %" PRId64 " + q0;", p->PS);
+    w_line(w, "const float *restrict wc = x1 + (m0 * %" PRId64 " + ci) * %" PRId64 ";", Cg, KSZ);
+    em_for(w, "k0", K0);
+    w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 ";", cg->dl[0] * p->PW);
+    w_line(w, "const float *restrict wk = wc + k0 * %" PRId64 ";", K1);
+    for (int64_t kl = 0; kl < K1; kl++) {
+        em_for(w, "mm", mb);
+        w_line(w, "const float wv = wk[mm * %" PRId64 " + %" PRId64 "];", Cg * KSZ, kl);
+        em_for(w, "v", PP_NR);
+        w_line(w, "acc[mm][v] += wv * xk[v + %" PRId64 "];", kl * cg->dl[1]);
+        em_close(w, 2);
+    }
+    em_close(w, 2);   /* k0, ci */
+    em_for(w, "v", PP_NR);
+    w_line(w, "const int64_t q = q0 + v, oy = q / %" PRId64 ", ox = q - oy * %" PRId64 ";", p->PW, p->PW);
+    w_line(w, "if (q >= %" PRId64 " || ox >= %" PRId64 ") continue;", p->Q, OW);
+    em_for(w, "mm", mb);
+    w_line(w, "y0[(b * %" PRId64 " + m0 + mm) * %" PRId64 " + oy * %" PRId64 " + ox] = acc[mm][v];", cg->M, OSZ, OW);
+    em_close(w, 2);
+    w_close(w);   /* q0 */
+}
+
+/* im2col + register-blocked GEMM (float32, 2-D, any stride, padding, dilation
+ * and group) for layers the padded-plane kernel does not take (strided ones).
+ * Per image and group, the scratch holds col[Cg * K0 * K1][PP], where column
+ * q = oy * OW + ox holds the input value each tap reads for that output pixel (0
+ * in the padding) and PP is the pixel count rounded up to PP_NR. The product
+ * W[Mg][Cg * K0 * K1] x col runs in blocks of PP_MR channels by PP_NR pixels with
+ * the accumulators in registers. Strided layers are small (their outputs are), so
+ * the copy is cheap; their rows are short, which is what made the per-row blocks
+ * slow: a 16->32 3x3 stride-2 layer on 14x14 took 30% of a CNN's time for 10% of
+ * its MACs before. */
+#define IC_MAX_SCRATCH (512 * 1024)
+
+static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t *rows, int64_t *pp)
+{
+    const Value *x = node_in(g, n, 0);
+    if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp != 2 || cg->M / cg->G < PP_MR / 2)
+        return 0;
+    if (cg->k[1] > UNROLL_TAPS || (cg->k[0] == 1 && cg->k[1] == 1 && cg->s[0] == 1 && cg->s[1] == 1))
+        return 0;
+    int64_t P = cg->out[0] * cg->out[1];
+    *rows = (cg->C / cg->G) * cg->k[0] * cg->k[1];
+    *pp = (P + PP_NR - 1) / PP_NR * PP_NR;
+    return *rows * *pp * (int64_t)sizeof(float) <= IC_MAX_SCRATCH;
+}
+
+static void ic_block(Writer *w, const ConvGeom *cg, int64_t rows, int64_t pp, int has_bias, int64_t mb)
+{
+    int64_t P = cg->out[0] * cg->out[1];
+    w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %d)", pp, PP_NR);
+    w_line(w, "float acc[%" PRId64 "][%d];", mb, PP_NR);
+    em_for(w, "mm", mb);
+    em_for(w, "v", PP_NR);
+    w_line(w, has_bias ? "acc[mm][v] = x2[m0 + mm];" : "acc[mm][v] = 0;");
+    em_close(w, 2);
+    em_for(w, "k", rows);
+    w_line(w, "const float *restrict cr = y1 + k * %" PRId64 " + q0;", pp);
+    em_for(w, "mm", mb);
+    w_line(w, "const float wv = x1[(m0 + mm) * %" PRId64 " + k];", rows);
+    em_for(w, "v", PP_NR);
+    w_line(w, "acc[mm][v] += wv * cr[v];");
+    em_close(w, 3);
+    if (P % PP_NR) {
+        em_for(w, "v", PP_NR);
+        w_line(w, "if (q0 + v >= %" PRId64 ") continue;", P);
+    } else {
+        em_for(w, "v", PP_NR);
+    }
+    em_for(w, "mm", mb);
+    w_line(w, "y0[(b * %" PRId64 " + m0 + mm) * %" PRId64 " + q0 + v] = acc[mm][v];", cg->M, P);
+    em_close(w, 2);
+    w_close(w);   /* q0 */
+}
+
+static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg)
+{
+    int64_t rows, pp;
+    if (n->noutputs != 2 || !node_out(e->g, n, 1) || !ic_plan(e->g, n, cg, &rows, &pp))
+        return 0;
+    const Value *t = node_out(e->g, n, 1);
+    if (t->dtype != DT_FLOAT || value_numel(t) < rows * pp)
+        return 0;
+    Writer *w = e->w;
+    int has_bias = node_in(e->g, n, 2) != NULL;
+    int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G, IH = cg->in[0], IW = cg->in[1];
+    int64_t OH = cg->out[0], OW = cg->out[1], K0 = cg->k[0], K1 = cg->k[1], P = OH * OW;
+    em_for(w, "b", cg->N);
+    em_for(w, "g", cg->G);
+    em_for(w, "ci", Cg);
+    w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g * %" PRId64 " + ci) * %" PRId64 ";", cg->C, Cg, IH * IW);
+    em_for(w, "k0", K0);
+    w_line(w, "float *restrict cc = y1 + (ci * %" PRId64 " + k0) * %" PRId64 ";", K0, K1 * pp);
+    em_for(w, "oy", OH);
+    w_line(w, "const int64_t u = oy * %" PRId64 " + k0 * %" PRId64 " - %" PRId64 ";", cg->s[0], cg->dl[0], cg->pb[0]);
+    w_open(w, "if (u < 0 || u >= %" PRId64 ")", IH);
+    em_for(w, "kl", K1);
+    em_for(w, "ox", OW);
+    w_line(w, "cc[kl * %" PRId64 " + oy * %" PRId64 " + ox] = 0;", pp, OW);
+    em_close(w, 2);
+    w_line(w, "continue;");
+    w_close(w);
+    w_line(w, "const float *restrict xr = xc + u * %" PRId64 ";", IW);
+    for (int64_t kl = 0; kl < K1; kl++) {
+        int64_t lo, hi, off = kl * cg->dl[1] - cg->pb[1];
+        cb_tap_range(cg, 1, kl, &lo, &hi);
+        if (hi < lo)
+            hi = lo;
+        w_line(w, "float *restrict c%" PRId64 " = cc + %" PRId64 " + oy * %" PRId64 ";", kl, kl * pp, OW);
+        if (lo > 0) {
+            em_for(w, "ox", lo);
+            w_line(w, "c%" PRId64 "[ox] = 0;", kl);
+            w_close(w);
+        }
+        if (hi > lo) {
+            w_open(w, "for (int64_t ox = %" PRId64 "; ox < %" PRId64 "; ++ox)", lo, hi);
+            w_line(w, "c%" PRId64 "[ox] = xr[ox * %" PRId64 " %s %" PRId64 "];", kl, cg->s[1], off < 0 ? "-" : "+", off < 0 ? -off : off);
+            w_close(w);
+        } else {
+            w_line(w, "(void)xr;");
+        }
+        if (hi < OW) {
+            w_open(w, "for (int64_t ox = %" PRId64 "; ox < %" PRId64 "; ++ox)", hi, OW);
+            w_line(w, "c%" PRId64 "[ox] = 0;", kl);
+            w_close(w);
+        }
+    }
+    em_close(w, 3);   /* oy, k0, ci */
+    if (pp > P) {
+        em_for(w, "k", rows);
+        w_open(w, "for (int64_t q = %" PRId64 "; q < %" PRId64 "; ++q)", P, pp);
+        w_line(w, "y1[k * %" PRId64 " + q] = 0;", pp);
+        em_close(w, 2);
+    }
+    int64_t mr = Mg >= PP_MR ? PP_MR : PP_MR / 2;
+    int64_t nfull = Mg / mr, rem = Mg % mr;
+    w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * mr, mr);
+    w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
+    ic_block(w, cg, rows, pp, has_bias, mr);
+    w_close(w);
+    if (rem) {
+        w_open(w, "%s", "");
+        w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * mr);
+        ic_block(w, cg, rows, pp, has_bias, rem);
+        w_close(w);
+    }
+    em_close(w, 2);   /* g, b */
+    return 1;
+}
+
+/* Emit Conv through the padded-plane kernel; 0 if the node has no scratch for it. */
+static int emit_conv_plane(Emitter *e, const Node *n, const ConvGeom *cg)
+{
+    PpGeom p;
+    if (n->noutputs != 2 || !node_out(e->g, n, 1) || !pp_plan(e->g, n, cg, &p))
+        return 0;
+    const Value *t = node_out(e->g, n, 1);
+    int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G, IH = cg->in[0], IW = cg->in[1];
+    if (t->dtype != DT_FLOAT || value_numel(t) < Cg * p.PS + p.slack)
+        return 0;
+    Writer *w = e->w;
+    int has_bias = node_in(e->g, n, 2) != NULL;
+    int64_t pt = cg->pb[0], pl = cg->pb[1];
+    /* padded column range that holds input columns: c - pl in [0, IW) */
+    int64_t clo = pl < 0 ? 0 : pl, chi = IW + pl < p.PW ? IW + pl : p.PW;
+    if (chi < clo)
+        chi = clo;
+    em_for(w, "j", p.slack);
+    w_line(w, "y1[%" PRId64 " + j] = 0;", Cg * p.PS);
+    w_close(w);
+    em_for(w, "b", cg->N);
+    em_for(w, "g", cg->G);
+    em_for(w, "ci", Cg);
+    w_line(w, "float *restrict pp = y1 + ci * %" PRId64 ";", p.PS);
+    w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g * %" PRId64 " + ci) * %" PRId64 ";", cg->C, Cg, IH * IW);
+    em_for(w, "r", p.PH);
+    w_line(w, "const int64_t u = r - %" PRId64 ";", pt);
+    w_line(w, "float *restrict pr = pp + r * %" PRId64 ";", p.PW);
+    w_open(w, "if (u < 0 || u >= %" PRId64 ")", IH);
+    em_for(w, "c", p.PW);
+    w_line(w, "pr[c] = 0;");
+    w_close(w);
+    w_line(w, "continue;");
+    w_close(w);
+    if (clo > 0) {
+        em_for(w, "c", clo);
+        w_line(w, "pr[c] = 0;");
+        w_close(w);
+    }
+    if (chi > clo) {
+        w_open(w, "for (int64_t c = %" PRId64 "; c < %" PRId64 "; ++c)", clo, chi);
+        w_line(w, "pr[c] = xc[u * %" PRId64 " + c - %" PRId64 "];", IW, pl);
+        w_close(w);
+    }
+    if (chi < p.PW) {
+        w_open(w, "for (int64_t c = %" PRId64 "; c < %" PRId64 "; ++c)", chi, p.PW);
+        w_line(w, "pr[c] = 0;");
+        w_close(w);
+    }
+    em_close(w, 2);   /* r, ci */
+    int64_t nfull = Mg / PP_MR, rem = Mg % PP_MR;
+    w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %d)", nfull * PP_MR, PP_MR);
+    w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
+    pp_block(w, cg, &p, has_bias, PP_MR);
+    w_close(w);
+    if (rem) {
+        w_open(w, "%s", "");
+        w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * PP_MR);
+        pp_block(w, cg, &p, has_bias, rem);
+        w_close(w);
+    }
+    em_close(w, 2);   /* g, b */
+    return 1;
+}
+
 static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
 {
     Writer *w = e->w;
@@ -466,7 +750,7 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
         cg.k[0] = cg.s[0] = cg.dl[0] = 1;
         cg.pb[0] = cg.pe[0] = 0;
     }
-    if (emit_conv_blocked(e, n, &cg))
+    if (emit_conv_plane(e, n, &cg) || emit_conv_im2col(e, n, &cg) || emit_conv_blocked(e, n, &cg))
         return 0;
     const char *ct = dtype_ctype(t);
     /* float16/bfloat16: accumulate one output channel in a float array on the stack */
@@ -1046,7 +1330,7 @@ static const OpDef op_conv_grad_weight = {
 static const OpDef op_conv = {
     .name = "Conv", .domain = "", .since = 1,
     .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_conv, .emit = emit_conv, .grad = grad_conv,
+    .infer = infer_conv, .emit = emit_conv, .grad = grad_conv, .scratch = conv_scratch,
     .summary = "n-D convolution (strides, pads, dilations, auto_pad, groups, bias)",
 };
 

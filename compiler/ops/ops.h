@@ -41,6 +41,13 @@ typedef struct OpDef {
      * Squeeze, Unsqueeze, Identity, inference Dropout): pass_alias may make it a view
      * that moves no data, and the emitter then writes nothing for the node. */
     int view;
+    /* Optional: bytes of scratch memory the emitted function wants for this node
+     * (a padded copy, a packed panel), 0 for none. passes/scratch.c gives such a
+     * node one more output, a float value of that size live only while the node
+     * runs, so the memory planner places it in the arena like any intermediate and
+     * the node function receives it as its last y parameter. The emit function must
+     * still work without it (when the pass did not run). */
+    int64_t (*scratch)(const Graph *g, const Node *n);
 } OpDef;
 
 typedef struct GradCtx {

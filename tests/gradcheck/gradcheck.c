@@ -126,7 +126,7 @@ static int build(Graph *g, int *wrt, int *nwrt, int *grads, Diag *d)
         g->outputs[g->noutputs++] = grads[i];
         g->values[grads[i]].is_output = 1;
     }
-    return pass_dce(g, d) || pass_plan(g, d) ? -1 : 0;
+    return pass_dce(g, d) || pass_scratch(g, d) || pass_plan(g, d) ? -1 : 0;
 }
 
 static void harness(Writer *w, const Graph *g, const int *wrt, int nwrt)

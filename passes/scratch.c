@@ -1,0 +1,41 @@
+/* Scratch memory for node functions: an operator whose emitted code wants working
+ * memory of its own (OpDef.scratch: a padded copy of a Conv's input planes, say)
+ * gets it as one more output of its node, a float value live only while the node
+ * runs. The memory planner then places it in the arena like any intermediate, so
+ * it shares bytes with values that are dead at that point, --report and
+ * NAME_WORKSPACE_BYTES count it, and the emitted code stays free of malloc and of
+ * large stack arrays. Runs right before pass_plan; running it twice adds nothing. */
+#include "compiler/ops/ops.h"
+#include "passes/passes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int pass_scratch(Graph *g, Diag *d)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (!n->op || !n->op->scratch || n->op->max_outputs < 0 || n->noutputs > n->op->max_outputs)
+            continue;
+        int64_t bytes = n->op->scratch(g, n);
+        if (bytes <= 0)
+            continue;
+        char hint[160];
+        snprintf(hint, sizeof hint, "%s.scratch", n->name && n->name[0] ? n->name : n->op_type);
+        int v = graph_new_value(g, hint);
+        int *outs = arena_array(g->arena, (size_t)n->noutputs + 1, sizeof(int));
+        if (v < 0 || !outs)
+            return diag_error(d, n, "out of memory");
+        Value *val = &g->values[v];
+        val->dtype = DT_FLOAT;
+        val->rank = 1;
+        val->dims[0] = (bytes + (int64_t)sizeof(float) - 1) / (int64_t)sizeof(float);
+        val->role = VR_INTERMEDIATE;
+        val->producer = i;
+        memcpy(outs, n->outputs, (size_t)n->noutputs * sizeof(int));
+        outs[n->noutputs] = v;
+        n->outputs = outs;
+        n->noutputs++;
+    }
+    return 0;
+}
