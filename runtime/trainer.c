@@ -27,7 +27,7 @@ int module_build(const char *dir, const char *name, const Writer *c_text, const 
     if (write_all(cp, c_text) || write_all(hp, h_text))
         return diag_error(d, NULL, "cannot write '%s'", cp);
     const char *cc = getenv("CC") && getenv("CC")[0] ? getenv("CC") : "cc";
-    const char *flags = getenv("KDCC_TRAIN_CFLAGS") ? getenv("KDCC_TRAIN_CFLAGS") : "-O3 -march=native";
+    const char *flags = getenv("KDCC_TRAIN_CFLAGS") ? getenv("KDCC_TRAIN_CFLAGS") : "-O3 -march=native -ffp-contract=fast";
     snprintf(cmd, sizeof cmd, "%s -std=c99 %s -fPIC -shared -o '%s' '%s' -lm > '%s' 2>&1", cc, flags, so, cp, log);
     if (system(cmd) != 0)
         return diag_error(d, NULL, "compiling the generated %s.c with %s failed (see %s)", name, cc, log);

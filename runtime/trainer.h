@@ -24,7 +24,7 @@ typedef struct Module {
 } Module;
 
 /* Compile c_text (with header h_text named h_name) in dir with $CC (default cc)
- * -O3 -march=native -shared -fPIC, load it, allocate its workspace and state. The
+ * -O3 -march=native -ffp-contract=fast (FMA: -std=c99 alone turns it off in gcc) -shared -fPIC, load it, allocate its workspace and state. The
  * module's C prefix is `name`. 0 ok. */
 int module_build(const char *dir, const char *name, const Writer *c_text, const Writer *h_text,
                  const char *h_name, Module *m, Diag *d);
