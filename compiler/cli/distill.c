@@ -579,6 +579,12 @@ int cmd_distill_like(int argc, char **argv, int train)
                 free(tl);
                 goto out;
             }
+            /* the teacher is frozen and runs in inference form: BatchNormalization folded into
+             * the Conv before it, as for any compiled model (halves its elementwise passes) */
+            if (tg && pass_fuse(tg, &d)) {
+                free(tl);
+                goto out;
+            }
             ts[t].g = tg;
             ts[t].weight = o.tweights[t];
             ts[t].output = o.teacher_output;
