@@ -225,7 +225,7 @@ static void usage(FILE *f, int train)
             "                            unlabelled (-1): the few-labels setting; kdcc train then skips them\n"
             "  --checkpoint FILE         save the training state after every epoch (atomically)\n"
             "  --resume                  continue from --checkpoint FILE: the same weights as an uninterrupted run\n"
-            "  --name NAME  --log metrics.csv  --emit-train train.c (the training step as C)  --quiet\n"
+            "  --name NAME  --log metrics.csv  --emit-train train.c (the step + a no-malloc driver, as C)  --quiet\n"
             "  --report                  print the training step's bytes: weights, gradients, optimizer state,\n"
             "                            activations kept for backward, other intermediates, arena\n");
 }
