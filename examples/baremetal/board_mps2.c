@@ -3,9 +3,10 @@
  * - kd_board_write: by semihosting (SYS_WRITE0, through the debugger or QEMU's
  *   -semihosting-config enable=on), or, built with -DBOARD_UART, on the board's
  *   CMSDK APB UART0 at 0x40004000 (QEMU: -serial stdio).
- * - _exit, which startup_cortexm.c calls with main's result: by semihosting
- *   SYS_EXIT_EXTENDED, so that the status becomes QEMU's exit status; with
- *   -DBOARD_UART, the core sleeps instead.
+ * - _exit, which startup_cortexm.c calls with main's result: prints the stack
+ *   used ("stack N", bytes, from startup_cortexm.c's kd_stack_used), then ends
+ *   by semihosting SYS_EXIT_EXTENDED, so that the status becomes QEMU's exit
+ *   status; with -DBOARD_UART, the core sleeps instead.
  *
  * Semihosting stops a core that runs without a debugger attached (the BKPT
  * instruction faults): on a board on its own, build with -DBOARD_UART or give
@@ -15,6 +16,23 @@
 
 void kd_board_write(const char *s);
 void _exit(int status);
+unsigned long kd_stack_used(void);
+
+static void write_stack_used(void)
+{
+    char line[32] = "stack ", tmp[12];
+    unsigned long v = kd_stack_used();
+    int n = 0, i = 6;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        line[i++] = tmp[--n];
+    line[i++] = '\n';
+    line[i] = 0;
+    kd_board_write(line);
+}
 
 #ifndef BOARD_UART
 
@@ -38,6 +56,7 @@ void _exit(int status)
 {
     /* reason and exit code; the debugger (or QEMU) ends the program */
     const uint32_t block[2] = {ADP_Stopped_ApplicationExit, (uint32_t)status};
+    write_stack_used();
     semihost(SYS_EXIT_EXTENDED, block);
     for (;;)
         __asm__ volatile("wfi");
@@ -78,6 +97,7 @@ void kd_board_write(const char *s)
 void _exit(int status)
 {
     (void)status;
+    write_stack_used();
     for (;;)
         __asm__ volatile("wfi");
 }

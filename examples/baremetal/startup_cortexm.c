@@ -1,6 +1,7 @@
 /* Startup for Cortex-M3/M4/M7, written for kdcc's examples: the vector table,
  * and a reset handler that enables the FPU, copies .data from flash to RAM,
- * zeroes .bss, calls main and passes its result to _exit (board_mps2.c).
+ * zeroes .bss, paints the stack (kd_stack_used tells how much of it was used),
+ * calls main and passes its result to _exit (board_mps2.c).
  *
  * The symbols come from the linker script (mps2.ld, cortexm_sections.ld).
  * Only the 16 system exceptions have vectors: the examples enable no interrupt.
@@ -12,12 +13,16 @@
  */
 #include <stdint.h>
 
-extern uint32_t __data_load[], __data_start[], __data_end[], __bss_start[], __bss_end[], __stack_top[];
+extern uint32_t __data_load[], __data_start[], __data_end[], __bss_start[], __bss_end[], __stack_bottom[],
+    __stack_top[];
 
 int main(void);
 void _exit(int status);
 void Reset_Handler(void);
 void Default_Handler(void);
+unsigned long kd_stack_used(void);
+
+#define STACK_PAINT 0x5ac4a5c4u
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 
@@ -36,7 +41,24 @@ void Reset_Handler(void)
         for (d = __bss_start; d < __bss_end; d++)
             *d = 0;
     }
+    {
+        /* paint the stack below this frame, for kd_stack_used */
+        uint32_t *sp, *p;
+        __asm__ volatile("mov %0, sp" : "=r"(sp));
+        for (p = __stack_bottom; p < sp - 32; p++)
+            *p = STACK_PAINT;
+    }
     _exit(main());
+}
+
+/* The most stack used so far, in bytes: from the stack's top down to the lowest
+ * word whose paint was overwritten. */
+unsigned long kd_stack_used(void)
+{
+    const uint32_t *p = __stack_bottom;
+    while (p < __stack_top && *p == STACK_PAINT)
+        p++;
+    return (unsigned long)((const char *)__stack_top - (const char *)p);
 }
 
 void Default_Handler(void)

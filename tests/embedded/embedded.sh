@@ -167,17 +167,17 @@ sec() { # ELF SECTION-REGEX: sum of the sizes of the matching sections
 kib() { awk -v b="$1" 'BEGIN {if (b < 1024) printf "%d B", b; else printf "%.1f KiB", b / 1024}'; }
 T=$W/table.md
 {
-  echo "| model | core | code | of which model | rodata | of which weights | data | bss | of which arena | flash | RAM | qemu | outputs vs host |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+  echo "| model | core | code | of which model | rodata | of which weights | data | bss | of which arena | flash | RAM | stack used | qemu | outputs vs host |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
 } >"$T"
 while IFS='|' read -r name file mode why; do
   if [ "$mode" = skip ]; then
-    echo "| $name | - | | | | | | | | | | not built: $why | |" >>"$T"
+    echo "| $name | - | | | | | | | | | | | not built: $why | |" >>"$T"
     echo "skip $name: $why"
     continue
   fi
   [ -f "$W/$name/gen/model.h" ] || continue
-  if [ "$mode" = run ]; then cores="m4 m7"; else cores=m4; fi
+  if [ "$mode" = run ]; then cores="m4 m7"; else cores="m4"; fi
   arena=$(awk '$1 == "#define" && $2 ~ /_WORKSPACE_BYTES$/ {print $3}' "$W/$name/gen/model.h")
   for t in $cores; do
     d=$W/$name/$t
@@ -187,8 +187,8 @@ while IFS='|' read -r name file mode why; do
     data=$(sec "$elf" '^\.data$') bss=$(sec "$elf" '^\.bss$')
     mcode=$(sec "$d/model.o" '^\.text') mrod=$(sec "$d/model.o" '^\.rodata')
     flash=$((code + rodata + data)) ram=$((data + bss))
-    core=$([ $t = m4 ] && echo "Cortex-M4" || echo "Cortex-M7")
-    match=""
+    core=$([ "$t" = m4 ] && echo "Cortex-M4" || echo "Cortex-M7")
+    match="" stack=""
     case $st in
       ok)
         if [ "$(cat "$W/$name/host/status" 2>/dev/null)" != ok ]; then
@@ -201,14 +201,16 @@ while IFS='|' read -r name file mode why; do
           match="NO: $(echo "$cmp_out" | tail -n 1 | tr '|' '/')"
           fail "$name $t: outputs differ from the host's: $cmp_out"
         fi
-        st="ran";;
+        st="ran"
+        stack=$(awk '$1 == "stack" {print $2}' "$d/out.txt")
+        stack=$([ -n "$stack" ] && kib "$stack");;
       "size only") pass; echo "ok   $name $t: built for its sizes";;
       "does not fit")
         pass; st="does not fit ($why)"; echo "ok   $name $t: does not fit the board: $why";;
       *)
         fail "$name $t: $st: $(tail -n 5 "$d/build.log" "$d/run.log" 2>/dev/null)";;
     esac
-    echo "| $name | $core | $(kib "$code") | $(kib "$mcode") | $(kib "$rodata") | $(kib "$mrod") | $(kib "$data") | $(kib "$bss") | $(kib "$arena") | $(kib "$flash") | $(kib "$ram") | $st | $match |" >>"$T"
+    echo "| $name | $core | $(kib "$code") | $(kib "$mcode") | $(kib "$rodata") | $(kib "$mrod") | $(kib "$data") | $(kib "$bss") | $(kib "$arena") | $(kib "$flash") | $(kib "$ram") | $stack | $st | $match |" >>"$T"
   done
 done <"$W/models"
 
