@@ -83,6 +83,14 @@ int all_inputs_const(const Graph *g, const Node *n)
 
 int64_t shape_strides(int rank, const int64_t *dims, int64_t *st)
 {
+    /* an empty shape: no element is ever addressed, and the product of the other
+     * dims (a Tile's repeats beside a 0, say) may overflow int64 */
+    for (int i = 0; i < rank; i++)
+        if (dims[i] == 0) {
+            for (int j = 0; j < rank; j++)
+                st[j] = 0;
+            return 0;
+        }
     int64_t s = 1;
     for (int i = rank - 1; i >= 0; i--) {
         st[i] = s;
