@@ -22,6 +22,7 @@ typedef struct PassOptions {
     FILE *dump_to;
     /* how to dump (the textual-syntax printer lives in frontends; the CLI passes it in) */
     void (*dump)(const Graph *g, FILE *f);
+    const struct Target *target; /* --target (compiler/ir/target.h); NULL = generic */
 } PassOptions;
 
 int pass_bind(Graph *g, const PassOptions *o, Diag *d);   /* bind symbolic dims */

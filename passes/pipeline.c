@@ -26,6 +26,7 @@ int run_pipeline(Graph *g, const PassOptions *o, Diag *d)
         if (!known)
             return diag_error(d, NULL, "--dump-after: no pass named '%s' (passes: import bind infer fuse dce alias plan, or all)", o->dump_after);
     }
+    g->target = o->target;
     dump(g, o, "import");
     if (ops_resolve(g, d))
         return -1;

@@ -1,5 +1,6 @@
 /* kdcc MODEL -o OUT: compile a model to C. */
 #include "compiler/cli/cli.h"
+#include "compiler/ir/target.h"
 #include "runtime/validate.h"
 
 #include <ctype.h>
@@ -172,6 +173,8 @@ static void usage(FILE *f)
             "      --keep-initializer-inputs  graph inputs with initializers stay inputs\n"
             "      --dump-after PASS   print the graph in textual syntax after PASS\n"
             "                          (import bind infer fuse dce alias plan, or all) to stderr\n"
+            "      --target NAME       tile the kernels for NAME: generic (default), x86-64-v3, x86-64-v4,\n"
+            "                          cortex-a53, cortex-m7, cortex-m4 (kdcc --target list describes them)\n"
             "      --no-fold           no constant folding\n"
             "      --no-validate       do not parse the output with libclang before writing it\n"
             "      --depfile FILE      also write FILE, Make rules like cc -MD: 'OUT.c OUT.h: MODEL [external data]'\n"
@@ -249,6 +252,7 @@ int cmd_compile(int argc, char **argv)
         {"no-validate", no_argument, 0, 'V'},
         {"depfile", required_argument, 0, 'M'},
         {"report", no_argument, 0, 'R'},
+        {"target", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -294,6 +298,26 @@ int cmd_compile(int argc, char **argv)
         case 'V': o.validate = 0; break;
         case 'M': depfile = optarg; break;
         case 'R': report = 1; break;
+        case 'T':
+            if (!strcmp(optarg, "list")) {
+                for (int i = 0; target_at(i); i++) {
+                    const Target *t = target_at(i);
+                    printf("%-11s %s\n            block %dx%d, scratch up to %" PRId64 " bytes; cflags: %s\n", t->name,
+                           t->summary, t->block_m, t->block_n, t->max_scratch, t->cflags);
+                }
+                return 0;
+            }
+            o.pass.target = target_find(optarg);
+            if (!o.pass.target) {
+                Writer names;
+                w_init(&names);
+                for (int i = 0; target_at(i); i++)
+                    w_printf(&names, "%s%s", i ? ", " : "", target_at(i)->name);
+                diag_error(&d, NULL, "--target: no target named '%s' (targets: %s)", optarg, names.buf ? names.buf : "");
+                w_free(&names);
+                goto fail;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

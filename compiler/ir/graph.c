@@ -14,6 +14,7 @@ Graph *graph_new(Arena *a, const char *file)
     g->file = file;
     g->name = "model";
     g->opset = 0;
+    g->target = NULL;
     return g;
 }
 

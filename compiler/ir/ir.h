@@ -252,6 +252,9 @@ typedef struct Graph {
     const char *producer_version;
     const char *model_domain;
     int64_t model_version;
+
+    /* code-generation target (compiler/ir/target.h) the kernels are tiled for; NULL = generic */
+    const struct Target *target;
 } Graph;
 
 Graph *graph_new(Arena *a, const char *file);
