@@ -91,7 +91,7 @@ typedef struct EwDef {
     X(Not, 1, 1, K_UNARY, "logical not", .types = T_BOOL, .tb = "!a") \
     X(IsNaN, 1, 1, K_UNARY, "x is NaN", .types = T_FLT, .outbool = 1, .tf = "isnan(a)") \
     X(IsInf, 1, 1, K_UNARY, "x is infinite (detect_positive/negative)", .types = T_FLT, .outbool = 1, \
-      .tf = "(isinf(a) && (a > 0 ? $2 : $1))", .a1 = "detect_negative", .d1 = 1, \
+      .tf = "(isinf(a) && ((a > 0 && $2) || (a < 0 && $1)))", .a1 = "detect_negative", .d1 = 1, \
       .a2 = "detect_positive", .d2 = 1, .iattr = 1) \
     X(Sin, 1, 1, K_UNARY, "sine", .types = T_FLT, MATH1("sin")) \
     X(Cos, 1, 1, K_UNARY, "cosine", .types = T_FLT, MATH1("cos")) \
@@ -148,7 +148,7 @@ typedef struct EwDef {
 
 /* the same, in the ai.onnx.ml domain */
 #define EW_ML_OPS(X) \
-    X(Binarizer, 1, 1, K_UNARY, "x > threshold ? 1 : 0", .types = T_FLT, .tf = "(a > $1 ? 1 : 0)", .a1 = "threshold", .d1 = 0)
+    X(Binarizer, 1, 1, K_UNARY, "x > threshold ? 1 : 0", .types = T_FLT, .tf = "(a > $1 ? 1.0f : 0.0f)", .a1 = "threshold", .d1 = 0)
 
 enum {
 #define X_ENUM(N, ...) E_##N,
