@@ -465,7 +465,7 @@ static int emit_topk(Emitter *e, const Node *n, Diag *d)
     Writer *w = e->w;
     em_for(w, "o", outer);
     em_for(w, "in", inner);
-    w_line(w, "int64_t best[%" PRId64 "];", K);
+    w_line(w, "int64_t best[%" PRId64 "] = {0};", K); /* each slot is written before it is read; cppcheck cannot see it */
     w_line(w, "int64_t cnt = 0;");
     w_line(w, "const int64_t base = o * %" PRId64 " + in;", D * inner);
     em_for(w, "j", D);
