@@ -23,6 +23,10 @@ typedef struct PassOptions {
     /* how to dump (the textual-syntax printer lives in frontends; the CLI passes it in) */
     void (*dump)(const Graph *g, FILE *f);
     const struct Target *target; /* --target (compiler/ir/target.h); NULL = generic */
+    /* run after the graph's operators are final and before scratch memory is sized
+     * (the CLI's --tune); NULL = none */
+    int (*before_scratch)(Graph *g, void *ctx, Diag *d);
+    void *before_scratch_ctx;
 } PassOptions;
 
 int pass_bind(Graph *g, const PassOptions *o, Diag *d);   /* bind symbolic dims */

@@ -45,6 +45,8 @@ int run_pipeline(Graph *g, const PassOptions *o, Diag *d)
     if (pass_alias(g, d))
         return -1;
     dump(g, o, "alias");
+    if (o->before_scratch && o->before_scratch(g, o->before_scratch_ctx, d))
+        return -1;
     if (pass_scratch(g, d) || pass_plan(g, d))
         return -1;
     dump(g, o, "plan");

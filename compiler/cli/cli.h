@@ -33,6 +33,16 @@ int save_pair(const Writer *w1, const char *p1, const Writer *w2, const char *p2
 /* A C identifier made from a file's base name ("models/mnist-8.onnx" -> "mnist_8"). */
 void name_from_path(const char *path, char *out, size_t n);
 
+/* --tune / --tune-file (compiler/cli/tune.c): set each tunable node's register block
+ * from the tune file, timing the layers it lacks when tune is set (and recording
+ * them in the file). Runs after fusion and before scratch memory is sized. */
+typedef struct TuneOptions {
+    int tune;             /* time candidates for layers the file lacks */
+    const char *file;     /* the tune file: read, and rewritten when new layers were timed */
+    int verbose;          /* one line per timed layer on stderr */
+} TuneOptions;
+int tune_graph(Graph *g, const TuneOptions *o, Diag *d);
+
 int cmd_compile(int argc, char **argv);
 int cmd_print(int argc, char **argv);
 int cmd_distill(int argc, char **argv);

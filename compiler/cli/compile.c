@@ -175,6 +175,11 @@ static void usage(FILE *f)
             "                          (import bind infer fuse dce alias plan, or all) to stderr\n"
             "      --target NAME       tile the kernels for NAME: generic (default), x86-64-v3, x86-64-v4,\n"
             "                          cortex-a53, cortex-m7, cortex-m4 (kdcc --target list describes them)\n"
+            "      --tune              time candidate register blocks of each distinct Conv layer on this\n"
+            "                          host ($CC, KDCC_TUNE_CFLAGS) and keep the fastest; the choices are\n"
+            "                          recorded in the tune file (default OUT.tune)\n"
+            "      --tune-file FILE    read the choices from FILE (a build that gives it without --tune\n"
+            "                          times nothing); with --tune, add the layers it lacks\n"
             "      --no-fold           no constant folding\n"
             "      --no-validate       do not parse the output with libclang before writing it\n"
             "      --depfile FILE      also write FILE, Make rules like cc -MD: 'OUT.c OUT.h: MODEL [external data]'\n"
@@ -238,6 +243,8 @@ static void dump_text(const Graph *g, FILE *f)
     w_free(&w);
 }
 
+static int tune_hook(Graph *g, void *ctx, Diag *d) { return tune_graph(g, ctx, d); }
+
 int cmd_compile(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -253,6 +260,8 @@ int cmd_compile(int argc, char **argv)
         {"depfile", required_argument, 0, 'M'},
         {"report", no_argument, 0, 'R'},
         {"target", required_argument, 0, 'T'},
+        {"tune", no_argument, 0, 'U'},
+        {"tune-file", required_argument, 0, 'u'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -265,6 +274,8 @@ int cmd_compile(int argc, char **argv)
     o.pass.dump = dump_text;
     const char *out = NULL, *name = NULL, *depfile = NULL;
     int report = 0;
+    TuneOptions tune = {.verbose = 1};
+    char tpath[4200];
     ShapeBinding shapes[64];
     int nshapes = 0;
     ConstBinding consts[64];
@@ -298,6 +309,8 @@ int cmd_compile(int argc, char **argv)
         case 'V': o.validate = 0; break;
         case 'M': depfile = optarg; break;
         case 'R': report = 1; break;
+        case 'U': tune.tune = 1; break;
+        case 'u': tune.file = optarg; break;
         case 'T':
             if (!strcmp(optarg, "list")) {
                 for (int i = 0; target_at(i); i++) {
@@ -388,6 +401,15 @@ int cmd_compile(int argc, char **argv)
     o.emit.header = hname;
     const char *mb = strrchr(model, '/');
     o.emit.source = mb ? mb + 1 : model;
+
+    if (tune.tune || tune.file) {
+        if (!tune.file) {
+            snprintf(tpath, sizeof tpath, "%.*s.tune", (int)(strlen(cpath) - 2), cpath);
+            tune.file = tpath;
+        }
+        o.pass.before_scratch = tune_hook;
+        o.pass.before_scratch_ctx = &tune;
+    }
 
     d.file = model;
     Graph *g = model_load(&a, model, &o.imp, &d);

@@ -124,6 +124,7 @@ Node *graph_add_node(Graph *g, const char *op_type, const char *name,
         return NULL;
     n->op_type = arena_strdup(g->arena, op_type);
     n->domain = "";
+    n->block_m = n->block_n = 0;
     n->name = arena_strdup(g->arena, name ? name : "");
     n->ninputs = ninputs;
     n->noutputs = noutputs;

@@ -220,6 +220,7 @@ typedef struct Node {
     Attr *attrs;
     int dead;             /* removed by a pass; compacted away by graph_compact */
     void *pass_data;      /* decisions of passes (fusion epilogue, tiling), owned by the arena */
+    int block_m, block_n; /* register block chosen by --tune (compiler/cli/tune.c); 0 = the target's */
 } Node;
 
 typedef struct Graph {

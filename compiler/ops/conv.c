@@ -13,6 +13,8 @@
  */
 #include "compiler/ops/ops.h"
 
+#include "compiler/ir/target.h"
+
 #include <inttypes.h>
 #include <string.h>
 
@@ -445,22 +447,33 @@ static int emit_conv_blocked(Emitter *e, const Node *n, const ConvGeom *cg)
  * columns the kernel reaches) in the node's scratch memory. With q = oy * PW + ox,
  * every kernel tap then reads the padded plane at q plus a constant, so output
  * pixels form one contiguous run over q regardless of row boundaries: a block of
- * PP_MR output channels by PP_NR consecutive q is a small GEMM over input
- * channels and taps with acc[PP_MR][PP_NR] in vector registers and unit-stride
+ * MR output channels by NR consecutive q is a small GEMM over input
+ * channels and taps with acc[MR][NR] in vector registers and unit-stride
  * loads. The PW - OW columns of each row that fall past the output width are
  * computed and dropped (PW / OW extra work, small for 3x3 kernels). Rows of any
  * width vectorise the same, unlike the per-row blocks of emit_conv_blocked, which
  * suit rows of 32 pixels or more. Measured with gcc 12 -O3 -march=native on znver3
  * for a 16->16 3x3 layer on 28x28 (batch 64): 8 x 16 blocks 33 GFLOP/s, 4 x 24 29,
  * 4 x 32 28, 8 x 8 21, against 13 for the per-row blocks. */
-#define PP_MR 8
-#define PP_NR 16
-#define PP_MAX_SCRATCH (512 * 1024)   /* bytes: beyond this the padded copy is not worth the RAM */
+#define PP_MIN_M 4   /* fewer output channels per group (depthwise): other paths */
 
-static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t *rows, int64_t *pp);
+/* The register block, output channels x pixels (MR x NR above): what --tune
+ * chose for this node (Node.block_m/n), else the target's (compiler/ir/target.h);
+ * 8 x 16 for the default. How much scratch a node may take is passes/scratch.c's
+ * decision (the target's limit, the node's own tensor bytes). */
+static void conv_block(const Graph *g, const Node *n, int64_t *mr, int64_t *nr)
+{
+    const Target *t = g->target ? g->target : target_default();
+    *mr = n->block_m > 0 ? n->block_m : t->block_m;
+    *nr = n->block_n > 0 ? n->block_n : t->block_n;
+}
+
+static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t *rows, int64_t *pp, int64_t *mr,
+                   int64_t *nr);
 
 typedef struct PpGeom {
     int64_t PH, PW, Q, PS, slack;
+    int64_t mr, nr;   /* register block */
 } PpGeom;
 
 static int pp_plan(const Graph *g, const Node *n, const ConvGeom *cg, PpGeom *p)
@@ -468,18 +481,16 @@ static int pp_plan(const Graph *g, const Node *n, const ConvGeom *cg, PpGeom *p)
     const Value *x = node_in(g, n, 0);
     if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp != 2 || cg->s[0] != 1 || cg->s[1] != 1)
         return 0;
-    if (cg->M / cg->G < PP_MR || cg->k[1] > UNROLL_TAPS || (cg->k[0] == 1 && cg->k[1] == 1))
+    conv_block(g, n, &p->mr, &p->nr);
+    if (cg->M / cg->G < PP_MIN_M || cg->k[1] > UNROLL_TAPS || (cg->k[0] == 1 && cg->k[1] == 1))
         return 0;
     p->PH = cg->out[0] + (cg->k[0] - 1) * cg->dl[0];
     p->PW = cg->out[1] + (cg->k[1] - 1) * cg->dl[1];
     p->Q = cg->out[0] * p->PW;
     p->PS = p->PH * p->PW;
-    p->slack = PP_NR + p->PW;
-    int64_t bytes = ((cg->C / cg->G) * p->PS + p->slack) * (int64_t)sizeof(float);
+    p->slack = p->nr + p->PW;
     /* worth it only when the dropped columns are few */
-    if (bytes > PP_MAX_SCRATCH || p->PW > cg->out[1] + cg->out[1] / 4)
-        return 0;
-    return 1;
+    return p->PW <= cg->out[1] + cg->out[1] / 4;
 }
 
 static int64_t conv_scratch(const Graph *g, const Node *n)
@@ -487,24 +498,27 @@ static int64_t conv_scratch(const Graph *g, const Node *n)
     Diag d = {0};
     ConvGeom cg;
     PpGeom p;
-    int64_t rows, pp;
+    int64_t rows, pp, mr, nr;
     if (conv_geom(g, n, 0, &cg, &d))
         return 0;
     if (pp_plan(g, n, &cg, &p))
         return ((cg.C / cg.G) * p.PS + p.slack) * (int64_t)sizeof(float);
-    if (ic_plan(g, n, &cg, &rows, &pp))
+    if (ic_plan(g, n, &cg, &rows, &pp, &mr, &nr))
         return rows * pp * (int64_t)sizeof(float);
     return 0;
 }
+
+/* --tune may choose this node's register block when a blocked kernel takes it */
+static int conv_tunable(const Graph *g, const Node *n) { return conv_scratch(g, n) > 0; }
 
 static void pp_block(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bias, int64_t mb)
 {
     int64_t Cg = cg->C / cg->G, K0 = cg->k[0], K1 = cg->k[1], KSZ = K0 * K1;
     int64_t OW = cg->out[1], OSZ = cg->out[0] * OW;
-    w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %d)", p->Q, PP_NR);
-    w_line(w, "float acc[%" PRId64 "][%d];", mb, PP_NR);
+    w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %" PRId64 ")", p->Q, p->nr);
+    w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", mb, p->nr);
     em_for(w, "mm", mb);
-    em_for(w, "v", PP_NR);
+    em_for(w, "v", p->nr);
     w_line(w, has_bias ? "acc[mm][v] = x2[m0 + mm];" : "acc[mm][v] = 0;");
     em_close(w, 2);
     em_for(w, "ci", Cg);
@@ -516,12 +530,12 @@ static void pp_block(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bia
     for (int64_t kl = 0; kl < K1; kl++) {
         em_for(w, "mm", mb);
         w_line(w, "const float wv = wk[mm * %" PRId64 " + %" PRId64 "];", Cg * KSZ, kl);
-        em_for(w, "v", PP_NR);
+        em_for(w, "v", p->nr);
         w_line(w, "acc[mm][v] += wv * xk[v + %" PRId64 "];", kl * cg->dl[1]);
         em_close(w, 2);
     }
     em_close(w, 2);   /* k0, ci */
-    em_for(w, "v", PP_NR);
+    em_for(w, "v", p->nr);
     w_line(w, "const int64_t q = q0 + v, oy = q / %" PRId64 ", ox = q - oy * %" PRId64 ";", p->PW, p->PW);
     w_line(w, "if (q >= %" PRId64 " || ox >= %" PRId64 ") continue;", p->Q, OW);
     em_for(w, "mm", mb);
@@ -534,48 +548,48 @@ static void pp_block(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bia
  * and group) for layers the padded-plane kernel does not take (strided ones).
  * Per image and group, the scratch holds col[Cg * K0 * K1][PP], where column
  * q = oy * OW + ox holds the input value each tap reads for that output pixel (0
- * in the padding) and PP is the pixel count rounded up to PP_NR. The product
- * W[Mg][Cg * K0 * K1] x col runs in blocks of PP_MR channels by PP_NR pixels with
+ * in the padding) and PP is the pixel count rounded up to NR. The product
+ * W[Mg][Cg * K0 * K1] x col runs in blocks of MR channels by NR pixels with
  * the accumulators in registers. Strided layers are small (their outputs are), so
  * the copy is cheap; their rows are short, which is what made the per-row blocks
  * slow: a 16->32 3x3 stride-2 layer on 14x14 took 30% of a CNN's time for 10% of
  * its MACs before. */
-#define IC_MAX_SCRATCH (512 * 1024)
-
-static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t *rows, int64_t *pp)
+static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t *rows, int64_t *pp, int64_t *mr,
+                   int64_t *nr)
 {
     const Value *x = node_in(g, n, 0);
-    if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp != 2 || cg->M / cg->G < PP_MR / 2)
+    conv_block(g, n, mr, nr);
+    if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp != 2 || cg->M / cg->G < PP_MIN_M)
         return 0;
     if (cg->k[1] > UNROLL_TAPS || (cg->k[0] == 1 && cg->k[1] == 1 && cg->s[0] == 1 && cg->s[1] == 1))
         return 0;
     int64_t P = cg->out[0] * cg->out[1];
     *rows = (cg->C / cg->G) * cg->k[0] * cg->k[1];
-    *pp = (P + PP_NR - 1) / PP_NR * PP_NR;
-    return *rows * *pp * (int64_t)sizeof(float) <= IC_MAX_SCRATCH;
+    *pp = (P + *nr - 1) / *nr * *nr;
+    return 1;
 }
 
-static void ic_block(Writer *w, const ConvGeom *cg, int64_t rows, int64_t pp, int has_bias, int64_t mb)
+static void ic_block(Writer *w, const ConvGeom *cg, int64_t rows, int64_t pp, int has_bias, int64_t mb, int64_t nr)
 {
     int64_t P = cg->out[0] * cg->out[1];
-    w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %d)", pp, PP_NR);
-    w_line(w, "float acc[%" PRId64 "][%d];", mb, PP_NR);
+    w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %" PRId64 ")", pp, nr);
+    w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", mb, nr);
     em_for(w, "mm", mb);
-    em_for(w, "v", PP_NR);
+    em_for(w, "v", nr);
     w_line(w, has_bias ? "acc[mm][v] = x2[m0 + mm];" : "acc[mm][v] = 0;");
     em_close(w, 2);
     em_for(w, "k", rows);
     w_line(w, "const float *restrict cr = y1 + k * %" PRId64 " + q0;", pp);
     em_for(w, "mm", mb);
     w_line(w, "const float wv = x1[(m0 + mm) * %" PRId64 " + k];", rows);
-    em_for(w, "v", PP_NR);
+    em_for(w, "v", nr);
     w_line(w, "acc[mm][v] += wv * cr[v];");
     em_close(w, 3);
-    if (P % PP_NR) {
-        em_for(w, "v", PP_NR);
+    if (P % nr) {
+        em_for(w, "v", nr);
         w_line(w, "if (q0 + v >= %" PRId64 ") continue;", P);
     } else {
-        em_for(w, "v", PP_NR);
+        em_for(w, "v", nr);
     }
     em_for(w, "mm", mb);
     w_line(w, "y0[(b * %" PRId64 " + m0 + mm) * %" PRId64 " + q0 + v] = acc[mm][v];", cg->M, P);
@@ -585,8 +599,8 @@ static void ic_block(Writer *w, const ConvGeom *cg, int64_t rows, int64_t pp, in
 
 static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg)
 {
-    int64_t rows, pp;
-    if (n->noutputs != 2 || !node_out(e->g, n, 1) || !ic_plan(e->g, n, cg, &rows, &pp))
+    int64_t rows, pp, mr, nr;
+    if (n->noutputs != 2 || !node_out(e->g, n, 1) || !ic_plan(e->g, n, cg, &rows, &pp, &mr, &nr))
         return 0;
     const Value *t = node_out(e->g, n, 1);
     if (t->dtype != DT_FLOAT || value_numel(t) < rows * pp)
@@ -642,16 +656,17 @@ static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg)
         w_line(w, "y1[k * %" PRId64 " + q] = 0;", pp);
         em_close(w, 2);
     }
-    int64_t mr = Mg >= PP_MR ? PP_MR : PP_MR / 2;
+    if (mr > Mg)
+        mr = Mg;
     int64_t nfull = Mg / mr, rem = Mg % mr;
     w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * mr, mr);
     w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
-    ic_block(w, cg, rows, pp, has_bias, mr);
+    ic_block(w, cg, rows, pp, has_bias, mr, nr);
     w_close(w);
     if (rem) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * mr);
-        ic_block(w, cg, rows, pp, has_bias, rem);
+        ic_block(w, cg, rows, pp, has_bias, rem, nr);
         w_close(w);
     }
     em_close(w, 2);   /* g, b */
@@ -708,14 +723,15 @@ static int emit_conv_plane(Emitter *e, const Node *n, const ConvGeom *cg)
         w_close(w);
     }
     em_close(w, 2);   /* r, ci */
-    int64_t nfull = Mg / PP_MR, rem = Mg % PP_MR;
-    w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %d)", nfull * PP_MR, PP_MR);
+    int64_t mr = p.mr < Mg ? p.mr : Mg;
+    int64_t nfull = Mg / mr, rem = Mg % mr;
+    w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * mr, mr);
     w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
-    pp_block(w, cg, &p, has_bias, PP_MR);
+    pp_block(w, cg, &p, has_bias, mr);
     w_close(w);
     if (rem) {
         w_open(w, "%s", "");
-        w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * PP_MR);
+        w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * mr);
         pp_block(w, cg, &p, has_bias, rem);
         w_close(w);
     }
@@ -1330,7 +1346,7 @@ static const OpDef op_conv_grad_weight = {
 static const OpDef op_conv = {
     .name = "Conv", .domain = "", .since = 1,
     .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_conv, .emit = emit_conv, .grad = grad_conv, .scratch = conv_scratch,
+    .infer = infer_conv, .emit = emit_conv, .grad = grad_conv, .scratch = conv_scratch, .tunable = conv_tunable,
     .summary = "n-D convolution (strides, pads, dilations, auto_pad, groups, bias)",
 };
 

@@ -48,6 +48,9 @@ typedef struct OpDef {
      * the node function receives it as its last y parameter. The emit function must
      * still work without it (when the pass did not run). */
     int64_t (*scratch)(const Graph *g, const Node *n);
+    /* Optional: 1 if the emitted kernel for this node honours Node.block_m/block_n (its
+     * register block), so --tune (compiler/cli/tune.c) may time candidates for it. */
+    int (*tunable)(const Graph *g, const Node *n);
 } OpDef;
 
 typedef struct GradCtx {

@@ -1,0 +1,391 @@
+/* --tune: choose each tunable layer's register block by timing it on this host.
+ *
+ * The kernels of some operators (the float Conv paths with scratch memory) hold
+ * a block of output channels x pixels in accumulators; which block runs fastest
+ * depends on the CPU and the compiler far more than any table can say (on the
+ * same machine 8x16 and 4x16 differ 2x for one layer). --target gives a default;
+ * --tune measures. For every distinct layer (operator, input and output shapes,
+ * attributes) it builds a graph of that one node, emits it once per candidate
+ * block, compiles each with $CC and the flags of the real build, times it (CPU
+ * time, best of several trials) and keeps the fastest.
+ *
+ * The choices go to a tune file (--tune-file, default NAME.tune beside the
+ * output), one line per layer: "KEY<TAB>MxN<TAB>ns". A build given that file
+ * without --tune reads the choices and times nothing, so it is deterministic; with
+ * --tune, layers already in the file keep their recorded choice and only new ones
+ * are timed. The file is rewritten atomically. */
+#define _POSIX_C_SOURCE 200809L
+#include "compiler/cli/cli.h"
+#include "compiler/emit/emit.h"
+#include "compiler/ops/ops.h"
+#include "passes/passes.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    int m, n;
+} Block;
+
+/* candidates, in the order ties are broken */
+static const Block cands[] = {{8, 16}, {4, 24}, {4, 32}, {6, 16}, {8, 8}, {4, 16}, {8, 24}, {2, 32}};
+#define NCANDS ((int)(sizeof cands / sizeof cands[0]))
+
+typedef struct {
+    char *key;
+    int m, n;
+    double ns;
+} TuneEntry;
+
+typedef struct {
+    TuneEntry *e;
+    int n, cap;
+} TuneTable;
+
+static int tunable(const Graph *g, const Node *n)
+{
+    return n->op && n->op->tunable && n->op->tunable(g, n);
+}
+
+/* The layer's identity: operator, every input's type and shape (constants too:
+ * the weights' shape), output 0's shape, and the attributes. */
+static void node_key(const Graph *g, const Node *n, Writer *w)
+{
+    char ts[256];
+    w_printf(w, "%s%s%s", n->domain && n->domain[0] ? n->domain : "", n->domain && n->domain[0] ? "." : "", n->op_type);
+    for (int i = 0; i < n->ninputs; i++) {
+        const Value *v = node_in(g, n, i);
+        w_printf(w, " x%d=%s", i, v ? value_type_str(v, ts, sizeof ts) : "-");
+    }
+    const Value *y = node_out(g, n, 0);
+    w_printf(w, " y=%s", y ? value_type_str(y, ts, sizeof ts) : "-");
+    for (int i = 0; i < n->nattrs; i++) {
+        const Attr *a = &n->attrs[i];
+        if (a->type == AT_INT)
+            w_printf(w, " %s=%" PRId64, a->name, a->i);
+        else if (a->type == AT_FLOAT)
+            w_printf(w, " %s=%.9g", a->name, a->f);
+        else if (a->type == AT_INTS) {
+            w_printf(w, " %s=", a->name);
+            for (int k = 0; k < a->n; k++)
+                w_printf(w, "%s%" PRId64, k ? "," : "", a->ints[k]);
+        } else if (a->type == AT_STRING)
+            w_printf(w, " %s=%s", a->name, a->s ? a->s : "");
+    }
+}
+
+static TuneEntry *find(TuneTable *t, const char *key)
+{
+    for (int i = 0; i < t->n; i++)
+        if (strcmp(t->e[i].key, key) == 0)
+            return &t->e[i];
+    return NULL;
+}
+
+static TuneEntry *add(TuneTable *t, const char *key, int m, int n, double ns)
+{
+    if (t->n == t->cap) {
+        int cap = t->cap ? 2 * t->cap : 16;
+        TuneEntry *e = realloc(t->e, (size_t)cap * sizeof *e);
+        if (!e)
+            return NULL;
+        t->e = e;
+        t->cap = cap;
+    }
+    char *k = strdup(key);
+    if (!k)
+        return NULL;
+    t->e[t->n] = (TuneEntry){k, m, n, ns};
+    return &t->e[t->n++];
+}
+
+static void table_free(TuneTable *t)
+{
+    for (int i = 0; i < t->n; i++)
+        free(t->e[i].key);
+    free(t->e);
+}
+
+static int read_table(const char *path, TuneTable *t, Diag *d)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0; /* none yet */
+    char line[8192];
+    int ln = 0;
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        size_t len = strlen(line);
+        if (len && line[len - 1] == '\n')
+            line[--len] = 0;
+        if (!len || line[0] == '#')
+            continue;
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+        int m, n;
+        if (!t1 || !t2 || sscanf(t1 + 1, "%dx%d", &m, &n) != 2 || m < 1 || m > 64 || n < 1 || n > 256) {
+            fclose(f);
+            return diag_error(d, NULL, "%s:%d: not a tune line (KEY<TAB>MxN<TAB>ns)", path, ln);
+        }
+        *t1 = 0;
+        if (!find(t, line) && !add(t, line, m, n, strtod(t2 + 1, NULL))) {
+            fclose(f);
+            return diag_error(d, NULL, "out of memory");
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+static int write_table(const char *path, const TuneTable *t, Diag *d)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return diag_error(d, NULL, "cannot write '%s'", path);
+    fprintf(f, "# kdcc --tune: register block per layer (KEY<TAB>MxN<TAB>ns per call on the host that tuned)\n");
+    for (int i = 0; i < t->n; i++)
+        fprintf(f, "%s\t%dx%d\t%.0f\n", t->e[i].key, t->e[i].m, t->e[i].n, t->e[i].ns);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        remove(tmp);
+        return diag_error(d, NULL, "cannot write '%s'", path);
+    }
+    return 0;
+}
+
+/* A graph of node n alone: its non-constant inputs become graph inputs, its
+ * constant inputs stay constants, its ONNX outputs graph outputs. */
+static Graph *one_node(Arena *a, const Graph *g, const Node *n, Diag *d)
+{
+    Graph *t = graph_new(a, g->file);
+    if (!t)
+        return NULL;
+    t->name = "tune";
+    t->opset = g->opset;
+    t->target = g->target;
+    int nout = n->op->max_outputs >= 0 && n->noutputs > n->op->max_outputs ? n->op->max_outputs : n->noutputs;
+    int *ins = arena_array(a, (size_t)n->ninputs + 1, sizeof(int));
+    int *outs = arena_array(a, (size_t)nout + 1, sizeof(int));
+    t->inputs = arena_array(a, (size_t)n->ninputs + 1, sizeof(int));
+    t->outputs = arena_array(a, (size_t)nout + 1, sizeof(int));
+    if (!ins || !outs || !t->inputs || !t->outputs)
+        return NULL;
+    for (int i = 0; i < n->ninputs; i++) {
+        const Value *s = node_in(g, n, i);
+        ins[i] = -1;
+        if (!s)
+            continue;
+        char nm[16];
+        snprintf(nm, sizeof nm, "x%d", i);
+        int v = graph_value(t, nm);
+        if (v < 0)
+            return NULL;
+        Value *val = &t->values[v];
+        value_set_shape(val, s->dtype, s->rank, s->dims);
+        if (value_is_const(s)) {
+            val->role = VR_CONST;
+            val->data = s->data;
+            val->nbytes = s->nbytes;
+        } else {
+            val->role = VR_INPUT;
+            t->inputs[t->ninputs++] = v;
+        }
+        ins[i] = v;
+    }
+    for (int j = 0; j < nout; j++) {
+        const Value *s = node_out(g, n, j);
+        outs[j] = -1;
+        if (!s)
+            continue;
+        char nm[16];
+        snprintf(nm, sizeof nm, "y%d", j);
+        int v = graph_value(t, nm);
+        if (v < 0)
+            return NULL;
+        t->values[v].is_output = 1;
+        t->outputs[t->noutputs++] = v;
+        outs[j] = v;
+    }
+    Node *m = graph_add_node(t, n->op_type, n->name, ins, n->ninputs, outs, nout);
+    if (!m)
+        return NULL;
+    m->domain = n->domain;
+    m->opset = n->opset;
+    m->attrs = n->attrs;
+    m->nattrs = n->nattrs;
+    if (graph_link(t, d) || ops_resolve(t, d) || pass_infer(t, 0, d))
+        return NULL;
+    return t;
+}
+
+static int write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    int bad = len && fwrite(text, 1, len, f) != len;
+    return fclose(f) != 0 || bad ? -1 : 0;
+}
+
+/* Emit, compile and time the one-node graph with block b; ns per call, < 0 on failure. */
+static double time_block(Arena *a, const Graph *g, const Node *n, Block b, const char *dir, const char *cflags, Diag *d)
+{
+    Diag quiet;
+    diag_init(&quiet, NULL);
+    Graph *t = one_node(a, g, n, &quiet);
+    if (!t)
+        return diag_error(d, n, "--tune: cannot build the layer alone: %s", quiet.msg), -1;
+    t->nodes[0]->block_m = b.m;
+    t->nodes[0]->block_n = b.n;
+    if (pass_scratch(t, &quiet) || pass_plan(t, &quiet))
+        return diag_error(d, n, "--tune: %s", quiet.msg), -1;
+    Writer c, h, mw;
+    w_init(&c);
+    w_init(&h);
+    w_init(&mw);
+    EmitOptions eo = {.name = "tune", .header = "tune.h"};
+    double ns = -1;
+    if (emit_c(t, &eo, &c, &h, &quiet) != 0) {
+        diag_error(d, n, "--tune: %s", quiet.msg);
+        goto out;
+    }
+    /* the harness: inputs filled with small values, run once, then best of 5 trials
+     * of enough calls for 20 ms of CPU time each */
+    w_puts(&mw, "#define _POSIX_C_SOURCE 199309L\n#include \"tune.h\"\n#include <stdio.h>\n#include <stdlib.h>\n#include <time.h>\n");
+    for (int i = 0; i < t->ninputs; i++)
+        w_printf(&mw, "static %s in%d[TUNE_IN%d_COUNT];\n", dtype_ctype(t->values[t->inputs[i]].dtype), i, i);
+    for (int i = 0; i < t->noutputs; i++)
+        w_printf(&mw, "static %s out%d[TUNE_OUT%d_COUNT];\n", dtype_ctype(t->values[t->outputs[i]].dtype), i, i);
+    w_puts(&mw, "static double now(void) { struct timespec s; clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &s); "
+                "return s.tv_sec + 1e-9 * s.tv_nsec; }\n");
+    w_puts(&mw, "static void *ws;\nstatic void call(void) { tune_run_ws(ws");
+    for (int i = 0; i < t->ninputs; i++)
+        w_printf(&mw, ", in%d", i);
+    for (int i = 0; i < t->noutputs; i++)
+        w_printf(&mw, ", out%d", i);
+    w_puts(&mw, "); }\nint main(void)\n{\n    ws = malloc(TUNE_WORKSPACE_BYTES + 64);\n    if (!ws) return 1;\n");
+    for (int i = 0; i < t->ninputs; i++)
+        w_printf(&mw, "    for (long k = 0; k < (long)TUNE_IN%d_COUNT; k++) in%d[k] = (k %% 7) * 0.125f - 0.375f;\n", i, i);
+    w_puts(&mw, "    call();\n    long reps = 1;\n    double t0 = now();\n    call();\n    double one = now() - t0;\n"
+                "    if (one > 0) reps = (long)(0.02 / one) + 1;\n    double best = 1e30;\n"
+                "    for (int trial = 0; trial < 5; trial++) {\n        t0 = now();\n"
+                "        for (long r = 0; r < reps; r++) call();\n        double el = (now() - t0) / reps;\n"
+                "        if (el < best) best = el;\n    }\n    printf(\"%.1f\\n\", best * 1e9);\n    free(ws);\n    return 0;\n}\n");
+    char cp[4200], mp[4200], hp[4200], bin[4200], cmd[16384];
+    snprintf(cp, sizeof cp, "%s/tune.c", dir);
+    snprintf(hp, sizeof hp, "%s/tune.h", dir);
+    snprintf(mp, sizeof mp, "%s/main.c", dir);
+    snprintf(bin, sizeof bin, "%s/tune", dir);
+    if (c.oom || h.oom || mw.oom || write_file(cp, c.buf, c.len) || write_file(hp, h.buf, h.len) ||
+        write_file(mp, mw.buf, mw.len)) {
+        diag_error(d, NULL, "--tune: cannot write the candidate in %s", dir);
+        goto out;
+    }
+    const char *cc = getenv("CC") && getenv("CC")[0] ? getenv("CC") : "cc";
+    snprintf(cmd, sizeof cmd, "%s -std=c99 %s -o '%s' '%s' '%s' -lm > '%s/cc.log' 2>&1 && '%s'", cc, cflags, bin, cp, mp, dir, bin);
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        diag_error(d, NULL, "--tune: cannot run %s", cc);
+        goto out;
+    }
+    double v = -1;
+    if (fscanf(p, "%lf", &v) != 1)
+        v = -1;
+    int st = pclose(p);
+    if (st != 0 || v < 0) {
+        diag_error(d, n, "--tune: compiling or running the %dx%d candidate failed (see %s/cc.log)", b.m, b.n, dir);
+        goto out;
+    }
+    ns = v;
+out:
+    w_free(&c);
+    w_free(&h);
+    w_free(&mw);
+    return ns;
+}
+
+int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
+{
+    TuneTable tab = {0};
+    int rc = -1, changed = 0;
+    char dir[] = "/tmp/kdcc-tune-XXXXXX";
+    int made = 0;
+    if (o->file && read_table(o->file, &tab, d))
+        goto out;
+    const char *cflags = getenv("KDCC_TUNE_CFLAGS") ? getenv("KDCC_TUNE_CFLAGS") : "-O3 -march=native -ffp-contract=fast";
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (!tunable(g, n))
+            continue;
+        Writer kw;
+        w_init(&kw);
+        node_key(g, n, &kw);
+        if (kw.oom || !kw.buf) {
+            w_free(&kw);
+            diag_error(d, n, "out of memory");
+            goto out;
+        }
+        TuneEntry *e = find(&tab, kw.buf);
+        if (!e && o->tune) {
+            if (!made) {
+                if (!mkdtemp(dir)) {
+                    w_free(&kw);
+                    diag_error(d, NULL, "--tune: cannot make a temporary folder");
+                    goto out;
+                }
+                made = 1;
+            }
+            Arena ta;
+            arena_init(&ta);
+            double best = -1;
+            int bi = 0;
+            char times[1024] = "";
+            size_t tl = 0;
+            for (int k = 0; k < NCANDS; k++) {
+                double ns = time_block(&ta, g, n, cands[k], dir, cflags, d);
+                if (ns < 0) {
+                    arena_free(&ta);
+                    w_free(&kw);
+                    goto out;
+                }
+                if (tl < sizeof times)
+                    tl += (size_t)snprintf(times + tl, sizeof times - tl, "%s%dx%d %.1f us", k ? ", " : "", cands[k].m,
+                                           cands[k].n, ns / 1000);
+                if (best < 0 || ns < best) {
+                    best = ns;
+                    bi = k;
+                }
+            }
+            arena_free(&ta);
+            e = add(&tab, kw.buf, cands[bi].m, cands[bi].n, best);
+            if (!e) {
+                w_free(&kw);
+                diag_error(d, NULL, "out of memory");
+                goto out;
+            }
+            changed = 1;
+            if (o->verbose)
+                fprintf(stderr, "kdcc: tune: node '%s' (%s): %dx%d (%s)\n", n->name, n->op_type, e->m, e->n, times);
+        }
+        w_free(&kw);
+        if (e) {
+            n->block_m = e->m;
+            n->block_n = e->n;
+        }
+    }
+    if (changed && o->file && write_table(o->file, &tab, d))
+        goto out;
+    rc = 0;
+out:
+    if (made) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "kdcc: warning: could not remove %s\n", dir);
+    }
+    table_free(&tab);
+    return rc;
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# --tune times candidate register blocks per Conv layer and records them; --tune-file
+# reproduces the build without timing; every block computes the same numbers as the
+# scratch-free Conv path (--target cortex-m4 gives no kernel scratch memory, so its
+# layers take the per-row and generic paths that the conformance suite checks).
+set -u
+KDCC=$1
+W=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=${KDCC_SOURCE:-$HERE/../..}
+MODEL=$SRC/examples/fashion-mnist/cnn.onnx
+CC=${CC:-cc}
+rm -rf "$W" && mkdir -p "$W"
+fails=0 passes=0
+check() { # NAME COMMAND...
+  local name=$1; shift
+  if "$@" >"$W/log" 2>&1; then passes=$((passes + 1)); echo "ok   $name"
+  else fails=$((fails + 1)); echo "FAIL $name: $(head -c 800 "$W/log")"; fi
+}
+
+# a harness that runs model m on fixed inputs and prints every output value
+cat > "$W/main.c" <<'C'
+#include "m.h"
+#include <stdio.h>
+static float in[M_IN0_COUNT], out[M_OUT0_COUNT];
+int main(void)
+{
+    for (long k = 0; k < (long)M_IN0_COUNT; k++)
+        in[k] = (float)(k % 13) / 13.0f - 0.5f;
+    if (m_run(in, out) != 0)
+        return 1;
+    for (long k = 0; k < (long)M_OUT0_COUNT; k++)
+        printf("%.9g\n", out[k]);
+    return 0;
+}
+C
+# build DIR [kdcc options...]: compile the model into DIR, build and run, outputs in DIR/out.txt
+build() {
+  local d=$1; shift
+  mkdir -p "$d" &&
+  "$KDCC" "$MODEL" --batch 2 --name m -o "$d/m.c" "$@" &&
+  $CC -std=c99 -O2 -ffp-contract=off -Wall -Wextra -Werror -I"$d" -o "$d/run" "$d/m.c" "$W/main.c" -lm &&
+  "$d/run" > "$d/out.txt"
+}
+# close A B: the same count of values, each within 1e-5 relative (1e-6 absolute)
+close() {
+  paste "$1" "$2" | awk 'NF != 2 { bad = 1 } { d = $1 - $2; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2;
+    if (d > 1e-6 + 1e-5 * m) { bad = 1; print "value " NR ": " $1 " vs " $2 } } END { exit bad || NR == 0 }'
+}
+
+check reference_without_scratch build "$W/ref" --target cortex-m4
+check reference_has_no_scratch bash -c "! grep -q 'scratch' '$W/ref/m.h' && ! grep -q 'float acc\[8\]\[16\]' '$W/ref/m.c'"
+
+# --tune: three Conv layers timed, one line each in the tune file
+mkdir -p "$W/t" "$W/t3" "$W/bad"
+check tune_runs env KDCC_TUNE_CFLAGS="-O2" bash -c "'$KDCC' '$MODEL' --batch 2 --name m -o '$W/t/m.c' --tune 2>'$W/tune.err'"
+check tune_file_written bash -c "[ \$(grep -vc '^#' '$W/t/m.tune') -eq 3 ] && [ \$(grep -Ec 'Conv x0=float\[2,[0-9]+,[0-9]+,[0-9]+\].*'\$'\t''[0-9]+x[0-9]+'\$'\t''[0-9]+\$' '$W/t/m.tune') -eq 3 ]"
+check tune_reports_each_layer bash -c "[ \$(grep -c 'kdcc: tune: node' '$W/tune.err') -eq 3 ]"
+check tuned_build_matches build "$W/t2" --tune-file "$W/t/m.tune"
+check tuned_outputs close "$W/t2/out.txt" "$W/ref/out.txt"
+# the file is honoured without timing anything, and gives the same C every time
+check tune_file_deterministic bash -c "'$KDCC' '$MODEL' --batch 2 --name m -o '$W/t3/m.c' --tune-file '$W/t/m.tune' 2>'$W/t3.err' && cmp <(sed 3d '$W/t2/m.c') <(sed 3d '$W/t3/m.c') && ! grep -q 'tune: node' '$W/t3.err'"
+
+# every candidate block, remainders included (16 and 32 channels by 3 or 6 rows),
+# computes what the scratch-free path computes
+for blk in 8x16 4x24 4x32 6x16 8x8 4x16 8x24 2x32 3x8 5x40; do
+  sed "s/\t[0-9]*x[0-9]*\t/\t$blk\t/" "$W/t/m.tune" > "$W/b$blk.tune"
+  m=${blk%x*} n=${blk#*x}
+  check "block_${blk}" bash -c "$(declare -f build); KDCC='$KDCC' MODEL='$MODEL' CC='$CC' W='$W'; build '$W/b$blk' --tune-file '$W/b$blk.tune' && grep -q 'float acc\[$m\]\[$n\]' '$W/b$blk/m.c'"
+  check "block_${blk}_outputs" close "$W/b$blk/out.txt" "$W/ref/out.txt"
+done
+
+# a malformed tune file is refused with one line naming it
+printf 'kdcc.FusedConv x0=float[1]\t8by16\t12\n' > "$W/bad.tune"
+check bad_tune_file bash -c "'$KDCC' '$MODEL' --batch 2 --name m -o '$W/bad/m.c' --tune-file '$W/bad.tune' 2>'$W/bad.err'; [ \$? -eq 1 ] && grep -q 'bad.tune:1: not a tune line' '$W/bad.err' && [ \$(wc -l < '$W/bad.err') -eq 1 ] && [ ! -e '$W/bad/m.c' ]"
+# and the comparison can fail: a perturbed output is caught
+awk 'NR == 3 { $1 = $1 * 1.001 } { print }' "$W/ref/out.txt" > "$W/perturbed.txt"
+check compare_can_fail bash -c "$(declare -f close); ! close '$W/perturbed.txt' '$W/ref/out.txt'"
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
