@@ -38,6 +38,10 @@ static void put_float(Writer *w, float v)
         w_puts(w, v < 0 ? "-inf" : "inf");
         return;
     }
+    if (v == 0 && signbit(v)) {
+        w_puts(w, "-0.0"); /* "-0" would read back as the integer 0 where an int is allowed */
+        return;
+    }
     char buf[48];
     for (int prec = 6; prec <= 9; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, (double)v);
@@ -55,6 +59,10 @@ static void put_double(Writer *w, double v)
     }
     if (isinf(v)) {
         w_puts(w, v < 0 ? "-inf" : "inf");
+        return;
+    }
+    if (v == 0 && signbit(v)) {
+        w_puts(w, "-0.0"); /* "-0" would read back as the integer 0 where an int is allowed */
         return;
     }
     char buf[48];

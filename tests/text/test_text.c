@@ -518,7 +518,7 @@ static void test_print_modified(void)
     at->f = 1.0 / 3.0;
     CHECK(graph_toposort(g, &d) == 0);
     char *txt = roundtrip(g, "modified");
-    CHECK(strstr(txt, "opset_import: [\"\" : 13]") && strstr(txt, "float[2] c = {0.1, -0}") && strstr(txt, "float[2] t\n") &&
+    CHECK(strstr(txt, "opset_import: [\"\" : 13]") && strstr(txt, "float[2] c = {0.1, -0.0}") && strstr(txt, "float[2] t\n") &&
           strstr(txt, "[clip] y = Clip <alpha: float = 0.33333334> (t, \"\", c)"));
     free(txt);
     arena_free(&a);
