@@ -42,6 +42,7 @@ typedef struct Opts {
     int resume;
     int report; /* --report: the training step's bytes by class */
     int train_only; /* kdcc train: labels only */
+    TuneOptions tune; /* --tune, --tune-file: register blocks of the compiled step's Conv layers */
 } Opts;
 
 /* ---------------------------------------------------------------- modules */
@@ -92,15 +93,25 @@ static void append_entry(Writer *c, const Graph *g, const char *name)
     w_line(c, "}");
 }
 
-/* Passes, emission and the host entry, then compile and load. */
+static int tune_hook(Graph *g, void *ctx, Diag *d) { return tune_graph(g, ctx, d); }
+
+/* Passes, emission and the host entry, then compile and load. With tune, the Conv
+ * layers' register blocks come from --tune/--tune-file (the block changes no
+ * result: every accumulator sums in the same order whatever the block). */
 static int build_module(Graph *g, const char *dir, const char *name, int infer_first, int64_t batch, Module *m,
-                        Writer *keep_c, Diag *d)
+                        Writer *keep_c, const TuneOptions *tune, Diag *d)
 {
     PassOptions po = {.fold = 1, .batch = batch};
+    int tuning = tune && (tune->tune || tune->file);
+    if (tuning) {
+        po.before_scratch = tune_hook;
+        po.before_scratch_ctx = (void *)tune;
+    }
     if (infer_first) {
         if (run_pipeline(g, &po, d))
             return -1;
-    } else if (pass_dce(g, d) || pass_alias(g, d) || pass_scratch(g, d) || pass_plan(g, d)) {
+    } else if (pass_dce(g, d) || pass_alias(g, d) || (tuning && tune_graph(g, tune, d)) || pass_scratch(g, d) ||
+               pass_plan(g, d)) {
         return -1;
     }
     EmitOptions eo = {.name = name};
@@ -226,6 +237,9 @@ static void usage(FILE *f, int train)
             "  --checkpoint FILE         save the training state after every epoch (atomically)\n"
             "  --resume                  continue from --checkpoint FILE: the same weights as an uninterrupted run\n"
             "  --name NAME  --log metrics.csv  --emit-train train.c (the step + a no-malloc driver, as C)  --quiet\n"
+            "  --tune                    time candidate register blocks of the step's Conv layers (the teachers'\n"
+            "                            in the loop) on this host and keep the fastest; --tune-file FILE\n"
+            "                            reads and records the choices (see kdcc MODEL --help)\n"
             "  --report                  print the training step's bytes: weights, gradients, optimizer state,\n"
             "                            activations kept for backward, other intermediates, arena\n");
 }
@@ -244,6 +258,7 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         {"val", 1, 0, 28}, {"quiet", 0, 0, 29}, {"labelled", 1, 0, 30}, {"limit", 1, 0, 31},
         {"checkpoint", 1, 0, 32}, {"resume", 0, 0, 33}, {"teacher-logits", 1, 0, 34},
         {"mean", 1, 0, 35}, {"std", 1, 0, 36}, {"report", 0, 0, 37},
+        {"tune", 0, 0, 38}, {"tune-file", 1, 0, 39},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     o->T = 4;
     o->alpha = train ? 0 : 0.9;
@@ -336,6 +351,8 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         case 32: o->checkpoint = optarg; break;
         case 33: o->resume = 1; break;
         case 37: o->report = 1; break;
+        case 38: o->tune.tune = 1; break;
+        case 39: o->tune.file = optarg; break;
         case 'h': usage(stdout, train); exit(0);
         default: usage(stderr, train); return -2;
         }
@@ -595,7 +612,7 @@ int cmd_distill_like(int argc, char **argv, int train)
                 goto mix;
             char nm[32];
             snprintf(nm, sizeof nm, "teacher%d", t + 1);
-            if (!tgi || build_module(tgi, dir, nm, 0, B, &teach_m[t], NULL, &d)) {
+            if (!tgi || pass_fuse(tgi, &d) || build_module(tgi, dir, nm, 0, B, &teach_m[t], NULL, &o.tune, &d)) {
                 free(tl);
                 goto out;
             }
@@ -655,7 +672,7 @@ int cmd_distill_like(int argc, char **argv, int train)
     dopt.train_mode.seed = o.seed;
     Writer train_c;
     w_init(&train_c);
-    if (pass_distill(tg, &dopt, &d) || build_module(tg, dir, "train_step", 0, B, &train_m, &train_c, &d)) {
+    if (pass_distill(tg, &dopt, &d) || build_module(tg, dir, "train_step", 0, B, &train_m, &train_c, &o.tune, &d)) {
         w_free(&train_c);
         goto out;
     }
@@ -696,7 +713,7 @@ int cmd_distill_like(int argc, char **argv, int train)
     if (!eg)
         goto out;
     weights_as_state(eg);
-    if (build_module(eg, dir, "student_eval", 0, B, &eval_m, NULL, &d))
+    if (build_module(eg, dir, "student_eval", 0, B, &eval_m, NULL, NULL, &d))
         goto out;
 
     /* the epochs: runtime/trainer.c drives the compiled step over the data */
@@ -895,7 +912,7 @@ int cmd_eval(int argc, char **argv)
         g->outputs[0] = z;
         g->noutputs = 1;
     }
-    if (build_module(g, dir, "eval_model", 0, B, &m, NULL, &d))
+    if (build_module(g, dir, "eval_model", 0, B, &m, NULL, NULL, &d))
         goto out;
     int64_t N = X.dims[0];
     xb = malloc((size_t)(B * row) * sizeof(float));
@@ -1026,7 +1043,8 @@ int cmd_soft_targets(int argc, char **argv)
     g->outputs[0] = z;
     g->noutputs = 1;
     int64_t row = value_numel(&g->values[in]) / B, C = g->values[z].dims[1];
-    if (load_x(data, &o, &g->values[in], &X, &d) || build_module(g, dir, "teacher", 0, B, &m, NULL, &d))
+    if (load_x(data, &o, &g->values[in], &X, &d) || pass_fuse(g, &d) ||
+        build_module(g, dir, "teacher", 0, B, &m, NULL, NULL, &d))
         goto out;
     int64_t S = X.dims[0], lo_r = si * S / sn, hi_r = (si + 1) * S / sn, rows = hi_r - lo_r;
     xb = malloc((size_t)(B * row) * sizeof(float));
