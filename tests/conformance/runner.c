@@ -11,6 +11,14 @@
  * Prints one line per failure and skip (with -v also per pass), the skip
  * reasons grouped, and "N passed, N failed, N skipped". With --expect FILE
  * every test listed there must pass (exit 1 otherwise).
+ *
+ * --sanitize builds the emitted C and the harness with -fsanitize=address,undefined
+ * -fno-sanitize-recover=all -g -O1, so an out-of-bounds access, a signed overflow or
+ * a leak in emitted code fails the test (the program exits non-zero); runs get 5x
+ * the time. --sample N keeps every Nth test of the sorted (filtered) list, so that a
+ * cheap run still spreads over all operators; --expect then checks only the tests kept.
+ * A test whose program stops with a sanitizer report prints SANITIZER and makes the
+ * exit status 1 even when --expect does not list it.
  */
 #include "compiler/cli/cli.h"
 
@@ -41,17 +49,19 @@ typedef struct Options {
     const char *expect;
     const char *write_passes;
     const char *cc;
+    const char *cflags; /* extra flags for the emitted C and the harness */
     int jobs;
     int verbose;
     int keep;
     int sanitize;
+    int sample;
     int validate;
     double rtol, atol;
 } Options;
 
 typedef struct Test {
     char rel[256];     /* "node/test_abs" */
-    char status;       /* 'P', 'F', 'S' */
+    char status;       /* 'P', 'F', 'S'; 'A': failed with a sanitizer report */
     char reason[512];
 } Test;
 
@@ -316,6 +326,35 @@ static void first_line(const char *path, char *out, size_t n)
     free(text);
 }
 
+/* The first line of a log with a sanitizer report ("runtime error: ..." from UBSan,
+ * "ERROR: AddressSanitizer: ..."), 1 if there is one. */
+static int sanitizer_line(const char *path, char *out, size_t n)
+{
+    size_t len;
+    char *s = read_file(path, &len);
+    if (!s)
+        return 0;
+    char *text = realloc(s, len + 1);
+    if (!text) {
+        free(s);
+        return 0;
+    }
+    text[len] = 0;
+    int found = 0;
+    for (char *p = text; p && *p && !found;) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = 0;
+        if (strstr(p, "runtime error:") || strstr(p, "Sanitizer:")) {
+            snprintf(out, n, "%s", p);
+            found = 1;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    free(text);
+    return found;
+}
+
 static void run_test(const Options *o, const char *dir, const char *work, Test *t)
 {
     Diag d;
@@ -421,8 +460,9 @@ static void run_test(const Options *o, const char *dir, const char *work, Test *
     /* compile */
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
-             "cd '%s' && %s -std=c99 -O1 -Wall -Wextra -Wpedantic -Werror %s -o prog model.c main.c -lm > cc.log 2>&1",
-             work, o->cc, o->sanitize ? "-fsanitize=address,undefined -fno-sanitize-recover=all -g" : "");
+             "cd '%s' && %s -std=c99 -O1 -Wall -Wextra -Wpedantic -Werror %s %s -o prog model.c main.c -lm > cc.log 2>&1",
+             work, o->cc, o->sanitize ? "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g" : "",
+             o->cflags ? o->cflags : "");
     if (sh(cmd) != 0) {
         t->status = 'F';
         char line[400];
@@ -474,13 +514,15 @@ static void run_test(const Options *o, const char *dir, const char *work, Test *
             }
             write_file(p, in[i].data, in[i].nbytes);
         }
-        snprintf(cmd, sizeof cmd, "cd '%s' && timeout 60 ./prog . > run.log 2>&1", work);
+        snprintf(cmd, sizeof cmd, "cd '%s' && timeout %d ./prog . > run.log 2>&1", work, o->sanitize ? 300 : 60);
         int rc = sh(cmd);
         if (rc != 0) {
             t->status = 'F';
             char line[400];
             snprintf(p, sizeof p, "%s/run.log", work);
             first_line(p, line, sizeof line);
+            if (o->sanitize && sanitizer_line(p, line, sizeof line))
+                t->status = 'A';
             snprintf(t->reason, sizeof t->reason, "emitted code failed (exit %d): %s", rc, line);
             arena_free(&r.a);
             return;
@@ -567,7 +609,7 @@ static void child(const Options *o, Test *t, int fd)
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
     sh(cmd);
-    alarm(300);
+    alarm(o->sanitize ? 900 : 300);
     run_test(o, dir, work, t);
     if (t->status == 'P' && !o->keep)
         sh(cmd);
@@ -581,7 +623,8 @@ static void child(const Options *o, Test *t, int fd)
 static void usage(void)
 {
     printf("usage: kdcc-conformance [--root DIR] [--filter SUBSTR]... [-j N] [-v] [--keep]\n"
-           "                        [--expect FILE] [--write-passes FILE] [--sanitize] [--no-validate]\n"
+           "                        [--expect FILE] [--write-passes FILE] [--sanitize] [--sample N] [--no-validate]\n"
+           "                        [--cflags FLAGS]   (more flags for $CC on the emitted C and the harness)\n"
            "                        [--rtol X] [--atol X]   (default 1e-3 and 1e-5: |got-want| <= atol + rtol*|want|)\n");
 }
 
@@ -599,6 +642,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--expect") && v) o.expect = argv[++i];
         else if (!strcmp(a, "--write-passes") && v) o.write_passes = argv[++i];
         else if (!strcmp(a, "-j") && v) o.jobs = atoi(argv[++i]);
+        else if (!strcmp(a, "--sample") && v) o.sample = atoi(argv[++i]);
+        else if (!strcmp(a, "--cflags") && v) o.cflags = argv[++i];
         else if (!strcmp(a, "--rtol") && v) o.rtol = atof(argv[++i]);
         else if (!strcmp(a, "--atol") && v) o.atol = atof(argv[++i]);
         else if (!strcmp(a, "-v")) o.verbose = 1;
@@ -615,6 +660,12 @@ int main(int argc, char **argv)
     mkdir(o.work, 0755);
     int n;
     Test *ts = collect(&o, &n);
+    if (o.sample > 1) { /* every Nth test of the sorted list */
+        int k = 0;
+        for (int i = 0; i < n; i += o.sample)
+            ts[k++] = ts[i];
+        n = k;
+    }
     if (!n) {
         fprintf(stderr, "kdcc-conformance: no tests found under %s\n", o.root);
         return 2;
@@ -669,16 +720,18 @@ int main(int argc, char **argv)
                          WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "no result");
             }
             if (t->status != 'P' || o.verbose)
-                printf("%s %s%s%s\n", t->status == 'P' ? "PASS" : t->status == 'S' ? "SKIP" : "FAIL", t->rel,
+                printf("%s %s%s%s\n",
+                       t->status == 'P' ? "PASS" : t->status == 'S' ? "SKIP" : t->status == 'A' ? "SANITIZER" : "FAIL", t->rel,
                        t->reason[0] ? ": " : "", t->reason);
             fflush(stdout);
         }
     }
     free(pids), free(fds), free(slot_test); /* the run is over (LSan in --sanitize runs) */
-    int np = 0, nf = 0, nsk = 0;
+    int np = 0, nf = 0, nsk = 0, nsan = 0;
     for (int i = 0; i < n; i++) {
         np += ts[i].status == 'P';
-        nf += ts[i].status == 'F';
+        nsan += ts[i].status == 'A';
+        nf += ts[i].status == 'F' || ts[i].status == 'A';
         nsk += ts[i].status == 'S';
     }
     /* skip reasons, grouped (the part of the message after the node name) */
@@ -737,10 +790,12 @@ int main(int argc, char **argv)
             line[strcspn(line, "\r\n")] = 0;
             if (!line[0] || line[0] == '#' || !matches(&o, line))
                 continue;
-            listed++;
             Test key;
             snprintf(key.rel, sizeof key.rel, "%s", line);
             Test *t = bsearch(&key, ts, (size_t)n, sizeof *ts, cmp_test);
+            if (!t && o.sample > 1)
+                continue; /* not in the sample */
+            listed++;
             if (!t || t->status != 'P') {
                 printf("REGRESSION %s: expected to pass\n", line);
                 regress++;
@@ -761,6 +816,8 @@ int main(int argc, char **argv)
         }
     }
     printf("\n%d passed, %d failed, %d skipped\n", np, nf, nsk);
+    if (nsan)
+        printf("%d failed with a sanitizer report (an error whether or not --expect lists them)\n", nsan);
     free(ts);
-    return regress ? 1 : 0;
+    return regress || nsan ? 1 : 0;
 }
