@@ -1,9 +1,42 @@
-/* Fusion: BatchNormalization (inference) folded into the Conv before it, so the
- * normalisation costs nothing at run time: with s = scale / sqrt(var + eps),
- *     W'[oc] = W[oc] * s[oc],   b'[oc] = (b[oc] - mean[oc]) * s[oc] + bias[oc].
- * Only when the Conv's output feeds nothing but the BatchNormalization, every
- * parameter is constant, and the result is computed in double. */
-#include "compiler/ops/ops.h"
+/* Fusion: work the emitted code would do in separate passes over memory, done in one.
+ *
+ * 1. BatchNormalization (inference) folded into the Conv before it, so the
+ *    normalisation costs nothing at run time: with s = scale / sqrt(var + eps),
+ *        W'[oc] = W[oc] * s[oc],   b'[oc] = (b[oc] - mean[oc]) * s[oc] + bias[oc].
+ *    Only when the Conv's output feeds nothing but the BatchNormalization, every
+ *    parameter is constant, and the result is computed in double.
+ *
+ * 2. Epilogues: a float Conv, Gemm or MatMul whose output has one consumer (and is
+ *    not a graph output) takes that consumer in when it is an elementwise step on
+ *    the output: an activation (Relu, Clip with constant bounds, LeakyRelu, Sigmoid,
+ *    HardSigmoid, HardSwish, Tanh, Gelu, Elu, any unary float operator), or
+ *    Add/Sub/Mul/Div with an operand of the output's shape (a residual) or of one
+ *    element. Repeatedly: Conv -> Relu -> Add -> Relu becomes one node whose store
+ *    computes relu(relu(acc) + r), in the graph's order, so both Conv -> Relu -> Add
+ *    and Conv -> Add -> Relu are exact. A bias broadcast over the last dim before
+ *    any other step becomes the Gemm's C (MatMul of 2-D operands turns into Gemm,
+ *    of more dims into kdcc.FusedMatMul with a bias input), and a constant
+ *    per-channel Add becomes a Conv's bias when it has none.
+ *    Representation: the node becomes a kdcc-domain operator, kdcc.FusedConv,
+ *    kdcc.FusedGemm or kdcc.FusedMatMul, with the base operator's inputs and
+ *    attributes, then the epilogue as attributes (`epilogue` steps and their
+ *    `epilogue_params`) and the operands of binary steps as extra inputs after the
+ *    base operator's three (compiler/ops/fused.h). Chosen over Node.pass_data and an
+ *    extra input on an ONNX Conv because an ONNX Conv takes at most three inputs,
+ *    and because a fused node made of attributes and inputs is ordinary IR: the
+ *    text printer shows it with --dump-after fuse, a dumped graph compiles again,
+ *    and shape inference checks it like any node.
+ *    The fused node takes the place of the last node it absorbed when it gains an
+ *    operand (the operand may be computed between the two), else keeps its own.
+ *
+ * 3. Elementwise chains: elementwise steps whose intermediates have one consumer
+ *    become one kdcc.Fused node (input, operands, the same epilogue attributes),
+ *    emitted as one loop.
+ *
+ * In a training graph (after autodiff) the same rules are safe: a value the
+ * backward pass reads (the pre-activation of a Relu, say) has a second consumer,
+ * so it is never fused away. */
+#include "compiler/ops/fused.h"
 #include "passes/passes.h"
 
 #include <math.h>
@@ -70,7 +103,7 @@ static int fold_bn(Graph *g, Node *conv, Node *bn, Diag *d)
     return 1;
 }
 
-int pass_fuse(Graph *g, Diag *d)
+static int fold_bns(Graph *g, Diag *d)
 {
     for (int i = 0; i < g->nnodes; i++) {
         Node *bn = g->nodes[i];
@@ -91,6 +124,323 @@ int pass_fuse(Graph *g, Diag *d)
         if (r < 0)
             return -1;
     }
+    return 0;
+}
+
+
+/* ---------------------------------------------------------------- epilogues */
+
+static int in_domain(const Node *n, const char *dom)
+{
+    const char *nd = n->domain ? n->domain : "";
+    if (!strcmp(nd, "ai.onnx"))
+        nd = "";
+    return strcmp(nd, dom) == 0;
+}
+
+/* the node index of v's only consumer, or -1 (no consumer, more than one use, or a
+ * graph output) */
+static int sole_consumer(const Graph *g, int v)
+{
+    if (v < 0 || g->values[v].is_output)
+        return -1;
+    int who = -1, uses = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *nd = g->nodes[i];
+        if (nd->dead)
+            continue;
+        for (int j = 0; j < nd->ninputs; j++)
+            if (nd->inputs[j] == v) {
+                uses++;
+                who = i;
+            }
+    }
+    for (int i = 0; i < g->noutputs; i++)
+        uses += g->outputs[i] == v;
+    return uses == 1 ? who : -1;
+}
+
+static int live_outputs(const Node *n)
+{
+    int k = 0;
+    for (int j = 0; j < n->noutputs; j++)
+        k += n->outputs[j] >= 0;
+    return k;
+}
+
+/* Kinds of producers that take an epilogue. */
+enum { P_NONE, P_CONV, P_GEMM, P_MATMUL, P_CHAIN };
+
+static int producer_kind(const Graph *g, const Node *n)
+{
+    if (n->dead || n->noutputs != 1 || n->outputs[0] < 0)
+        return P_NONE;
+    DType t = g->values[n->outputs[0]].dtype;
+    if (t != DT_FLOAT && t != DT_DOUBLE)
+        return P_NONE;
+    if (in_domain(n, "")) {
+        if (!strcmp(n->op_type, "Conv"))
+            return P_CONV;
+        if (!strcmp(n->op_type, "Gemm"))
+            return P_GEMM;
+        if (!strcmp(n->op_type, "MatMul"))
+            return P_MATMUL;
+    } else if (in_domain(n, "kdcc")) {
+        if (!strcmp(n->op_type, "FusedConv"))
+            return P_CONV;
+        if (!strcmp(n->op_type, "FusedGemm"))
+            return P_GEMM;
+        if (!strcmp(n->op_type, "FusedMatMul"))
+            return P_MATMUL;
+        if (!strcmp(n->op_type, "Fused"))
+            return P_CHAIN;
+    }
+    return P_NONE;
+}
+
+/* n's inputs with room for `extra` more; the new slots are -1. -1 on out of memory. */
+static int grow_inputs(Graph *g, Node *n, int count)
+{
+    if (count <= n->ninputs)
+        return 0;
+    int *ins = arena_array(g->arena, (size_t)count, sizeof(int));
+    if (!ins)
+        return -1;
+    for (int i = 0; i < count; i++)
+        ins[i] = i < n->ninputs ? n->inputs[i] : -1;
+    n->inputs = ins;
+    n->ninputs = count;
+    return 0;
+}
+
+/* Make n the kdcc form of its operator (inputs padded to three for Conv/Gemm/MatMul). */
+static int to_fused(Graph *g, Node *n, int kind)
+{
+    if (in_domain(n, "kdcc"))
+        return 0;
+    const char *name = kind == P_CONV ? "FusedConv" : kind == P_GEMM ? "FusedGemm" : "FusedMatMul";
+    const OpDef *o = op_lookup("kdcc", name);
+    if (!o || grow_inputs(g, n, 3))
+        return -1;
+    n->op_type = name;
+    n->domain = "kdcc";
+    n->op = o;
+    return 0;
+}
+
+/* number of the node's inputs up to the last present one */
+static int present(const Node *n)
+{
+    int k = n->ninputs;
+    while (k > 0 && n->inputs[k - 1] < 0)
+        k--;
+    return k;
+}
+
+/* Move node a (index ia) into the slot of node ib (ib > ia), which is dead now:
+ * everything ib's inputs need is computed before ib. */
+static void take_slot(Graph *g, int ia, int ib)
+{
+    Node *a = g->nodes[ia];
+    g->nodes[ia] = g->nodes[ib];
+    g->nodes[ib] = a;
+}
+
+/* a broadcast bias over the last dim of y: b has N = y's last dim elements, in its
+ * own last dim */
+static int is_row_bias(const Value *b, const Value *y)
+{
+    if (y->rank < 2 || b->rank < 1 || b->rank > y->rank || b->dtype != y->dtype)
+        return 0;
+    int64_t N = y->dims[y->rank - 1];
+    return b->dims[b->rank - 1] == N && value_numel(b) == N && value_numel(y) != N;
+}
+
+/* a constant per-channel bias of a Conv output y[N, M, ...]: shape [M, 1, ...] or
+ * [1, M, 1, ...] aligned with y's dims from the right */
+static int is_channel_bias(const Value *b, const Value *y)
+{
+    if (!value_is_const(b) || b->dtype != y->dtype || y->rank < 3 || b->rank > y->rank || b->rank < y->rank - 1)
+        return 0;
+    int off = y->rank - b->rank;
+    for (int i = 0; i < b->rank; i++) {
+        int64_t want = i + off == 1 ? y->dims[1] : 1;
+        if (b->dims[i] != want)
+            return 0;
+    }
+    return 1;
+}
+
+/* Absorb the consumer c (index ic) of p's output into p's epilogue if it fits. 1 if
+ * absorbed, 0 if not, -1 on error. */
+static int absorb(Graph *g, int ip, int ic, int kind, Diag *d)
+{
+    Node *p = g->nodes[ip], *c = g->nodes[ic];
+    int y = p->outputs[0];
+    if (ic <= ip || c->dead || live_outputs(c) != 1 || c->noutputs < 1 || c->outputs[0] < 0)
+        return 0;
+    Epilogue ep;
+    int first = kind == P_CHAIN ? 1 : 3;
+    Diag quiet;
+    diag_init(&quiet, NULL);
+    if (epilogue_read(g, p, first, &ep, &quiet))
+        return 0;
+    const Value *yv = &g->values[y];
+    /* a bias before any other step */
+    if (kind != P_CHAIN && ep.n == 0 && in_domain(c, "") && !strcmp(c->op_type, "Add") && present(c) == 2 &&
+        (c->opset >= 7 || !attr_int(c, "broadcast", 0)) && c->inputs[0] != c->inputs[1]) {
+        int b = c->inputs[0] == y ? c->inputs[1] : c->inputs[0];
+        const Value *bv = &g->values[b], *zv = node_out(g, c, 0);
+        int same = zv->rank == yv->rank;
+        for (int i = 0; same && i < yv->rank; i++)
+            same = zv->dims[i] == yv->dims[i];
+        if (same && kind == P_MATMUL && is_row_bias(bv, yv) && !in_domain(p, "kdcc")) {
+            const Value *a = node_in(g, p, 0), *w = node_in(g, p, 1);
+            if (a->rank == 2 && w->rank == 2) {
+                const OpDef *o = op_lookup("", "Gemm");
+                if (!o || grow_inputs(g, p, 3))
+                    return diag_error(d, p, "out of memory");
+                p->op_type = "Gemm";
+                p->op = o;
+            } else if (to_fused(g, p, kind)) {
+                return diag_error(d, p, "out of memory");
+            }
+            p->inputs[2] = b;
+        } else if (same && kind == P_GEMM && !node_in(g, p, 2) && is_row_bias(bv, yv) && bv->rank <= 2) {
+            if (grow_inputs(g, p, 3))
+                return diag_error(d, p, "out of memory");
+            p->inputs[2] = b;
+        } else if (same && kind == P_CONV && !node_in(g, p, 2) && is_channel_bias(bv, yv)) {
+            char nm[512];
+            snprintf(nm, sizeof nm, "%s/bias", c->name && c->name[0] ? c->name : bv->name);
+            int id = graph_new_value(g, nm);
+            if (id < 0 || grow_inputs(g, p, 3))
+                return diag_error(d, p, "out of memory");
+            bv = &g->values[b];
+            yv = &g->values[y];
+            int64_t M = yv->dims[1];
+            void *data = value_make_const(g, &g->values[id], bv->dtype, 1, &M);
+            if (!data)
+                return diag_error(d, p, "out of memory");
+            memcpy(data, bv->data, (size_t)M * dtype_size(bv->dtype));
+            p->inputs[2] = id;
+        } else {
+            goto step;
+        }
+        p->outputs[0] = c->outputs[0];
+        c->dead = 1;
+        take_slot(g, ip, ic);
+        return 1;
+    }
+step:;
+    EpiStep st;
+    if (ep.n >= EPI_MAX_STEPS || !ew_epilogue_step(g, c, y, &st))
+        return 0;
+    if (kind != P_CHAIN && to_fused(g, p, kind))
+        return diag_error(d, p, "out of memory");
+    int moved = 0;
+    if (st.operand >= 0) {
+        int k = present(p);
+        if (k < first)
+            k = first;
+        if (grow_inputs(g, p, k + 1))
+            return diag_error(d, p, "out of memory");
+        p->inputs[k] = st.operand;
+        st.operand = k;
+        moved = 1;
+    }
+    ep.s[ep.n++] = st;
+    if (epilogue_set_attrs(g, p, &ep))
+        return diag_error(d, p, "out of memory");
+    p->outputs[0] = c->outputs[0];
+    c->dead = 1;
+    if (moved)
+        take_slot(g, ip, ic);
+    return 1;
+}
+
+/* Start a chain at elementwise node n (index i) when its output's consumer is a
+ * step too: n becomes kdcc.Fused with its own step first. 1 if it did. */
+static int start_chain(Graph *g, int i, Diag *d)
+{
+    Node *n = g->nodes[i];
+    if (n->dead || live_outputs(n) != 1 || n->noutputs != 1 || n->outputs[0] < 0)
+        return 0;
+    int ic = sole_consumer(g, n->outputs[0]);
+    if (ic < 0)
+        return 0;
+    EpiStep st, next;
+    int chain = -1;
+    for (int k = 0; k < 2 && k < n->ninputs && chain < 0; k++)
+        if (n->inputs[k] >= 0 && ew_epilogue_step(g, n, n->inputs[k], &st))
+            chain = n->inputs[k];
+    if (chain < 0 || !ew_epilogue_step(g, g->nodes[ic], n->outputs[0], &next))
+        return 0;
+    const OpDef *o = op_lookup("kdcc", "Fused");
+    int *ins = arena_array(g->arena, 2, sizeof(int));
+    if (!o || !ins)
+        return diag_error(d, n, "out of memory");
+    ins[0] = chain;
+    int nin = 1;
+    if (st.operand >= 0) {
+        ins[1] = st.operand;
+        st.operand = 1;
+        nin = 2;
+    }
+    /* Clip's bound inputs and the like are not inputs of the fused node */
+    n->inputs = ins;
+    n->ninputs = nin;
+    n->op_type = "Fused";
+    n->domain = "kdcc";
+    n->op = o;
+    n->nattrs = 0;
+    n->attrs = NULL;
+    Epilogue ep = {.n = 1};
+    ep.s[0] = st;
+    if (epilogue_set_attrs(g, n, &ep))
+        return diag_error(d, n, "out of memory");
+    return 1;
+}
+
+static int fuse_epilogues(Graph *g, Diag *d, int chains)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *p = g->nodes[i];
+        int kind = producer_kind(g, p);
+        if (chains && kind == P_NONE && !p->dead) {
+            int r = start_chain(g, i, d);
+            if (r < 0)
+                return -1;
+            kind = r ? P_CHAIN : P_NONE;
+        }
+        if (kind == P_NONE || (kind == P_CHAIN && !chains))
+            continue;
+        /* p may move to a later slot; follow it there */
+        int ip = i;
+        for (;;) {
+            int ic = sole_consumer(g, g->nodes[ip]->outputs[0]);
+            if (ic < 0)
+                break;
+            int r = absorb(g, ip, ic, kind, d);
+            if (r < 0)
+                return -1;
+            if (!r)
+                break;
+            if (g->nodes[ic] == p)
+                ip = ic;
+            kind = producer_kind(g, p);
+        }
+    }
+    return 0;
+}
+
+int pass_fuse(Graph *g, Diag *d)
+{
+    if (fold_bns(g, d))
+        return -1;
+    graph_compact(g);
+    if (fuse_epilogues(g, d, 0) || fuse_epilogues(g, d, 1))
+        return -1;
     graph_compact(g);
     return 0;
 }

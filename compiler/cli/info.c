@@ -8,6 +8,7 @@
  * says why they are missing.
  */
 #include "compiler/cli/cli.h"
+#include "compiler/ops/fused.h"
 
 #include "onnx.pb-c.h"
 
@@ -376,8 +377,13 @@ int cmd_info(int argc, char **argv)
                 int64_t m = node_macs(g, n);
                 macs_total += m;
                 const char *dom = n->domain && strcmp(n->domain, "ai.onnx") != 0 ? n->domain : "";
+                const char *op = fused_base_op(n); /* kdcc.FusedConv: the model's Conv */
+                if (op)
+                    dom = "";
+                else
+                    op = n->op_type;
                 for (int r = 0; r < nrows; r++)
-                    if (strcmp(rows[r].domain, dom) == 0 && strcmp(rows[r].op, n->op_type) == 0)
+                    if (strcmp(rows[r].domain, dom) == 0 && strcmp(rows[r].op, op) == 0)
                         rows[r].macs += m;
             }
             flash = emitted_weight_bytes(cw.buf, &nweights);

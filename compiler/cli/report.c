@@ -8,6 +8,7 @@
  * report says how far the plan is from the best any placement could do for
  * this node order. */
 #include "compiler/cli/cli.h"
+#include "compiler/ops/fused.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -107,8 +108,8 @@ int op_counts_macs(const char *op)
 int64_t node_macs(const Graph *g, const Node *n)
 {
     const char *op = n->op_type;
-    if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx") != 0)
-        return 0;
+    if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx") != 0 && !(op = fused_base_op(n)))
+        return 0; /* a kdcc fused node counts as the operator it fuses into */
     const Value *y = node_out(g, n, 0);
     if (!y || !value_shape_known(y))
         return 0;
@@ -325,7 +326,7 @@ int report_write(const Graph *g, const char *csrc, Writer *w)
         int64_t m = node_macs(g, n);
         macs += m;
         char mb[32];
-        if (op_counts_macs(n->op_type))
+        if (op_counts_macs(fused_base_op(n) ? fused_base_op(n) : n->op_type))
             snprintf(mb, sizeof mb, "%" PRId64, m);
         else
             snprintf(mb, sizeof mb, "-");

@@ -15,6 +15,7 @@
  * float family and in int64 (wrapping, like the emitted C) for integers.
  */
 #include "compiler/ops/ops.h"
+#include "compiler/ops/fused.h"
 
 #include <math.h>
 #include <string.h>
@@ -163,6 +164,7 @@ static int ew_fold(Graph *g, Node *n, Diag *d);
 static int ew_emit(Emitter *e, const Node *n, Diag *d);
 int ew_grad(GradCtx *c); /* elementwise_grad.c */
 extern const OpDef op_activation_grad;
+extern const OpDef op_fused_elementwise; /* fused.c */
 
 #define X_DEF_IN(DOMAIN, N, MIN, MAX, KIND, SUM, ...)                                          \
     static const EwDef ew_##N = {                                                              \
@@ -184,6 +186,7 @@ const OpDef *const ops_elementwise[] = {
     EW_ML_OPS(X_REF)
 #undef X_REF
     &op_activation_grad,
+    &op_fused_elementwise,
     NULL};
 
 static const EwDef *ew_of(const Node *n)
@@ -869,6 +872,154 @@ static int ew_emit(Emitter *e, const Node *n, Diag *d)
                 w_line(e->w, "(void)%s;", pairs[p].f[k]);
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------- epilogue steps
+ * A fused node applies elementwise steps where its producer stores each element
+ * (compiler/ops/fused.h). Unary steps use the operator's own template, so a fused
+ * step computes exactly what the unfused node would. */
+
+static const EwDef *ew_by_name(const char *name)
+{
+    const OpDef *o = op_lookup("", name);
+    return o && o->emit == ew_emit ? (const EwDef *)o : NULL;
+}
+
+/* binary steps: name, C operator, operand on the left */
+static const struct {
+    const char *name;
+    const char *op;
+    int swap;
+} EPI_BIN[] = {{"Add", "+", 0}, {"Sub", "-", 0}, {"Mul", "*", 0}, {"Div", "/", 0}, {"RSub", "-", 1}, {"RDiv", "/", 1}};
+
+/* the unary operator of a step name ("GeluTanh": Gelu, variant 1) */
+static const EwDef *epi_unary(const char *op, int *var)
+{
+    *var = 0;
+    if (strcmp(op, "GeluTanh") == 0) {
+        *var = 1;
+        op = "Gelu";
+    }
+    const EwDef *o = ew_by_name(op);
+    if (!o || o->kind != K_UNARY || o->outbool || !(o->types & TB(DT_FLOAT)) || !o->tf)
+        return NULL;
+    return o;
+}
+
+int ew_epilogue_known(const char *op, int *binary)
+{
+    int var;
+    *binary = 0;
+    for (size_t i = 0; i < sizeof EPI_BIN / sizeof EPI_BIN[0]; i++)
+        if (strcmp(op, EPI_BIN[i].name) == 0)
+            return *binary = 1;
+    return strcmp(op, "Clip") == 0 || epi_unary(op, &var) != NULL;
+}
+
+static int same_shape(const Value *a, const Value *b)
+{
+    if (a->rank != b->rank)
+        return 0;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i])
+            return 0;
+    return 1;
+}
+
+int ew_epilogue_step(const Graph *g, const Node *n, int chain, EpiStep *st)
+{
+    const EwDef *o = n->op && n->op->emit == ew_emit ? ew_of(n) : NULL;
+    if (!o || (n->domain && n->domain[0]) || chain < 0)
+        return 0;
+    const Value *c = &g->values[chain], *y = node_out(g, n, 0);
+    if (!y || (c->dtype != DT_FLOAT && c->dtype != DT_DOUBLE) || y->dtype != c->dtype || !same_shape(c, y))
+        return 0;
+    for (int j = 1; j < n->noutputs; j++)
+        if (n->outputs[j] >= 0)
+            return 0;
+    memset(st, 0, sizeof *st);
+    st->operand = -1;
+    int nin = present_inputs(n);
+    if (o->kind == K_UNARY) {
+        Diag quiet;
+        diag_init(&quiet, NULL);
+        int var = ew_variant(o, n, &quiet);
+        if (nin != 1 || n->inputs[0] != chain || var < 0 || o->outbool || !o->tf)
+            return 0;
+        st->op = var ? "GeluTanh" : o->op.name;
+        ew_attrs(o, n, &st->p1, &st->p2);
+        return epi_unary(st->op, &var) != NULL;
+    }
+    if (o->id == E_Clip) {
+        if (n->inputs[0] != chain)
+            return 0;
+        if (n->opset > 0 && n->opset < 11) {
+            const Attr *lo = node_attr(n, "min"), *hi = node_attr(n, "max");
+            if (!lo || !hi)
+                return 0;
+            st->p1 = lo->f;
+            st->p2 = hi->f;
+        } else {
+            const Value *lo = node_in(g, n, 1), *hi = node_in(g, n, 2);
+            if (!lo || !hi || !value_is_const(lo) || !value_is_const(hi) || value_numel(lo) != 1 || value_numel(hi) != 1)
+                return 0;
+            st->p1 = const_get_f64(lo, 0);
+            st->p2 = const_get_f64(hi, 0);
+        }
+        st->op = "Clip";
+        return 1;
+    }
+    if (o->kind != K_BINARY || nin != 2 || (n->opset > 0 && n->opset < 7 && attr_int(n, "broadcast", 0)))
+        return 0;
+    int side = n->inputs[0] == chain ? 0 : n->inputs[1] == chain ? 1 : -1;
+    if (side < 0 || n->inputs[0] == n->inputs[1])
+        return 0;
+    const Value *b = node_in(g, n, 1 - side);
+    if (!b || b->dtype != c->dtype || (!same_shape(b, y) && value_numel(b) != 1) || b->rank > y->rank)
+        return 0;
+    static const char *const names[4][2] = {{"Add", "Add"}, {"Sub", "RSub"}, {"Mul", "Mul"}, {"Div", "RDiv"}};
+    int k = o->id == E_Add ? 0 : o->id == E_Sub ? 1 : o->id == E_Mul ? 2 : o->id == E_Div ? 3 : -1;
+    if (k < 0)
+        return 0;
+    st->op = names[k][side];
+    st->operand = n->inputs[1 - side];
+    st->scalar = !same_shape(b, y);
+    return 1;
+}
+
+void ew_epilogue_write(Writer *w, const EpiStep *st, DType dt, const char *b)
+{
+    Tctx c = {.dt = dt, .v1 = st->p1, .v2 = st->p2};
+    for (size_t i = 0; i < sizeof EPI_BIN / sizeof EPI_BIN[0]; i++)
+        if (strcmp(st->op, EPI_BIN[i].name) == 0) {
+            if (EPI_BIN[i].swap)
+                w_line(w, "a = %s %s a;", b, EPI_BIN[i].op);
+            else
+                w_line(w, "a = a %s %s;", EPI_BIN[i].op, b);
+            return;
+        }
+    if (strcmp(st->op, "Clip") == 0) {
+        DType lt = dt == DT_DOUBLE ? DT_DOUBLE : DT_FLOAT;
+        w_puts(w, "a = a < ");
+        em_literal(w, lt, st->p1);
+        w_puts(w, " ? ");
+        em_literal(w, lt, st->p1);
+        w_puts(w, " : a;\n");
+        w_puts(w, "a = a > ");
+        em_literal(w, lt, st->p2);
+        w_puts(w, " ? ");
+        em_literal(w, lt, st->p2);
+        w_puts(w, " : a;\n");
+        return;
+    }
+    int var;
+    const EwDef *o = epi_unary(st->op, &var);
+    if (!o)
+        return; /* epilogue_read refuses unknown steps */
+    c.iattr = o->iattr;
+    w_puts(w, "a = ");
+    w_tmpl(w, ew_template(o, dt, var), &c);
+    w_puts(w, ";\n");
 }
 
 /* ---------------------------------------------------------------- constant folding */

@@ -3,9 +3,10 @@
  * Emission keeps the innermost loop contiguous so the C compiler vectorises it:
  * matrix products run in i-k-j order (a scalar of A times a row of B added into a
  * row of Y). float16/bfloat16 are computed through a float accumulator. */
-#include "compiler/ops/ops.h"
+#include "compiler/ops/fused.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- shared */
@@ -111,11 +112,50 @@ static void emit_dot(Writer *w, const char *ct, int64_t K, const char *aexpr, in
  * acc[MM_BM][MM_BN] over k, innermost over the columns (B row contiguous), A
  * broadcast; gcc keeps the block in vector registers. Same summation order as
  * the simple kernel. */
+/* Stores through a node's epilogue (fused.h): Y element yb[idx] is the output's
+ * element ybase + idx (ybase: "" or the batch offset "i * 12 + "). */
+typedef struct MmEpi {
+    const Epilogue *ep;
+    DType dt;
+    const char *ybase;
+} MmEpi;
+
+static int mm_has_epi(const MmEpi *x) { return x && x->ep && x->ep->n; }
+
+static void mm_store(Writer *w, const MmEpi *x, const char *val, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void mm_store(Writer *w, const MmEpi *x, const char *val, const char *fmt, ...)
+{
+    char idx[160], dst[176], full[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(idx, sizeof idx, fmt, ap);
+    va_end(ap);
+    snprintf(dst, sizeof dst, "yb[%s]", idx);
+    snprintf(full, sizeof full, "%s%s", x ? x->ybase : "", idx);
+    epilogue_store(w, x ? x->ep : NULL, x ? x->dt : DT_FLOAT, dst, val, full);
+}
+
+/* the store "yb[idx] (=|+=) alpha * acc" through the epilogue */
+static void mm_store_acc(Writer *w, const MmEpi *x, DType t, int init_zero, const double *alpha, const char *idx)
+{
+    Writer tw;
+    w_init(&tw);
+    if (!init_zero)
+        w_printf(&tw, "yb[%s] + ", idx);
+    if (alpha) {
+        em_literal(&tw, t, *alpha);
+        w_puts(&tw, " * ");
+    }
+    w_puts(&tw, "acc");
+    mm_store(w, x, tw.buf && !tw.oom ? tw.buf : "acc", "%s", idx);
+    w_free(&tw);
+}
+
 #define MM_BM 4
 #define MM_BN 32
 
 static void emit_mm_block(Writer *w, int64_t mb, int64_t nw, int64_t N, int64_t K, int64_t am, int64_t ak,
-                          int64_t bk, int init_zero, const double *alpha)
+                          int64_t bk, int init_zero, const double *alpha, const MmEpi *x)
 {
     w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", mb, nw);
     em_for(w, "mm", mb);
@@ -141,10 +181,20 @@ static void emit_mm_block(Writer *w, int64_t mb, int64_t nw, int64_t N, int64_t 
     em_for(w, "v", nw);
     w_line(w, "yb[(m0 + mm) * %" PRId64 " + n0 + v] = acc[mm][v];", N);
     em_close(w, 2);
+    if (mm_has_epi(x)) {
+        /* after the store, over the block in cache: in the store it keeps gcc 12 from
+         * holding acc in registers (see conv.c) */
+        char yv[96];
+        snprintf(yv, sizeof yv, "yb[(m0 + mm) * %" PRId64 " + n0 + v]", N);
+        em_for(w, "mm", mb);
+        em_for(w, "v", nw);
+        mm_store(w, x, yv, "(m0 + mm) * %" PRId64 " + n0 + v", N);
+        em_close(w, 2);
+    }
 }
 
 static void emit_mm_blocked(Writer *w, int64_t M, int64_t N, int64_t K, int64_t am, int64_t ak, int64_t bk,
-                            int init_zero, const double *alpha)
+                            int init_zero, const double *alpha, const MmEpi *x)
 {
     int64_t bn = N < MM_BN + MM_BN / 4 ? N : MM_BN, bm = M < MM_BM ? M : MM_BM;
     int64_t nf = N / bn * bn, mf = M / bm * bm;
@@ -164,7 +214,7 @@ static void emit_mm_blocked(Writer *w, int64_t M, int64_t N, int64_t K, int64_t 
                 w_open(w, "for (int64_t m0 = %" PRId64 "; m0 < %" PRId64 "; m0 += %" PRId64 ")", mf, M, mb);
             else
                 w_open(w, "for (int64_t m0 = 0; m0 < %" PRId64 "; m0 += %" PRId64 ")", mf, bm);
-            emit_mm_block(w, mb, nw, N, K, am, ak, bk, init_zero, alpha);
+            emit_mm_block(w, mb, nw, N, K, am, ak, bk, init_zero, alpha, x);
             w_close(w);
         }
         w_close(w);
@@ -178,7 +228,7 @@ static void emit_mm_blocked(Writer *w, int64_t M, int64_t N, int64_t K, int64_t 
  * Float/int types only (not half). */
 static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
                            int64_t am, int64_t ak, int64_t bk, int64_t bn,
-                           int init_zero, const double *alpha)
+                           int init_zero, const double *alpha, const MmEpi *x)
 {
     Writer *w = e->w;
     const char *ct = dtype_ctype(t);
@@ -190,12 +240,18 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
         snprintf(ax, sizeof ax, "ab + m * %" PRId64, am);
         snprintf(bx, sizeof bx, "bb + n * %" PRId64, bn);
         emit_dot(w, ct, K, ax, ak, bx, 1);
-        w_printf(w, "yb[m * %" PRId64 " + n] %s ", N, init_zero ? "=" : "+=");
-        if (alpha) {
-            em_literal(w, t, *alpha);
-            w_puts(w, " * ");
+        if (mm_has_epi(x)) {
+            char idx[64];
+            snprintf(idx, sizeof idx, "m * %" PRId64 " + n", N);
+            mm_store_acc(w, x, t, init_zero, alpha, idx);
+        } else {
+            w_printf(w, "yb[m * %" PRId64 " + n] %s ", N, init_zero ? "=" : "+=");
+            if (alpha) {
+                em_literal(w, t, *alpha);
+                w_puts(w, " * ");
+            }
+            w_puts(w, "acc;\n");
         }
-        w_puts(w, "acc;\n");
         w_close(w);
         w_close(w);
         return;
@@ -206,17 +262,21 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
         char ax[64];
         snprintf(ax, sizeof ax, "ab + m * %" PRId64, am);
         emit_dot(w, ct, K, ax, ak, "bb", bk);
-        w_printf(w, "yb[m] %s ", init_zero ? "=" : "+=");
-        if (alpha) {
-            em_literal(w, t, *alpha);
-            w_puts(w, " * ");
+        if (mm_has_epi(x)) {
+            mm_store_acc(w, x, t, init_zero, alpha, "m");
+        } else {
+            w_printf(w, "yb[m] %s ", init_zero ? "=" : "+=");
+            if (alpha) {
+                em_literal(w, t, *alpha);
+                w_puts(w, " * ");
+            }
+            w_puts(w, "acc;\n");
         }
-        w_puts(w, "acc;\n");
         w_close(w);
         return;
     }
     if (t == DT_FLOAT && bn == 1 && M >= 2 && N >= MM_BN / 2) {
-        emit_mm_blocked(w, M, N, K, am, ak, bk, init_zero, alpha);
+        emit_mm_blocked(w, M, N, K, am, ak, bk, init_zero, alpha, x);
         return;
     }
     em_for(w, "m", M);
@@ -241,6 +301,12 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
         w_line(w, "yr[n] += a * br[n * %" PRId64 "];", bn);
     w_close(w);
     w_close(w);
+    if (mm_has_epi(x)) {
+        /* the row is complete: its epilogue while it is in cache */
+        em_for(w, "n", N);
+        mm_store(w, x, "yr[n]", "m * %" PRId64 " + n", N);
+        w_close(w);
+    }
     w_close(w);
 }
 
@@ -279,9 +345,15 @@ static int emit_matmul(Emitter *e, const Node *n, Diag *d)
 {
     Writer *w = e->w;
     const Value *a = node_in(e->g, n, 0), *b = node_in(e->g, n, 1), *y = node_out(e->g, n, 0);
+    const Value *bias = node_in(e->g, n, 2);
     DType t = a->dtype;
+    Epilogue ep;
     if (!la_dtype_ok(t))
         return err_dtype(d, n, "MatMul", t);
+    if (epilogue_read(e->g, n, 3, &ep, d))
+        return -1;
+    if ((ep.n || bias) && t != DT_FLOAT && t != DT_DOUBLE)
+        return err_dtype(d, n, "FusedMatMul", t);
     int64_t M = a->rank > 1 ? a->dims[a->rank - 2] : 1;
     int64_t K = a->dims[a->rank - 1];
     int64_t N = b->rank > 1 ? b->dims[b->rank - 1] : 1;
@@ -296,7 +368,14 @@ static int emit_matmul(Emitter *e, const Node *n, Diag *d)
         if (value_numel(y) == 0)
             return 0;
         em_for(w, "i", value_numel(y));
-        w_line(w, "y0[i] = 0;");
+        if (bias || ep.n) {
+            char val[64] = "0";
+            if (bias)
+                snprintf(val, sizeof val, "x2[i %% %" PRId64 "]", N);
+            epilogue_store(w, &ep, t, "y0[i]", val, "i");
+        } else {
+            w_line(w, "y0[i] = 0;");
+        }
         w_close(w);
         return 0;
     }
@@ -318,7 +397,16 @@ static int emit_matmul(Emitter *e, const Node *n, Diag *d)
         w_close(w);
         w_close(w);
     } else {
-        emit_mm_kernel(e, t, M, N, K, K, 1, N, 1, 1, NULL);
+        char base[64];
+        snprintf(base, sizeof base, "i * %" PRId64 " + ", M * N);
+        MmEpi x = {&ep, t, base};
+        if (bias) {
+            em_for(w, "m", M);
+            em_for(w, "n", N);
+            w_line(w, "yb[m * %" PRId64 " + n] = x2[n];", N);
+            em_close(w, 2);
+        }
+        emit_mm_kernel(e, t, M, N, K, K, 1, N, 1, !bias, NULL, &x);
     }
     em_close(w, k);
     return 0;
@@ -441,8 +529,13 @@ static int emit_gemm(Emitter *e, const Node *n, Diag *d)
     Writer *w = e->w;
     const Value *a = node_in(e->g, n, 0), *c = node_in(e->g, n, 2);
     DType t = a->dtype;
+    Epilogue ep;
     if (!la_dtype_ok(t))
         return err_dtype(d, n, "Gemm", t);
+    if (epilogue_read(e->g, n, 3, &ep, d))
+        return -1;
+    if (ep.n && t != DT_FLOAT && t != DT_DOUBLE)
+        return err_dtype(d, n, "FusedGemm", t);
     int ta = attr_int(n, "transA", 0) != 0, tb = attr_int(n, "transB", 0) != 0;
     double alpha = attr_float(n, "alpha", 1.0), beta = attr_float(n, "beta", 1.0);
     const Value *y = node_out(e->g, n, 0);
@@ -504,12 +597,18 @@ static int emit_gemm(Emitter *e, const Node *n, Diag *d)
             w_line(w, "y0[i] = 0;");
             w_close(w);
         }
+        if (ep.n) {
+            em_for(w, "i", M * N);
+            epilogue_store(w, &ep, t, "y0[i]", "y0[i]", "i");
+            w_close(w);
+        }
         return 0;
     }
+    MmEpi x = {&ep, t, ""};
     w_line(w, "%s *yb = y0;", ct);
     w_line(w, "const %s *restrict ab = x0;", ct);
     w_line(w, "const %s *restrict bb = x1;", ct);
-    emit_mm_kernel(e, t, M, N, K, am, ak, bk, bn, !use_c, alpha != 1.0 ? &alpha : NULL);
+    emit_mm_kernel(e, t, M, N, K, am, ak, bk, bn, !use_c, alpha != 1.0 ? &alpha : NULL, &x);
     return 0;
 }
 
@@ -558,6 +657,59 @@ static const OpDef op_gemm = {
     .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_gemm, .emit = emit_gemm, .grad = grad_gemm,
     .summary = "alpha * op(A) op(B) + beta * C",
+};
+
+/* ---------------------------------------------------------------- fused forms
+ * kdcc.FusedGemm(A, B, C?, operands...): Gemm with an epilogue (fused.h);
+ * kdcc.FusedMatMul(A, B, bias?, operands...): MatMul (numpy semantics) plus a bias
+ * of N elements added to every row, then the epilogue. Both made by passes/fuse.c. */
+static int infer_fused_tail(Graph *g, Node *n, Diag *d)
+{
+    Epilogue ep;
+    for (int i = 3; i < n->ninputs; i++)
+        if (node_in(g, n, i) && !need_input(g, n, i, d))
+            return -1;
+    if (epilogue_read(g, n, 3, &ep, d) || epilogue_check(g, n, &ep, node_out(g, n, 0), d))
+        return -1;
+    return 0;
+}
+
+static int infer_fused_gemm(Graph *g, Node *n, Diag *d)
+{
+    return infer_gemm(g, n, d) ? -1 : infer_fused_tail(g, n, d);
+}
+
+static int infer_fused_matmul(Graph *g, Node *n, Diag *d)
+{
+    if (infer_matmul(g, n, d))
+        return -1;
+    const Value *y = node_out(g, n, 0), *b = node_in(g, n, 2);
+    if (b) {
+        if (!need_input(g, n, 2, d))
+            return -1;
+        const Value *bv = node_in(g, n, 1);
+        int64_t N = bv->rank > 1 ? bv->dims[bv->rank - 1] : 1;
+        if (b->dtype != y->dtype || value_numel(b) != N || (b->rank >= 1 && b->dims[b->rank - 1] != N))
+            return diag_error(d, n, "bias '%s' must have %lld elements of type %s", b->name, (long long)N,
+                              dtype_name(y->dtype));
+        if (y->dtype != DT_FLOAT && y->dtype != DT_DOUBLE)
+            return err_dtype(d, n, "FusedMatMul with a bias", y->dtype);
+    }
+    return infer_fused_tail(g, n, d);
+}
+
+static const OpDef op_fused_gemm = {
+    .name = "FusedGemm", .domain = "kdcc", .since = 1,
+    .min_inputs = 2, .max_inputs = -1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_fused_gemm, .emit = emit_gemm,
+    .summary = "Gemm with an epilogue of elementwise steps (activation, residual add) at the store (made by the fusion pass)",
+};
+
+static const OpDef op_fused_matmul = {
+    .name = "FusedMatMul", .domain = "kdcc", .since = 1,
+    .min_inputs = 2, .max_inputs = -1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_fused_matmul, .emit = emit_matmul,
+    .summary = "MatMul plus a bias over the last dim and an epilogue of elementwise steps (made by the fusion pass)",
 };
 
 /* ---------------------------------------------------------------- Einsum */
@@ -832,4 +984,4 @@ static const OpDef op_einsum = {
     .summary = "Einstein summation (explicit and implicit output, ellipsis)",
 };
 
-const OpDef *const ops_gemm[] = {&op_matmul, &op_gemm, &op_einsum, NULL};
+const OpDef *const ops_gemm[] = {&op_matmul, &op_gemm, &op_einsum, &op_fused_gemm, &op_fused_matmul, NULL};

@@ -50,7 +50,7 @@ fi
 # ---- dot ----
 check dot_help bash -c "'$KDCC' dot --help | grep -q -- '--dump-after'"
 check dot_kws bash -c "'$KDCC' dot '$KWS' > '$W/kws.dot' && head -1 '$W/kws.dot' | grep -q '^digraph \"kws\" {' && tail -1 '$W/kws.dot' | grep -q '^}'"
-check dot_edges bash -c "grep -q 'v0 -> n0 \[label=\"float\[1,8\]\", tooltip=\"features\"\]' '$W/kws.dot' && grep -q 'n3 -> out0 \[label=\"float\[1,4\]\"' '$W/kws.dot' && [ \$(grep -c -- ' -> ' '$W/kws.dot') -eq 5 ]"
+check dot_edges bash -c "grep -q 'v0 -> n0 \[label=\"float\[1,8\]\", tooltip=\"features\"\]' '$W/kws.dot' && grep -q 'n2 -> out0 \[label=\"float\[1,4\]\"' '$W/kws.dot' && [ \$(grep -c -- ' -> ' '$W/kws.dot') -eq 4 ]"
 check dot_const_folded_in_label bash -c "grep -q 'n0 \[label=\"Gemm\\\\\\\\nx1 w1: float\[8,6\]\\\\\\\\lx2 b1: float\[6\] = ' '$W/kws.dot' || grep -q 'x1 w1: float\[8,6\]' '$W/kws.dot'"
 check dot_small_const_values bash -c "grep -q 'x2 b2 = \[0.139, -0.709, -0.615, 0.856\]' '$W/kws.dot'"
 check dot_deterministic bash -c "'$KDCC' dot '$KWS' | cmp - '$W/kws.dot'"
