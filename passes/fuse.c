@@ -33,6 +33,11 @@
  *    become one kdcc.Fused node (input, operands, the same epilogue attributes),
  *    emitted as one loop.
  *
+ * 4. Transposes (before the epilogues): Transpose(Transpose(x, p1), p2) is one
+ *    Transpose with the composed permutation, or an Identity (a view that moves
+ *    no data) when that is the identity; a 2-D Transpose read only by a Gemm or a
+ *    2-D MatMul becomes the Gemm's transA/transB.
+ *
  * In a training graph (after autodiff) the same rules are safe: a value the
  * backward pass reads (the pre-activation of a Relu, say) has a second consumer,
  * so it is never fused away. */
@@ -434,9 +439,114 @@ static int fuse_epilogues(Graph *g, Diag *d, int chains)
     return 0;
 }
 
+/* ---------------------------------------------------------------- transposes */
+
+/* n's permutation into perm (default: reversed dims); its rank, or -1 */
+static int transpose_perm(const Graph *g, const Node *n, int64_t *perm)
+{
+    const Value *x = node_in(g, n, 0);
+    if (!x || x->rank < 0 || x->rank > KD_MAX_RANK)
+        return -1;
+    const int64_t *p;
+    int k = attr_ints(n, "perm", &p);
+    if (k >= 0 && k != x->rank)
+        return -1;
+    for (int i = 0; i < x->rank; i++) {
+        perm[i] = k >= 0 ? p[i] : x->rank - 1 - i;
+        if (perm[i] < 0 || perm[i] >= x->rank)
+            return -1;
+    }
+    return x->rank;
+}
+
+static int is_op(const Node *n, const char *op)
+{
+    return !n->dead && in_domain(n, "") && !strcmp(n->op_type, op);
+}
+
+/* the Transpose node producing v when v has no other reader, or NULL */
+static Node *lone_transpose(const Graph *g, int v)
+{
+    if (v < 0 || g->values[v].producer < 0 || sole_consumer(g, v) < 0)
+        return NULL;
+    Node *t = g->nodes[g->values[v].producer];
+    return is_op(t, "Transpose") && live_outputs(t) == 1 && t->outputs[0] == v ? t : NULL;
+}
+
+static int fold_transposes(Graph *g, Diag *d)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (is_op(n, "Transpose")) {
+            Node *t = lone_transpose(g, n->inputs[0]);
+            int64_t p1[KD_MAX_RANK], p2[KD_MAX_RANK], c[KD_MAX_RANK];
+            int r = t ? transpose_perm(g, t, p1) : -1;
+            if (r < 0 || transpose_perm(g, n, p2) != r)
+                continue;
+            int ident = 1;
+            for (int k = 0; k < r; k++) {
+                c[k] = p1[p2[k]];
+                ident &= c[k] == k;
+            }
+            n->inputs[0] = t->inputs[0];
+            t->dead = 1;
+            if (ident) {
+                const OpDef *o = op_lookup("", "Identity");
+                if (!o)
+                    return diag_error(d, n, "internal error: no Identity");
+                n->op_type = "Identity";
+                n->op = o;
+                n->nattrs = 0;
+                n->attrs = NULL;
+            } else {
+                Attr *a = node_attr_own(g, n, "perm", AT_INTS);
+                int64_t *pv = arena_array(g->arena, (size_t)r, sizeof(int64_t));
+                if (!a || !pv)
+                    return diag_error(d, n, "out of memory");
+                memcpy(pv, c, (size_t)r * sizeof(int64_t));
+                a->ints = pv;
+                a->n = r;
+            }
+            continue;
+        }
+        int gemm = is_op(n, "Gemm");
+        if (!gemm && !is_op(n, "MatMul"))
+            continue;
+        const Value *a = node_in(g, n, 0), *b = node_in(g, n, 1);
+        if (!a || !b || a->rank != 2 || b->rank != 2)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            Node *t = lone_transpose(g, n->inputs[k]);
+            int64_t p[KD_MAX_RANK];
+            if (!t || transpose_perm(g, t, p) != 2 || p[0] != 1)
+                continue;
+            const char *name = k ? "transB" : "transA";
+            int64_t was = gemm ? attr_int(n, name, 0) != 0 : 0;
+            if (!gemm) {
+                const OpDef *o = op_lookup("", "Gemm");
+                if (!o)
+                    return diag_error(d, n, "internal error: no Gemm");
+                n->op_type = "Gemm";
+                n->op = o;
+                gemm = 1;
+            }
+            Attr *at = node_attr_own(g, n, name, AT_INT);
+            if (!at)
+                return diag_error(d, n, "out of memory");
+            at->i = !was;
+            n->inputs[k] = t->inputs[0];
+            t->dead = 1;
+        }
+    }
+    return 0;
+}
+
 int pass_fuse(Graph *g, Diag *d)
 {
     if (fold_bns(g, d))
+        return -1;
+    graph_compact(g);
+    if (fold_transposes(g, d))
         return -1;
     graph_compact(g);
     if (fuse_epilogues(g, d, 0) || fuse_epilogues(g, d, 1))

@@ -79,15 +79,23 @@ int epilogue_check(const Graph *g, const Node *n, const Epilogue *ep, const Valu
     return 0;
 }
 
-/* the attribute `name` of n, added when absent */
+Attr *node_attr_own(Graph *g, Node *n, const char *name, AttrType t)
+{
+    if (!node_attr(n, name))
+        return node_add_attr(g, n, name, t); /* a fresh array */
+    Attr *na = arena_array(g->arena, (size_t)n->nattrs, sizeof(Attr));
+    if (!na)
+        return NULL;
+    memcpy(na, n->attrs, (size_t)n->nattrs * sizeof(Attr));
+    n->attrs = na;
+    Attr *a = (Attr *)node_attr(n, name);
+    a->type = t;
+    return a;
+}
+
 static Attr *set_attr(Graph *g, Node *n, const char *name, AttrType t)
 {
-    Attr *a = (Attr *)node_attr(n, name);
-    if (!a)
-        a = node_add_attr(g, n, name, t);
-    if (a)
-        a->type = t;
-    return a;
+    return node_attr_own(g, n, name, t);
 }
 
 int epilogue_set_attrs(Graph *g, Node *n, const Epilogue *ep)

@@ -57,6 +57,11 @@ void ew_epilogue_write(Writer *w, const EpiStep *st, DType dt, const char *b);
 int epilogue_read(const Graph *g, const Node *n, int first_operand, Epilogue *ep, Diag *d);
 /* Check operand shapes against the output value y (inference). */
 int epilogue_check(const Graph *g, const Node *n, const Epilogue *ep, const Value *y, Diag *d);
+/* The attribute `name` of n for writing (type t), added when absent. Node attributes
+ * may be shared between graphs (passes/distill.c copies teachers' nodes with their
+ * attribute arrays), so the node gets its own copy of the array first. NULL on out
+ * of memory. */
+Attr *node_attr_own(Graph *g, Node *n, const char *name, AttrType t);
 /* Write the node's epilogue attributes (replacing earlier ones). 0, -1 on out of memory. */
 int epilogue_set_attrs(Graph *g, Node *n, const Epilogue *ep);
 /* The ONNX operator a kdcc fused node computes before its epilogue ("Conv" for

@@ -291,5 +291,28 @@ G = G @ t64(w2)
 run_case(m, ["Conv", "Relu", "Sigmoid", "Add", "Flatten", "Gemm", "Relu"],
          [C + t64(big), torch.sigmoid(C), G, F.relu(G)])
 
+# ---- transposes: a pair that cancels (an Identity, a view), a pair that composes,
+#      a Transpose folded into Gemm's transA and into a 2-D MatMul (then a Gemm with
+#      transB, whose Relu joins its epilogue)
+m = Model("transposes")
+x3, a2, x2, r = arr((2, 3, 4)), arr((5, 4)), arr((4, 5)), arr((7, 5))
+w, b = arr((5, 3), 0.3), arr((3,), 0.1)
+m.input("x3", x3); m.input("a2", a2); m.input("x2", x2); m.input("r", r)
+m.init("w", w); m.init("b", b)
+m.node("t1 = Transpose<perm = [0, 2, 1]>(x3)")
+m.node("t2 = Transpose<perm = [0, 2, 1]>(t1)")
+m.node("y1 = Sigmoid(t2)")
+m.node("u1 = Transpose<perm = [1, 0, 2]>(x3)")
+m.node("y2 = Transpose<perm = [0, 2, 1]>(u1)")
+m.node("at = Transpose(a2)")
+m.node("y3 = Gemm(at, w, b)")
+m.node("rt = Transpose<perm = [1, 0]>(r)")
+m.node("p = MatMul(x2, rt)")
+m.node("y4 = Relu(p)")
+m.output("y1", (2, 3, 4)); m.output("y2", (3, 4, 2)); m.output("y3", (4, 3)); m.output("y4", (4, 7))
+run_case(m, ["Identity", "Sigmoid", "Transpose", "Gemm", "kdcc.FusedGemm"],
+         [torch.sigmoid(t64(x3)), t64(x3).permute(1, 0, 2).permute(0, 2, 1), t64(a2).T @ t64(w) + t64(b),
+          F.relu(t64(x2) @ t64(r).T)])
+
 print("%d passed, %d failed" % (passes, fails))
 sys.exit(1 if fails else 0)
