@@ -15,6 +15,53 @@ static int write_all(const char *path, const Writer *w)
     return (fclose(f) != 0 || bad) ? -1 : 0;
 }
 
+static int train_threads = 1;
+
+int trainer_set_threads(int n)
+{
+    if (n > 1 && trainer_openmp()) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", n);
+        /* read by libgomp when the first OpenMP module is loaded (kdcc itself does not link it) */
+        setenv("OMP_NUM_THREADS", v, 1);
+        train_threads = n;
+    } else {
+        train_threads = 1;
+    }
+    return train_threads;
+}
+
+int trainer_threads(void) { return train_threads; }
+
+int trainer_openmp(void)
+{
+    static int known = -1;
+    if (known >= 0)
+        return known;
+    known = 0;
+    const char *env = getenv("KDCC_OPENMP");
+    if (env && strcmp(env, "0") == 0)
+        return known;
+    char dir[] = "/tmp/kdcc-omp-XXXXXX";
+    if (!mkdtemp(dir))
+        return known;
+    char src[64], cmd[512];
+    snprintf(src, sizeof src, "%s/t.c", dir);
+    FILE *f = fopen(src, "w");
+    if (f) {
+        fputs("#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n", f);
+        if (fclose(f) == 0) {
+            const char *cc = getenv("CC") && getenv("CC")[0] ? getenv("CC") : "cc";
+            snprintf(cmd, sizeof cmd, "%s -fopenmp -o %s/t %s > /dev/null 2>&1 && %s/t", cc, dir, src, dir);
+            known = system(cmd) == 0;
+        }
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        (void)0;
+    return known;
+}
+
 int module_build(const char *dir, const char *name, const Writer *c_text, const Writer *h_text,
                  const char *h_name, Module *m, Diag *d)
 {
@@ -28,10 +75,13 @@ int module_build(const char *dir, const char *name, const Writer *c_text, const 
         return diag_error(d, NULL, "cannot write '%s'", cp);
     const char *cc = getenv("CC") && getenv("CC")[0] ? getenv("CC") : "cc";
     const char *flags = getenv("KDCC_TRAIN_CFLAGS") ? getenv("KDCC_TRAIN_CFLAGS") : "-O3 -march=native -ffp-contract=fast";
-    snprintf(cmd, sizeof cmd, "%s -std=c99 %s -fPIC -shared -o '%s' '%s' -lm > '%s' 2>&1", cc, flags, so, cp, log);
+    snprintf(cmd, sizeof cmd, "%s -std=c99 %s%s -fPIC -shared -o '%s' '%s' -lm > '%s' 2>&1", cc, flags,
+             train_threads > 1 ? " -fopenmp" : "", so, cp, log);
     if (system(cmd) != 0)
         return diag_error(d, NULL, "compiling the generated %s.c with %s failed (see %s)", name, cc, log);
-    m->so = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    /* an OpenMP module stays mapped after dlclose: libgomp's idle worker threads would
+     * otherwise run code that was unmapped under them */
+    m->so = dlopen(so, RTLD_NOW | RTLD_LOCAL | (train_threads > 1 ? RTLD_NODELETE : 0));
     if (!m->so)
         return diag_error(d, NULL, "cannot load %s: %s", so, dlerror());
     char sym[256];

@@ -26,6 +26,15 @@ typedef struct Module {
 /* Compile c_text (with header h_text named h_name) in dir with $CC (default cc)
  * -O3 -march=native -ffp-contract=fast (FMA: -std=c99 alone turns it off in gcc) -shared -fPIC, load it, allocate its workspace and state. The
  * module's C prefix is `name`. 0 ok. */
+/* 1 if $CC builds and runs an OpenMP program here (probed once; KDCC_OPENMP=0 turns
+ * it off). */
+int trainer_openmp(void);
+/* --threads N: with N > 1 and OpenMP available, modules built afterwards get OpenMP
+ * pragmas and -fopenmp and run on N threads; otherwise everything stays on one thread
+ * (no OpenMP at all: an oversubscribed machine cannot make a spinning thread team
+ * slow). Returns the thread count in force. The results do not depend on it. */
+int trainer_set_threads(int n);
+int trainer_threads(void);
 int module_build(const char *dir, const char *name, const Writer *c_text, const Writer *h_text,
                  const char *h_name, Module *m, Diag *d);
 void module_free(Module *m);

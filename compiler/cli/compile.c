@@ -180,6 +180,8 @@ static void usage(FILE *f)
             "                          recorded in the tune file (default OUT.tune)\n"
             "      --tune-file FILE    read the choices from FILE (a build that gives it without --tune\n"
             "                          times nothing); with --tune, add the layers it lacks\n"
+            "      --openmp            OpenMP pragmas (guarded by #ifdef _OPENMP) on the block loops of large\n"
+            "                          Conv layers: build with -fopenmp for threads; results do not change\n"
             "      --no-fold           no constant folding\n"
             "      --no-validate       do not parse the output with libclang before writing it\n"
             "      --depfile FILE      also write FILE, Make rules like cc -MD: 'OUT.c OUT.h: MODEL [external data]'\n"
@@ -261,6 +263,7 @@ int cmd_compile(int argc, char **argv)
         {"report", no_argument, 0, 'R'},
         {"target", required_argument, 0, 'T'},
         {"tune", no_argument, 0, 'U'},
+        {"openmp", no_argument, 0, 'P'},
         {"tune-file", required_argument, 0, 'u'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -310,6 +313,7 @@ int cmd_compile(int argc, char **argv)
         case 'M': depfile = optarg; break;
         case 'R': report = 1; break;
         case 'U': tune.tune = 1; break;
+        case 'P': o.emit.openmp = 1; break;
         case 'u': tune.file = optarg; break;
         case 'T':
             if (!strcmp(optarg, "list")) {

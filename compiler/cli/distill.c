@@ -43,6 +43,7 @@ typedef struct Opts {
     int report; /* --report: the training step's bytes by class */
     int train_only; /* kdcc train: labels only */
     TuneOptions tune; /* --tune, --tune-file: register blocks of the compiled step's Conv layers */
+    int threads;      /* --threads N: OpenMP in the compiled modules when > 1 */
 } Opts;
 
 /* ---------------------------------------------------------------- modules */
@@ -114,7 +115,7 @@ static int build_module(Graph *g, const char *dir, const char *name, int infer_f
                pass_plan(g, d)) {
         return -1;
     }
-    EmitOptions eo = {.name = name};
+    EmitOptions eo = {.name = name, .openmp = trainer_threads() > 1};
     char hn[128];
     snprintf(hn, sizeof hn, "%s.h", name);
     eo.header = hn;
@@ -240,6 +241,8 @@ static void usage(FILE *f, int train)
             "  --tune                    time candidate register blocks of the step's Conv layers (the teachers'\n"
             "                            in the loop) on this host and keep the fastest; --tune-file FILE\n"
             "                            reads and records the choices (see kdcc MODEL --help)\n"
+            "  --threads N (1)           run the compiled step on N threads (OpenMP, when $CC has it); the\n"
+            "                            weights are the same for any N\n"
             "  --report                  print the training step's bytes: weights, gradients, optimizer state,\n"
             "                            activations kept for backward, other intermediates, arena\n");
 }
@@ -258,13 +261,14 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         {"val", 1, 0, 28}, {"quiet", 0, 0, 29}, {"labelled", 1, 0, 30}, {"limit", 1, 0, 31},
         {"checkpoint", 1, 0, 32}, {"resume", 0, 0, 33}, {"teacher-logits", 1, 0, 34},
         {"mean", 1, 0, 35}, {"std", 1, 0, 36}, {"report", 0, 0, 37},
-        {"tune", 0, 0, 38}, {"tune-file", 1, 0, 39},
+        {"tune", 0, 0, 38}, {"tune-file", 1, 0, 39}, {"threads", 1, 0, 40},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     o->T = 4;
     o->alpha = train ? 0 : 0.9;
     o->lr = 1e-3;
     o->epochs = 10;
     o->batch = 64;
+    o->threads = 1;
     o->optimizer = "adam";
     o->schedule = "constant";
     o->gamma = 0.1;
@@ -353,6 +357,7 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         case 37: o->report = 1; break;
         case 38: o->tune.tune = 1; break;
         case 39: o->tune.file = optarg; break;
+        case 40: o->threads = (int)strtol(optarg, &end, 10); break;
         case 'h': usage(stdout, train); exit(0);
         default: usage(stderr, train); return -2;
         }
@@ -380,6 +385,8 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         return diag_error(d, NULL, "--alpha %g weighs the hard labels, but no --labels are given (use --alpha 1 for unlabelled data)", o->alpha);
     if (o->epochs < 0 || o->batch <= 0)
         return diag_error(d, NULL, "--epochs and --batch must be positive");
+    if (o->threads < 1 || o->threads > 1024)
+        return diag_error(d, NULL, "--threads wants a number from 1 to 1024");
     if (strcmp(o->optimizer, "sgd") && strcmp(o->optimizer, "adam") && strcmp(o->optimizer, "adamw"))
         return diag_error(d, NULL, "--optimizer wants sgd, adam or adamw, got '%s'", o->optimizer);
     if (strcmp(o->schedule, "constant") && strcmp(o->schedule, "step") && strcmp(o->schedule, "cosine"))
@@ -423,6 +430,9 @@ int cmd_distill_like(int argc, char **argv, int train)
             diag_print(&d, stderr);
         return pr == -2 ? 2 : 1;
     }
+    if (o.threads > 1 && trainer_set_threads(o.threads) == 1 && !o.quiet)
+        fprintf(stderr, "kdcc: warning: --threads %d: %s cannot build OpenMP programs here; running on one thread\n",
+                o.threads, getenv("CC") && getenv("CC")[0] ? getenv("CC") : "cc");
     Arena a;
     arena_init(&a);
     int rc = 1;

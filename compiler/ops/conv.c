@@ -478,9 +478,10 @@ static int emit_conv_blocked(Emitter *e, const Node *n, const ConvGeom *cg, cons
         if (L)
             em_for(w, "oy", cg->out[0]);
         for (int i = 0; i < nr; i++)
-            cb_block(w, cg, L, has_bias, (int)mb, &runs[i], bw, ep);
+            cb_block(w, cg, L, has_bias, (int)mb, &runs[i], bw, NULL);
         if (L)
             w_close(w);
+        conv_epilogue_planes(w, ep, cg->M, L ? cg->out[0] * cg->out[1] : cg->out[0], mb);
         w_close(w);
     }
     em_close(w, 2);
@@ -708,12 +709,14 @@ static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg, const
     int64_t nfull = Mg / mr, rem = Mg % mr;
     w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * mr, mr);
     w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
+    em_omp_for(e, pp * mr * rows, 1);   /* the q0 loop: each block its own outputs */
     ic_block(w, cg, rows, pp, has_bias, mr, NULL, nr);
     conv_epilogue_planes(w, ep, cg->M, P, mr);
     w_close(w);
     if (rem) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * mr);
+        em_omp_for(e, pp * rem * rows, 1);
         ic_block(w, cg, rows, pp, has_bias, rem, NULL, nr);
         conv_epilogue_planes(w, ep, cg->M, P, rem);
         w_close(w);
@@ -776,12 +779,14 @@ static int emit_conv_plane(Emitter *e, const Node *n, const ConvGeom *cg, const 
     int64_t nfull = Mg / mr, rem = Mg % mr;
     w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * mr, mr);
     w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
+    em_omp_for(e, p.Q * mr * Cg * cg->k[0] * cg->k[1], 1);   /* the q0 loop: each block its own outputs */
     pp_block(w, cg, &p, has_bias, mr, NULL);
     conv_epilogue_planes(w, ep, cg->M, cg->out[0] * cg->out[1], mr);
     w_close(w);
     if (rem) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * mr);
+        em_omp_for(e, p.Q * rem * Cg * cg->k[0] * cg->k[1], 1);
         pp_block(w, cg, &p, has_bias, rem, NULL);
         conv_epilogue_planes(w, ep, cg->M, cg->out[0] * cg->out[1], rem);
         w_close(w);

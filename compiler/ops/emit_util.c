@@ -37,6 +37,19 @@ void em_for(Writer *w, const char *var, int64_t n)
     w_open(w, "for (int64_t %s = 0; %s < %" PRId64 "; ++%s)", var, var, n, var);
 }
 
+void em_omp_for(const Emitter *e, int64_t work, int collapse)
+{
+    if (!e->openmp || work < EM_OMP_MIN_WORK)
+        return;
+    /* guarded: a build without OpenMP sees no pragma (and -Wunknown-pragmas stays quiet) */
+    w_puts(e->w, "#ifdef _OPENMP\n");
+    if (collapse > 1)
+        w_printf(e->w, "#pragma omp parallel for collapse(%d)\n", collapse);
+    else
+        w_puts(e->w, "#pragma omp parallel for\n");
+    w_puts(e->w, "#endif\n");
+}
+
 void em_close(Writer *w, int k)
 {
     while (k-- > 0)

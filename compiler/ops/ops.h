@@ -128,6 +128,15 @@ typedef struct Emitter {
     int openmp;           /* emit OpenMP pragmas on large loops */
 } Emitter;
 
+/* Before a loop whose iterations are independent (each writes its own outputs, no
+ * reduction across them): "#pragma omp parallel for [collapse(k)]", guarded by
+ * #ifdef _OPENMP, when the Emitter asks for OpenMP and the loop nest does at least
+ * EM_OMP_MIN_WORK multiply-adds (smaller ones lose more to the fork than they gain).
+ * Results do not depend on the thread count: each output element is computed by one
+ * thread in the same order as without OpenMP. */
+#define EM_OMP_MIN_WORK (1 << 18)
+void em_omp_for(const Emitter *e, int64_t work, int collapse);
+
 /* A fresh identifier for a local ("t3"), unique within the file. */
 const char *em_tmp(Emitter *e, char *buf, size_t n);
 /* A C literal of dtype dt for value x ("1.5f", "INT64_C(-3)", "true"). */
