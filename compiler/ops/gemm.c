@@ -232,8 +232,11 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
 {
     Writer *w = e->w;
     const char *ct = dtype_ctype(t);
+    /* OpenMP (em_omp_for): every path's outer loop writes rows or column blocks of
+     * Y of its own, each element summed by one thread in the usual order */
     if (bn != 1 && N > 1 && bk == 1) {
         /* B is transposed (rows of B^T contiguous in k): dot products over k */
+        em_omp_for(e, M * N * K, 1);
         em_for(w, "m", M);
         em_for(w, "n", N);
         char ax[64], bx[64];
@@ -258,6 +261,7 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
     }
     if (N == 1) {
         /* matrix-vector: dot products */
+        em_omp_for(e, M * K, 1);
         em_for(w, "m", M);
         char ax[64];
         snprintf(ax, sizeof ax, "ab + m * %" PRId64, am);
@@ -276,9 +280,11 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
         return;
     }
     if (t == DT_FLOAT && bn == 1 && M >= 2 && N >= MM_BN / 2) {
+        em_omp_for(e, M * N * K, 1);   /* the first column-block loop it opens */
         emit_mm_blocked(w, M, N, K, am, ak, bk, init_zero, alpha, x);
         return;
     }
+    em_omp_for(e, M * N * K, 1);
     em_for(w, "m", M);
     w_line(w, "%s *restrict yr = yb + m * %" PRId64 ";", ct, N);
     if (init_zero) {
