@@ -250,11 +250,13 @@ static void conv_store(Writer *w, const Epilogue *ep, DType dt, const char *val,
     epilogue_store(w, ep, dt, dst, val, idx);
 }
 
-/* The epilogue over the finished output planes of channels m0 .. m0 + mb - 1 of image
- * b, for kernels whose stores scatter over channels (pixel-major): one contiguous,
- * vectorisable pass while the planes are still in cache. Measured on ResNet-8 (gcc 12
- * -O3 -march=native): a residual add in the padded-plane kernel's scattered store
- * made its Conv 50% slower; after the block it costs about what the store does. */
+/* The epilogue (fused.h) of the register-blocked kernels: over the finished output
+ * planes of channels m0 .. m0 + mb - 1 of image b, one contiguous, vectorisable pass
+ * while the planes are still in cache, not in the blocks' stores. Measured with gcc
+ * 12 -O3 -march=native: a residual add in the padded-plane kernel's store (which
+ * scatters over channels) made a ResNet-8 Conv 50% slower, and a Relu in the per-row
+ * kernel's store made a 32->64 3x3 stride-2 layer 2.8x slower (acc no longer stayed
+ * in registers); after the block each costs about what a plain store does. */
 static void conv_epilogue_planes(Writer *w, const Epilogue *ep, int64_t M, int64_t OSZ, int64_t mb)
 {
     if (!ep || !ep->n)
@@ -324,8 +326,7 @@ static int cb_plan(const ConvGeom *cg, int L, CbRun *runs, int max)
 
 /* One block of mb output channels (first m = "m0") and one run (start c0, width cw, or
  * a loop over full runs of width bw from c0 over cw pixels). */
-static void cb_block(Writer *w, const ConvGeom *cg, int L, int has_bias, int mb, const CbRun *r, int64_t bw,
-                     const Epilogue *ep)
+static void cb_block(Writer *w, const ConvGeom *cg, int L, int has_bias, int mb, const CbRun *r, int64_t bw)
 {
     int64_t Cg = cg->C / cg->G, KW = cg->k[L], s = cg->s[L], OW = cg->out[L];
     int64_t KSZ = KW * (L ? cg->k[0] : 1), ISZ = cg->in[L] * (L ? cg->in[0] : 1);
@@ -419,15 +420,6 @@ static void cb_block(Writer *w, const ConvGeom *cg, int L, int has_bias, int mb,
     snprintf(yv, sizeof yv, "y0[%s]", idx);
     w_line(w, "%s = acc[mm][v];", yv);
     em_close(w, 2);
-    if (ep && ep->n) {
-        /* the epilogue over the stored block, not in the store: with it there gcc 12
-         * no longer keeps acc in registers (a 32->64 3x3 stride-2 layer ran 2.8x
-         * slower; this way 1.2x the plain store, and no separate pass later) */
-        em_for(w, "mm", mb);
-        em_for(w, "v", width);
-        epilogue_store(w, ep, DT_FLOAT, yv, yv, idx);
-        em_close(w, 2);
-    }
     w_close(w);
 }
 
@@ -478,7 +470,7 @@ static int emit_conv_blocked(Emitter *e, const Node *n, const ConvGeom *cg, cons
         if (L)
             em_for(w, "oy", cg->out[0]);
         for (int i = 0; i < nr; i++)
-            cb_block(w, cg, L, has_bias, (int)mb, &runs[i], bw, NULL);
+            cb_block(w, cg, L, has_bias, (int)mb, &runs[i], bw);
         if (L)
             w_close(w);
         conv_epilogue_planes(w, ep, cg->M, L ? cg->out[0] * cg->out[1] : cg->out[0], mb);
