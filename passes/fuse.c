@@ -311,7 +311,8 @@ static int absorb(Graph *g, int ip, int ic, int kind, Diag *d)
                 return diag_error(d, p, "out of memory");
             }
             p->inputs[2] = b;
-        } else if (same && kind == P_GEMM && !node_in(g, p, 2) && is_row_bias(bv, yv) && bv->rank <= 2) {
+        } else if (same && kind == P_GEMM && !node_in(g, p, 2) && attr_float(p, "beta", 1.0) == 1.0 &&
+                   is_row_bias(bv, yv) && bv->rank <= 2) {
             if (grow_inputs(g, p, 3))
                 return diag_error(d, p, "out of memory");
             p->inputs[2] = b;

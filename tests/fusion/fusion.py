@@ -218,7 +218,8 @@ x, w1, b1 = arr((4, 24)), arr((32, 24), 0.2), arr((32,), 0.1)
 w2, b2 = arr((32, 40), 0.2), arr((40,), 0.1)
 w3, w4 = arr((40, 1), 0.2), arr((40, 6), 0.2)
 m.input("x", x)
-for nm, a in (("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2), ("w3", w3), ("w4", w4)):
+b4 = arr((6,), 0.5)
+for nm, a in (("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2), ("w3", w3), ("w4", w4), ("b4", b4)):
     m.init(nm, a)
 m.node("h = Gemm<transB = 1>(x, w1, b1)")
 m.node("r = Relu(h)")
@@ -227,14 +228,16 @@ m.node("q = Add(p, b2)")
 m.node("g = Gelu(q)")
 m.node("v = Gemm(g, w3)")
 m.node("y1 = Tanh(v)")
-m.node("u = Gemm(g, w4)")
+m.node("u0 = Gemm<beta = 0.5>(g, w4)")
+m.node("u = Add(u0, b4)")
 m.node("y2 = Elu<alpha = 0.5>(u)")
 m.node("y3 = Sigmoid(y2)")
 m.output("y1", (4, 1)); m.output("y2", (4, 6)); m.output("y3", (4, 6))
 H = F.relu(t64(x) @ t64(w1).T + t64(b1))
 G = F.gelu(H @ t64(w2) + t64(b2))
-U = F.elu(G @ t64(w4), 0.5)
-run_case(m, ["kdcc.FusedGemm", "kdcc.FusedGemm", "kdcc.FusedGemm", "kdcc.FusedGemm", "Sigmoid"],
+U = F.elu(G @ t64(w4) + t64(b4), 0.5)
+# u0 has beta = 0.5 and no C: the bias Add must not become its C (it would be halved)
+run_case(m, ["kdcc.FusedGemm", "kdcc.FusedGemm", "kdcc.FusedGemm", "Gemm", "Add", "Elu", "Sigmoid"],
          [torch.tanh(G @ t64(w3)), U, torch.sigmoid(U)])
 
 # ---- batched MatMul + bias + HardSigmoid + residual; Gelu tanh approximation
