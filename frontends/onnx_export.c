@@ -250,11 +250,15 @@ static Onnx__NodeProto *make_node(Ex *x, const Node *n)
         np->domain = str(n->domain);
     for (int i = 0; i < n->ninputs; i++)
         in[i] = str(vname(g, n->inputs[i]));
-    for (int i = 0; i < n->noutputs; i++)
+    int nout = n->noutputs; /* a kernel's scratch output (passes/scratch.c) is not the model's */
+    while (nout > 0 && n->outputs[nout - 1] >= 0 && n->outputs[nout - 1] < g->nvalues &&
+           g->values[n->outputs[nout - 1]].is_scratch)
+        nout--;
+    for (int i = 0; i < nout; i++)
         out[i] = str(vname(g, n->outputs[i]));
     np->n_input = (size_t)n->ninputs;
     np->input = in;
-    np->n_output = (size_t)n->noutputs;
+    np->n_output = (size_t)nout;
     np->output = out;
     for (int i = 0; i < n->nattrs; i++) {
         if (make_attr(x, n, &n->attrs[i], &ad[i]))
@@ -348,7 +352,7 @@ static int build_graph(Ex *x, Onnx__GraphProto *gp)
             if (n->inputs[j] >= 0 && n->inputs[j] < nv)
                 mark[n->inputs[j]] |= 1;
         for (int j = 0; j < n->noutputs; j++)
-            if (n->outputs[j] >= 0 && n->outputs[j] < nv)
+            if (n->outputs[j] >= 0 && n->outputs[j] < nv && !g->values[n->outputs[j]].is_scratch)
                 mark[n->outputs[j]] |= 2;
     }
     for (int i = 0; i < g->noutputs; i++)

@@ -57,6 +57,7 @@ int pass_scratch(Graph *g, Diag *d)
         val->rank = 1;
         val->dims[0] = (bytes + (int64_t)sizeof(float) - 1) / (int64_t)sizeof(float);
         val->role = VR_INTERMEDIATE;
+        val->is_scratch = 1;
         val->producer = i;
         memcpy(outs, n->outputs, (size_t)n->noutputs * sizeof(int));
         outs[n->noutputs] = v;
