@@ -139,6 +139,7 @@ def main():
     ap.add_argument("--rounds", default="3")
     ap.add_argument("--cflags", default="-O3 -march=native")
     ap.add_argument("--cc", default="cc")
+    ap.add_argument("--kdcc-flags", default="--batch 1")
     a = ap.parse_args()
 
     models, sgemm, openblas, elapsed = load(a.raw)
@@ -165,7 +166,7 @@ def main():
       % (mach["cpu"], mach["cpus"], mach["cores_per_socket"], mach["threads_per_core"], mach["flags"] or "no AVX2"))
     w("| OS | %s, Linux %s |" % (mach["os"] or "?", mach["kernel"]))
     w("| load average at the end | %s (a shared machine: other jobs ran during the measurements) |" % " ".join(mach["load"]))
-    w("| kdcc | commit %s, generated C built with `%s %s` |" % (commit or "?", a.cc, a.cflags))
+    w("| kdcc | commit %s, `kdcc MODEL %s`, generated C built with `%s %s` |" % (commit or "?", a.kdcc_flags, a.cc, a.cflags))
     w("| C compiler | %s |" % ccv)
     w("| ONNX Runtime | onnxruntime-node %s (CPU), Node.js %s |" % (a.ort_version, nodev))
     w("| OpenBLAS | %s |" % (openblas or "?"))

@@ -11,6 +11,8 @@
 #                 so that load changes on a shared machine hit both
 #   --only SUBSTR benchmark only the models whose name contains SUBSTR
 #   --no-doc      print the table, do not write docs/BENCHMARKS.md
+#   --tune        compile with kdcc --tune (Conv register blocks timed on this host,
+#                 recorded in bench/tune/NAME.tune and reused by later runs)
 #
 # What it installs if missing (apt-get, so root or sudo): node/npm,
 # libopenblas0-pthread, python3-onnx; and, with npm --ignore-scripts into
@@ -30,6 +32,7 @@ SECS=1
 ROUNDS=5
 ONLY=
 DOC=1
+TUNE=0
 ORT_VERSION=1.30.0
 while [ $# -gt 0 ]; do
     case $1 in
@@ -38,6 +41,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
         --no-doc) DOC=0; shift ;;
+        --tune) TUNE=1; shift ;;
         -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -125,7 +129,12 @@ for spec in "${MODELS[@]}"; do
     record model "$name" "$src" "${macs:-0}" "${conv_macs:-0}"
     log "$name: kdcc"
     t0=$(date +%s.%N)
-    if ! "$BUILD/kdcc" "$path" -o "$W/m.c" --name m --batch 1 2> "$W/kdcc.err"; then
+    tune=()
+    if [ "$TUNE" = 1 ]; then
+        mkdir -p "$BENCH/tune"
+        tune=(--tune --tune-file "$BENCH/tune/$name.tune")
+    fi
+    if ! "$BUILD/kdcc" "$path" -o "$W/m.c" --name m --batch 1 "${tune[@]}" 2> "$W/kdcc.err"; then
         record error "$name" kdcc "$(firstline "$W/kdcc.err")"
         log "$name: $(firstline "$W/kdcc.err")"
         continue
@@ -169,7 +178,10 @@ done
 T_END=$(date +%s)
 record elapsed "$((T_END - T_START))"
 
-args=(--raw "$RAW" --ort-version "$ORT_VERSION" --seconds "$SECS" --rounds "$ROUNDS" --cflags "$CFLAGS_MODEL" --cc "$CC")
+KFLAGS="--batch 1"
+[ "$TUNE" = 1 ] && KFLAGS="--batch 1 --tune (blocks in bench/tune/)"
+args=(--raw "$RAW" --ort-version "$ORT_VERSION" --seconds "$SECS" --rounds "$ROUNDS" --cflags "$CFLAGS_MODEL" --cc "$CC"
+      --kdcc-flags "$KFLAGS")
 if [ $DOC = 1 ] && [ -z "$ONLY" ]; then
     $PY "$BENCH/report.py" "${args[@]}" --out "$ROOT/docs/BENCHMARKS.md"
     log "wrote docs/BENCHMARKS.md"
