@@ -182,6 +182,8 @@ static void usage(FILE *f)
             "                          times nothing); with --tune, add the layers it lacks\n"
             "      --openmp            OpenMP pragmas (guarded by #ifdef _OPENMP) on the block loops of large\n"
             "                          Conv layers: build with -fopenmp for threads; results do not change\n"
+            "      --max-model-bytes N refuse a model file (with its external data) larger than N bytes\n"
+            "                          (default 2 GiB; suffixes k, M, G)\n"
             "      --no-fold           no constant folding\n"
             "      --no-validate       do not parse the output with libclang before writing it\n"
             "      --depfile FILE      also write FILE, Make rules like cc -MD: 'OUT.c OUT.h: MODEL [external data]'\n"
@@ -264,6 +266,7 @@ int cmd_compile(int argc, char **argv)
         {"target", required_argument, 0, 'T'},
         {"tune", no_argument, 0, 'U'},
         {"openmp", no_argument, 0, 'P'},
+        {"max-model-bytes", required_argument, 0, 'X'},
         {"tune-file", required_argument, 0, 'u'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -314,6 +317,24 @@ int cmd_compile(int argc, char **argv)
         case 'R': report = 1; break;
         case 'U': tune.tune = 1; break;
         case 'P': o.emit.openmp = 1; break;
+        case 'X': {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            unsigned long long mul = 1;
+            if (end && (*end == 'k' || *end == 'K'))
+                mul = 1024ull, end++;
+            else if (end && *end == 'M')
+                mul = 1024ull * 1024, end++;
+            else if (end && *end == 'G')
+                mul = 1024ull * 1024 * 1024, end++;
+            if (errno || !end || *end || optarg[0] == '-' || v == 0 || v > (unsigned long long)SIZE_MAX / mul) {
+                diag_error(&d, NULL, "--max-model-bytes wants a positive byte count (suffix k, M or G), got '%s'", optarg);
+                goto fail;
+            }
+            o.imp.max_model_bytes = (size_t)(v * mul);
+            break;
+        }
         case 'u': tune.file = optarg; break;
         case 'T':
             if (!strcmp(optarg, "list")) {

@@ -82,5 +82,15 @@ if [ $rc -eq 1 ] && [ ! -e "$W/missing-dir" ] && grep -q "missing-dir/m.c" "$W/s
 else
   fails=$((fails + 1)); echo "FAIL unwritable_output: rc=$rc $(cat "$W/stderr")"
 fi
+# a model over --max-model-bytes is refused before it is decoded
+rm -rf "$W/out" && mkdir -p "$W/out"
+"$KDCC" "$REAL" --max-model-bytes 4k -o "$W/out/m.c" >"$W/stdout" 2>"$W/stderr"
+rc=$?
+if [ $rc -eq 1 ] && [ "$(wc -l <"$W/stderr")" -eq 1 ] && grep -q "larger than the limit of 4096 bytes" "$W/stderr" &&
+   [ -z "$(ls -A "$W/out")" ]; then
+  passes=$((passes + 1)); echo "ok   max_model_bytes: $(cat "$W/stderr")"
+else
+  fails=$((fails + 1)); echo "FAIL max_model_bytes: rc=$rc $(cat "$W/stderr")"
+fi
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]
