@@ -74,7 +74,7 @@ int module_build(const char *dir, const char *name, const Writer *c_text, const 
     if (write_all(cp, c_text) || write_all(hp, h_text))
         return diag_error(d, NULL, "cannot write '%s'", cp);
     const char *cc = getenv("CC") && getenv("CC")[0] ? getenv("CC") : "cc";
-    const char *flags = getenv("KDCC_TRAIN_CFLAGS") ? getenv("KDCC_TRAIN_CFLAGS") : "-O3 -march=native -ffp-contract=fast";
+    const char *flags = getenv("KDCC_TRAIN_CFLAGS") ? getenv("KDCC_TRAIN_CFLAGS") : "-O3 -march=native -ffp-contract=fast -fno-math-errno";
     snprintf(cmd, sizeof cmd, "%s -std=c99 %s%s -fPIC -shared -o '%s' '%s' -lm > '%s' 2>&1", cc, flags,
              train_threads > 1 ? " -fopenmp" : "", so, cp, log);
     if (system(cmd) != 0)

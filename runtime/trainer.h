@@ -24,7 +24,7 @@ typedef struct Module {
 } Module;
 
 /* Compile c_text (with header h_text named h_name) in dir with $CC (default cc)
- * -O3 -march=native -ffp-contract=fast (FMA: -std=c99 alone turns it off in gcc) -shared -fPIC, load it, allocate its workspace and state. The
+ * -O3 -march=native -ffp-contract=fast -fno-math-errno (FMA: -std=c99 alone turns it off in gcc; no errno: sqrtf vectorises) -shared -fPIC, load it, allocate its workspace and state. The
  * module's C prefix is `name`. 0 ok. */
 /* 1 if $CC builds and runs an OpenMP program here (probed once; KDCC_OPENMP=0 turns
  * it off). */

@@ -80,6 +80,9 @@ static void shape_value(Value *v, int rank, const int64_t *dims)
  * pointer expressions aexpr and bexpr. Contiguous
  * operands use 8 independent partial sums, which the C compiler vectorises without
  * reassociating a single sum. */
+#define DOT_BM 2   /* rows of A per dot-product block */
+#define DOT_BN 4   /* rows of B^T per dot-product block */
+
 static void emit_dot(Writer *w, const char *ct, int64_t K, const char *aexpr, int64_t as,
                      const char *bexpr, int64_t bs)
 {
@@ -236,8 +239,56 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
      * Y of its own, each element summed by one thread in the usual order */
     if (bn != 1 && N > 1 && bk == 1) {
         /* B is transposed (rows of B^T contiguous in k): dot products over k */
-        em_omp_for(e, M * N * K, 1);
-        em_for(w, "m", M);
+        int64_t m_lo = 0;
+        if (t == DT_FLOAT && ak == 1 && K >= 16 && M >= DOT_BM && N >= DOT_BN && N % DOT_BN == 0) {
+            /* DOT_BM rows of A by DOT_BN rows of B^T at once: 8 independent vector
+             * accumulators instead of one dependent chain per output (a 64x784 by
+             * 784x64 product ran 1.5x faster with gcc 12 on znver3: 257 us against
+             * 388 us). Each output's sum has the same order as emit_dot's. */
+            int64_t Mf = M / DOT_BM * DOT_BM, K8 = K / 8 * 8;
+            em_omp_for(e, Mf * N * K, 1);
+            w_open(w, "for (int64_t m0 = 0; m0 < %" PRId64 "; m0 += %d)", Mf, DOT_BM);
+            w_open(w, "for (int64_t n0 = 0; n0 < %" PRId64 "; n0 += %d)", N, DOT_BN);
+            w_line(w, "float part[%d][%d][8] = {{{0}}};", DOT_BM, DOT_BN);
+            w_open(w, "for (int64_t k = 0; k < %" PRId64 "; k += 8)", K8);
+            em_for(w, "i", DOT_BM);
+            em_for(w, "j", DOT_BN);
+            em_for(w, "t", 8);
+            w_line(w, "part[i][j][t] += ab[(m0 + i) * %" PRId64 " + k + t] * bb[(n0 + j) * %" PRId64 " + k + t];", am, bn);
+            em_close(w, 4);
+            em_for(w, "i", DOT_BM);
+            em_for(w, "j", DOT_BN);
+            w_line(w, "const int64_t m = m0 + i, n = n0 + j;");
+            w_line(w, "const float *p = part[i][j];");
+            w_line(w, "float acc = 0;");
+            if (K8 < K) {
+                w_open(w, "for (int64_t k = %" PRId64 "; k < %" PRId64 "; ++k)", K8, K);
+                w_line(w, "acc += ab[m * %" PRId64 " + k] * bb[n * %" PRId64 " + k];", am, bn);
+                w_close(w);
+            }
+            w_line(w, "acc += ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));");
+            if (mm_has_epi(x)) {
+                char idx[64];
+                snprintf(idx, sizeof idx, "m * %" PRId64 " + n", N);
+                mm_store_acc(w, x, t, init_zero, alpha, idx);
+            } else {
+                w_printf(w, "yb[m * %" PRId64 " + n] %s ", N, init_zero ? "=" : "+=");
+                if (alpha) {
+                    em_literal(w, t, *alpha);
+                    w_puts(w, " * ");
+                }
+                w_puts(w, "acc;\n");
+            }
+            em_close(w, 4);
+            m_lo = Mf;
+            if (m_lo == M)
+                return;
+        }
+        em_omp_for(e, (M - m_lo) * N * K, 1);
+        if (m_lo)
+            w_open(w, "for (int64_t m = %" PRId64 "; m < %" PRId64 "; ++m)", m_lo, M);
+        else
+            em_for(w, "m", M);
         em_for(w, "n", N);
         char ax[64], bx[64];
         snprintf(ax, sizeof ax, "ab + m * %" PRId64, am);
