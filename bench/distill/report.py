@@ -137,7 +137,7 @@ def main():
               "tenths of a point from that alone.",
               "- PyTorch's convolutions may run through its bundled oneDNN (MKL-DNN) rather than OpenBLAS; "
               "the student's Linear layers use the BLAS above.",
-              f"- Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(stamp))}.", END]
+              f"- Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(stamp))}.", end]
 
     text = open(a.md).read() if os.path.exists(a.md) else ""
     section = "\n".join(lines) + "\n"
