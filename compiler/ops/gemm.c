@@ -224,6 +224,27 @@ static void emit_mm_blocked(Writer *w, int64_t M, int64_t N, int64_t K, int64_t 
     }
 }
 
+/* Store a dot product's `acc` at Y(m, n) (row length N; N = 0: Y(m) of a matrix-vector
+ * product): through the node's epilogue if it has one, else (=|+=) [alpha *] acc. */
+static void dot_store(Writer *w, const MmEpi *x, DType t, int init_zero, const double *alpha, int64_t N)
+{
+    char idx[64];
+    if (N)
+        snprintf(idx, sizeof idx, "m * %" PRId64 " + n", N);
+    else
+        snprintf(idx, sizeof idx, "m");
+    if (mm_has_epi(x)) {
+        mm_store_acc(w, x, t, init_zero, alpha, idx);
+        return;
+    }
+    w_printf(w, "yb[%s] %s ", idx, init_zero ? "=" : "+=");
+    if (alpha) {
+        em_literal(w, t, *alpha);
+        w_puts(w, " * ");
+    }
+    w_puts(w, "acc;\n");
+}
+
 /* Emit Y[M,N] (=|+=) A[M,K] * B[K,N] with given element strides, into the row
  * pointers yb/ab/bb already declared by the caller. A(m,k) = ab[m*am + k*ak],
  * B(k,n) = bb[k*bk + n*bn], Y(m,n) = yb[m*N + n]. `alpha` (may be NULL) scales A.
@@ -267,18 +288,7 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
                 w_close(w);
             }
             w_line(w, "acc += ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));");
-            if (mm_has_epi(x)) {
-                char idx[64];
-                snprintf(idx, sizeof idx, "m * %" PRId64 " + n", N);
-                mm_store_acc(w, x, t, init_zero, alpha, idx);
-            } else {
-                w_printf(w, "yb[m * %" PRId64 " + n] %s ", N, init_zero ? "=" : "+=");
-                if (alpha) {
-                    em_literal(w, t, *alpha);
-                    w_puts(w, " * ");
-                }
-                w_puts(w, "acc;\n");
-            }
+            dot_store(w, x, t, init_zero, alpha, N);
             em_close(w, 4);
             m_lo = Mf;
             if (m_lo == M)
@@ -294,18 +304,7 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
         snprintf(ax, sizeof ax, "ab + m * %" PRId64, am);
         snprintf(bx, sizeof bx, "bb + n * %" PRId64, bn);
         emit_dot(w, ct, K, ax, ak, bx, 1);
-        if (mm_has_epi(x)) {
-            char idx[64];
-            snprintf(idx, sizeof idx, "m * %" PRId64 " + n", N);
-            mm_store_acc(w, x, t, init_zero, alpha, idx);
-        } else {
-            w_printf(w, "yb[m * %" PRId64 " + n] %s ", N, init_zero ? "=" : "+=");
-            if (alpha) {
-                em_literal(w, t, *alpha);
-                w_puts(w, " * ");
-            }
-            w_puts(w, "acc;\n");
-        }
+        dot_store(w, x, t, init_zero, alpha, N);
         w_close(w);
         w_close(w);
         return;
@@ -317,16 +316,7 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
         char ax[64];
         snprintf(ax, sizeof ax, "ab + m * %" PRId64, am);
         emit_dot(w, ct, K, ax, ak, "bb", bk);
-        if (mm_has_epi(x)) {
-            mm_store_acc(w, x, t, init_zero, alpha, "m");
-        } else {
-            w_printf(w, "yb[m] %s ", init_zero ? "=" : "+=");
-            if (alpha) {
-                em_literal(w, t, *alpha);
-                w_puts(w, " * ");
-            }
-            w_puts(w, "acc;\n");
-        }
+        dot_store(w, x, t, init_zero, alpha, 0);
         w_close(w);
         return;
     }
