@@ -191,6 +191,24 @@ static int conv_geom(const Graph *g, const Node *n, int transpose, ConvGeom *cg,
     return 0;
 }
 
+/* A pointwise geometry (1x1, stride 1, no padding): the spatial dims are one
+ * contiguous row, so it becomes 1-D over their product. */
+static void conv_flatten_pointwise(ConvGeom *cg)
+{
+    int64_t sz = 1;
+    for (int i = 0; i < cg->nsp; i++) {
+        if (cg->k[i] != 1 || cg->s[i] != 1 || cg->pb[i] != 0 || cg->in[i] != cg->out[i])
+            return;
+        sz *= cg->out[i];
+    }
+    if (cg->nsp < 2)
+        return;
+    cg->nsp = 1;
+    cg->in[0] = cg->out[0] = sz;
+    cg->k[0] = cg->s[0] = cg->dl[0] = 1;
+    cg->pb[0] = cg->pe[0] = 0;
+}
+
 static int infer_conv_common(Graph *g, Node *n, Diag *d, int transpose)
 {
     Value *x = need_input(g, n, 0, d), *w = x ? need_input(g, n, 1, d) : NULL;
@@ -805,18 +823,7 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
         void_params(e, n);
         return 0;
     }
-    /* pointwise (1x1, stride 1, no padding): the spatial dims are one contiguous row */
-    int pointwise = 1;
-    for (int i = 0; i < cg.nsp; i++)
-        if (cg.k[i] != 1 || cg.s[i] != 1 || cg.pb[i] != 0 || cg.in[i] != cg.out[i])
-            pointwise = 0;
-    if (pointwise && cg.nsp > 1) {
-        int64_t sz = value_numel(y) / (cg.N * cg.M);
-        cg.nsp = 1;
-        cg.in[0] = cg.out[0] = sz;
-        cg.k[0] = cg.s[0] = cg.dl[0] = 1;
-        cg.pb[0] = cg.pe[0] = 0;
-    }
+    conv_flatten_pointwise(&cg);
     if (emit_conv_plane(e, n, &cg, &ep) || emit_conv_im2col(e, n, &cg, &ep) || emit_conv_blocked(e, n, &cg, &ep))
         return 0;
     const char *ct = dtype_ctype(t);
@@ -1188,17 +1195,7 @@ static int emit_cgw(Emitter *e, const Node *n, Diag *d)
         void_params(e, n);
         return 0;
     }
-    int pointwise = 1;
-    for (int i = 0; i < cg.nsp; i++)
-        if (cg.k[i] != 1 || cg.s[i] != 1 || cg.pb[i] != 0 || cg.in[i] != cg.out[i])
-            pointwise = 0;
-    if (pointwise && cg.nsp > 1) {
-        int64_t sz = value_numel(x) / (cg.N * cg.C);
-        cg.nsp = 1;
-        cg.in[0] = cg.out[0] = sz;
-        cg.k[0] = cg.s[0] = cg.dl[0] = 1;
-        cg.pb[0] = cg.pe[0] = 0;
-    }
+    conv_flatten_pointwise(&cg);
     int nsp = cg.nsp, L = nsp - 1;
     int64_t Cg = cg.C / cg.G, Mg = cg.M / cg.G;
     int64_t ISZ = 1, OSZ = 1, KSZ = 1;
