@@ -11,24 +11,13 @@
  *     Conv:          yr[v] += w[k] * xr[v*s + k*d - p]
  *     ConvTranspose: yr[v*s + k*d - p] += w[k] * xr[v]
  */
-#include "compiler/ops/fused.h"
+#include "compiler/ops/conv_internal.h"
 
 #include "compiler/ir/target.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
-
-#define MAX_SP (KD_MAX_RANK - 2)
-#define UNROLL_TAPS 16   /* last-dim kernel taps written out one by one up to this size */
-
-typedef struct ConvGeom {
-    int transpose;
-    int nsp;                       /* spatial dims */
-    int64_t N, C, M, G;            /* batch, input channels, output channels, groups */
-    int64_t in[MAX_SP], out[MAX_SP], k[MAX_SP];
-    int64_t s[MAX_SP], dl[MAX_SP], pb[MAX_SP], pe[MAX_SP];
-} ConvGeom;
 
 /* Mark every parameter used, for degenerate shapes whose body reads nothing. */
 static void void_params(Emitter *e, const Node *n)
@@ -41,14 +30,14 @@ static void void_params(Emitter *e, const Node *n)
             w_line(e->w, "(void)y%d;", i);
 }
 
-static int64_t floordiv(int64_t a, int64_t b) /* b > 0 */
+int64_t conv_floordiv(int64_t a, int64_t b) /* b > 0 */
 {
     int64_t q = a / b;
     return (a % b != 0 && a < 0) ? q - 1 : q;
 }
-static int64_t ceildiv(int64_t a, int64_t b) /* b > 0 */
+int64_t conv_ceildiv(int64_t a, int64_t b) /* b > 0 */
 {
-    return -floordiv(-a, b);
+    return -conv_floordiv(-a, b);
 }
 
 /* Read an INTS attribute of exactly nsp (or 2*nsp for pads) values into out, or
@@ -69,7 +58,7 @@ static int spatial_attr(const Node *n, const char *name, int count, int64_t def,
     return 0;
 }
 
-static int conv_geom(const Graph *g, const Node *n, int transpose, ConvGeom *cg, Diag *d)
+int conv_geom(const Graph *g, const Node *n, int transpose, ConvGeom *cg, Diag *d)
 {
     const Value *x = node_in(g, n, 0), *w = node_in(g, n, 1), *b = node_in(g, n, 2);
     memset(cg, 0, sizeof *cg);
@@ -145,7 +134,7 @@ static int conv_geom(const Graph *g, const Node *n, int transpose, ConvGeom *cg,
             if (valid) {
                 cg->pb[i] = cg->pe[i] = 0;
             } else if (same_upper || same_lower) {
-                int64_t o = ceildiv(cg->in[i], cg->s[i]);
+                int64_t o = conv_ceildiv(cg->in[i], cg->s[i]);
                 int64_t total = (o - 1) * cg->s[i] + ek - cg->in[i];
                 if (total < 0)
                     total = 0;
@@ -174,10 +163,10 @@ static int conv_geom(const Graph *g, const Node *n, int transpose, ConvGeom *cg,
                 int64_t o = nos >= 0 ? oshape[i] : cg->in[i] * cg->s[i];
                 int64_t total = full - o;
                 if (same_upper) {
-                    cg->pb[i] = floordiv(total, 2);
+                    cg->pb[i] = conv_floordiv(total, 2);
                     cg->pe[i] = total - cg->pb[i];
                 } else {
-                    cg->pe[i] = floordiv(total, 2);
+                    cg->pe[i] = conv_floordiv(total, 2);
                     cg->pb[i] = total - cg->pe[i];
                 }
             } else if (valid) {
@@ -255,9 +244,7 @@ static void row_offset(Writer *w, char var, int nsp, const int64_t *ext)
  * Padding needs no separate path: as in the generic path, each last-dim tap's
  * valid pixel range is known at compile time, per run of pixels. */
 /* The store of output element y0[idx] = val, through the node's epilogue (fused.h). */
-static void conv_store(Writer *w, const Epilogue *ep, DType dt, const char *val, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void conv_store(Writer *w, const Epilogue *ep, DType dt, const char *val, const char *fmt, ...)
+void conv_store(Writer *w, const Epilogue *ep, DType dt, const char *val, const char *fmt, ...)
 {
     char idx[192], dst[200];
     va_list ap;
@@ -275,7 +262,7 @@ static void conv_store(Writer *w, const Epilogue *ep, DType dt, const char *val,
  * scatters over channels) made a ResNet-8 Conv 50% slower, and a Relu in the per-row
  * kernel's store made a 32->64 3x3 stride-2 layer 2.8x slower (acc no longer stayed
  * in registers); after the block each costs about what a plain store does. */
-static void conv_epilogue_planes(Writer *w, const Epilogue *ep, int64_t M, int64_t OSZ, int64_t mb)
+void conv_epilogue_planes(Writer *w, const Epilogue *ep, int64_t M, int64_t OSZ, int64_t mb)
 {
     if (!ep || !ep->n)
         return;
@@ -298,11 +285,11 @@ typedef struct CbRun {
 } CbRun;
 
 /* Valid output-pixel range [lo, hi) of last-dim tap kl (Conv: input x = v*s + kl*dl - p in [0, IW)). */
-static void cb_tap_range(const ConvGeom *cg, int L, int64_t kl, int64_t *lo, int64_t *hi)
+void conv_tap_range(const ConvGeom *cg, int L, int64_t kl, int64_t *lo, int64_t *hi)
 {
     int64_t off = kl * cg->dl[L] - cg->pb[L];
-    *lo = ceildiv(-off, cg->s[L]);
-    *hi = floordiv(cg->in[L] - 1 - off, cg->s[L]) + 1;
+    *lo = conv_ceildiv(-off, cg->s[L]);
+    *hi = conv_floordiv(cg->in[L] - 1 - off, cg->s[L]) + 1;
     if (*lo < 0)
         *lo = 0;
     if (*hi > cg->out[L])
@@ -322,7 +309,7 @@ static int cb_plan(const ConvGeom *cg, int L, CbRun *runs, int max)
         int full = cw == BW;
         for (int64_t kl = 0; kl < cg->k[L] && full; kl++) {
             int64_t lo, hi;
-            cb_tap_range(cg, L, kl, &lo, &hi);
+            conv_tap_range(cg, L, kl, &lo, &hi);
             if (lo > c0 || hi < c0 + cw)
                 full = 0;
         }
@@ -512,13 +499,12 @@ static int emit_conv_blocked(Emitter *e, const Node *n, const ConvGeom *cg, cons
  * suit rows of 32 pixels or more. Measured with gcc 12 -O3 -march=native on znver3
  * for a 16->16 3x3 layer on 28x28 (batch 64): 8 x 16 blocks 33 GFLOP/s, 4 x 24 29,
  * 4 x 32 28, 8 x 8 21, against 13 for the per-row blocks. */
-#define PP_MIN_M 4   /* fewer output channels per group (depthwise): other paths */
 
 /* The register block, output channels x pixels (MR x NR above): what --tune
  * chose for this node (Node.block_m/n), else the target's (compiler/ir/target.h);
  * 8 x 16 for the default. How much scratch a node may take is passes/scratch.c's
  * decision (the target's limit, the node's own tensor bytes). */
-static void conv_block(const Graph *g, const Node *n, int64_t *mr, int64_t *nr)
+void conv_block(const Graph *g, const Node *n, int64_t *mr, int64_t *nr)
 {
     const Target *t = g->target ? g->target : target_default();
     *mr = n->block_m > 0 ? n->block_m : t->block_m;
@@ -685,7 +671,7 @@ static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg, const
     w_line(w, "const float *restrict xr = xc + u * %" PRId64 ";", IW);
     for (int64_t kl = 0; kl < K1; kl++) {
         int64_t lo, hi, off = kl * cg->dl[1] - cg->pb[1];
-        cb_tap_range(cg, 1, kl, &lo, &hi);
+        conv_tap_range(cg, 1, kl, &lo, &hi);
         if (hi < lo)
             hi = lo;
         w_line(w, "float *restrict c%" PRId64 " = cc + %" PRId64 " + oy * %" PRId64 ";", kl, kl * pp, OW);
@@ -906,7 +892,7 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
         int taps = 0;
         for (int64_t kl = 0; kl < KL; kl++) {
             int64_t off = kl * dl - p;
-            int64_t lo = ceildiv(-off, s), hi = floordiv(U[L] - 1 - off, s) + 1;
+            int64_t lo = conv_ceildiv(-off, s), hi = conv_floordiv(U[L] - 1 - off, s) + 1;
             if (lo < 0)
                 lo = 0;
             if (hi > V[L])
@@ -932,14 +918,14 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
         w_puts(w, "static const int64_t lo_t[] = {");
         for (int64_t kl = 0; kl < KL; kl++) {
             int64_t off = kl * dl - p;
-            int64_t lo = ceildiv(-off, s);
+            int64_t lo = conv_ceildiv(-off, s);
             w_printf(w, "%s%" PRId64, kl ? ", " : "", lo < 0 ? 0 : lo);
         }
         w_puts(w, "};\n");
         w_puts(w, "static const int64_t hi_t[] = {");
         for (int64_t kl = 0; kl < KL; kl++) {
             int64_t off = kl * dl - p;
-            int64_t hi = floordiv(U[L] - 1 - off, s) + 1;
+            int64_t hi = conv_floordiv(U[L] - 1 - off, s) + 1;
             w_printf(w, "%s%" PRId64, kl ? ", " : "", hi > V[L] ? V[L] : hi);
         }
         w_puts(w, "};\n");
@@ -1232,13 +1218,13 @@ static int emit_cgw(Emitter *e, const Node *n, Diag *d)
         /* long rows: one tap at a time, a scalar sum */
         w_puts(w, "static const int64_t lo_t[] = {");
         for (int64_t kl = 0; kl < KL; kl++) {
-            int64_t lo = ceildiv(p - kl * dl, s);
+            int64_t lo = conv_ceildiv(p - kl * dl, s);
             w_printf(w, "%s%" PRId64, kl ? ", " : "", lo < 0 ? 0 : lo);
         }
         w_puts(w, "};\n");
         w_puts(w, "static const int64_t hi_t[] = {");
         for (int64_t kl = 0; kl < KL; kl++) {
-            int64_t hi = floordiv(UL - 1 + p - kl * dl, s) + 1;
+            int64_t hi = conv_floordiv(UL - 1 + p - kl * dl, s) + 1;
             w_printf(w, "%s%" PRId64, kl ? ", " : "", hi > VL ? VL : hi < 0 ? 0 : hi);
         }
         w_puts(w, "};\n");
@@ -1274,7 +1260,7 @@ static int emit_cgw(Emitter *e, const Node *n, Diag *d)
         int taps = 0;
         for (int64_t kl = 0; kl < KL; kl++) {
             int64_t off = kl * dl - p;
-            int64_t lo = ceildiv(-off, s), hi = floordiv(UL - 1 - off, s) + 1;
+            int64_t lo = conv_ceildiv(-off, s), hi = conv_floordiv(UL - 1 - off, s) + 1;
             if (lo < 0)
                 lo = 0;
             if (hi > VL)

@@ -1,0 +1,44 @@
+/* Shared by the convolution family's files: compiler/ops/conv.c (the operators,
+ * geometry, the direct, padded-plane, im2col and per-row kernels, gradients) and
+ * the files of further kernels (compiler/ops/conv_wino.c: Winograd F(2x2,3x3);
+ * compiler/ops/conv_dw.c: depthwise and pointwise). Not for other families. */
+#ifndef KDCC_CONV_INTERNAL_H
+#define KDCC_CONV_INTERNAL_H
+
+#include "compiler/ops/fused.h"
+
+#define MAX_SP (KD_MAX_RANK - 2)
+#define UNROLL_TAPS 16   /* last-dim kernel taps written out one by one up to this size */
+#define PP_MIN_M 4       /* fewer output channels per group (depthwise): other paths */
+
+typedef struct ConvGeom {
+    int transpose;
+    int nsp;                       /* spatial dims */
+    int64_t N, C, M, G;            /* batch, input channels, output channels, groups */
+    int64_t in[MAX_SP], out[MAX_SP], k[MAX_SP];
+    int64_t s[MAX_SP], dl[MAX_SP], pb[MAX_SP], pe[MAX_SP];
+} ConvGeom;
+
+int64_t conv_floordiv(int64_t a, int64_t b); /* b > 0 */
+int64_t conv_ceildiv(int64_t a, int64_t b);  /* b > 0 */
+
+/* The geometry of Conv (transpose 0) or ConvTranspose (1) node n from its inputs'
+ * shapes and attributes. 0, or -1 with a diagnostic. */
+int conv_geom(const Graph *g, const Node *n, int transpose, ConvGeom *cg, Diag *d);
+
+/* The store of output element y0[idx] = val, through the node's epilogue (fused.h). */
+void conv_store(Writer *w, const Epilogue *ep, DType dt, const char *val, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* The epilogue over the finished output planes of channels m0 .. m0 + mb - 1 of
+ * image b (C variables b and m0 in scope): one contiguous, vectorisable pass. */
+void conv_epilogue_planes(Writer *w, const Epilogue *ep, int64_t M, int64_t OSZ, int64_t mb);
+
+/* The register block (output channels x pixels): --tune's choice for the node
+ * (Node.block_m/n), else the target's. */
+void conv_block(const Graph *g, const Node *n, int64_t *mr, int64_t *nr);
+
+/* Valid output-pixel range [lo, hi) of last-dim tap kl along dim L. */
+void conv_tap_range(const ConvGeom *cg, int L, int64_t kl, int64_t *lo, int64_t *hi);
+
+#endif
