@@ -41,6 +41,10 @@ int pass_autodiff(Graph *g, int loss, const int *wrt, int nwrt, int *grads, Diag
 int pass_fuse(Graph *g, Diag *d);         /* BatchNormalization folded into the Conv before it */
 int pass_alias(Graph *g, Diag *d);        /* views: Reshape-like outputs share their input's storage */
 int pass_scratch(Graph *g, Diag *d);      /* scratch memory of node functions (passes/scratch.c) */
+/* The most scratch bytes node n may be given (passes/scratch.c): the target's limit, and its own
+ * tensors' bytes or the headroom under the graph's peak of live bytes, whichever is more. */
+int64_t pass_scratch_budget(const Graph *g, const Node *n);
+int pass_winograd(Graph *g, Diag *d);     /* 3x3 Conv with constant weights -> kdcc.WinogradConv (passes/winograd.c) */
 int pass_plan(Graph *g, Diag *d);         /* memory planning: arena offsets */
 int64_t plan_arena_bytes(const Graph *g); /* bytes of the arena after pass_plan */
 /* The planner's lifetime model, for reports: start[v] is the node that first writes

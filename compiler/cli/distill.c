@@ -96,6 +96,10 @@ static void append_entry(Writer *c, const Graph *g, const char *name)
 
 static int tune_hook(Graph *g, void *ctx, Diag *d) { return tune_graph(g, ctx, d); }
 
+/* A frozen teacher runs in inference form: BatchNormalization folded, epilogues
+ * fused, and its 3x3 layers with Winograd's transformed weights (passes/winograd.c). */
+static int frozen_passes(Graph *g, Diag *d) { return pass_fuse(g, d) || pass_winograd(g, d); }
+
 /* Passes, emission and the host entry, then compile and load. With tune, the Conv
  * layers' register blocks come from --tune/--tune-file (the block changes no
  * result: every accumulator sums in the same order whatever the block). */
@@ -608,7 +612,7 @@ int cmd_distill_like(int argc, char **argv, int train)
             }
             /* the teacher is frozen and runs in inference form: BatchNormalization folded into
              * the Conv before it, as for any compiled model (halves its elementwise passes) */
-            if (tg && pass_fuse(tg, &d)) {
+            if (tg && frozen_passes(tg, &d)) {
                 free(tl);
                 goto out;
             }
@@ -622,7 +626,7 @@ int cmd_distill_like(int argc, char **argv, int train)
                 goto mix;
             char nm[32];
             snprintf(nm, sizeof nm, "teacher%d", t + 1);
-            if (!tgi || pass_fuse(tgi, &d) || build_module(tgi, dir, nm, 0, B, &teach_m[t], NULL, &o.tune, &d)) {
+            if (!tgi || frozen_passes(tgi, &d) || build_module(tgi, dir, nm, 0, B, &teach_m[t], NULL, &o.tune, &d)) {
                 free(tl);
                 goto out;
             }
@@ -1053,7 +1057,7 @@ int cmd_soft_targets(int argc, char **argv)
     g->outputs[0] = z;
     g->noutputs = 1;
     int64_t row = value_numel(&g->values[in]) / B, C = g->values[z].dims[1];
-    if (load_x(data, &o, &g->values[in], &X, &d) || pass_fuse(g, &d) ||
+    if (load_x(data, &o, &g->values[in], &X, &d) || frozen_passes(g, &d) ||
         build_module(g, dir, "teacher", 0, B, &m, NULL, NULL, &d))
         goto out;
     int64_t S = X.dims[0], lo_r = si * S / sn, hi_r = (si + 1) * S / sn, rows = hi_r - lo_r;

@@ -145,7 +145,7 @@ const char *fused_base_op(const Node *n)
 {
     if (!n->domain || strcmp(n->domain, "kdcc") != 0)
         return NULL;
-    if (strcmp(n->op_type, "FusedConv") == 0)
+    if (strcmp(n->op_type, "FusedConv") == 0 || strcmp(n->op_type, "WinogradConv") == 0)
         return "Conv";
     if (strcmp(n->op_type, "FusedGemm") == 0)
         return "Gemm";

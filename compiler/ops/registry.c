@@ -5,7 +5,7 @@
 
 static const OpDef *const *const families[] = {
     ops_elementwise, ops_gemm, ops_conv, ops_pool, ops_norm,
-    ops_softmax, ops_reduce, ops_shape, ops_resize, ops_train,
+    ops_softmax, ops_reduce, ops_shape, ops_resize, ops_train, ops_conv_wino,
 };
 
 const OpDef *op_at(int i)

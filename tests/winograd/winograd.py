@@ -1,0 +1,179 @@
+"""tests/winograd: the Winograd pass (passes/winograd.c) and kdcc.WinogradConv
+(compiler/ops/conv_wino.c). For each case, a model in the ONNX textual syntax:
+the graph after the `winograd` pass has the operators it should (eligible 3x3
+layers rewritten, others left alone), and the compiled C's outputs match PyTorch's
+conv2d computed in double from the same float weights and inputs (an independent
+reference) within 1e-5 of the output's scale. Cases cover odd output sizes (half
+tiles), asymmetric and zero padding, channel counts that leave remainder blocks,
+several chunks of tile rows, a batch, fused bias/Relu/residual epilogues, every
+--tune candidate block, and the layers the pass must not take; two cases run
+under AddressSanitizer and UBSan.
+
+usage: winograd.py KDCC WORKDIR   (Debian's /usr/bin/python3 with numpy and torch)
+"""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+KDCC, WORK = sys.argv[1], sys.argv[2]
+os.makedirs(WORK, exist_ok=True)
+CC = os.environ.get("CC", "cc")
+rng = np.random.default_rng(77)
+passes = fails = 0
+TOL = 1e-5
+
+
+def arr(shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def lit(a):
+    return "{" + ", ".join("%.9g" % v for v in np.asarray(a).ravel()) + "}"
+
+
+def tstr(a):
+    return "float[%s]" % ",".join(str(d) for d in a.shape)
+
+
+def check(name, ok, msg=""):
+    global passes, fails
+    if ok:
+        passes += 1
+        print("ok   %s" % name)
+    else:
+        fails += 1
+        print("FAIL %s: %s" % (name, msg))
+
+
+def t64(a):
+    return torch.from_numpy(np.asarray(a, dtype=np.float64))
+
+
+def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(), blocks=("",), sanitize=False):
+    """post: extra node lines after the Conv (output c); the model's output is y."""
+    d = os.path.join(WORK, name)
+    os.makedirs(d, exist_ok=True)
+    inits = ["%s w = %s" % (tstr(w), lit(w))]
+    args = "x, w"
+    if b is not None:
+        inits.append("%s b = %s" % (tstr(b), lit(b)))
+        args += ", b"
+    nodes = ["c = Conv<%s>(%s)" % (attrs, args)] + list(post)
+    nodes[-1] = re.sub(r"^\w+ =", "y =", nodes[-1])
+    ref = np.asarray(ref, dtype=np.float64)
+    text = ("<\n ir_version: 8,\n opset_import: [\"\" : 17]\n>\n%s (%s x) => (float[%s] y)\n<\n %s\n>\n{\n%s}\n" %
+            (name, tstr(x), ",".join(str(s) for s in ref.shape), ",\n ".join(inits),
+             "".join("  %s\n" % n for n in nodes)))
+    with open(os.path.join(d, "model.txt"), "w") as f:
+        f.write(text)
+    x.tofile(os.path.join(d, "in.bin"))
+    with open(os.path.join(d, "main.c"), "w") as f:
+        f.write('#include <stdio.h>\n#include "m.h"\nstatic float in[M_IN0_COUNT], out[M_OUT0_COUNT];\n'
+                'int main(void) {\n FILE *f = fopen("in.bin", "rb");\n'
+                ' if (!f || fread(in, sizeof in, 1, f) != 1) return 2;\n fclose(f);\n'
+                ' if (m_run(in, out)) return 3;\n f = fopen("out.bin", "wb");\n'
+                ' if (!f || fwrite(out, sizeof out, 1, f) != 1) return 4;\n fclose(f);\n return 0;\n}\n')
+    for blk in blocks:
+        tag = name + ("_" + blk if blk else "")
+        extra = list(opts)
+        if blk:
+            # a tune file that gives every Winograd layer this block
+            r = subprocess.run([KDCC, os.path.join(d, "model.txt"), "--dump-after", "winograd", "-o", os.path.join(d, "probe.c")],
+                               capture_output=True, text=True)
+            keys = []
+            tf = os.path.join(d, "b%s.tune" % blk)
+            r2 = subprocess.run([KDCC, os.path.join(d, "model.txt"), "-o", os.path.join(d, "t.c"), "--tune",
+                                 "--tune-file", tf], capture_output=True, text=True, env=dict(os.environ, KDCC_TUNE_CFLAGS="-O1"))
+            if r2.returncode != 0:
+                check(tag + "_tunes", False, r2.stderr.strip()[:400])
+                continue
+            lines = open(tf).read().splitlines()
+            with open(tf, "w") as f:
+                for ln in lines:
+                    f.write(re.sub(r"\t[0-9]+x[0-9]+\t", "\t%s\t" % blk, ln) + "\n" if not ln.startswith("#") else ln + "\n")
+            extra += ["--tune-file", tf]
+        r = subprocess.run([KDCC, os.path.join(d, "model.txt"), "-o", os.path.join(d, "m.c"), "--name", "m",
+                            "--dump-after", "winograd"] + extra, capture_output=True, text=True)
+        if r.returncode != 0:
+            check(tag + "_compiles", False, r.stderr.strip()[:400])
+            continue
+        ops = re.findall(r"^\s+\S.* = ([A-Za-z.]+) ?[<(]", r.stderr, re.M)
+        check(tag + "_graph", ops == list(want), "after winograd: %s, want %s" % (ops, list(want)))
+        if blk:
+            mm, nn = blk.split("x")
+            src = open(os.path.join(d, "m.c")).read()
+            check(tag + "_block_used", "float acc[%s][%s]" % (mm, min(int(nn), 32)) in src, "no acc[%s][%s] in m.c" % (mm, nn))
+        san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"] if sanitize and not blk else []
+        r = subprocess.run([CC, "-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror"] + san +
+                           ["-o", "prog", "main.c", "m.c", "-lm"], cwd=d, capture_output=True, text=True)
+        if r.returncode != 0:
+            check(tag + "_c_builds", False, r.stderr.strip()[:600])
+            continue
+        r = subprocess.run(["./prog"], cwd=d, capture_output=True, text=True)
+        if r.returncode != 0:
+            check(tag + "_runs", False, "exit %d %s" % (r.returncode, r.stderr[:400]))
+            continue
+        got = np.fromfile(os.path.join(d, "out.bin"), dtype=np.float32).astype(np.float64)
+        scale = max(1.0, float(np.max(np.abs(ref))))
+        err = float(np.max(np.abs(got - ref.ravel()))) / scale if got.size == ref.size else float("inf")
+        check(tag + "_outputs", err <= TOL, "max error %.3g of the output scale (tolerance %.0g)" % (err, TOL))
+        print("     %s: max error %.2g of the output scale %.3g" % (tag, err, scale))
+
+
+# A layer is rewritten only when its scratch fits passes/scratch.c's budget (at
+# most its own tensors' bytes in a one-layer model), hence the image sizes.
+
+# odd output sizes (half tiles at the right and bottom), batch 2, a bias
+x, w, b = arr((2, 8, 17, 19)), arr((8, 8, 3, 3), 0.3), arr((8,), 0.1)
+case("odd_sizes", x, w, b, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), t64(b), padding=1))
+
+# no padding; 24 output channels (a remainder block for 16-row blocks), no bias
+x, w = arr((1, 16, 24, 25)), arr((24, 16, 3, 3), 0.2)
+case("valid", x, w, None, "pads = [0, 0, 0, 0]", F.conv2d(t64(x), t64(w)))
+
+# asymmetric padding, 9 -> 13 channels (remainders everywhere), every candidate block
+x, w, b = arr((2, 9, 22, 21)), arr((13, 9, 3, 3), 0.3), arr((13,), 0.2)
+ref = F.conv2d(F.pad(t64(x), (1, 2, 2, 0)), t64(w), t64(b))
+case("asymmetric_pads", x, w, b, "pads = [2, 1, 0, 2]", ref,
+     sanitize=True, blocks=("", "8x16", "4x24", "4x32", "6x16", "8x8", "4x16", "8x24", "2x32", "3x8"))
+
+# several chunks of tile rows (28 x 28, 16 channels: two tile rows per chunk), batch 2,
+# with Relu and a residual Add fused into the epilogue
+x, w, b = arr((2, 16, 28, 28)), arr((16, 16, 3, 3), 0.1), arr((16,), 0.1)
+ref = F.relu(F.conv2d(t64(x), t64(w), t64(b), padding=1)) + t64(x)
+case("chunks_residual", x, w, b, "pads = [1, 1, 1, 1]", ref, post=("r = Relu(c)", "y = Add(r, x)"), sanitize=True)
+
+# auto_pad SAME_UPPER resolves to explicit pads the pass keeps
+x, w = arr((2, 8, 24, 24)), arr((8, 8, 3, 3), 0.3)
+case("auto_pad", x, w, None, "auto_pad = \"SAME_UPPER\"", F.conv2d(t64(x), t64(w), padding=1))
+
+# layers the pass must leave alone: stride 2, dilation 2, two groups, 4 channels,
+# and every layer on a target without scratch memory
+x, w = arr((1, 8, 12, 12)), arr((8, 8, 3, 3), 0.3)
+case("stride2_stays", x, w, None, "pads = [1, 1, 1, 1], strides = [2, 2]",
+     F.conv2d(t64(x), t64(w), padding=1, stride=2), want=("Conv",))
+case("dilation2_stays", x, w, None, "pads = [2, 2, 2, 2], dilations = [2, 2]",
+     F.conv2d(t64(x), t64(w), padding=2, dilation=2), want=("Conv",))
+wg = arr((8, 4, 3, 3), 0.3)
+case("groups_stay", x, wg, None, "pads = [1, 1, 1, 1], group = 2", F.conv2d(t64(x), t64(wg), padding=1, groups=2),
+     want=("Conv",))
+x4, w4 = arr((1, 4, 12, 12)), arr((8, 4, 3, 3), 0.3)
+case("few_channels_stay", x4, w4, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x4), t64(w4), padding=1), want=("Conv",))
+case("cortex_m4_stays", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), padding=1), want=("Conv",),
+     opts=("--target", "cortex-m4"))
+
+# the comparison can fail: a perturbed reference is caught
+x, w = arr((2, 8, 24, 24)), arr((8, 8, 3, 3), 0.3)
+saved = (passes, fails)
+case("perturbed", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), padding=1) * (1 + 1e-4))
+caught = fails - saved[1] == 1
+passes, fails = saved
+check("comparison_can_fail", caught, "a reference off by 1e-4 relative passed")
+
+print("%d passed, %d failed" % (passes, fails))
+sys.exit(1 if fails else 0)
