@@ -71,7 +71,8 @@ static void wino_chunk(WinoGeom *w, int64_t rows)
     w->TB = r * w->TW;
 }
 
-static int64_t wino_scratch_floats(const WinoGeom *w) { return 16 * (w->C + w->M) * w->TB + 8 * w->PW; }
+/* V and the products of a chunk, four rows of s, a row of zeros */
+static int64_t wino_scratch_floats(const WinoGeom *w) { return 16 * (w->C + w->M) * w->TB + 4 * w->PW + w->W; }
 
 static void wino_finish(const Graph *g, const Node *n, WinoGeom *w, int64_t rows)
 {
@@ -158,49 +159,28 @@ static int wino_tunable(const Graph *g, const Node *n)
     return 1;
 }
 
-/* Input transform of channel c for the chunk's tile rows: four padded input rows,
- * s = B^T d down the rows (vectorised along the row), then V = s B along each
- * tile's columns (stride 2 across tiles). */
+/* Input transform of channel c for the chunk's tile rows: s = B^T d down the
+ * rows, straight from the four input rows of a tile row (a row of zeros in scratch
+ * stands for rows in the padding; the padding columns of s are zero from the
+ * start of the call), then V = s B along each tile's columns (stride 2 across
+ * tiles). Measured: copying padded rows first (small memcpy calls) took most of
+ * the layer's time. */
 static void wino_input(Writer *w, const WinoGeom *g)
 {
     int64_t C = g->C, TB = g->TB, PW = g->PW, W = g->W, pl = g->pl;
-    int64_t hi = pl + W < PW ? pl + W : PW; /* padded columns holding input */
+    int64_t n = pl + W < PW ? W : PW - pl; /* input columns a row of s uses */
     em_for(w, "c", C);
     w_line(w, "const float *restrict xc = xb + c * %" PRId64 ";", g->H * W);
     w_open(w, "for (int64_t r = 0; r < rows; ++r)");
-    for (int i = 0; i < 4; i++) {
-        w_open(w, "%s", "");
-        w_line(w, "const int64_t u = 2 * (ty0 + r) + %d - %" PRId64 ";", i, g->pt);
-        w_line(w, "float *restrict pr = rw + %" PRId64 ";", (int64_t)i * PW);
-        w_open(w, "if (u < 0 || u >= %" PRId64 ")", g->H);
-        em_for(w, "q", PW);
-        w_line(w, "pr[q] = 0;");
-        em_close(w, 2);
-        w_open(w, "else");
-        if (pl > 0) {
-            em_for(w, "q", pl);
-            w_line(w, "pr[q] = 0;");
-            w_close(w);
-        }
-        w_open(w, "for (int64_t q = %" PRId64 "; q < %" PRId64 "; ++q)", pl, hi);
-        w_line(w, "pr[q] = xc[u * %" PRId64 " + q - %" PRId64 "];", W, pl);
-        w_close(w);
-        if (hi < PW) {
-            w_open(w, "for (int64_t q = %" PRId64 "; q < %" PRId64 "; ++q)", hi, PW);
-            w_line(w, "pr[q] = 0;");
-            w_close(w);
-        }
-        em_close(w, 2);
-    }
-    w_line(w, "const float *restrict p0 = rw, *restrict p1 = rw + %" PRId64 ", *restrict p2 = rw + %" PRId64
-              ", *restrict p3 = rw + %" PRId64 ";", PW, 2 * PW, 3 * PW);
-    w_line(w, "float *restrict s0 = rw + %" PRId64 ", *restrict s1 = rw + %" PRId64 ", *restrict s2 = rw + %" PRId64
-              ", *restrict s3 = rw + %" PRId64 ";", 4 * PW, 5 * PW, 6 * PW, 7 * PW);
-    em_for(w, "q", PW);
-    w_line(w, "s0[q] = p0[q] - p2[q];");
-    w_line(w, "s1[q] = p1[q] + p2[q];");
-    w_line(w, "s2[q] = p2[q] - p1[q];");
-    w_line(w, "s3[q] = p1[q] - p3[q];");
+    w_line(w, "const int64_t u = 2 * (ty0 + r) - %" PRId64 ";", g->pt);
+    for (int i = 0; i < 4; i++)
+        w_line(w, "const float *restrict r%d = u + %d >= 0 && u + %d < %" PRId64 " ? xc + (u + %d) * %" PRId64 " : zr;", i,
+               i, i, g->H, i, W);
+    w_open(w, "for (int64_t q = 0; q < %" PRId64 "; ++q)", n);
+    w_line(w, "s0[%" PRId64 " + q] = r0[q] - r2[q];", pl);
+    w_line(w, "s1[%" PRId64 " + q] = r1[q] + r2[q];", pl);
+    w_line(w, "s2[%" PRId64 " + q] = r2[q] - r1[q];", pl);
+    w_line(w, "s3[%" PRId64 " + q] = r1[q] - r3[q];", pl);
     w_close(w);
     w_line(w, "float *restrict vr = vb + c * %" PRId64 " + r * %" PRId64 ";", TB, g->TW);
     for (int i = 0; i < 4; i++) {
@@ -342,7 +322,20 @@ static int emit_wino(Emitter *e, const Node *n, Diag *d)
     int64_t C = g.C, M = g.M, TB = g.TB, nfull = g.TH / g.R, last = g.TH % g.R;
     w_line(w, "float *restrict vb = y%d;", sy);
     w_line(w, "float *restrict mt = y%d + %" PRId64 ";", sy, 16 * C * TB);
-    w_line(w, "float *restrict rw = y%d + %" PRId64 ";", sy, 16 * (C + M) * TB);
+    w_line(w, "float *restrict s0 = y%d + %" PRId64 ";", sy, 16 * (C + M) * TB);
+    w_line(w, "float *restrict s1 = s0 + %" PRId64 ", *restrict s2 = s0 + %" PRId64 ", *restrict s3 = s0 + %" PRId64 ";",
+           g.PW, 2 * g.PW, 3 * g.PW);
+    w_line(w, "float *restrict zw = s0 + %" PRId64 ";", 4 * g.PW);
+    em_for(w, "q", g.W);
+    w_line(w, "zw[q] = 0;");
+    w_close(w);
+    w_line(w, "const float *zr = zw;");
+    {
+        int64_t hi = g.pl + g.W < g.PW ? g.pl + g.W : g.PW;
+        em_for(w, "q", g.PW);
+        w_line(w, "if (q < %" PRId64 " || q >= %" PRId64 ") s0[q] = s1[q] = s2[q] = s3[q] = 0;", g.pl, hi);
+        w_close(w);
+    }
     em_for(w, "b", g.N);
     w_line(w, "const float *restrict xb = x0 + b * %" PRId64 ";", C * g.H * g.W);
     w_line(w, "float *restrict yb = y0 + b * %" PRId64 ";", M * g.OH * g.OW);
@@ -418,6 +411,7 @@ int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t C, int64_t M, 
     w.M = M;
     w.OH = OH;
     w.OW = OW;
+    w.W = node_in(g, n, 0)->dims[3];
     wino_finish(g, n, &w, rows);
     return wino_scratch_floats(&w) * (int64_t)sizeof(float);
 }
