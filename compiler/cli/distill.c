@@ -98,7 +98,11 @@ static int tune_hook(Graph *g, void *ctx, Diag *d) { return tune_graph(g, ctx, d
 
 /* A frozen teacher runs in inference form: BatchNormalization folded, epilogues
  * fused, and its 3x3 layers with Winograd's transformed weights (passes/winograd.c). */
-static int frozen_passes(Graph *g, Diag *d) { return pass_fuse(g, d) || pass_winograd(g, d); }
+static int frozen_passes(Graph *g, Diag *d)
+{
+    g->threads = trainer_threads();
+    return pass_fuse(g, d) || pass_winograd(g, d);
+}
 
 /* Passes, emission and the host entry, then compile and load. With tune, the Conv
  * layers' register blocks come from --tune/--tune-file (the block changes no
@@ -107,6 +111,7 @@ static int build_module(Graph *g, const char *dir, const char *name, int infer_f
                         Writer *keep_c, const TuneOptions *tune, Diag *d)
 {
     PassOptions po = {.fold = 1, .batch = batch};
+    g->threads = trainer_threads(); /* kernels with scratch split the batch over the step's threads */
     int tuning = tune && (tune->tune || tune->file);
     if (tuning) {
         po.before_scratch = tune_hook;

@@ -166,6 +166,7 @@ static Graph *one_node(Arena *a, const Graph *g, const Node *n, Diag *d)
     t->name = "tune";
     t->opset = g->opset;
     t->target = g->target;
+    t->threads = g->threads;
     int nout = n->op->max_outputs >= 0 && n->noutputs > n->op->max_outputs ? n->op->max_outputs : n->noutputs;
     int *ins = arena_array(a, (size_t)n->ninputs + 1, sizeof(int));
     int *outs = arena_array(a, (size_t)nout + 1, sizeof(int));

@@ -258,6 +258,10 @@ typedef struct Graph {
 
     /* code-generation target (compiler/ir/target.h) the kernels are tiled for; NULL = generic */
     const struct Target *target;
+    /* threads a kernel may split a batch over (each thread its own images and its own
+     * slice of the kernel's scratch; OpenMP pragmas guarded by _OPENMP, so a build
+     * without OpenMP runs the same loop on one thread): 0 or 1 = none */
+    int threads;
 } Graph;
 
 Graph *graph_new(Arena *a, const char *file);

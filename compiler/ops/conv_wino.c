@@ -45,6 +45,7 @@ typedef struct WinoGeom {
     int64_t PW;          /* a padded input row: 2 * TW + 2 columns */
     int64_t mr, nr;      /* register block */
     int64_t R, TB;       /* tile rows per chunk; tiles per chunk (R * TW), the buffers' row length */
+    int64_t NT;          /* threads the batch is split over (Graph.threads), each with its own scratch */
 } WinoGeom;
 
 /* Chunks of whole tile rows: the node's tile_rows attribute (the Winograd pass
@@ -71,11 +72,13 @@ static void wino_chunk(WinoGeom *w, int64_t rows)
     w->TB = r * w->TW;
 }
 
-/* V and the products of a chunk, four rows of s, a row of zeros */
-static int64_t wino_scratch_floats(const WinoGeom *w) { return 16 * (w->C + w->M) * w->TB + 4 * w->PW + w->W; }
+/* Per thread: V and the products of a chunk, four rows of s, a row of zeros. */
+static int64_t wino_thread_floats(const WinoGeom *w) { return 16 * (w->C + w->M) * w->TB + 4 * w->PW + w->W; }
+static int64_t wino_scratch_floats(const WinoGeom *w) { return w->NT * wino_thread_floats(w); }
 
 static void wino_finish(const Graph *g, const Node *n, WinoGeom *w, int64_t rows)
 {
+    w->NT = g->threads > 1 && w->N > 1 ? (g->threads < w->N ? g->threads : w->N) : 1;
     w->TH = (w->OH + 1) / 2;
     w->TW = (w->OW + 1) / 2;
     w->T = w->TH * w->TW;
@@ -289,13 +292,17 @@ static void wino_output(Writer *w, const WinoGeom *g, int has_bias)
 }
 
 /* One chunk of `rows` tile rows starting at tile row ty0 (a C variable): the input
- * transform, the products, the output transform. */
-static void wino_chunk_body(Writer *w, const WinoGeom *g, int64_t rows, int has_bias)
+ * transform, the products, the output transform. Without a batch split (NT = 1),
+ * --openmp puts the threads on the products' and the output's channel loops. */
+static void wino_chunk_body(Emitter *e, const WinoGeom *g, int64_t rows, int has_bias)
 {
+    Writer *w = e->w;
     int64_t M = g->M, nt = rows * g->TW;
     w_line(w, "const int64_t rows = %" PRId64 ";", rows);
     wino_input(w, g);
     int64_t mr = g->mr, nfull = M / mr, rem = M % mr;
+    if (g->NT == 1)
+        em_omp_for(e, 16 * nfull * mr * g->C * nt, 1);
     w_open(w, "for (int64_t m0 = 0; m0 < %" PRId64 "; m0 += %" PRId64 ")", nfull * mr, mr);
     wino_gemm(w, g, mr, nt);
     w_close(w);
@@ -305,9 +312,13 @@ static void wino_chunk_body(Writer *w, const WinoGeom *g, int64_t rows, int has_
         wino_gemm(w, g, rem, nt);
         w_close(w);
     }
+    if (g->NT == 1)
+        em_omp_for(e, 32 * M * nt, 1);
     wino_output(w, g, has_bias);
 }
 
+/* The node: with NT > 1, thread th takes images [th * N / NT, (th + 1) * N / NT)
+ * and scratch slice th; each image is computed the same way whatever NT is. */
 static int emit_wino(Emitter *e, const Node *n, Diag *d)
 {
     WinoGeom g;
@@ -320,9 +331,15 @@ static int emit_wino(Emitter *e, const Node *n, Diag *d)
     Writer *w = e->w;
     int sy = n->noutputs - 1, has_bias = node_in(e->g, n, 2) != NULL;
     int64_t C = g.C, M = g.M, TB = g.TB, nfull = g.TH / g.R, last = g.TH % g.R;
-    w_line(w, "float *restrict vb = y%d;", sy);
-    w_line(w, "float *restrict mt = y%d + %" PRId64 ";", sy, 16 * C * TB);
-    w_line(w, "float *restrict s0 = y%d + %" PRId64 ";", sy, 16 * (C + M) * TB);
+    if (g.NT > 1) {
+        w_puts(w, "#ifdef _OPENMP\n");
+        w_printf(w, "#pragma omp parallel for num_threads(%" PRId64 ") schedule(static)\n", g.NT);
+        w_puts(w, "#endif\n");
+    }
+    w_open(w, "for (int64_t th = 0; th < %" PRId64 "; ++th)", g.NT);
+    w_line(w, "float *restrict vb = y%d + th * %" PRId64 ";", sy, wino_thread_floats(&g));
+    w_line(w, "float *restrict mt = vb + %" PRId64 ";", 16 * C * TB);
+    w_line(w, "float *restrict s0 = vb + %" PRId64 ";", 16 * (C + M) * TB);
     w_line(w, "float *restrict s1 = s0 + %" PRId64 ", *restrict s2 = s0 + %" PRId64 ", *restrict s3 = s0 + %" PRId64 ";",
            g.PW, 2 * g.PW, 3 * g.PW);
     w_line(w, "float *restrict zw = s0 + %" PRId64 ";", 4 * g.PW);
@@ -336,16 +353,17 @@ static int emit_wino(Emitter *e, const Node *n, Diag *d)
         w_line(w, "if (q < %" PRId64 " || q >= %" PRId64 ") s0[q] = s1[q] = s2[q] = s3[q] = 0;", g.pl, hi);
         w_close(w);
     }
-    em_for(w, "b", g.N);
+    w_open(w, "for (int64_t b = th * %" PRId64 " / %" PRId64 "; b < (th + 1) * %" PRId64 " / %" PRId64 "; ++b)", g.N, g.NT,
+           g.N, g.NT);
     w_line(w, "const float *restrict xb = x0 + b * %" PRId64 ";", C * g.H * g.W);
     w_line(w, "float *restrict yb = y0 + b * %" PRId64 ";", M * g.OH * g.OW);
     w_open(w, "for (int64_t ty0 = 0; ty0 < %" PRId64 "; ty0 += %" PRId64 ")", nfull * g.R, g.R);
-    wino_chunk_body(w, &g, g.R, has_bias);
+    wino_chunk_body(e, &g, g.R, has_bias);
     w_close(w);
     if (last) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t ty0 = %" PRId64 ";", nfull * g.R);
-        wino_chunk_body(w, &g, last, has_bias);
+        wino_chunk_body(e, &g, last, has_bias);
         w_close(w);
     }
     if (ep.n) {
@@ -355,6 +373,7 @@ static int emit_wino(Emitter *e, const Node *n, Diag *d)
         w_close(w);
     }
     w_close(w); /* b */
+    w_close(w); /* th */
     return 0;
 }
 
@@ -407,6 +426,7 @@ void wino_transform_weights(const float *wt, int64_t M, int64_t C, float *u)
 int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t C, int64_t M, int64_t OH, int64_t OW, int64_t rows)
 {
     WinoGeom w = {0};
+    w.N = node_in(g, n, 0)->dims[0];
     w.C = C;
     w.M = M;
     w.OH = OH;

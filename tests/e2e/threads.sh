@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kdcc distill --threads 2: the step (the teacher in the loop, whose Conv layers are
-# large enough for OpenMP) is emitted with OpenMP pragmas and built with -fopenmp, and
+# large enough for OpenMP; its Winograd layer splits the batch over the threads) is
+# emitted with OpenMP pragmas and built with -fopenmp, and
 # the student it trains is byte for byte the one a single-threaded run gives.
 set -eu
 KDCC=$1
@@ -32,6 +33,12 @@ elif ! readelf -d "$kept/train_step.so" | grep -q 'libgomp'; then
   echo "FAIL fopenmp: the --threads 2 step was not built with -fopenmp"; fails=$((fails + 1))
 else
   echo "ok   openmp_step"
+fi
+# the teacher's Winograd layer splits the batch of 64 over the 2 threads
+if [ -n "$kept" ] && grep -q 'num_threads(2)' "$kept/train_step.c"; then
+  echo "ok   batch_split"
+else
+  echo "FAIL batch_split: no 'num_threads(2)' batch loop in the --threads 2 step"; fails=$((fails + 1))
 fi
 [ -n "$kept" ] && rm -rf "$kept"
 if cmp "$W/one.onnx" "$W/two.onnx"; then echo "ok   same_weights"; else echo "FAIL same_weights"; fails=$((fails + 1)); fi
