@@ -44,7 +44,9 @@ typedef struct WinoGeom {
     int64_t TH, TW, T;   /* tiles: rows, columns, count */
     int64_t PW;          /* a padded input row: 2 * TW + 2 columns */
     int64_t mr, nr;      /* register block */
-    int64_t R, TB;       /* tile rows per chunk; tiles per chunk (R * TW), the buffers' row length */
+    int64_t R, TB;       /* tile rows per chunk; the buffers' row length: a column per tile and one gap
+                            column per tile row (R * (TW + 1)), rounded up to 8 */
+    int64_t SL;          /* floats of one row of s for a chunk: 2 * TB + 2 */
     int64_t NT;          /* threads the batch is split over (Graph.threads), each with its own scratch */
 } WinoGeom;
 
@@ -56,7 +58,7 @@ typedef struct WinoGeom {
 int64_t wino_default_rows(int64_t C, int64_t M, int64_t OH, int64_t OW)
 {
     int64_t TW = (OW + 1) / 2, TH = (OH + 1) / 2;
-    int64_t per_row = 64 * (C + M) * TW; /* bytes of V and products per tile row */
+    int64_t per_row = 64 * (C + M) * (TW + 1); /* bytes of V and products per tile row */
     int64_t r = WINO_CHUNK_BYTES / per_row, rmin = (WINO_MIN_COLS + TW - 1) / TW;
     if (r < rmin)
         r = rmin;
@@ -69,11 +71,15 @@ static void wino_chunk(WinoGeom *w, int64_t rows)
 {
     int64_t r = rows > 0 ? rows : wino_default_rows(w->C, w->M, w->OH, w->OW);
     w->R = r < w->TH ? r : w->TH;
-    w->TB = r * w->TW;
+    w->TB = (w->R * (w->TW + 1) + 7) / 8 * 8;
+    w->SL = 2 * w->TB + 2;
 }
 
-/* Per thread: V and the products of a chunk, four rows of s, a row of zeros. */
-static int64_t wino_thread_floats(const WinoGeom *w) { return 16 * (w->C + w->M) * w->TB + 4 * w->PW + w->W; }
+/* columns of V and of the products a chunk of `rows` tile rows computes */
+static int64_t wino_cols(int64_t rows, int64_t TW) { return (rows * (TW + 1) + 7) / 8 * 8; }
+
+/* Per thread: V and the products of a chunk, the chunk's four rows of s, a row of zeros. */
+static int64_t wino_thread_floats(const WinoGeom *w) { return 16 * (w->C + w->M) * w->TB + 4 * w->SL + w->W; }
 static int64_t wino_scratch_floats(const WinoGeom *w) { return w->NT * wino_thread_floats(w); }
 
 static void wino_finish(const Graph *g, const Node *n, WinoGeom *w, int64_t rows)
@@ -162,39 +168,44 @@ static int wino_tunable(const Graph *g, const Node *n)
     return 1;
 }
 
-/* Input transform of channel c for the chunk's tile rows: s = B^T d down the
- * rows, straight from the four input rows of a tile row (a row of zeros in scratch
+/* Input transform of channel c for a chunk of tile rows: s = B^T d down the rows,
+ * straight from the four input rows of each tile row (a row of zeros in scratch
  * stands for rows in the padding; the padding columns of s are zero from the
- * start of the call), then V = s B along each tile's columns (stride 2 across
- * tiles). Measured: copying padded rows first (small memcpy calls) took most of
- * the layer's time. */
-static void wino_input(Writer *w, const WinoGeom *g)
+ * start of the call), then V = s B along the tiles' columns. The rows of s lie end
+ * to end, PW = 2 * TW + 2 floats each, so tile tx of tile row r starts at s column
+ * 2 * j with j = r * (TW + 1) + tx: one loop over j covers the whole chunk, at the
+ * price of one unused column per tile row (its values are finite and never
+ * stored to y). Measured on the distillation teacher's 16->16 layer: per-row loops
+ * of 14 tiles spent most of the input transform in their scalar remainders. */
+static void wino_input(Writer *w, const WinoGeom *g, int64_t rows)
 {
     int64_t C = g->C, TB = g->TB, PW = g->PW, W = g->W, pl = g->pl;
     int64_t n = pl + W < PW ? W : PW - pl; /* input columns a row of s uses */
     em_for(w, "c", C);
     w_line(w, "const float *restrict xc = xb + c * %" PRId64 ";", g->H * W);
-    w_open(w, "for (int64_t r = 0; r < rows; ++r)");
+    em_for(w, "r", rows);
     w_line(w, "const int64_t u = 2 * (ty0 + r) - %" PRId64 ";", g->pt);
     for (int i = 0; i < 4; i++)
         w_line(w, "const float *restrict r%d = u + %d >= 0 && u + %d < %" PRId64 " ? xc + (u + %d) * %" PRId64 " : zr;", i,
                i, i, g->H, i, W);
-    w_open(w, "for (int64_t q = 0; q < %" PRId64 "; ++q)", n);
-    w_line(w, "s0[%" PRId64 " + q] = r0[q] - r2[q];", pl);
-    w_line(w, "s1[%" PRId64 " + q] = r1[q] + r2[q];", pl);
-    w_line(w, "s2[%" PRId64 " + q] = r2[q] - r1[q];", pl);
-    w_line(w, "s3[%" PRId64 " + q] = r1[q] - r3[q];", pl);
-    w_close(w);
-    w_line(w, "float *restrict vr = vb + c * %" PRId64 " + r * %" PRId64 ";", TB, g->TW);
+    w_line(w, "float *restrict t0 = s0 + r * %" PRId64 " + %" PRId64 ", *restrict t1 = s1 + r * %" PRId64 " + %" PRId64
+              ", *restrict t2 = s2 + r * %" PRId64 " + %" PRId64 ", *restrict t3 = s3 + r * %" PRId64 " + %" PRId64 ";",
+           PW, pl, PW, pl, PW, pl, PW, pl);
+    em_for(w, "q", n);
+    w_line(w, "t0[q] = r0[q] - r2[q];");
+    w_line(w, "t1[q] = r1[q] + r2[q];");
+    w_line(w, "t2[q] = r2[q] - r1[q];");
+    w_line(w, "t3[q] = r1[q] - r3[q];");
+    em_close(w, 2); /* q, r */
+    w_line(w, "float *restrict vr = vb + c * %" PRId64 ";", TB);
     for (int i = 0; i < 4; i++) {
-        em_for(w, "tx", g->TW);
-        w_line(w, "vr[%" PRId64 " + tx] = s%d[2 * tx] - s%d[2 * tx + 2];", (int64_t)(i * 4 + 0) * C * TB, i, i);
-        w_line(w, "vr[%" PRId64 " + tx] = s%d[2 * tx + 1] + s%d[2 * tx + 2];", (int64_t)(i * 4 + 1) * C * TB, i, i);
-        w_line(w, "vr[%" PRId64 " + tx] = s%d[2 * tx + 2] - s%d[2 * tx + 1];", (int64_t)(i * 4 + 2) * C * TB, i, i);
-        w_line(w, "vr[%" PRId64 " + tx] = s%d[2 * tx + 1] - s%d[2 * tx + 3];", (int64_t)(i * 4 + 3) * C * TB, i, i);
+        em_for(w, "j", wino_cols(rows, g->TW));
+        w_line(w, "vr[%" PRId64 " + j] = s%d[2 * j] - s%d[2 * j + 2];", (int64_t)(i * 4 + 0) * C * TB, i, i);
+        w_line(w, "vr[%" PRId64 " + j] = s%d[2 * j + 1] + s%d[2 * j + 2];", (int64_t)(i * 4 + 1) * C * TB, i, i);
+        w_line(w, "vr[%" PRId64 " + j] = s%d[2 * j + 2] - s%d[2 * j + 1];", (int64_t)(i * 4 + 2) * C * TB, i, i);
+        w_line(w, "vr[%" PRId64 " + j] = s%d[2 * j + 1] - s%d[2 * j + 3];", (int64_t)(i * 4 + 3) * C * TB, i, i);
         w_close(w);
     }
-    w_close(w); /* r */
     w_close(w); /* c */
 }
 
@@ -274,7 +285,7 @@ static void wino_output(Writer *w, const WinoGeom *g, int has_bias)
     w_line(w, has_bias ? "const float bias = x2[m];" : "const float bias = 0.0f;");
     w_open(w, "for (int64_t r = 0; r < rows; ++r)");
     w_line(w, "const int64_t oy = 2 * (ty0 + r);");
-    w_line(w, "const float *restrict mp = mt + m * %" PRId64 " + r * %" PRId64 ";", g->TB, g->TW);
+    w_line(w, "const float *restrict mp = mt + m * %" PRId64 " + r * %" PRId64 ";", g->TB, g->TW + 1);
     w_line(w, "float *restrict y0r = ym + oy * %" PRId64 ";", OW);
     if (g->OH % 2) {
         w_open(w, "if (oy + 1 < %" PRId64 ")", g->OH);
@@ -297,9 +308,10 @@ static void wino_output(Writer *w, const WinoGeom *g, int has_bias)
 static void wino_chunk_body(Emitter *e, const WinoGeom *g, int64_t rows, int has_bias)
 {
     Writer *w = e->w;
-    int64_t M = g->M, nt = rows * g->TW;
+    int64_t M = g->M, nt = wino_cols(rows, g->TW);
     w_line(w, "const int64_t rows = %" PRId64 ";", rows);
-    wino_input(w, g);
+    w_line(w, "(void)rows;");
+    wino_input(w, g, rows);
     int64_t mr = g->mr, nfull = M / mr, rem = M % mr;
     if (g->NT == 1)
         em_omp_for(e, 16 * nfull * mr * g->C * nt, 1);
@@ -341,18 +353,13 @@ static int emit_wino(Emitter *e, const Node *n, Diag *d)
     w_line(w, "float *restrict mt = vb + %" PRId64 ";", 16 * C * TB);
     w_line(w, "float *restrict s0 = vb + %" PRId64 ";", 16 * (C + M) * TB);
     w_line(w, "float *restrict s1 = s0 + %" PRId64 ", *restrict s2 = s0 + %" PRId64 ", *restrict s3 = s0 + %" PRId64 ";",
-           g.PW, 2 * g.PW, 3 * g.PW);
-    w_line(w, "float *restrict zw = s0 + %" PRId64 ";", 4 * g.PW);
-    em_for(w, "q", g.W);
-    w_line(w, "zw[q] = 0;");
+           g.SL, 2 * g.SL, 3 * g.SL);
+    w_line(w, "float *restrict zw = s0 + %" PRId64 ";", 4 * g.SL);
+    /* zeros: the padding row, and all of s (its padding columns and its tail stay so) */
+    em_for(w, "q", 4 * g.SL + g.W);
+    w_line(w, "s0[q] = 0;");
     w_close(w);
     w_line(w, "const float *zr = zw;");
-    {
-        int64_t hi = g.pl + g.W < g.PW ? g.pl + g.W : g.PW;
-        em_for(w, "q", g.PW);
-        w_line(w, "if (q < %" PRId64 " || q >= %" PRId64 ") s0[q] = s1[q] = s2[q] = s3[q] = 0;", g.pl, hi);
-        w_close(w);
-    }
     w_open(w, "for (int64_t b = th * %" PRId64 " / %" PRId64 "; b < (th + 1) * %" PRId64 " / %" PRId64 "; ++b)", g.N, g.NT,
            g.N, g.NT);
     w_line(w, "const float *restrict xb = x0 + b * %" PRId64 ";", C * g.H * g.W);
