@@ -133,6 +133,27 @@ static int storage_root(const Graph *g, int v)
     return v;
 }
 
+/* Must parameter (outputs ? y : x)j of node n go without restrict? Yes when its
+ * storage is shared with another parameter and one of the two is written: an
+ * output written over an input in place (passes/plan.c), or an update of state
+ * that the node also reads. Writing an object that another restrict-qualified
+ * pointer reads is undefined behaviour (C99 6.7.3.1). Inputs that share bytes
+ * only with other inputs (Add(x, x)) keep restrict: nothing modifies them. */
+static int shares_written(const Graph *g, const Node *n, int outputs, int j)
+{
+    int v = outputs ? n->outputs[j] : n->inputs[j];
+    if (v < 0)
+        return 0;
+    int r = storage_root(g, v);
+    for (int k = 0; k < n->noutputs; k++)
+        if (!(outputs && k == j) && n->outputs[k] >= 0 && storage_root(g, n->outputs[k]) == r)
+            return 1;
+    for (int k = 0; outputs && k < n->ninputs; k++)
+        if (n->inputs[k] >= 0 && storage_root(g, n->inputs[k]) == r)
+            return 1;
+    return 0;
+}
+
 static int has_state(const Graph *g)
 {
     for (int v = 0; v < g->nvalues; v++)
@@ -463,12 +484,6 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
         w_printf(&body, "static void %s(", fname);
         w_printf(&call, "%s(", fname);
         int first = 1;
-        int inplace = 0; /* an output written over an input: no restrict for this node */
-        for (int j = 0; j < n->noutputs; j++)
-            for (int k = 0; k < n->ninputs; k++)
-                if (n->outputs[j] >= 0 && n->inputs[k] >= 0 &&
-                    storage_root(g, n->outputs[j]) == storage_root(g, n->inputs[k]))
-                    inplace = 1;
         for (int pass = 0; pass < 2; pass++) {
             int cnt = pass ? n->noutputs : n->ninputs;
             for (int j = 0; j < cnt; j++) {
@@ -485,7 +500,7 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
                 if (!st.cname[vid])
                     return diag_error(d, n, "internal error: value '%s' has no storage", v->name);
                 w_printf(&body, "%s%s%s *%s%s", first ? "" : ", ", pass ? "" : "const ", dtype_ctype(v->dtype),
-                         inplace ? "" : "restrict ", pn);
+                         shares_written(g, n, pass, j) ? "" : "restrict ", pn);
                 w_printf(&call, "%s%s", first ? "" : ", ", st.cname[vid]);
                 first = 0;
             }
