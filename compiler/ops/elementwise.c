@@ -162,6 +162,7 @@ enum {
 static int ew_infer(Graph *g, Node *n, Diag *d);
 static int ew_fold(Graph *g, Node *n, Diag *d);
 static int ew_emit(Emitter *e, const Node *n, Diag *d);
+static unsigned ew_inplace(const Graph *g, const Node *n);
 int ew_grad(GradCtx *c); /* elementwise_grad.c */
 extern const OpDef op_activation_grad;
 extern const OpDef op_fused_elementwise; /* fused.c */
@@ -170,7 +171,7 @@ extern const OpDef op_fused_elementwise; /* fused.c */
     static const EwDef ew_##N = {                                                              \
         .op = {.name = #N, .domain = DOMAIN, .since = 1, .min_inputs = MIN, .max_inputs = MAX, \
                .min_outputs = 1, .max_outputs = 1, .infer = ew_infer, .fold = ew_fold,        \
-               .emit = ew_emit, .summary = SUM, .grad = ew_grad},                             \
+               .emit = ew_emit, .summary = SUM, .grad = ew_grad, .inplace_if = ew_inplace},   \
         .id = E_##N, .kind = KIND, __VA_ARGS__};
 #define X_DEF(...) X_DEF_IN("", __VA_ARGS__)
 #define X_DEF_ML(...) X_DEF_IN("ai.onnx.ml", __VA_ARGS__)
@@ -192,6 +193,33 @@ const OpDef *const ops_elementwise[] = {
 static const EwDef *ew_of(const Node *n)
 {
     return (const EwDef *)n->op;
+}
+
+/* Which inputs output 0 may overwrite (OpDef.inplace). The loops of ew_emit_body
+ * load every operand of element i into a local (a, b, ...) before the one store
+ * to y0[i], each operand at its broadcast index j_k, which is i whenever that
+ * operand has the output's element count (the planner's condition); Clip reads
+ * its bounds once before the loop, Pow and PRelu load both operands first too,
+ * and Where reads x0[j0], x1[j1], x2[j2] in the one expression it stores (its
+ * condition is bool, so only the branches can match the output's type). Not
+ * Cast, CastLike (another element type) nor BitCast (a memcpy, whose operands
+ * must not overlap). */
+static unsigned ew_inplace(const Graph *g, const Node *n)
+{
+    (void)g;
+    const EwDef *o = (const EwDef *)n->op;
+    switch (o->id) {
+    case E_Cast:
+    case E_CastLike:
+    case E_BitCast:
+        return 0;
+    case E_Where:
+        return 6u; /* x1, x2 */
+    case E_Clip:
+        return 1u; /* x0; min and max are scalars */
+    default:
+        return ~0u; /* every operand */
+    }
 }
 
 /* ---------------------------------------------------------------- dtype helpers */

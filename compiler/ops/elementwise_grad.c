@@ -86,6 +86,7 @@ const OpDef op_activation_grad = {
     .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
     .infer = ag_infer, .emit = ag_emit,
     .summary = "dy * f'(x) for a unary activation f (attribute op)",
+    .inplace = 3u, /* x0[i] and x1[i] are loaded before y0[i] is stored */
 };
 
 /* Clip's min/max come from inputs from opset 11: they must be constants to differentiate. */

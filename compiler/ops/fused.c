@@ -198,5 +198,8 @@ const OpDef op_fused_elementwise = {
     .name = "Fused", .domain = "kdcc", .since = 1,
     .min_inputs = 1, .max_inputs = -1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_fused, .emit = emit_fused,
+    /* element i of x0 and of every full-size operand is read before y0[i] is stored
+     * (epilogue_store); scalar operands have one element, never the output's count */
+    .inplace = ~0u,
     .summary = "a chain of elementwise steps (attribute epilogue) over input 0, as one loop (made by the fusion pass)",
 };

@@ -485,6 +485,21 @@ static int emit_bn_train(Emitter *e, const Node *n, double mom, int unbiased)
 
 static int emit_batchnorm_body(Emitter *e, const Node *n, Diag *d);
 
+/* Does output 0 share input 0's bytes (the planner wrote it in place)? */
+static int g_out_over_x(const Graph *g, const Node *n)
+{
+    const Value *y = node_out(g, n, 0);
+    return y && n->inputs[0] >= 0 && y->alias_of == n->inputs[0];
+}
+
+/* In place in the inference form only: each element is read (x0[k]) before y0[k]
+ * is stored, with per-channel constants computed first (the training form reads
+ * x for its statistics, and pass_train_mode keeps x for the backward pass anyway). */
+static unsigned bn_inplace(const Graph *g, const Node *n)
+{
+    return strcmp(n->op_type, "BatchNormalization") == 0 && !bn_training(g, n) ? 1u : 0u;
+}
+
 /* With mixed element types (float X, float16 statistics, ...) only one half of a
  * prelude conversion pair may be used; reference the other so the file compiles
  * warning-free. */
@@ -558,8 +573,11 @@ static int emit_batchnorm_body(Emitter *e, const Node *n, Diag *d)
     em_literal(w, cdt, eps);
     w_puts(w, ");\n");
     w_line(w, "const %s sh = (%s)%s(x2[c]) - (%s)%s(x3[c]) * a;", ct, ct, l[2], ct, l[3]);
-    w_line(w, "const %s *restrict xp = x0 + (b * %" PRId64 " + c) * %" PRId64 ";", dtype_ctype(x->dtype), C, sp);
-    w_line(w, "%s *restrict yp = y0 + (b * %" PRId64 " + c) * %" PRId64 ";", dtype_ctype(x->dtype), C, sp);
+    /* written over x (the planner's in-place choice): xp and yp point to the same
+     * bytes, so they must not be restrict */
+    const char *rq = g_out_over_x(e->g, n) ? "" : "restrict ";
+    w_line(w, "const %s *%sxp = x0 + (b * %" PRId64 " + c) * %" PRId64 ";", dtype_ctype(x->dtype), rq, C, sp);
+    w_line(w, "%s *%syp = y0 + (b * %" PRId64 " + c) * %" PRId64 ";", dtype_ctype(x->dtype), rq, C, sp);
     em_for(w, "i", sp);
     w_line(w, "yp[i] = %s((%s)%s(xp[i]) * a + sh);", sx, ct, lx);
     em_close(w, 3);
@@ -571,6 +589,7 @@ static const OpDef op_batchnorm = {
     .min_inputs = 5, .max_inputs = 5, .min_outputs = 1, .max_outputs = 5,
     .infer = infer_batchnorm, .emit = emit_batchnorm, .grad = norm_grad_batchnorm,
     .summary = "per-channel (x - mean) / sqrt(var + epsilon) * scale + bias",
+    .inplace_if = bn_inplace,
 };
 
 /* kdcc.BatchNormTraining(x, scale, bias, mean, var) -> (y, mean', var'): the training form

@@ -51,6 +51,17 @@ typedef struct OpDef {
     /* Optional: 1 if the emitted kernel for this node honours Node.block_m/block_n (its
      * register block), so --tune (compiler/cli/tune.c) may time candidates for it. */
     int (*tunable)(const Graph *g, const Node *n);
+    /* In place: bit k set if output 0 may be written over input k. Set only where the
+     * emitted kernel, for every flat index i, reads input k's element i (and no other
+     * element of input k after it) before it writes output element i, with no
+     * block-scope restrict pointers into both. The memory planner (passes/plan.c)
+     * then gives output 0 input k's bytes when input k is an arena intermediate
+     * that dies at this node and has output 0's element type and count (so no
+     * broadcasting of it), and no other input reads those bytes at other indices.
+     * inplace_if, when set, decides per node instead (it may look at attributes and
+     * shapes: Softmax along the last axis only). 0/NULL: never in place. */
+    unsigned inplace;
+    unsigned (*inplace_if)(const Graph *g, const Node *n);
 } OpDef;
 
 typedef struct GradCtx {

@@ -317,8 +317,25 @@ static const OpDef op_softmax_grad = {
     .name = "SoftmaxGrad", .domain = "kdcc", .since = 1,
     .min_inputs = 2, .max_inputs = 2, .min_outputs = 1, .max_outputs = 1,
     .infer = sg_infer, .emit = sg_emit,
+    /* both loops over a row read y[k] and dy[k] before the second stores dx[k] */
+    .inplace = 3u,
     .summary = "gradient of Softmax / LogSoftmax from the output",
 };
+
+/* In place along the last axis (and the old 2-D coercion): each row is read whole
+ * for its maximum, then the second loop reads x[k] before it stores y[k] and the
+ * last one reads y[k] or x[k] before storing y[k]; a row's bytes are its own. Not
+ * along another axis: emit_softmax_columns walks the slab through restrict pointers. */
+static unsigned softmax_inplace(const Graph *g, const Node *n)
+{
+    const Value *x = node_in(g, n, 0);
+    int64_t outer, len, inner;
+    Diag quiet;
+    diag_init(&quiet, NULL);
+    if (!x || softmax_view(n, x, &outer, &len, &inner, &quiet))
+        return 0;
+    return inner == 1 ? 1u : 0u;
+}
 
 static int grad_softmax(GradCtx *c)
 {
@@ -345,6 +362,7 @@ static const OpDef op_softmax = {
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_softmax, .emit = emit_softmax, .grad = grad_softmax,
     .summary = "exp(x - max) / sum(exp(x - max)) along an axis",
+    .inplace_if = softmax_inplace,
 };
 
 static const OpDef op_logsoftmax = {
@@ -352,6 +370,7 @@ static const OpDef op_logsoftmax = {
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_softmax, .emit = emit_softmax, .grad = grad_softmax,
     .summary = "x - max - log(sum(exp(x - max))) along an axis",
+    .inplace_if = softmax_inplace,
 };
 
 static const OpDef op_hardmax = {
@@ -359,6 +378,7 @@ static const OpDef op_hardmax = {
     .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_softmax, .emit = emit_softmax,
     .summary = "1 at the first maximum along an axis, 0 elsewhere",
+    .inplace_if = softmax_inplace,
 };
 
 const OpDef *const ops_softmax[] = {&op_softmax, &op_logsoftmax, &op_hardmax, &op_softmax_grad, NULL};
