@@ -6,13 +6,17 @@
  *     planned  lower_bound  sum_of_intermediates  n_intermediates
  *
  * planned      the arena bytes the planner chose (what NAME_WORKSPACE_BYTES says)
- * lower_bound  plan_lower_bound (passes/plan.c), the figure `kdcc MODEL --report`
- *              prints: the largest sum of bytes of arena values live at the same
- *              node, with the planner's own lifetime model (a value lives from the
- *              node that writes it to the last node that reads it or any view of it;
- *              views share their input's bytes and cost nothing). No plan for this
- *              node order can use less without in-place reuse.
- * sum          every arena value in its own buffer (no sharing at all)
+ * lower_bound  the largest sum of bytes of intermediates live at the same node,
+ *              with the planner's own lifetime model (a value lives from the node
+ *              that writes it to the last node that reads it or any view of it;
+ *              views share their input's bytes and cost nothing) but with every
+ *              output the planner wrote in place over its input counted as a
+ *              buffer of its own: plan_lower_bound_separate (passes/plan.c), the
+ *              figure `kdcc MODEL --report` prints as "without in place". No
+ *              plan for this node order can use less without in-place reuse, so
+ *              `planned` below it is what in-place writing saves. (The report's
+ *              "lower bound" counts the in-place sharing; the plan meets that.)
+ * sum          every intermediate in its own buffer (no sharing at all)
  *
  * Sizes are unaligned element bytes; the planner rounds each buffer up to 16
  * bytes, so planned may exceed the bound by up to 15 bytes per live value even
@@ -49,7 +53,7 @@ int main(int argc, char **argv)
         return 1;
     }
     PlanBound b;
-    if (plan_lower_bound(g, &b) < 0) {
+    if (plan_lower_bound_separate(g, &b) < 0) {
         fprintf(stderr, "arena_bound: out of memory\n");
         arena_free(&a);
         return 1;

@@ -48,22 +48,35 @@ int pass_winograd(Graph *g, Diag *d);     /* 3x3 Conv with constant weights -> k
 int pass_plan(Graph *g, Diag *d);         /* memory planning: arena offsets */
 int64_t plan_arena_bytes(const Graph *g); /* bytes of the arena after pass_plan */
 /* The planner's lifetime model, for reports: start[v] is the node that first writes
- * value v, end[v] the last node that reads it or any view of it (-1: not written,
- * not read). Arrays of g->nvalues. */
+ * value v, end[v] the last node that reads it, any view of it or any output written
+ * over it in place (-1: not written, not read). Arrays of g->nvalues. */
 void plan_lifetimes(const Graph *g, int *start, int *end);
+/* After pass_plan: the value whose bytes v's producer wrote v over in place
+ * (OpDef.inplace), or -1. Such a v shares that value's storage (alias_of) and has
+ * no arena bytes of its own. */
+int plan_inplace_of(const Graph *g, int v);
+/* The same as plan_lifetimes with each in-place output a value of its own: the
+ * value it overwrites ends where it is last read (or a view of it), not where the
+ * storage they share ends. For reports that classify tensors by lifetime. */
+void plan_value_lifetimes(const Graph *g, int *start, int *end);
 /* 1 if the planner gives value v bytes of the arena (an intermediate that is not a
  * graph output, not a view, and is written), given start[] from plan_lifetimes. */
 int plan_in_arena(const Graph *g, int v, const int *start);
 /* The smallest arena any placement could use for this node order and lifetimes:
- * the largest sum of (unaligned) bytes of arena values live at one node, views free.
- * Also the sum of all of them (a plan with no sharing) and where the peak is. */
+ * the largest sum of (unaligned) bytes of arena values live at one node, views and
+ * in-place outputs free (they count in the storage they share). Also the sum of
+ * all of them, in-place outputs included (a plan with no sharing), and where the
+ * peak is. */
 typedef struct PlanBound {
     int64_t bound;        /* max over nodes of the live bytes */
     int peak_node;        /* a node index where it is reached, -1 if nothing is live */
-    int64_t sum;          /* every arena value in its own buffer */
-    int count;            /* arena values */
+    int64_t sum;          /* every arena value and in-place output in its own buffer */
+    int count;            /* arena values and in-place outputs */
 } PlanBound;
 int64_t plan_lower_bound(const Graph *g, PlanBound *b); /* -1 on out of memory */
+/* The same with every in-place output counted as a buffer of its own (the bound
+ * of a plan without in-place writing, for this node order). */
+int64_t plan_lower_bound_separate(const Graph *g, PlanBound *b);
 
 /* ---- training ---- */
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptimKind;

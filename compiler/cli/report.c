@@ -225,7 +225,8 @@ const char *human_count(char *buf, size_t n, int64_t v, int bytes)
 
 /* ------------------------------------------------------------------ the report */
 
-/* Where value v lives: an arena offset, a view, the caller's buffer, state. */
+/* Where value v lives: an arena offset, a view, an input's bytes written over in
+ * place, the caller's buffer, state. */
 static const char *placement(const Graph *g, int v, char *buf, size_t n)
 {
     const Value *val = &g->values[v];
@@ -233,7 +234,7 @@ static const char *placement(const Graph *g, int v, char *buf, size_t n)
         snprintf(buf, n, "output");
     else if (val->alias_of >= 0) {
         const Value *a = &g->values[val->alias_of];
-        if (a->role == VR_STATE)
+        if (a->role == VR_STATE || plan_inplace_of(g, v) >= 0)
             snprintf(buf, n, "in place of %s", a->name);
         else
             snprintf(buf, n, "view of %s", a->name);
@@ -401,7 +402,7 @@ int report_write(const Graph *g, const char *csrc, Writer *w)
              human_count(h, sizeof h, code, 1), lines, REPORT_CODE_BYTES_PER_LINE);
     w_printf(w, "  flash          ~%s (weights + code estimate)\n", human_count(h, sizeof h, weights + code, 1));
     w_printf(w, "  arena          %s (NAME_WORKSPACE_BYTES; each buffer starts at a multiple of 16 bytes)\n", human_count(h, sizeof h, arena, 1));
-    w_printf(w, "  lower bound    %s (most bytes of intermediates live at one node; views free)\n",
+    w_printf(w, "  lower bound    %s (most bytes of intermediates live at one node; views and in-place outputs free)\n",
              human_count(h, sizeof h, pb.bound, 1));
     if (pb.bound > 0)
         w_printf(w, "  arena / bound  %.3f\n", (double)arena / (double)pb.bound);
@@ -409,6 +410,23 @@ int report_write(const Graph *g, const char *csrc, Writer *w)
         w_printf(w, "  arena / bound  -\n");
     w_printf(w, "  no reuse       %s (%d intermediates, each in its own buffer)\n", human_count(h, sizeof h, pb.sum, 1),
              pb.count);
+    int ninplace = 0;
+    int64_t inplace = 0;
+    for (int v = 0; v < nv; v++)
+        if (plan_inplace_of(g, v) >= 0) {
+            ninplace++;
+            inplace += (int64_t)value_bytes(&g->values[v]);
+        }
+    PlanBound sep;
+    if (plan_lower_bound_separate(g, &sep) < 0) {
+        free(start);
+        free(end);
+        return -1;
+    }
+    w_printf(w, "  in place       %s (%d output%s sharing the bytes of an input that dies at %s node)\n",
+             human_count(h, sizeof h, inplace, 1), ninplace, ninplace == 1 ? "" : "s", ninplace == 1 ? "its" : "their");
+    w_printf(w, "  no in place    %s (the lower bound with each in-place output in a buffer of its own)\n",
+             human_count(h, sizeof h, sep.bound, 1));
     w_printf(w, "  inputs         %s, outputs %s (the caller's buffers, not in the arena)\n",
              human_count(h, sizeof h, in_bytes, 1), human_count(b1, sizeof b1, out_bytes, 1));
     if (state > 0)
@@ -431,9 +449,11 @@ static int is_loss(const Node *n)
     return n->domain && strcmp(n->domain, "kdcc") == 0 && strcmp(n->op_type, "DistillLoss") == 0;
 }
 
-static int storage_root(const Graph *g, int v)
+/* The tensor whose bytes v is: itself, or what it is a view of. An output written
+ * over its input in place is a tensor of its own (it has its own class). */
+static int tensor_of(const Graph *g, int v)
 {
-    for (int hops = 0; v >= 0 && g->values[v].alias_of >= 0 && hops < g->nvalues; hops++)
+    for (int hops = 0; v >= 0 && g->values[v].alias_of >= 0 && plan_inplace_of(g, v) < 0 && hops < g->nvalues; hops++)
         v = g->values[v].alias_of;
     return v;
 }
@@ -451,7 +471,7 @@ int training_classes(const Graph *g, TrainBytes *tb)
         free(cls);
         return -1;
     }
-    plan_lifetimes(g, start, end);
+    plan_value_lifetimes(g, start, end); /* in-place outputs and what they overwrite: each its own lifetime */
     int loss_node = -1;
     for (int i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
@@ -462,7 +482,7 @@ int training_classes(const Graph *g, TrainBytes *tb)
         if (!is_update(n))
             continue;
         /* inputs: the parameter, its gradient, then (Adam: m, v; SGD: lr, [scale], velocity) */
-        int gv = n->ninputs > 1 ? storage_root(g, n->inputs[1]) : -1;
+        int gv = n->ninputs > 1 ? tensor_of(g, n->inputs[1]) : -1;
         if (gv >= 0)
             cls[gv] = 1;
         for (int j = 2; j < n->ninputs; j++) {
@@ -491,8 +511,8 @@ int training_classes(const Graph *g, TrainBytes *tb)
                 tb->frozen += b, tb->nfrozen++;
             continue;
         }
-        if (!plan_in_arena(g, v, start))
-            continue;
+        if (!plan_in_arena(g, v, start) && plan_inplace_of(g, v) < 0)
+            continue; /* in-place outputs count as tensors of their own: sums of sizes, not arena bytes */
         int e = end[v] < start[v] ? start[v] : end[v];
         if (cls[v] == 1)
             tb->gradients += b, tb->ngradients++;
@@ -535,6 +555,20 @@ int report_training_write(const Graph *g, Writer *w)
                 "                                                    share it where their lifetimes do not overlap)\n",
              human_count(h, sizeof h, plan_arena_bytes(g), 1));
     w_printf(w, "  lower bound          %s\n", human_count(h, sizeof h, pb.bound, 1));
+    PlanBound sep;
+    if (plan_lower_bound_separate(g, &sep) < 0)
+        return -1;
+    int ninplace = 0;
+    int64_t inplace = 0;
+    for (int v = 0; v < g->nvalues; v++)
+        if (plan_inplace_of(g, v) >= 0) {
+            ninplace++;
+            inplace += (int64_t)value_bytes(&g->values[v]);
+        }
+    w_printf(w, "  in place             %-28s %d output%s sharing the bytes of an input that dies at %s node\n",
+             human_count(h, sizeof h, inplace, 1), ninplace, ninplace == 1 ? "" : "s", ninplace == 1 ? "its" : "their");
+    w_printf(w, "  no in place          %-28s the lower bound with each of them in a buffer of its own\n",
+             human_count(h, sizeof h, sep.bound, 1));
     return w->oom ? -1 : 0;
 }
 

@@ -51,29 +51,32 @@ B=$HERE/branch.txt
 # r = Relu(c), s = Sigmoid(c), m = Mul(r, s): the fusion pass makes Relu and Mul one
 # node m = kdcc.Fused(c, s) (r has one consumer; s is computed before it): 256 bytes each
 # f = Reshape(m) is a view of m; y = Gemm(f[1,64], w2[64,2], b2): the output, MACs 2 x 64 = 128
-# nodes: c s m f y; lifetimes: c 0..2, s 1..2, m 2..4 (through its view f, read at 4)
-# live bytes per node: 256, 512, 768 (c s m), 256, 256 -> bound 768 at node 2
-# planner (largest first, then by id): c@0, s@256, m@512 -> arena 768
+# nodes: c s m f y; c dies at the Fused node, which reads c[i] before writing m[i]: m is
+# written in place of c (no bytes of its own), so c's storage lives 0..4 (through m and
+# its view f, read at 4), s 1..2
+# live bytes per node: 256, 512 (c s), 512, 256, 256 -> bound 512 at node 1
+# planner (largest first, then by id): c@0, s@256 -> arena 512 (768 without in place)
 # no reuse: c s m = 768 (the view costs nothing); weights w 288 + w2 512 + b2 8 = 808
 mkdir -p "$W/empty"
 check report_only_writes_nothing bash -c "cd '$W/empty' && '$KDCC' '$B' --report > ../b.rep && [ -z \"\$(ls -A .)\" ]"
 R=$W/b.rep
-check row_conv expect_row "$R" 0 "0 #0 Conv c float[1,4,4,4] 1152 256 0 0..2"
+check row_conv expect_row "$R" 0 "0 #0 Conv c float[1,4,4,4] 1152 256 0 0..4"
 check row_sigmoid expect_row "$R" 1 "1 #1 Sigmoid s float[1,4,4,4] - 256 256 1..2"
-check row_fused expect_row "$R" 2 "2 #2 kdcc.Fused m float[1,4,4,4] - 256 512 2..4"
+check row_fused expect_row "$R" 2 "2 #2 kdcc.Fused m float[1,4,4,4] - 256 in place of c"
 check row_view expect_row "$R" 3 "3 #3 Reshape f float[1,64] - 256 view of m"
 check row_output expect_row "$R" 4 "4 #4 Gemm y float[1,2] 128 8 output"
 check macs expect "$R" "MACs          " 1280
 check weights expect "$R" "weights       " 808
-check arena expect "$R" "arena         " 768
-check lower_bound expect "$R" "lower bound   " 768
+check arena expect "$R" "arena         " 512
+check lower_bound expect "$R" "lower bound   " 512
 check ratio expect "$R" "arena / bound " 1.000
 check no_reuse_views_free expect "$R" "no reuse      " 768
-check peak bash -c "grep -qx 'peak at node 2 (#2): c 256 + s 256 + m 256 = 768 bytes' '$R'"
+check in_place expect "$R" "in place      " 256
+check peak bash -c "grep -qx 'peak at node 1 (#1): c 256 + s 256 = 512 bytes' '$R'"
 check inputs_outputs bash -c "grep -q '^  inputs         128 bytes, outputs 8 bytes' '$R'"
-check awk_bound_branch bash -c "[ \$(awk_bound '$R') = 768 ]"
+check awk_bound_branch bash -c "[ \$(awk_bound '$R') = 512 ]"
 # the checks can fail: a wrong figure, a wrong row
-check expect_rejects_wrong_bound bash -c "! expect '$R' 'lower bound   ' 767"
+check expect_rejects_wrong_bound bash -c "! expect '$R' 'lower bound   ' 511"
 check expect_rejects_wrong_row bash -c "! expect_row '$R' 2 '2 #2 kdcc.Fused m float[1,4,4,4] - 256 0 2..4'"
 
 # with -o: the same files as without --report, the header's workspace = the report's arena
@@ -81,7 +84,7 @@ mkdir -p "$W/o1" "$W/o2"
 check report_with_output bash -c "'$KDCC' '$B' -o '$W/o1/b.c' --report > '$W/o1.rep' && [ -f '$W/o1/b.c' ] && [ -f '$W/o1/b.h' ]"
 check same_c_without_report bash -c "'$KDCC' '$B' -o '$W/o2/b.c' && cmp '$W/o1/b.c' '$W/o2/b.c' && cmp '$W/o1/b.h' '$W/o2/b.h'"
 check same_report_with_output bash -c "cmp '$W/o1.rep' '$R'"
-check header_workspace bash -c "grep -q '^#define B_WORKSPACE_BYTES 768\$' '$W/o1/b.h'"
+check header_workspace bash -c "grep -q '^#define B_WORKSPACE_BYTES 512\$' '$W/o1/b.h'"
 check depfile_needs_output bash -c "'$KDCC' '$B' --report --depfile '$W/x.d' 2>&1 | grep -q 'needs -o'; [ \${PIPESTATUS[0]} -eq 1 ] && [ ! -e '$W/x.d' ]"
 
 # kws: Gemm and Relu fuse into one node writing act; act 24 + logits 16 live at the second
