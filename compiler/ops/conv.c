@@ -536,6 +536,34 @@ static int pp_plan(const Graph *g, const Node *n, const ConvGeom *cg, PpGeom *p)
     return p->PW <= cg->out[1] + cg->out[1] / 4;
 }
 
+/* Threads the padded-plane and im2col kernels split a batch over (Graph.threads):
+ * each takes its own images and its own slice of the scratch. */
+static int64_t conv_nt(const Graph *g, const ConvGeom *cg)
+{
+    return g->threads > 1 && cg->N > 1 ? (g->threads < cg->N ? g->threads : cg->N) : 1;
+}
+
+/* Open the loop over threads: `ys` is the thread's scratch slice of `per` floats;
+ * conv_batch_images then opens the loop over the thread's images `b`. Without
+ * OpenMP the same loop runs on one thread, and each image is computed the same way
+ * whatever nt is. */
+static void conv_batch_open(Emitter *e, int64_t nt, int64_t per)
+{
+    Writer *w = e->w;
+    if (nt > 1) {
+        w_puts(w, "#ifdef _OPENMP\n");
+        w_printf(w, "#pragma omp parallel for num_threads(%" PRId64 ") schedule(static)\n", nt);
+        w_puts(w, "#endif\n");
+    }
+    w_open(w, "for (int64_t th = 0; th < %" PRId64 "; ++th)", nt);
+    w_line(w, "float *restrict ys = y1 + th * %" PRId64 ";", per);
+}
+
+static void conv_batch_images(Writer *w, int64_t nt, int64_t N)
+{
+    w_open(w, "for (int64_t b = th * %" PRId64 " / %" PRId64 "; b < (th + 1) * %" PRId64 " / %" PRId64 "; ++b)", N, nt, N, nt);
+}
+
 static int64_t conv_scratch(const Graph *g, const Node *n)
 {
     Diag d = {0};
@@ -545,9 +573,9 @@ static int64_t conv_scratch(const Graph *g, const Node *n)
     if (conv_geom(g, n, 0, &cg, &d))
         return 0;
     if (pp_plan(g, n, &cg, &p))
-        return ((cg.C / cg.G) * p.PS + p.slack) * (int64_t)sizeof(float);
+        return conv_nt(g, &cg) * ((cg.C / cg.G) * p.PS + p.slack) * (int64_t)sizeof(float);
     if (ic_plan(g, n, &cg, &rows, &pp, &mr, &nr))
-        return rows * pp * (int64_t)sizeof(float);
+        return conv_nt(g, &cg) * rows * pp * (int64_t)sizeof(float);
     return 0;
 }
 
@@ -565,7 +593,7 @@ static void pp_block(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bia
     w_line(w, has_bias ? "acc[mm][v] = x2[m0 + mm];" : "acc[mm][v] = 0;");
     em_close(w, 2);
     em_for(w, "ci", Cg);
-    w_line(w, "const float *restrict xr = y1 + ci * %" PRId64 " + q0;", p->PS);
+    w_line(w, "const float *restrict xr = ys + ci * %" PRId64 " + q0;", p->PS);
     w_line(w, "const float *restrict wc = x1 + (m0 * %" PRId64 " + ci) * %" PRId64 ";", Cg, KSZ);
     em_for(w, "k0", K0);
     w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 ";", cg->dl[0] * p->PW);
@@ -623,7 +651,7 @@ static void ic_block(Writer *w, const ConvGeom *cg, int64_t rows, int64_t pp, in
     w_line(w, has_bias ? "acc[mm][v] = x2[m0 + mm];" : "acc[mm][v] = 0;");
     em_close(w, 2);
     em_for(w, "k", rows);
-    w_line(w, "const float *restrict cr = y1 + k * %" PRId64 " + q0;", pp);
+    w_line(w, "const float *restrict cr = ys + k * %" PRId64 " + q0;", pp);
     em_for(w, "mm", mb);
     w_line(w, "const float wv = x1[(m0 + mm) * %" PRId64 " + k];", rows);
     em_for(w, "v", nr);
@@ -647,18 +675,20 @@ static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg, const
     if (n->noutputs != 2 || !node_out(e->g, n, 1) || !ic_plan(e->g, n, cg, &rows, &pp, &mr, &nr))
         return 0;
     const Value *t = node_out(e->g, n, 1);
-    if (t->dtype != DT_FLOAT || value_numel(t) < rows * pp)
+    int64_t nt = conv_nt(e->g, cg);
+    if (t->dtype != DT_FLOAT || value_numel(t) < nt * rows * pp)
         return 0;
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
     int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G, IH = cg->in[0], IW = cg->in[1];
     int64_t OH = cg->out[0], OW = cg->out[1], K0 = cg->k[0], K1 = cg->k[1], P = OH * OW;
-    em_for(w, "b", cg->N);
+    conv_batch_open(e, nt, rows * pp);
+    conv_batch_images(w, nt, cg->N);
     em_for(w, "g", cg->G);
     em_for(w, "ci", Cg);
     w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g * %" PRId64 " + ci) * %" PRId64 ";", cg->C, Cg, IH * IW);
     em_for(w, "k0", K0);
-    w_line(w, "float *restrict cc = y1 + (ci * %" PRId64 " + k0) * %" PRId64 ";", K0, K1 * pp);
+    w_line(w, "float *restrict cc = ys + (ci * %" PRId64 " + k0) * %" PRId64 ";", K0, K1 * pp);
     em_for(w, "oy", OH);
     w_line(w, "const int64_t u = oy * %" PRId64 " + k0 * %" PRId64 " - %" PRId64 ";", cg->s[0], cg->dl[0], cg->pb[0]);
     w_open(w, "if (u < 0 || u >= %" PRId64 ")", IH);
@@ -697,7 +727,7 @@ static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg, const
     if (pp > P) {
         em_for(w, "k", rows);
         w_open(w, "for (int64_t q = %" PRId64 "; q < %" PRId64 "; ++q)", P, pp);
-        w_line(w, "y1[k * %" PRId64 " + q] = 0;", pp);
+        w_line(w, "ys[k * %" PRId64 " + q] = 0;", pp);
         em_close(w, 2);
     }
     if (mr > Mg)
@@ -705,19 +735,19 @@ static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg, const
     int64_t nfull = Mg / mr, rem = Mg % mr;
     w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * mr, mr);
     w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
-    em_omp_for(e, pp * mr * rows, 1);   /* the q0 loop: each block its own outputs */
+    em_omp_for(e, nt > 1 ? 0 : pp * mr * rows, 1);   /* the q0 loop: each block its own outputs */
     ic_block(w, cg, rows, pp, has_bias, mr, NULL, nr);
     conv_epilogue_planes(w, ep, cg->M, P, mr);
     w_close(w);
     if (rem) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * mr);
-        em_omp_for(e, pp * rem * rows, 1);
+        em_omp_for(e, nt > 1 ? 0 : pp * rem * rows, 1);
         ic_block(w, cg, rows, pp, has_bias, rem, NULL, nr);
         conv_epilogue_planes(w, ep, cg->M, P, rem);
         w_close(w);
     }
-    em_close(w, 2);   /* g, b */
+    em_close(w, 3);   /* g, b, th */
     return 1;
 }
 
@@ -728,8 +758,8 @@ static int emit_conv_plane(Emitter *e, const Node *n, const ConvGeom *cg, const 
     if (n->noutputs != 2 || !node_out(e->g, n, 1) || !pp_plan(e->g, n, cg, &p))
         return 0;
     const Value *t = node_out(e->g, n, 1);
-    int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G, IH = cg->in[0], IW = cg->in[1];
-    if (t->dtype != DT_FLOAT || value_numel(t) < Cg * p.PS + p.slack)
+    int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G, IH = cg->in[0], IW = cg->in[1], nt = conv_nt(e->g, cg);
+    if (t->dtype != DT_FLOAT || value_numel(t) < nt * (Cg * p.PS + p.slack))
         return 0;
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
@@ -738,13 +768,14 @@ static int emit_conv_plane(Emitter *e, const Node *n, const ConvGeom *cg, const 
     int64_t clo = pl < 0 ? 0 : pl, chi = IW + pl < p.PW ? IW + pl : p.PW;
     if (chi < clo)
         chi = clo;
+    conv_batch_open(e, nt, Cg * p.PS + p.slack);
     em_for(w, "j", p.slack);
-    w_line(w, "y1[%" PRId64 " + j] = 0;", Cg * p.PS);
+    w_line(w, "ys[%" PRId64 " + j] = 0;", Cg * p.PS);
     w_close(w);
-    em_for(w, "b", cg->N);
+    conv_batch_images(w, nt, cg->N);
     em_for(w, "g", cg->G);
     em_for(w, "ci", Cg);
-    w_line(w, "float *restrict pp = y1 + ci * %" PRId64 ";", p.PS);
+    w_line(w, "float *restrict pp = ys + ci * %" PRId64 ";", p.PS);
     w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g * %" PRId64 " + ci) * %" PRId64 ";", cg->C, Cg, IH * IW);
     em_for(w, "r", p.PH);
     w_line(w, "const int64_t u = r - %" PRId64 ";", pt);
@@ -775,19 +806,19 @@ static int emit_conv_plane(Emitter *e, const Node *n, const ConvGeom *cg, const 
     int64_t nfull = Mg / mr, rem = Mg % mr;
     w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * mr, mr);
     w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
-    em_omp_for(e, p.Q * mr * Cg * cg->k[0] * cg->k[1], 1);   /* the q0 loop: each block its own outputs */
+    em_omp_for(e, nt > 1 ? 0 : p.Q * mr * Cg * cg->k[0] * cg->k[1], 1); /* the q0 loop: each block its own outputs */
     pp_block(w, cg, &p, has_bias, mr, NULL);
     conv_epilogue_planes(w, ep, cg->M, cg->out[0] * cg->out[1], mr);
     w_close(w);
     if (rem) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * mr);
-        em_omp_for(e, p.Q * rem * Cg * cg->k[0] * cg->k[1], 1);
+        em_omp_for(e, nt > 1 ? 0 : p.Q * rem * Cg * cg->k[0] * cg->k[1], 1);
         pp_block(w, cg, &p, has_bias, rem, NULL);
         conv_epilogue_planes(w, ep, cg->M, cg->out[0] * cg->out[1], rem);
         w_close(w);
     }
-    em_close(w, 2);   /* g, b */
+    em_close(w, 3);   /* g, b, th */
     return 1;
 }
 
