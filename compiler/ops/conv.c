@@ -572,6 +572,8 @@ static int64_t conv_scratch(const Graph *g, const Node *n)
     int64_t rows, pp, mr, nr;
     if (conv_geom(g, n, 0, &cg, &d))
         return 0;
+    if (conv_dw_scratch(g, n, &cg) > 0)
+        return conv_dw_scratch(g, n, &cg);
     if (pp_plan(g, n, &cg, &p))
         return conv_nt(g, &cg) * ((cg.C / cg.G) * p.PS + p.slack) * (int64_t)sizeof(float);
     if (ic_plan(g, n, &cg, &rows, &pp, &mr, &nr))
@@ -580,7 +582,11 @@ static int64_t conv_scratch(const Graph *g, const Node *n)
 }
 
 /* --tune may choose this node's register block when a blocked kernel takes it */
-static int conv_tunable(const Graph *g, const Node *n) { return conv_scratch(g, n) > 0; }
+static int conv_tunable(const Graph *g, const Node *n)
+{
+    int dw = conv_dw_tunable(g, n);
+    return dw >= 0 ? dw : conv_scratch(g, n) > 0;
+}
 
 static void pp_block(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bias, int64_t mb, const Epilogue *ep)
 {
@@ -841,7 +847,8 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
         return 0;
     }
     conv_flatten_pointwise(&cg);
-    if (emit_conv_plane(e, n, &cg, &ep) || emit_conv_im2col(e, n, &cg, &ep) || emit_conv_blocked(e, n, &cg, &ep))
+    if (emit_conv_depthwise(e, n, &cg, &ep) || emit_conv_pointwise(e, n, &cg, &ep) ||
+        emit_conv_plane(e, n, &cg, &ep) || emit_conv_im2col(e, n, &cg, &ep) || emit_conv_blocked(e, n, &cg, &ep))
         return 0;
     const char *ct = dtype_ctype(t);
     /* float16/bfloat16: accumulate one output channel in a float array on the stack */

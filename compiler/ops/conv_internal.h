@@ -41,4 +41,15 @@ void conv_block(const Graph *g, const Node *n, int64_t *mr, int64_t *nr);
 /* Valid output-pixel range [lo, hi) of last-dim tap kl along dim L. */
 void conv_tap_range(const ConvGeom *cg, int L, int64_t kl, int64_t *lo, int64_t *hi);
 
+/* ---- compiler/ops/conv_dw.c: depthwise and pointwise kernels ---- */
+/* Scratch bytes of the depthwise or pointwise kernel for node n (geometry cg,
+ * flattened or not), 0 if neither takes it or it needs none. */
+int64_t conv_dw_scratch(const Graph *g, const Node *n, const ConvGeom *cg);
+/* For OpDef.tunable: 1 if the pointwise kernel takes n (it honours the block), 0 if
+ * the depthwise kernel does (it has none), -1 if neither. */
+int conv_dw_tunable(const Graph *g, const Node *n);
+/* Emit Conv through the kernel: 1 if emitted, 0 if the case is not one it takes. */
+int emit_conv_depthwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epilogue *ep);
+int emit_conv_pointwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epilogue *ep);
+
 #endif

@@ -1,0 +1,269 @@
+"""tests/kernels: the depthwise and pointwise Conv kernels of compiler/ops/conv_dw.c.
+
+Each case is a small model in the ONNX textual syntax; the compiled C must give the
+outputs PyTorch computes in double from the same float weights and inputs (an
+independent reference), and the generated C must show that the kernel under test
+took the layer (its comment line), or, for the targets without kernel scratch, that
+it did not. Shapes reach the edges: odd sizes, stride 2 and 3, asymmetric padding,
+dilation 2, kernels wider than tall and past the written-out tap count, 1-D, group ==
+C with a channel multiplier of 2 and 3, two channels per group, pixel counts that
+are not a multiple of the block or of the vector, channel counts that are not a
+multiple of the block, grouped 1x1, batch 2, and fused epilogues (Relu, Clip, a
+residual Add). The pointwise kernel honours --tune's block: each candidate block is
+forced through a tune file and checked.
+
+usage: kernels.py KDCC WORKDIR   (Debian's /usr/bin/python3 with numpy and torch)
+"""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+KDCC, WORK = sys.argv[1], sys.argv[2]
+os.makedirs(WORK, exist_ok=True)
+CC = os.environ.get("CC", "cc")
+rng = np.random.default_rng(4321)
+passes = fails = 0
+
+
+def arr(shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def lit(a):
+    return "{" + ", ".join("%.9g" % v for v in np.asarray(a).ravel()) + "}"
+
+
+def tstr(a):
+    return "float[%s]" % ",".join(str(d) for d in a.shape)
+
+
+def t64(a):
+    return torch.from_numpy(np.asarray(a, dtype=np.float64))
+
+
+def check(name, ok, msg=""):
+    global passes, fails
+    if ok:
+        passes += 1
+        print("ok   %s" % name)
+    else:
+        fails += 1
+        print("FAIL %s: %s" % (name, msg))
+
+
+class Model:
+    def __init__(self, name):
+        self.name = name
+        self.inits, self.inputs, self.nodes, self.feeds = [], [], [], {}
+        self.out = None
+
+    def init(self, name, a):
+        self.inits.append("%s %s = %s" % (tstr(a), name, lit(a)))
+
+    def input(self, name, a):
+        self.inputs.append("%s %s" % (tstr(a), name))
+        self.feeds[name] = a
+
+    def node(self, text):
+        self.nodes.append(text)
+
+    def text(self):
+        s = "<\n   ir_version: 8,\n   opset_import: [\"\" : 17]\n>\n"
+        s += "%s (%s) => (%s)\n" % (self.name, ", ".join(self.inputs), self.out)
+        s += "<\n   " + ",\n   ".join(self.inits) + "\n>\n"
+        return s + "{\n" + "".join("   %s\n" % n for n in self.nodes) + "}\n"
+
+
+def build_run(m, d, opts):
+    """Compile m into directory d with kdcc options opts, run it; (C text, outputs) or None."""
+    os.makedirs(d, exist_ok=True)
+    src = os.path.join(d, "model.txt")
+    with open(src, "w") as f:
+        f.write(m.text())
+    r = subprocess.run([KDCC, src, "-o", os.path.join(d, "m.c"), "--name", "m"] + opts, capture_output=True, text=True)
+    if r.returncode != 0:
+        check(os.path.basename(d) + "_compiles", False, r.stderr.strip()[:400])
+        return None
+    nin = len(m.feeds)
+    drv = ["#include <stdio.h>", "#include \"m.h\""]
+    drv += ["static float in%d[M_IN%d_COUNT];" % (k, k) for k in range(nin)]
+    drv += ["static float out0[M_OUT0_COUNT];", "int main(void) {", "    FILE *f;"]
+    for k in range(nin):
+        drv.append("    f = fopen(\"in%d.bin\", \"rb\"); if (!f || fread(in%d, sizeof in%d, 1, f) != 1) return 2; fclose(f);"
+                   % (k, k, k))
+    drv.append("    if (m_run(%s)) return 3;" % ", ".join(["in%d" % k for k in range(nin)] + ["out0"]))
+    drv.append("    f = fopen(\"out0.bin\", \"wb\"); if (!f || fwrite(out0, sizeof out0, 1, f) != 1) return 4; fclose(f);")
+    drv.append("    return 0;\n}")
+    with open(os.path.join(d, "main.c"), "w") as f:
+        f.write("\n".join(drv) + "\n")
+    for k, a in enumerate(m.feeds.values()):
+        np.asarray(a, dtype=np.float32).tofile(os.path.join(d, "in%d.bin" % k))
+    # the flags of the benchmark (vectorised, contracted) and the strict C99 warnings
+    r = subprocess.run([CC, "-std=c99", "-O3", "-march=native", "-ffp-contract=fast", "-Wall", "-Wextra", "-Wpedantic",
+                        "-Werror", "-o", "prog", "main.c", "m.c", "-lm"], cwd=d, capture_output=True, text=True)
+    if r.returncode != 0:
+        check(os.path.basename(d) + "_c_builds", False, r.stderr.strip()[:600])
+        return None
+    r = subprocess.run(["./prog"], cwd=d, capture_output=True, text=True)
+    if r.returncode != 0:
+        check(os.path.basename(d) + "_runs", False, "exit %d" % r.returncode)
+        return None
+    with open(os.path.join(d, "m.c")) as f:
+        ctext = f.read()
+    return ctext, np.fromfile(os.path.join(d, "out0.bin"), dtype=np.float32).astype(np.float64)
+
+
+def compare(name, got, ref, tol=1e-4):
+    ref = np.asarray(ref, dtype=np.float64).ravel()
+    err = np.max(np.abs(got - ref) / (1 + np.abs(ref))) if ref.size and got.shape == ref.shape else float("inf")
+    check(name, err <= tol, "max relative error %.3g (tolerance %.1g)" % (err, tol))
+
+
+def case(m, ref, kernel, blocks=(), groups=1):
+    """kernel: 'depthwise' or 'pointwise', the comment the kernel writes."""
+    ref = ref.numpy() if isinstance(ref, torch.Tensor) else ref
+    m.out = "float[%s] y" % ",".join(str(d) for d in ref.shape)
+    d = os.path.join(WORK, m.name)
+    res = build_run(m, d, [])
+    if res:
+        check(m.name + "_takes_" + kernel, "/* %s:" % kernel in res[0], "the generated C has no '/* %s:' line" % kernel)
+        compare(m.name + "_output", res[1], ref)
+    # no kernel scratch (cortex-m4): the layer takes another path, with the same numbers
+    res = build_run(m, d + "_m4", ["--target", "cortex-m4"])
+    if res:
+        check(m.name + "_m4_without_" + kernel, "/* %s:" % kernel not in res[0], "cortex-m4 took the %s kernel" % kernel)
+        compare(m.name + "_m4_output", res[1], ref)
+    if blocks:
+        # the tune file's key for the layer, from one --tune run; then each block forced
+        t = os.path.join(d, "t")
+        os.makedirs(t, exist_ok=True)
+        if os.path.exists(os.path.join(t, "m.tune")):
+            os.remove(os.path.join(t, "m.tune"))
+        r = subprocess.run([KDCC, os.path.join(d, "model.txt"), "-o", os.path.join(t, "m.c"), "--name", "m", "--tune"],
+                           capture_output=True, text=True, env=dict(os.environ, KDCC_TUNE_CFLAGS="-O1"))
+        lines = []
+        if r.returncode == 0:
+            with open(os.path.join(t, "m.tune")) as f:
+                lines = [l for l in f.read().splitlines() if l and not l.startswith("#")]
+        check(m.name + "_tunable", len(lines) == 1, "tune: %s; lines %s" % (r.stderr.strip()[:300], lines))
+        for blk in blocks:
+            tf = os.path.join(d, "b%s.tune" % blk)
+            with open(tf, "w") as f:
+                f.write("".join(re.sub(r"\t\d+x\d+\t", "\t%s\t" % blk, l) + "\n" for l in lines))
+            res = build_run(m, os.path.join(d, "b" + blk), ["--tune-file", tf])
+            if res:
+                # the block's first dim: channels (clamped to the group's), or pixels
+                # (clamped to the map's) in the channel-vector form for few pixels
+                mr = int(blk.split("x")[0])
+                got = re.search(r"/\* %s: blocks of (\d+) (channels|pixels)" % kernel, res[0])
+                lim = ref.shape[1] // groups if got and got.group(2) == "channels" else int(np.prod(ref.shape[2:]))
+                check("%s_block_%s_used" % (m.name, blk), got and int(got.group(1)) == min(mr, lim),
+                      "block not used: %s" % (got.group(0) if got else "no pointwise kernel"))
+                compare("%s_block_%s_output" % (m.name, blk), res[1], ref)
+
+
+def dw(name, n, c, mult, h, w_, k, stride=(1, 1), pads=(0, 0, 0, 0), dil=(1, 1), cpg=1, epi=None):
+    """Depthwise-style Conv: c input channels in groups of cpg, mult output channels per group."""
+    g = c // cpg
+    m = Model(name)
+    x = arr((n, c, h, w_))
+    wt, b = arr((g * mult, cpg) + tuple(k), 0.3), arr((g * mult,), 0.1)
+    m.input("x", x)
+    m.init("w", wt)
+    m.init("b", b)
+    m.node("c = Conv<group = %d, strides = [%d, %d], pads = [%d, %d, %d, %d], dilations = [%d, %d]>(x, w, b)"
+           % ((g,) + tuple(stride) + tuple(pads) + tuple(dil)))
+    ref = F.conv2d(t64(x), t64(wt), t64(b), stride=stride, dilation=dil, groups=g,
+                   padding=0) if pads == (0, 0, 0, 0) else None
+    if ref is None:
+        xp = F.pad(t64(x), (pads[1], pads[3], pads[0], pads[2]))
+        ref = F.conv2d(xp, t64(wt), t64(b), stride=stride, dilation=dil, groups=g)
+    return m, x, ref
+
+
+def finish(m, ref, epi, x_like=None):
+    if epi == "relu":
+        m.node("y = Relu(c)")
+        return F.relu(ref)
+    if epi == "clip":
+        m.init("lo", np.array([0], np.float32))
+        m.init("hi", np.array([6], np.float32))
+        m.node("y = Clip(c, lo, hi)")
+        return torch.clamp(ref, 0, 6)
+    if epi == "add":
+        r = arr(tuple(ref.shape))
+        m.input("r", r)
+        m.node("s = Add(c, r)")
+        m.node("y = Relu(s)")
+        return F.relu(ref + t64(r))
+    m.node("y = Identity(c)")
+    return ref
+
+
+# ---- depthwise
+for spec in [
+    ("dw3x3_relu", dict(n=1, c=5, mult=1, h=7, w_=9, k=(3, 3), pads=(1, 1, 1, 1)), "relu"),
+    ("dw3x3_s2_clip", dict(n=2, c=6, mult=1, h=11, w_=10, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "clip"),
+    ("dw3x3_s2_asym", dict(n=1, c=4, mult=1, h=12, w_=13, k=(3, 3), stride=(2, 2), pads=(0, 1, 2, 0)), None),
+    ("dw3x3_dil2", dict(n=1, c=3, mult=1, h=9, w_=11, k=(3, 3), pads=(2, 2, 2, 2), dil=(2, 2)), "relu"),
+    ("dw3x3_s2_dil2", dict(n=1, c=3, mult=1, h=13, w_=12, k=(3, 3), stride=(2, 2), pads=(2, 1, 2, 1), dil=(2, 2)), None),
+    ("dw5x3_s3", dict(n=1, c=2, mult=1, h=16, w_=14, k=(5, 3), stride=(3, 2), pads=(2, 1, 1, 1)), None),
+    ("dw_mult2_add", dict(n=1, c=4, mult=2, h=6, w_=7, k=(3, 3), pads=(1, 1, 1, 1)), "add"),
+    ("dw_mult3_s2", dict(n=2, c=3, mult=3, h=9, w_=8, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu"),
+    ("dw_2ch_per_group", dict(n=1, c=6, mult=1, h=8, w_=8, k=(3, 3), pads=(1, 1, 1, 1), cpg=2), "add"),
+    ("dw9x9_loop", dict(n=1, c=2, mult=1, h=22, w_=21, k=(9, 9), pads=(4, 4, 4, 4)), "relu"),
+    ("dw9x9_s2_loop", dict(n=1, c=2, mult=1, h=33, w_=32, k=(9, 9), stride=(2, 2), pads=(4, 3, 4, 3)), None),
+    ("dw1x1_mult2", dict(n=1, c=3, mult=2, h=5, w_=6, k=(1, 1)), None),
+    ("dw_narrow_25x5", dict(n=1, c=8, mult=1, h=25, w_=5, k=(3, 3), pads=(1, 1, 1, 1)), "relu"),
+]:
+    name, kw, epi = spec
+    m, x, ref = dw(name, **kw)
+    case(m, finish(m, ref, epi), "depthwise")
+
+# 1-D depthwise
+m = Model("dw1d_s2")
+x, wt = arr((1, 4, 19)), arr((4, 1, 5), 0.3)
+m.input("x", x)
+m.init("w", wt)
+m.node("c = Conv<group = 4, strides = [2], pads = [2, 1]>(x, w)")
+ref = F.conv1d(F.pad(t64(x), (2, 1)), t64(wt), stride=2, groups=4)
+case(m, finish(m, ref, "relu"), "depthwise")
+
+
+# ---- pointwise
+def pw(name, n, c, mo, h, w_, g=1, epi=None, bias=True, blocks=()):
+    m = Model(name)
+    x, wt, b = arr((n, c, h, w_)), arr((mo, c // g, 1, 1), 0.3), arr((mo,), 0.1)
+    m.input("x", x)
+    m.init("w", wt)
+    if bias:
+        m.init("b", b)
+    m.node("c = Conv<group = %d>(x, w%s)" % (g, ", b" if bias else ""))
+    ref = F.conv2d(t64(x), t64(wt), t64(b) if bias else None, groups=g)
+    case(m, finish(m, ref, epi), "pointwise", blocks, g)
+
+
+ALL = ("8x16", "4x24", "4x32", "6x16", "8x8", "4x16", "8x24", "2x32", "3x8", "5x40")
+pw("pw_tail_relu", 1, 6, 10, 7, 5, epi="relu", blocks=ALL)                 # P = 35, 10 channels
+pw("pw_p64_add", 2, 16, 24, 8, 8, epi="add", blocks=("4x24", "8x16", "3x8"))  # P = 64, batch 2, residual
+pw("pw_p9_nobias", 1, 16, 60, 3, 3, bias=False, blocks=ALL)    # P = 9: vectors over channels, 60 of them
+pw("pw_p36_relu", 1, 40, 48, 6, 6, epi="relu", blocks=("4x24", "8x16", "5x40"))
+pw("pw_group2_clip", 1, 16, 12, 5, 9, g=2, epi="clip")                    # grouped 1x1, P = 45
+m = Model("pw1d")
+x, wt = arr((1, 12, 37)), arr((7, 12, 1), 0.3)
+m.input("x", x)
+m.init("w", wt)
+m.node("c = Conv(x, w)")
+case(m, finish(m, F.conv1d(t64(x), t64(wt)), None), "pointwise")
+
+# the comparison can fail: a 0.1% error is beyond the tolerance
+probe = np.array([1.0, 2.0, 3.0])
+check("compare_can_fail", np.max(np.abs(probe * 1.001 - probe) / (1 + np.abs(probe))) > 1e-4)
+
+print("%d passed, %d failed" % (passes, fails))
+sys.exit(1 if fails else 0)
