@@ -63,7 +63,7 @@ check tune_file_deterministic bash -c "'$KDCC' '$MODEL' --batch 2 --name m -o '$
 
 # every candidate block, remainders included (16 and 32 channels by 3 or 6 rows),
 # computes what the scratch-free path computes
-for blk in 8x16 4x24 4x32 6x16 8x8 4x16 8x24 2x32 3x8 5x40; do
+for blk in 8x16 4x24 4x32 6x16 8x8 4x16 8x24 2x32 2x16 3x32 3x8 5x40; do
   sed "s/\t[0-9]*x[0-9]*\t/\t$blk\t/" "$W/t/m.tune" > "$W/b$blk.tune"
   m=${blk%x*} n=${blk#*x}
   check "block_${blk}" bash -c "$(declare -f build); KDCC='$KDCC' MODEL='$MODEL' CC='$CC' W='$W'; build '$W/b$blk' --tune-file '$W/b$blk.tune' && grep -q 'float acc\[$m\]\[$n\]' '$W/b$blk/m.c'"
