@@ -127,8 +127,6 @@ void wino_transform_weights(const float *w, int64_t M, int64_t C, float *u);
 int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t C, int64_t M, int64_t OH, int64_t OW, int64_t rows);
 int64_t wino_default_rows(int64_t C, int64_t M, int64_t OH, int64_t OW);
 
-
-
 /* ---- emission context (the emitter, compiler/emit, drives it) ----
  * Every node becomes one static C function whose parameters are x0, x1, ... (inputs,
  * `const T *restrict`) and y0, y1, ... (outputs, `T *restrict`), flat row-major arrays
