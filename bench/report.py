@@ -202,8 +202,9 @@ def main():
       "(`bench/macs.py`, from ONNX shape inference). GFLOP/s = 2 x MACs / time.")
     w("- Arena: `M_WORKSPACE_BYTES` from the generated header. Lower bound: the largest total size of "
       "intermediates live at the same node (kdcc's node order and lifetime model, views free, no in-place "
-      "reuse; the figure `kdcc MODEL --report` prints, computed by the same function, `plan_lower_bound`, "
-      "through `bench/arena_bound.c`). Sum: every intermediate in its own buffer. "
+      "reuse; the figure `kdcc MODEL --report` prints as `no in place`, computed by the same function, "
+      "`plan_lower_bound_separate`, through `bench/arena_bound.c`; an arena below it writes some outputs "
+      "over their inputs in place). Sum: every intermediate in its own buffer. "
       "Graph inputs, outputs and weights are not in the arena.")
     w("")
     w("## Results")
@@ -321,7 +322,7 @@ def main():
     loose = [(n, m["arena"]["header"] / m["arena"]["bound"]) for n, m in ((m["name"], m) for m in models)
              if n in sums and m.get("arena", {}).get("bound") and n not in tight and m["arena"]["header"]]
     if tight or loose:
-        w("- Memory plan: the arena meets the lower bound (up to 16-byte alignment) on %d of %d models%s. "
+        w("- Memory plan: the arena meets or beats the lower bound (up to 16-byte alignment) on %d of %d models%s. "
           "Compared with giving every intermediate its own buffer, it saves %s."
           % (len(tight), len(tight) + len(loose),
              "; above it on " + ", ".join("%s (%.2fx)" % x for x in loose) if loose else "",
