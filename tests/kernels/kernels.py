@@ -214,11 +214,11 @@ for spec in [
     ("dw3x3_s2_dil2", dict(n=1, c=3, mult=1, h=13, w_=12, k=(3, 3), stride=(2, 2), pads=(2, 1, 2, 1), dil=(2, 2)), None),
     ("dw5x3_s3", dict(n=1, c=2, mult=1, h=16, w_=14, k=(5, 3), stride=(3, 2), pads=(2, 1, 1, 1)), None),
     ("dw_mult2_add", dict(n=1, c=4, mult=2, h=6, w_=7, k=(3, 3), pads=(1, 1, 1, 1)), "add"),
-    ("dw_mult3_s2", dict(n=2, c=3, mult=3, h=9, w_=8, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu"),
+    ("dw_mult3_s2", dict(n=2, c=3, mult=3, h=13, w_=12, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu"),
     ("dw_2ch_per_group", dict(n=1, c=6, mult=1, h=8, w_=8, k=(3, 3), pads=(1, 1, 1, 1), cpg=2), "add"),
     ("dw9x9_loop", dict(n=1, c=2, mult=1, h=22, w_=21, k=(9, 9), pads=(4, 4, 4, 4)), "relu"),
     ("dw9x9_s2_loop", dict(n=1, c=2, mult=1, h=33, w_=32, k=(9, 9), stride=(2, 2), pads=(4, 3, 4, 3)), None),
-    ("dw1x1_mult2", dict(n=1, c=3, mult=2, h=5, w_=6, k=(1, 1)), None),
+    ("dw1x1_mult2", dict(n=1, c=3, mult=2, h=9, w_=8, k=(1, 1)), None),
     ("dw_narrow_25x5", dict(n=1, c=8, mult=1, h=25, w_=5, k=(3, 3), pads=(1, 1, 1, 1)), "relu"),
 ]:
     name, kw, epi = spec
@@ -227,7 +227,7 @@ for spec in [
 
 # 1-D depthwise
 m = Model("dw1d_s2")
-x, wt = arr((1, 4, 19)), arr((4, 1, 5), 0.3)
+x, wt = arr((1, 4, 79)), arr((4, 1, 5), 0.3)
 m.input("x", x)
 m.init("w", wt)
 m.node("c = Conv<group = 4, strides = [2], pads = [2, 1]>(x, w)")
