@@ -278,18 +278,17 @@ static int pw_ok(const Graph *g, const Node *n, const ConvGeom *cg)
     return x && x->dtype == DT_FLOAT && !cg->transpose && cg->nsp >= 1;
 }
 
-/* The register block: --tune's choice, else (untuned, on a SIMD target) 4 channels x
- * 3 vectors of pixels. Measured with gcc 12 -O3 -march=native on an AMD EPYC (AVX2,
- * 16 ymm): a plain-C block like pw_block ran at 52-61 GFLOP/s for 4x24, 3x32 and
- * 2x32, and at 2-6 for 6x16, 8x16 and 8x8 (spills, or not vectorised), so the
- * target's 8 x 16 of the other kernels is not the default here. */
+/* The register block: --tune's choice, else (untuned, on a SIMD target) 2 x 4
+ * vectors: on the AMD EPYC (AVX2), --tune chose 2x32 for 5 of the 10 distinct
+ * pointwise layers of DS-CNN and MobileNetV1 x0.25, 3x32 for 3, 4x32 and 8x24 for one
+ * each; never the target's 8 x 16 of the other kernels. */
 static void pw_block_size(const Graph *g, const Node *n, int64_t *mr, int64_t *nr)
 {
     const Target *t = g->target ? g->target : target_default();
     conv_block(g, n, mr, nr);
     if (n->block_m <= 0 && n->block_n <= 0 && t->vector_bytes >= 16) {
-        *mr = 4;
-        *nr = 3 * t->vector_bytes / 4;
+        *mr = 2;
+        *nr = t->vector_bytes;   /* 4 vectors of vector_bytes / 4 floats */
     }
 }
 
