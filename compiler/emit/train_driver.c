@@ -246,8 +246,12 @@ int emit_train_driver(const Graph *g, const TrainDriverOptions *o, Writer *c, Wr
         "        double u = total > w ? (double)(step - w) / (double)(total - w) : 1.0;\n"
         "        return t->lr * 0.5 * (1 + cos(3.14159265358979323846 * u));\n"
         "    }\n"
-        "    if (t->schedule == @P@_LR_STEP)\n"
-        "        return t->lr * pow(t->gamma, (double)((step / (spe ? spe : 1)) / (t->step_size > 0 ? t->step_size : 1)));\n"
+        "    if (t->schedule == @P@_LR_STEP) {\n"
+        "        /* decays after every step_size whole epochs: integer division on purpose */\n"
+        "        const int64_t epochs_done = step / (spe ? spe : 1);\n"
+        "        const int64_t decays = epochs_done / (t->step_size > 0 ? t->step_size : 1);\n"
+        "        return t->lr * pow(t->gamma, (double)decays);\n"
+        "    }\n"
         "    return t->lr;\n}\n\n");
     put(c, p, P,
         "int @p@_epoch(@p@_trainer *t, const @p@_data *data, double *mean_loss)\n{\n"
