@@ -296,6 +296,37 @@ void conv_tap_range(const ConvGeom *cg, int L, int64_t kl, int64_t *lo, int64_t 
         *hi = cg->out[L];
 }
 
+void conv_pad_row(Writer *w, int64_t IH, int64_t IW, int64_t PW, int64_t clo, int64_t chi, int64_t stride, int64_t off)
+{
+    w_open(w, "if (u < 0 || u >= %" PRId64 ")", IH);
+    em_for(w, "c", PW);
+    w_line(w, "pr[c] = 0;");
+    w_close(w);
+    w_line(w, "continue;");
+    w_close(w);
+    if (clo > 0) {
+        em_for(w, "c", clo);
+        w_line(w, "pr[c] = 0;");
+        w_close(w);
+    }
+    if (chi > clo) {
+        const char *sg = off < 0 ? "-" : "+";
+        int64_t ao = off < 0 ? -off : off;
+        w_line(w, "const float *restrict xr = xc + u * %" PRId64 ";", IW);
+        w_open(w, "for (int64_t c = %" PRId64 "; c < %" PRId64 "; ++c)", clo, chi);
+        if (stride == 1)
+            w_line(w, "pr[c] = xr[c %s %" PRId64 "];", sg, ao);
+        else
+            w_line(w, "pr[c] = xr[c * %" PRId64 " %s %" PRId64 "];", stride, sg, ao);
+        w_close(w);
+    }
+    if (chi < PW) {
+        w_open(w, "for (int64_t c = %" PRId64 "; c < %" PRId64 "; ++c)", chi, PW);
+        w_line(w, "pr[c] = 0;");
+        w_close(w);
+    }
+}
+
 static int64_t cb_width(int64_t OW) { return OW <= CB_W + CB_W / 4 ? OW : CB_W; }
 
 /* Plan the runs of one output row; returns the number of runs, or -1 if too many edge runs. */
@@ -786,27 +817,7 @@ static int emit_conv_plane(Emitter *e, const Node *n, const ConvGeom *cg, const 
     em_for(w, "r", p.PH);
     w_line(w, "const int64_t u = r - %" PRId64 ";", pt);
     w_line(w, "float *restrict pr = pp + r * %" PRId64 ";", p.PW);
-    w_open(w, "if (u < 0 || u >= %" PRId64 ")", IH);
-    em_for(w, "c", p.PW);
-    w_line(w, "pr[c] = 0;");
-    w_close(w);
-    w_line(w, "continue;");
-    w_close(w);
-    if (clo > 0) {
-        em_for(w, "c", clo);
-        w_line(w, "pr[c] = 0;");
-        w_close(w);
-    }
-    if (chi > clo) {
-        w_open(w, "for (int64_t c = %" PRId64 "; c < %" PRId64 "; ++c)", clo, chi);
-        w_line(w, "pr[c] = xc[u * %" PRId64 " + c - %" PRId64 "];", IW, pl);
-        w_close(w);
-    }
-    if (chi < p.PW) {
-        w_open(w, "for (int64_t c = %" PRId64 "; c < %" PRId64 "; ++c)", chi, p.PW);
-        w_line(w, "pr[c] = 0;");
-        w_close(w);
-    }
+    conv_pad_row(w, IH, IW, p.PW, clo, chi, 1, -pl);
     em_close(w, 2);   /* r, ci */
     int64_t mr = p.mr < Mg ? p.mr : Mg;
     int64_t nfull = Mg / mr, rem = Mg % mr;

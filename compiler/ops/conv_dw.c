@@ -139,33 +139,7 @@ static void dw_copy(Writer *w, const ConvGeom *cg, const DwPlan *p)
             em_for(w, "r", p->PH);
             w_line(w, "const int64_t u = r * %" PRId64 " + %" PRId64 ";", p->s0, a - p->pt);
             w_line(w, "float *restrict pr = pp + r * %" PRId64 ";", p->PW);
-            w_open(w, "if (u < 0 || u >= %" PRId64 ")", p->IH);
-            em_for(w, "c", p->PW);
-            w_line(w, "pr[c] = 0;");
-            w_close(w);
-            w_line(w, "continue;");
-            w_close(w);
-            if (clo > 0) {
-                em_for(w, "c", clo);
-                w_line(w, "pr[c] = 0;");
-                w_close(w);
-            }
-            if (chi > clo) {
-                int64_t off = bb - p->pl;
-                w_line(w, "const float *restrict xr = xc + u * %" PRId64 ";", p->IW);
-                w_open(w, "for (int64_t c = %" PRId64 "; c < %" PRId64 "; ++c)", clo, chi);
-                if (p->s1 == 1)
-                    w_line(w, "pr[c] = xr[c %s %" PRId64 "];", off < 0 ? "-" : "+", off < 0 ? -off : off);
-                else
-                    w_line(w, "pr[c] = xr[c * %" PRId64 " %s %" PRId64 "];", p->s1, off < 0 ? "-" : "+",
-                           off < 0 ? -off : off);
-                w_close(w);
-            }
-            if (chi < p->PW) {
-                w_open(w, "for (int64_t c = %" PRId64 "; c < %" PRId64 "; ++c)", chi, p->PW);
-                w_line(w, "pr[c] = 0;");
-                w_close(w);
-            }
+            conv_pad_row(w, p->IH, p->IW, p->PW, clo, chi, p->s1, bb - p->pl);
             w_close(w);   /* r */
             w_close(w);   /* plane */
         }

@@ -41,6 +41,12 @@ void conv_block(const Graph *g, const Node *n, int64_t *mr, int64_t *nr);
 /* Valid output-pixel range [lo, hi) of last-dim tap kl along dim L. */
 void conv_tap_range(const ConvGeom *cg, int L, int64_t kl, int64_t *lo, int64_t *hi);
 
+/* The body of a loop that fills the padded row `pr` (PW floats) from input row u
+ * (C variables pr, u and the row pointer xr = xc + u * IW in scope): zeros when u
+ * is outside [0, IH) (then `continue`), zeros outside padded columns [clo, chi),
+ * and in between pr[c] = xr[c * stride + off]. */
+void conv_pad_row(Writer *w, int64_t IH, int64_t IW, int64_t PW, int64_t clo, int64_t chi, int64_t stride, int64_t off);
+
 /* ---- compiler/ops/conv_dw.c: depthwise and pointwise kernels ---- */
 /* Scratch bytes of the depthwise or pointwise kernel for node n (geometry cg,
  * flattened or not), 0 if neither takes it or it needs none. */
