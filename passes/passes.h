@@ -44,6 +44,9 @@ int pass_scratch(Graph *g, Diag *d);      /* scratch memory of node functions (p
 /* The most scratch bytes node n may be given (passes/scratch.c): the target's limit, and its own
  * tensors' bytes or the headroom under the graph's peak of live bytes, whichever is more. */
 int64_t pass_scratch_budget(const Graph *g, const Node *n);
+/* pass_scratch with one budget for every node (budget >= 0; -1: each node's own). --tune
+ * times a layer alone in a graph of its own, with the budget the layer has in the model. */
+int pass_scratch_within(Graph *g, int64_t budget, Diag *d);
 int pass_winograd(Graph *g, Diag *d);     /* 3x3 Conv with constant weights -> kdcc.WinogradConv (passes/winograd.c) */
 int pass_plan(Graph *g, Diag *d);         /* memory planning: arena offsets */
 int64_t plan_arena_bytes(const Graph *g); /* bytes of the arena after pass_plan */

@@ -77,14 +77,16 @@ int64_t pass_scratch_budget(const Graph *g, const Node *n)
     return budget < t->max_scratch ? budget : t->max_scratch;
 }
 
-int pass_scratch(Graph *g, Diag *d)
+int pass_scratch(Graph *g, Diag *d) { return pass_scratch_within(g, -1, d); }
+
+int pass_scratch_within(Graph *g, int64_t budget, Diag *d)
 {
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
         if (!n->op || !n->op->scratch || n->op->max_outputs < 0 || n->noutputs > n->op->max_outputs)
             continue;
         int64_t bytes = n->op->scratch(g, n);
-        if (bytes <= 0 || bytes > pass_scratch_budget(g, n))
+        if (bytes <= 0 || bytes > (budget >= 0 ? budget : pass_scratch_budget(g, n)))
             continue;   /* the kernel falls back to a path without scratch */
         char hint[160];
         snprintf(hint, sizeof hint, "%s.scratch", n->name && n->name[0] ? n->name : n->op_type);

@@ -260,7 +260,7 @@ static double time_block(Arena *a, const Graph *g, const Node *n, Block b, int k
         return diag_error(d, n, "--tune: cannot build the layer alone: %s", quiet.msg), -1;
     t->nodes[0]->block_m = b.m;
     t->nodes[0]->block_n = b.n;
-    if (pass_scratch(t, &quiet) || pass_plan(t, &quiet))
+    if (pass_scratch_within(t, pass_scratch_budget(g, n), &quiet) || pass_plan(t, &quiet))
         return diag_error(d, n, "--tune: %s", quiet.msg), -1;
     Writer c, h, mw;
     w_init(&c);
