@@ -19,24 +19,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from kdtest import Checks, lit, randn, t64, tstr  # noqa: E402
+
 KDCC, WORK = sys.argv[1], sys.argv[2]
 os.makedirs(WORK, exist_ok=True)
 CC = os.environ.get("CC", "cc")
 rng = np.random.default_rng(1234)
-passes = fails = 0
 
 
 def arr(shape, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
+    return randn(rng, shape, scale)
 
-
-def lit(a):
-    fmt = "%.17g" if np.asarray(a).dtype == np.float64 else "%.9g"
-    return "{" + ", ".join(fmt % v for v in np.asarray(a).ravel()) + "}"
-
-
-def tstr(a, dt="float"):
-    return "%s[%s]" % (dt, ",".join(str(d) for d in a.shape))
+check = Checks()
 
 
 class Model:
@@ -69,20 +64,6 @@ class Model:
         return s
 
 
-def t64(a):
-    return torch.from_numpy(np.asarray(a, dtype=np.float64))
-
-
-def check(name, ok, msg=""):
-    global passes, fails
-    if ok:
-        passes += 1
-        print("ok   %s" % name)
-    else:
-        fails += 1
-        print("FAIL %s: %s" % (name, msg))
-
-
 def run_case(m, expect_ops, refs, tol=2e-4, dtype=np.float32):
     """expect_ops: the op types after fuse, in order; refs: expected outputs (arrays)."""
     d = os.path.join(WORK, m.name)
@@ -95,7 +76,6 @@ def run_case(m, expect_ops, refs, tol=2e-4, dtype=np.float32):
     if r.returncode != 0:
         check(m.name + "_compiles", False, r.stderr.strip()[:400])
         return
-    body = r.stderr.split("{", 1)[-1] if "{" in r.stderr else ""
     ops = re.findall(r"^\s+\S.* = ([A-Za-z.]+) ?[<(]", r.stderr, re.M)
     check(m.name + "_fused_graph", ops == expect_ops, "after fuse: %s, want %s" % (ops, expect_ops))
     # a C driver: inputs from in<k>.bin, outputs to out<k>.bin
@@ -317,5 +297,4 @@ run_case(m, ["Identity", "Sigmoid", "Transpose", "Gemm", "kdcc.FusedGemm"],
          [torch.sigmoid(t64(x3)), t64(x3).permute(1, 0, 2).permute(0, 2, 1), t64(a2).T @ t64(w) + t64(b),
           F.relu(t64(x2) @ t64(r).T)])
 
-print("%d passed, %d failed" % (passes, fails))
-sys.exit(1 if fails else 0)
+check.finish()

@@ -18,32 +18,18 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from kdtest import Checks, lit, randn, tstr  # noqa: E402
+
 KDCC, WORK = sys.argv[1], sys.argv[2]
 os.makedirs(WORK, exist_ok=True)
 rng = np.random.default_rng(4321)
-passes = fails = 0
-
-
-def check(name, ok, msg=""):
-    global passes, fails
-    if ok:
-        passes += 1
-        print("ok   %s" % name)
-    else:
-        fails += 1
-        print("FAIL %s: %s" % (name, msg))
 
 
 def arr(shape, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
+    return randn(rng, shape, scale)
 
-
-def lit(a):
-    return "{" + ", ".join("%.9g" % v for v in np.asarray(a).ravel()) + "}"
-
-
-def tstr(a):
-    return "float[%s]" % ",".join(str(d) for d in a.shape)
+check = Checks()
 
 
 def model(name, inputs, outputs, inits, nodes):
@@ -260,5 +246,4 @@ if rep:
     check("check_rejects_wrong_total", total(rep, "arena") != 2048)
     check("check_rejects_wrong_row", row(rep, 2) != "2 #2 LogSoftmax t float[2,8,16] - 1024 1024 2..3")
 
-print("%d passed, %d failed" % (passes, fails))
-sys.exit(1 if fails else 0)
+check.finish()

@@ -23,37 +23,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from kdtest import Checks, lit, randn, t64, tstr  # noqa: E402
+
 KDCC, WORK = sys.argv[1], sys.argv[2]
 os.makedirs(WORK, exist_ok=True)
 CC = os.environ.get("CC", "cc")
 rng = np.random.default_rng(4321)
-passes = fails = 0
 
 
 def arr(shape, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
+    return randn(rng, shape, scale)
 
-
-def lit(a):
-    return "{" + ", ".join("%.9g" % v for v in np.asarray(a).ravel()) + "}"
-
-
-def tstr(a):
-    return "float[%s]" % ",".join(str(d) for d in a.shape)
-
-
-def t64(a):
-    return torch.from_numpy(np.asarray(a, dtype=np.float64))
-
-
-def check(name, ok, msg=""):
-    global passes, fails
-    if ok:
-        passes += 1
-        print("ok   %s" % name)
-    else:
-        fails += 1
-        print("FAIL %s: %s" % (name, msg))
+check = Checks()
 
 
 class Model:
@@ -265,5 +247,4 @@ case(m, finish(m, F.conv1d(t64(x), t64(wt)), None), "pointwise")
 probe = np.array([1.0, 2.0, 3.0])
 check("compare_can_fail", np.max(np.abs(probe * 1.001 - probe) / (1 + np.abs(probe))) > 1e-4)
 
-print("%d passed, %d failed" % (passes, fails))
-sys.exit(1 if fails else 0)
+check.finish()

@@ -6,59 +6,48 @@ conv2d computed in double from the same float weights and inputs (an independent
 reference) within 1e-5 of the output's scale. Cases cover odd output sizes (half
 tiles), asymmetric and zero padding, channel counts that leave remainder blocks,
 several chunks of tile rows, a batch, fused bias/Relu/residual epilogues, every
---tune candidate block, and the layers the pass must not take; two cases run
-under AddressSanitizer and UBSan.
+--tune candidate block, a layer whose scratch comes from the room under the
+model's peak (compiled with a real --tune), and the layers the pass must not take
+(strided, dilated, grouped, few channels, small maps, no scratch on the target);
+two cases run under AddressSanitizer and UBSan.
 
 usage: winograd.py KDCC WORKDIR   (Debian's /usr/bin/python3 with numpy and torch)
 """
+import contextlib
+import io
 import os
 import re
 import subprocess
 import sys
 
 import numpy as np
-import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from kdtest import Checks, lit, randn, t64, tstr  # noqa: E402
 
 KDCC, WORK = sys.argv[1], sys.argv[2]
 os.makedirs(WORK, exist_ok=True)
 CC = os.environ.get("CC", "cc")
 rng = np.random.default_rng(77)
-passes = fails = 0
-TOL = 1e-5
 
 
 def arr(shape, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
+    return randn(rng, shape, scale)
+
+check = Checks()
+TOL = 1e-5
 
 
-def lit(a):
-    return "{" + ", ".join("%.9g" % v for v in np.asarray(a).ravel()) + "}"
-
-
-def tstr(a):
-    return "float[%s]" % ",".join(str(d) for d in a.shape)
-
-
-def check(name, ok, msg=""):
-    global passes, fails
-    if ok:
-        passes += 1
-        print("ok   %s" % name)
-    else:
-        fails += 1
-        print("FAIL %s: %s" % (name, msg))
-
-
-def t64(a):
-    return torch.from_numpy(np.asarray(a, dtype=np.float64))
-
-
-def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(), blocks=("",), sanitize=False):
-    """post: extra node lines after the Conv (output c); the model's output is y."""
+def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(), blocks=("",), sanitize=False,
+         inits=()):
+    """post: extra node lines after the Conv (output c), reading the extra initializers
+    inits ((name, array) pairs); the model's output is y. blocks: "" for the default
+    block, "tune" for a real --tune run, or MxN forced through a tune file."""
     d = os.path.join(WORK, name)
     os.makedirs(d, exist_ok=True)
-    inits = ["%s w = %s" % (tstr(w), lit(w))]
+    extra = list(inits)
+    inits = ["%s w = %s" % (tstr(w), lit(w))] + ["%s %s = %s" % (tstr(a), nm, lit(a)) for nm, a in extra]
     args = "x, w"
     if b is not None:
         inits.append("%s b = %s" % (tstr(b), lit(b)))
@@ -81,11 +70,10 @@ def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(
     for blk in blocks:
         tag = name + ("_" + blk if blk else "")
         extra = list(opts)
-        if blk:
+        if blk == "tune":
+            extra += ["--tune", "--tune-file", os.path.join(d, "real.tune")]
+        elif blk:
             # a tune file that gives every Winograd layer this block
-            r = subprocess.run([KDCC, os.path.join(d, "model.txt"), "--dump-after", "winograd", "-o", os.path.join(d, "probe.c")],
-                               capture_output=True, text=True)
-            keys = []
             tf = os.path.join(d, "b%s.tune" % blk)
             r2 = subprocess.run([KDCC, os.path.join(d, "model.txt"), "-o", os.path.join(d, "t.c"), "--tune",
                                  "--tune-file", tf], capture_output=True, text=True, env=dict(os.environ, KDCC_TUNE_CFLAGS="-O1"))
@@ -100,11 +88,11 @@ def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(
         r = subprocess.run([KDCC, os.path.join(d, "model.txt"), "-o", os.path.join(d, "m.c"), "--name", "m",
                             "--dump-after", "winograd"] + extra, capture_output=True, text=True)
         if r.returncode != 0:
-            check(tag + "_compiles", False, r.stderr.strip()[:400])
+            check(tag + "_compiles", False, (r.stderr.strip().splitlines() or [""])[-1][:400])
             continue
         ops = re.findall(r"^\s+\S.* = ([A-Za-z.]+) ?[<(]", r.stderr, re.M)
         check(tag + "_graph", ops == list(want), "after winograd: %s, want %s" % (ops, list(want)))
-        if blk:
+        if blk and blk != "tune":
             mm, nn = blk.split("x")
             src = open(os.path.join(d, "m.c")).read()
             check(tag + "_block_used", "float acc[%s][%s]" % (mm, min(int(nn), 32)) in src, "no acc[%s][%s] in m.c" % (mm, nn))
@@ -148,6 +136,17 @@ x, w, b = arr((2, 16, 28, 28)), arr((16, 16, 3, 3), 0.1), arr((16,), 0.1)
 ref = F.relu(F.conv2d(t64(x), t64(w), t64(b), padding=1)) + t64(x)
 case("chunks_residual", x, w, b, "pads = [1, 1, 1, 1]", ref, post=("r = Relu(c)", "y = Add(r, x)"), sanitize=True)
 
+# a layer whose scratch only fits in the room under the model's peak (its own tensors
+# are smaller): rewritten, and --tune times it alone with that same budget
+x = arr((1, 16, 32, 32))
+w, b = arr((32, 16, 3, 3), 0.1), arr((32,), 0.1)
+w2, w3 = arr((32, 32, 3, 3), 0.1), arr((32, 32, 3, 3), 0.1)
+c1 = F.conv2d(t64(x), t64(w), t64(b), padding=1)
+ref = F.conv2d(F.conv2d(c1, t64(w2), padding=1, stride=2), t64(w3), padding=1)
+case("headroom", x, w, b, "pads = [1, 1, 1, 1]", ref, inits=(("w2", w2), ("w3", w3)),
+     post=("d = Conv<pads = [1, 1, 1, 1], strides = [2, 2]>(c, w2)", "y = Conv<pads = [1, 1, 1, 1]>(d, w3)"),
+     want=("kdcc.WinogradConv", "Conv", "kdcc.WinogradConv"), blocks=("", "tune"))
+
 # auto_pad SAME_UPPER resolves to explicit pads the pass keeps
 x, w = arr((2, 8, 24, 24)), arr((8, 8, 3, 3), 0.3)
 case("auto_pad", x, w, None, "auto_pad = \"SAME_UPPER\"", F.conv2d(t64(x), t64(w), padding=1))
@@ -162,6 +161,8 @@ case("dilation2_stays", x, w, None, "pads = [2, 2, 2, 2], dilations = [2, 2]",
 wg = arr((8, 4, 3, 3), 0.3)
 case("groups_stay", x, wg, None, "pads = [1, 1, 1, 1], group = 2", F.conv2d(t64(x), t64(wg), padding=1, groups=2),
      want=("Conv",))
+xs, ws = arr((2, 16, 8, 8)), arr((16, 16, 3, 3), 0.3)
+case("small_map_stays", xs, ws, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(xs), t64(ws), padding=1), want=("Conv",))
 x4, w4 = arr((1, 4, 12, 12)), arr((8, 4, 3, 3), 0.3)
 case("few_channels_stay", x4, w4, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x4), t64(w4), padding=1), want=("Conv",))
 case("cortex_m4_stays", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), padding=1), want=("Conv",),
@@ -169,11 +170,12 @@ case("cortex_m4_stays", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(
 
 # the comparison can fail: a perturbed reference is caught
 x, w = arr((2, 8, 24, 24)), arr((8, 8, 3, 3), 0.3)
-saved = (passes, fails)
-case("perturbed", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), padding=1) * (1 + 1e-4))
-caught = fails - saved[1] == 1
-passes, fails = saved
+saved = (check.passes, check.fails)
+quiet = io.StringIO()
+with contextlib.redirect_stdout(quiet):
+    case("perturbed", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), padding=1) * (1 + 1e-4))
+caught = check.fails - saved[1] == 1
+check.passes, check.fails = saved
 check("comparison_can_fail", caught, "a reference off by 1e-4 relative passed")
 
-print("%d passed, %d failed" % (passes, fails))
-sys.exit(1 if fails else 0)
+check.finish()
