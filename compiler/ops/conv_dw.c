@@ -337,17 +337,23 @@ static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, PwPlan *p)
     return 1;
 }
 
+/* The accumulators of a pointwise block: rows x nv vector-wide arrays c<row>_<v>[vl]. */
+static void pw_acc_decl(Writer *w, int64_t rows, int64_t nv, int64_t vl)
+{
+    w_printf(w, "float ");
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t v = 0; v < nv; v++)
+            w_printf(w, "%sc%" PRId64 "_%" PRId64 "[%" PRId64 "]", i || v ? ", " : "", i, v, vl);
+    w_puts(w, ";\n");
+}
+
 /* One block of mb channels (first "m0") x width pixels from "p0"; X's rows from
  * xsrc with row stride xs; the first `store` pixels stored. */
 static void pw_block(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bias, int64_t mb, int64_t width,
                      const char *xsrc, int64_t xs, int64_t store)
 {
     int64_t Cg = cg->C / cg->G, nv = width / p->vl, vl = p->vl;
-    w_printf(w, "float ");
-    for (int64_t i = 0; i < mb; i++)
-        for (int64_t v = 0; v < nv; v++)
-            w_printf(w, "%sc%" PRId64 "_%" PRId64 "[%" PRId64 "]", i || v ? ", " : "", i, v, vl);
-    w_puts(w, ";\n");
+    pw_acc_decl(w, mb, nv, vl);
     em_for(w, "l", vl);
     for (int64_t i = 0; i < mb; i++)
         for (int64_t v = 0; v < nv; v++) {
@@ -421,11 +427,7 @@ static void pwc_block(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bi
                       int64_t valid)
 {
     int64_t Cg = cg->C / cg->G, nv = nc / p->vl, vl = p->vl;
-    w_printf(w, "float ");
-    for (int64_t j = 0; j < np; j++)
-        for (int64_t v = 0; v < nv; v++)
-            w_printf(w, "%sc%" PRId64 "_%" PRId64 "[%" PRId64 "]", j || v ? ", " : "", j, v, vl);
-    w_puts(w, ";\n");
+    pw_acc_decl(w, np, nv, vl);
     em_for(w, "l", vl);
     for (int64_t j = 0; j < np; j++)
         for (int64_t v = 0; v < nv; v++)
