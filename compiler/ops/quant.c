@@ -1,0 +1,977 @@
+/* Quantization operators: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear,
+ * the integer products MatMulInteger and ConvInteger, and their requantizing forms
+ * QLinearMatMul and QLinearConv.
+ *
+ * Quantized element types: int8, uint8, int16, uint16 (and int32 as DequantizeLinear's
+ * input). The 8-bit float, 4-bit and 2-bit types have no representation in kdcc
+ * (the importer refuses them), and an output_dtype naming one is refused here.
+ *
+ * Rounding is half to even, written out (floor, then compare the remainder with one
+ * half) rather than through rint/nearbyint, whose result depends on the floating-point
+ * environment's rounding mode: the emitted code gives the same bytes whatever mode
+ * the caller runs in. Folding at compile time uses the same arithmetic in the same
+ * types, so a folded constant equals what the emitted code would have computed.
+ *
+ * The two integer products share one kernel each with their QLinear forms: the
+ * int32 accumulator is either stored (MatMulInteger, ConvInteger) or requantized
+ * (QLinearMatMul, QLinearConv) as y = saturate(round(acc * (sa * sb / sy) + zy)),
+ * computed in double like the ONNX reference (int32 times a float array is float64
+ * in numpy), with the multiplier rounded in the scales' own type.
+ */
+#include "compiler/ops/conv_internal.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- shared */
+
+/* Range of a quantized integer type; 0 if t is not one. */
+static int qrange(DType t, int64_t *lo, int64_t *hi)
+{
+    switch (t) {
+    case DT_UINT8: *lo = 0; *hi = 255; return 1;
+    case DT_INT8: *lo = -128; *hi = 127; return 1;
+    case DT_UINT16: *lo = 0; *hi = 65535; return 1;
+    case DT_INT16: *lo = -32768; *hi = 32767; return 1;
+    default: return 0;
+    }
+}
+
+static int is_scale_type(DType t)
+{
+    return t == DT_FLOAT || t == DT_DOUBLE || t == DT_FLOAT16 || t == DT_BFLOAT16;
+}
+
+static int is_half(DType t) { return t == DT_FLOAT16 || t == DT_BFLOAT16; }
+
+static int is_int8(DType t) { return t == DT_INT8 || t == DT_UINT8; }
+
+/* Round half to even without the floating-point environment (see the file comment). */
+static float round_even_f(float x)
+{
+    float r = floorf(x), diff = x - r;
+    if (diff > 0.5f || (diff == 0.5f && fmodf(r, 2.0f) != 0.0f))
+        r += 1.0f;
+    return r;
+}
+
+static double round_even_d(double x)
+{
+    double r = floor(x), diff = x - r;
+    if (diff > 0.5 || (diff == 0.5 && fmod(r, 2.0) != 0.0))
+        r += 1.0;
+    return r;
+}
+
+/* A value rounded to the half type t (float16/bfloat16) and back, as the C code does. */
+static float through_half(DType t, float v)
+{
+    if (t == DT_FLOAT16)
+        return kd_half_to_float(kd_float_to_half(v));
+    return kd_bf16_to_float(kd_float_to_bf16(v));
+}
+
+/* The C expression reading element `idx` of parameter `p` (dtype t) as a number of C
+ * type ct ("float" or "double"): half types through the prelude's converters. */
+static const char *ld(Emitter *e, char *buf, size_t n, DType t, const char *ct, const char *p, const char *idx)
+{
+    if (t == DT_FLOAT16) {
+        e->prelude |= PRE_HALF;
+        snprintf(buf, n, "(%s)kd_h2f(%s[%s])", ct, p, idx);
+    } else if (t == DT_BFLOAT16) {
+        e->prelude |= PRE_BF16;
+        snprintf(buf, n, "(%s)kd_bf2f(%s[%s])", ct, p, idx);
+    } else {
+        snprintf(buf, n, "(%s)%s[%s]", ct, p, idx);
+    }
+    return buf;
+}
+
+/* "kd_f2h" / "kd_f2bf" / "" to store a float as dtype t. */
+static const char *st_fn(Emitter *e, DType t)
+{
+    if (t == DT_FLOAT16) {
+        e->prelude |= PRE_HALF;
+        return "kd_f2h";
+    }
+    if (t == DT_BFLOAT16) {
+        e->prelude |= PRE_BF16;
+        return "kd_f2bf";
+    }
+    return "";
+}
+
+/* Float element `v` rounded through half type t in emitted code: "kd_h2f(kd_f2h(v))". */
+static void w_through_half(Emitter *e, DType t, const char *var)
+{
+    if (t == DT_FLOAT16) {
+        e->prelude |= PRE_HALF;
+        w_line(e->w, "%s = kd_h2f(kd_f2h(%s));", var, var);
+    } else if (t == DT_BFLOAT16) {
+        e->prelude |= PRE_BF16;
+        w_line(e->w, "%s = kd_bf2f(kd_f2bf(%s));", var, var);
+    }
+}
+
+/* `float r = round half to even of v` in emitted code (r, v: C names; ct float or double). */
+static void w_round_even(Emitter *e, const char *ct, const char *r, const char *v)
+{
+    if (strcmp(ct, "float") == 0) {
+        e->prelude |= PRE_ROUND_EVEN;
+        w_line(e->w, "%s %s = kd_rintf(%s);", ct, r, v);
+        return;
+    }
+    /* the prelude has only the float form; the double one written out in place */
+    w_line(e->w, "%s %s = floor(%s);", ct, r, v);
+    w_line(e->w, "if (%s - %s > 0.5 || (%s - %s == 0.5 && fmod(%s, 2.0) != 0.0))", v, r, v, r, r);
+    w_line(e->w, "    %s += 1.0;", r);
+}
+
+/* Mark every parameter used (degenerate shapes whose body reads nothing). */
+static int void_params(Emitter *e, const Node *n)
+{
+    for (int i = 0; i < n->ninputs; i++)
+        if (node_in(e->g, n, i))
+            w_line(e->w, "(void)x%d;", i);
+    for (int i = 0; i < n->noutputs; i++)
+        if (node_out(e->g, n, i))
+            w_line(e->w, "(void)y%d;", i);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- granularity */
+
+/* How scale and zero point cover x: one for all (per tensor), one per index along
+ * `axis` (per axis), or one per block of `bs` indices along axis (blocked, the scale
+ * having x's shape with that dim ceil(A / bs)). Elements are visited as
+ * x[(o * A + a) * I + r]. */
+typedef struct QGran {
+    int mode; /* 0 per tensor, 1 per axis, 2 blocked */
+    int64_t O, A, I, SA, bs;
+} QGran;
+
+static int qgran(const Graph *g, const Node *n, const Value *x, int si, int zi, QGran *q, Diag *d)
+{
+    const Value *s = node_in(g, n, si), *z = node_in(g, n, zi);
+    memset(q, 0, sizeof *q);
+    q->O = q->A = q->I = q->SA = 1;
+    if (z) {
+        if (z->rank != s->rank || memcmp(z->dims, s->dims, sizeof(int64_t) * (size_t)s->rank) != 0)
+            return diag_error(d, n, "the zero point's shape must be the scale's");
+    }
+    int64_t bs = attr_int(n, "block_size", 0);
+    if (bs < 0)
+        return diag_error(d, n, "block_size must be positive, got %" PRId64, bs);
+    int64_t ns = value_numel(s);
+    if (ns == 1 && s->rank <= 1) {
+        q->A = value_numel(x);
+        return 0;
+    }
+    if (x->rank == 0)
+        return diag_error(d, n, "a scalar input takes a scalar scale");
+    int axis = norm_axis(d, n, attr_int(n, "axis", 1), x->rank);
+    if (axis < 0)
+        return -1;
+    q->O = dims_numel(axis, x->dims);
+    q->A = x->dims[axis];
+    q->I = dims_numel(x->rank - axis - 1, x->dims + axis + 1);
+    if (!bs) {
+        if (s->rank != 1 || s->dims[0] != q->A)
+            return diag_error(d, n, "per-axis scale must have shape [%" PRId64 "] (dim %d of the input), not rank %d with %" PRId64 " elements",
+                              q->A, axis, s->rank, ns);
+        q->mode = 1;
+        q->SA = q->A;
+        return 0;
+    }
+    q->mode = 2;
+    q->bs = bs;
+    q->SA = (q->A + bs - 1) / bs;
+    if (s->rank != x->rank)
+        return diag_error(d, n, "blocked scale must have the input's rank %d, not %d", x->rank, s->rank);
+    for (int i = 0; i < x->rank; i++)
+        if (s->dims[i] != (i == axis ? q->SA : x->dims[i]))
+            return diag_error(d, n, "blocked scale dim %d is %" PRId64 "; expected %" PRId64 " (block_size %" PRId64 " along axis %d)",
+                              i, s->dims[i], i == axis ? q->SA : x->dims[i], bs, axis);
+    return 0;
+}
+
+/* Index of the scale element for x element (o, a, r). */
+static int64_t qgran_index(const QGran *q, int64_t o, int64_t a, int64_t r)
+{
+    switch (q->mode) {
+    case 1: return a;
+    case 2: return (o * q->SA + a / q->bs) * q->I + r;
+    default: return 0;
+    }
+}
+
+/* The loop nest over x's elements in emitted code. Inside, `i` is the flat index and
+ * `s` (of C type ct, read from parameter sp of dtype st) and `z` (int32_t, parameter zp,
+ * or 0 when zp is NULL) the element's scale and zero point. Returns blocks opened. */
+static int qgran_loops(Emitter *e, const QGran *q, DType st, const char *ct, const char *sp, const char *zp)
+{
+    Writer *w = e->w;
+    char buf[192], sidx[128];
+    int open = 0;
+    if (q->mode == 0) {
+        w_line(w, "const %s s = %s;", ct, ld(e, buf, sizeof buf, st, ct, sp, "0"));
+        w_line(w, "const int32_t z = %s;", zp ? (snprintf(sidx, sizeof sidx, "(int32_t)%s[0]", zp), sidx) : "0");
+        em_for(w, "i", q->A);
+        return 1;
+    }
+    em_for(w, "o", q->O);
+    em_for(w, "a", q->A);
+    open = 2;
+    if (q->mode == 1)
+        snprintf(sidx, sizeof sidx, "a");
+    else {
+        em_for(w, "r", q->I);
+        open = 3;
+        snprintf(sidx, sizeof sidx, "(o * %" PRId64 " + a / %" PRId64 ") * %" PRId64 " + r", q->SA, q->bs, q->I);
+    }
+    w_line(w, "const %s s = %s;", ct, ld(e, buf, sizeof buf, st, ct, sp, sidx));
+    if (zp)
+        w_line(w, "const int32_t z = (int32_t)%s[%s];", zp, sidx);
+    else
+        w_line(w, "const int32_t z = 0;");
+    if (q->mode == 1) {
+        em_for(w, "r", q->I);
+        open = 3;
+    }
+    w_line(w, "const int64_t i = (o * %" PRId64 " + a) * %" PRId64 " + r;", q->A, q->I);
+    return open;
+}
+
+/* ---------------------------------------------------------------- QuantizeLinear */
+
+/* The type the division x / scale is done in: the precision attribute, else numpy's
+ * promotion of x and the scale (a half type only when both are that type). */
+static int quant_precision(const Node *n, DType xt, DType st, DType *out, Diag *d)
+{
+    int64_t p = attr_int(n, "precision", 0);
+    if (p) {
+        if (!is_scale_type((DType)p))
+            return diag_unsupported(d, n, "precision %s is not supported (float, double, float16, bfloat16)", dtype_name((DType)p));
+        *out = (DType)p;
+        return 0;
+    }
+    if (xt == DT_DOUBLE || st == DT_DOUBLE)
+        *out = DT_DOUBLE;
+    else if (is_half(st) && xt == st)
+        *out = st;
+    else
+        *out = DT_FLOAT;
+    return 0;
+}
+
+static int infer_quantize(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d), *s = need_input(g, n, 1, d);
+    if (!x || !s)
+        return -1;
+    const Value *z = node_in(g, n, 2);
+    if (!is_scale_type(x->dtype) && x->dtype != DT_INT32)
+        return err_dtype(d, n, "input x", x->dtype);
+    if (!is_scale_type(s->dtype))
+        return err_dtype(d, n, "scale", s->dtype);
+    int64_t od = attr_int(n, "output_dtype", 0), lo = 0, hi = 0;
+    DType yt = z ? z->dtype : od ? (DType)od : DT_UINT8;
+    if (z && od && od != z->dtype)
+        return diag_error(d, n, "output_dtype %s differs from the zero point's type %s", dtype_name((DType)od), dtype_name(z->dtype));
+    if (!qrange(yt, &lo, &hi))
+        return diag_unsupported(d, n, "quantizing to %s is not supported (int8, uint8, int16, uint16)", dtype_name(yt));
+    DType pt;
+    QGran q;
+    if (quant_precision(n, x->dtype, s->dtype, &pt, d) || qgran(g, n, x, 1, 2, &q, d))
+        return -1;
+    value_set_shape(node_out(g, n, 0), yt, x->rank, x->dims);
+    return 0;
+}
+
+/* x / s in precision pt, rounded half to even, plus z, saturated to [lo, hi]. */
+static int64_t quantize_one(double xv, double sv, int64_t z, DType pt, int64_t lo, int64_t hi)
+{
+    double r;
+    if (pt == DT_DOUBLE) {
+        r = round_even_d(xv / sv);
+    } else {
+        float v = (float)xv / (float)sv;
+        if (is_half(pt))
+            v = through_half(pt, v);
+        r = round_even_f(v);
+    }
+    /* clamp before the conversion (NaN to the low end), as the emitted code does */
+    double l = (double)(lo - z), h = (double)(hi - z);
+    r = r >= l ? (r <= h ? r : h) : l;
+    return (int64_t)r + z;
+}
+
+static int fold_quantize(Graph *g, Node *n, Diag *d)
+{
+    if (!all_inputs_const(g, n))
+        return 0;
+    const Value *x = node_in(g, n, 0), *s = node_in(g, n, 1), *z = node_in(g, n, 2);
+    Value *y = node_out(g, n, 0);
+    DType pt, yt = y->dtype;
+    QGran q;
+    int64_t lo = 0, hi = 0;
+    if (quant_precision(n, x->dtype, s->dtype, &pt, d) || qgran(g, n, x, 1, 2, &q, d) || !qrange(yt, &lo, &hi))
+        return -1;
+    void *out = value_make_const(g, y, yt, x->rank, x->dims);
+    if (!out)
+        return diag_error(d, n, "out of memory");
+    for (int64_t o = 0; o < q.O; o++)
+        for (int64_t a = 0; a < q.A; a++)
+            for (int64_t r = 0; r < q.I; r++) {
+                int64_t i = (o * q.A + a) * q.I + r, si = qgran_index(&q, o, a, r);
+                /* x and the scale as the C code reads them: float, or double */
+                double xv = const_get_f64(x, i), sv = const_get_f64(s, si);
+                if (pt != DT_DOUBLE) {
+                    xv = (float)xv;
+                    sv = (float)sv;
+                }
+                int64_t zv = z ? const_get_i64(z, si) : 0;
+                elem_set_i64(out, yt, i, quantize_one(xv, sv, zv, pt, lo, hi));
+            }
+    return 1;
+}
+
+static int emit_quantize(Emitter *e, const Node *n, Diag *d)
+{
+    const Graph *g = e->g;
+    const Value *x = node_in(g, n, 0), *s = node_in(g, n, 1), *z = node_in(g, n, 2);
+    const Value *y = node_out(g, n, 0);
+    DType pt;
+    QGran q;
+    int64_t lo = 0, hi = 0;
+    if (quant_precision(n, x->dtype, s->dtype, &pt, d) || qgran(g, n, x, 1, 2, &q, d) || !qrange(y->dtype, &lo, &hi))
+        return -1;
+    if (value_numel(x) == 0)
+        return void_params(e, n);
+    Writer *w = e->w;
+    const char *ct = pt == DT_DOUBLE ? "double" : "float";
+    char buf[128];
+    int open = qgran_loops(e, &q, s->dtype, ct, "x1", z ? "x2" : NULL);
+    w_line(w, "%s v = %s / s;", ct, ld(e, buf, sizeof buf, x->dtype, ct, "x0", "i"));
+    if (is_half(pt))
+        w_through_half(e, pt, "v");
+    w_round_even(e, ct, "r", "v");
+    /* saturate before converting (out-of-range float to integer is undefined in C);
+     * NaN goes to the low end */
+    w_line(w, "const %s l = (%s)(%" PRId64 " - z), h = (%s)(%" PRId64 " - z);", ct, ct, lo, ct, hi);
+    w_line(w, "r = r >= l ? (r <= h ? r : h) : l;");
+    w_line(w, "y0[i] = (%s)((int32_t)r + z);", dtype_ctype(y->dtype));
+    em_close(w, open);
+    return 0;
+}
+
+static const OpDef op_quantize_linear = {
+    .name = "QuantizeLinear", .domain = "", .since = 10,
+    .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_quantize, .fold = fold_quantize, .emit = emit_quantize,
+    .summary = "saturate(round_half_even(x / scale) + zero_point) to int8, uint8, int16 or uint16; per tensor, per axis or blocked",
+};
+
+/* ---------------------------------------------------------------- DequantizeLinear */
+
+/* The type of y: output_dtype, else the scale's. The product is computed in double
+ * when y or the scale is double, else in float. */
+static DType dequant_out(const Node *n, DType st)
+{
+    int64_t od = attr_int(n, "output_dtype", 0);
+    return od ? (DType)od : st;
+}
+
+static int infer_dequantize(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d), *s = need_input(g, n, 1, d);
+    if (!x || !s)
+        return -1;
+    const Value *z = node_in(g, n, 2);
+    int64_t lo = 0, hi = 0;
+    if (!qrange(x->dtype, &lo, &hi) && x->dtype != DT_INT32)
+        return diag_unsupported(d, n, "dequantizing %s is not supported (int8, uint8, int16, uint16, int32)", dtype_name(x->dtype));
+    if (!is_scale_type(s->dtype))
+        return err_dtype(d, n, "scale", s->dtype);
+    if (z && z->dtype != x->dtype)
+        return diag_error(d, n, "the zero point has type %s; x has %s", dtype_name(z->dtype), dtype_name(x->dtype));
+    DType yt = dequant_out(n, s->dtype);
+    if (!is_scale_type(yt))
+        return diag_unsupported(d, n, "output_dtype %s is not supported (float, double, float16, bfloat16)", dtype_name(yt));
+    QGran q;
+    if (qgran(g, n, x, 1, 2, &q, d))
+        return -1;
+    value_set_shape(node_out(g, n, 0), yt, x->rank, x->dims);
+    return 0;
+}
+
+static int fold_dequantize(Graph *g, Node *n, Diag *d)
+{
+    if (!all_inputs_const(g, n))
+        return 0;
+    const Value *x = node_in(g, n, 0), *s = node_in(g, n, 1), *z = node_in(g, n, 2);
+    Value *y = node_out(g, n, 0);
+    DType yt = y->dtype;
+    QGran q;
+    if (qgran(g, n, x, 1, 2, &q, d))
+        return -1;
+    int dbl = yt == DT_DOUBLE || s->dtype == DT_DOUBLE;
+    void *out = value_make_const(g, y, yt, x->rank, x->dims);
+    if (!out)
+        return diag_error(d, n, "out of memory");
+    for (int64_t o = 0; o < q.O; o++)
+        for (int64_t a = 0; a < q.A; a++)
+            for (int64_t r = 0; r < q.I; r++) {
+                int64_t i = (o * q.A + a) * q.I + r, si = qgran_index(&q, o, a, r);
+                float dx = (float)const_get_i64(x, i) - (float)(z ? const_get_i64(z, si) : 0);
+                double v = dbl ? (double)dx * const_get_f64(s, si) : (double)(dx * (float)const_get_f64(s, si));
+                elem_set_f64(out, yt, i, v);
+            }
+    return 1;
+}
+
+static int emit_dequantize(Emitter *e, const Node *n, Diag *d)
+{
+    const Graph *g = e->g;
+    const Value *x = node_in(g, n, 0), *s = node_in(g, n, 1), *z = node_in(g, n, 2);
+    const Value *y = node_out(g, n, 0);
+    QGran q;
+    if (qgran(g, n, x, 1, 2, &q, d))
+        return -1;
+    if (value_numel(x) == 0)
+        return void_params(e, n);
+    Writer *w = e->w;
+    const char *ct = (y->dtype == DT_DOUBLE || s->dtype == DT_DOUBLE) ? "double" : "float";
+    int open = qgran_loops(e, &q, s->dtype, ct, "x1", z ? "x2" : NULL);
+    /* x - z in float first, as the ONNX reference (exact for 8- and 16-bit types) */
+    w_line(w, "const float dx = (float)x0[i] - (float)z;");
+    w_line(w, "y0[i] = %s((%s)dx * s);", st_fn(e, y->dtype), ct);
+    em_close(w, open);
+    return 0;
+}
+
+static const OpDef op_dequantize_linear = {
+    .name = "DequantizeLinear", .domain = "", .since = 10,
+    .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_dequantize, .fold = fold_dequantize, .emit = emit_dequantize,
+    .summary = "(x - zero_point) * scale from int8, uint8, int16, uint16 or int32; per tensor, per axis or blocked",
+};
+
+/* ---------------------------------------------------------------- DynamicQuantizeLinear */
+
+static int infer_dynquant(Graph *g, Node *n, Diag *d)
+{
+    Value *x = need_input(g, n, 0, d);
+    if (!x)
+        return -1;
+    if (x->dtype != DT_FLOAT)
+        return err_dtype(d, n, "input x", x->dtype);
+    value_set_shape(node_out(g, n, 0), DT_UINT8, x->rank, x->dims);
+    if (node_out(g, n, 1))
+        value_set_shape(node_out(g, n, 1), DT_FLOAT, 0, NULL);
+    if (node_out(g, n, 2))
+        value_set_shape(node_out(g, n, 2), DT_UINT8, 0, NULL);
+    return 0;
+}
+
+static int emit_dynquant(Emitter *e, const Node *n, Diag *d)
+{
+    (void)d;
+    const Graph *g = e->g;
+    const Value *x = node_in(g, n, 0);
+    int64_t N = value_numel(x);
+    Writer *w = e->w;
+    e->prelude |= PRE_ROUND_EVEN;
+    /* the range always holds 0; an all-zero input (empty range) gets scale 1, as the
+     * ONNX reference defines it, so that zero point and y are 0 rather than NaN */
+    w_line(w, "float mn = 0.0f, mx = 0.0f;");
+    em_for(w, "i", N);
+    w_line(w, "mn = x0[i] < mn ? x0[i] : mn;");
+    w_line(w, "mx = x0[i] > mx ? x0[i] : mx;");
+    w_close(w);
+    w_line(w, "const float s = mx == mn ? 1.0f : (mx - mn) / 255.0f;");
+    w_line(w, "float zf = 0.0f - mn / s;");
+    w_line(w, "zf = zf >= 0.0f ? (zf <= 255.0f ? zf : 255.0f) : 0.0f;");
+    w_line(w, "const float z = kd_rintf(zf);");
+    if (node_out(g, n, 1))
+        w_line(w, "y1[0] = s;");
+    if (node_out(g, n, 2))
+        w_line(w, "y2[0] = (uint8_t)z;");
+    em_for(w, "i", N);
+    w_line(w, "float r = kd_rintf(x0[i] / s) + z;");
+    w_line(w, "r = r >= 0.0f ? (r <= 255.0f ? r : 255.0f) : 0.0f;");
+    w_line(w, "y0[i] = (uint8_t)r;");
+    w_close(w);
+    return 0;
+}
+
+static const OpDef op_dynamic_quantize_linear = {
+    .name = "DynamicQuantizeLinear", .domain = "", .since = 11,
+    .min_inputs = 1, .max_inputs = 1, .min_outputs = 1, .max_outputs = 3,
+    .infer = infer_dynquant, .emit = emit_dynquant,
+    .summary = "uint8 quantization with scale and zero point from the input's range (which includes 0)",
+};
+
+/* ---------------------------------------------------------------- requantization */
+
+/* The QLinear forms' output stage: y = saturate(round(acc * mult + zy)) where mult =
+ * sa * sb / sy in the scales' type, sa and sb per tensor or per row/channel (index
+ * expressions), computed in double (see the file comment). */
+typedef struct Requant {
+    DType st;        /* the scales' type */
+    DType yt;        /* output type */
+    int sa, sb, sy, zy; /* parameter numbers of a's scale, b's scale, y's scale and zero point (-1: none) */
+    int64_t nb;      /* elements of b's scale: 1 or per column/channel */
+} Requant;
+
+/* Inside the loops: `const double mult = ...;` for b's scale element `bidx`. */
+static void rq_mult(Emitter *e, const Requant *rq, const char *bidx)
+{
+    Writer *w = e->w;
+    char ba[96], bb[96], by[96], idx[64];
+    snprintf(idx, sizeof idx, "%s", rq->nb == 1 ? "0" : bidx);
+    char pa[8], pb[8], py[8];
+    snprintf(pa, sizeof pa, "x%d", rq->sa);
+    snprintf(pb, sizeof pb, "x%d", rq->sb);
+    snprintf(py, sizeof py, "x%d", rq->sy);
+    if (rq->st == DT_DOUBLE) {
+        w_line(w, "const double mult = %s * %s / %s;", ld(e, ba, sizeof ba, rq->st, "double", pa, "0"),
+               ld(e, bb, sizeof bb, rq->st, "double", pb, idx), ld(e, by, sizeof by, rq->st, "double", py, "0"));
+        return;
+    }
+    w_line(w, "float mult = %s * %s;", ld(e, ba, sizeof ba, rq->st, "float", pa, "0"), ld(e, bb, sizeof bb, rq->st, "float", pb, idx));
+    w_through_half(e, rq->st, "mult");
+    w_line(w, "mult = mult / %s;", ld(e, by, sizeof by, rq->st, "float", py, "0"));
+    w_through_half(e, rq->st, "mult");
+}
+
+/* `dst = saturate(round(acc * mult + zy))`. */
+static void rq_store(Emitter *e, const Requant *rq, const char *dst, const char *acc)
+{
+    Writer *w = e->w;
+    int64_t lo = 0, hi = 0;
+    qrange(rq->yt, &lo, &hi);
+    if (rq->zy >= 0)
+        w_line(w, "const double v = (double)%s * (double)mult + (double)x%d[0];", acc, rq->zy);
+    else
+        w_line(w, "const double v = (double)%s * (double)mult;", acc);
+    w_round_even(e, "double", "r", "v");
+    w_line(w, "%s = (%s)(r >= %" PRId64 ".0 ? (r <= %" PRId64 ".0 ? r : %" PRId64 ".0) : %" PRId64 ".0);",
+           dst, dtype_ctype(rq->yt), lo, hi, hi, lo);
+}
+
+/* ---------------------------------------------------------------- integer MatMul */
+
+/* Shapes of an integer matrix product (numpy matmul; 1-D operands promoted and their
+ * dims dropped from the output). */
+typedef struct IMM {
+    int64_t M, K, N;
+    int rb;                         /* batch rank of the output */
+    int64_t ob[KD_MAX_RANK], ab[KD_MAX_RANK], bb[KD_MAX_RANK];
+    int rab, rbb;
+    int orank;
+    int64_t odims[KD_MAX_RANK];
+} IMM;
+
+static int imm_shape(const Node *n, const Value *a, const Value *b, IMM *m, Diag *d)
+{
+    memset(m, 0, sizeof *m);
+    if (a->rank < 1 || b->rank < 1)
+        return diag_error(d, n, "matrix product of a scalar");
+    m->M = a->rank == 1 ? 1 : a->dims[a->rank - 2];
+    m->K = a->dims[a->rank - 1];
+    int64_t kb = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2];
+    m->N = b->rank == 1 ? 1 : b->dims[b->rank - 1];
+    if (kb != m->K)
+        return diag_error(d, n, "inner dims differ: A has %" PRId64 ", B has %" PRId64, m->K, kb);
+    m->rab = a->rank > 2 ? a->rank - 2 : 0;
+    m->rbb = b->rank > 2 ? b->rank - 2 : 0;
+    memcpy(m->ab, a->dims, sizeof(int64_t) * (size_t)m->rab);
+    memcpy(m->bb, b->dims, sizeof(int64_t) * (size_t)m->rbb);
+    if (broadcast_shapes(m->rab, m->ab, m->rbb, m->bb, &m->rb, m->ob))
+        return diag_error(d, n, "batch dims of A and B do not broadcast");
+    m->orank = m->rb;
+    memcpy(m->odims, m->ob, sizeof(int64_t) * (size_t)m->rb);
+    if (a->rank > 1)
+        m->odims[m->orank++] = m->M;
+    if (b->rank > 1)
+        m->odims[m->orank++] = m->N;
+    return 0;
+}
+
+static void shape_value(Value *v, int rank, const int64_t *dims)
+{
+    memset(v, 0, sizeof *v);
+    v->rank = rank;
+    memcpy(v->dims, dims, sizeof(int64_t) * (size_t)rank);
+}
+
+/* Zero point check: per tensor (one element) or `per` elements (per row / column,
+ * possibly with the batch dims in front: `batched` elements). */
+static int zp_ok(const Node *n, const Value *z, DType want, int64_t per, int64_t batched, const char *what, Diag *d)
+{
+    if (!z)
+        return 0;
+    if (z->dtype != want)
+        return diag_error(d, n, "%s has type %s; its operand has %s", what, dtype_name(z->dtype), dtype_name(want));
+    int64_t c = value_numel(z);
+    if (c != 1 && c != per && c != batched)
+        return diag_error(d, n, "%s has %" PRId64 " elements; expected 1 or %" PRId64, what, c, per);
+    return 0;
+}
+
+/* The product over inputs a (param ia), b (ib), zero points za, zb (-1: none): the
+ * int32 accumulators of each output row go to y0 (rq NULL) or through rq. */
+static int emit_imm(Emitter *e, const Node *n, int ia, int iza, int ib, int izb, const Requant *rq, Diag *d)
+{
+    const Graph *g = e->g;
+    const Value *a = node_in(g, n, ia), *b = node_in(g, n, ib);
+    const Value *za = iza >= 0 ? node_in(g, n, iza) : NULL, *zb = izb >= 0 ? node_in(g, n, izb) : NULL;
+    IMM m;
+    if (imm_shape(n, a, b, &m, d))
+        return -1;
+    int64_t M = m.M, K = m.K, N = m.N;
+    if (dims_numel(m.orank, m.odims) == 0)
+        return void_params(e, n);
+    Writer *w = e->w;
+    Value ov, av, bv;
+    shape_value(&ov, m.rb, m.ob);
+    shape_value(&av, m.rab, m.ab);
+    shape_value(&bv, m.rbb, m.bb);
+    const Value *ins[2] = {&av, &bv};
+    int open = em_broadcast_loops(w, &ov, ins, 2);
+    w_line(w, "const %s *restrict ab = x%d + j0 * %" PRId64 ";", dtype_ctype(a->dtype), ia, M * K);
+    w_line(w, "const %s *restrict bb = x%d + j1 * %" PRId64 ";", dtype_ctype(b->dtype), ib, K * N);
+    int64_t nza = za ? value_numel(za) : 0, nzb = zb ? value_numel(zb) : 0;
+    /* b's zero point: one (zb), or per column (zbr[n]), per batch of B too if it has them */
+    if (nzb == 1)
+        w_line(w, "const int32_t zb = (int32_t)x%d[0];", izb);
+    else if (nzb == N)
+        w_line(w, "const %s *zbr = x%d;", dtype_ctype(zb->dtype), izb);
+    else if (nzb)
+        w_line(w, "const %s *zbr = x%d + j1 * %" PRId64 ";", dtype_ctype(zb->dtype), izb, N);
+    em_for(w, "m", M);
+    if (nza == 1)
+        w_line(w, "const int32_t za = (int32_t)x%d[0];", iza);
+    else if (nza == M)
+        w_line(w, "const int32_t za = (int32_t)x%d[m];", iza);
+    else if (nza)
+        w_line(w, "const int32_t za = (int32_t)x%d[j0 * %" PRId64 " + m];", iza, M); /* per batch too */
+    else
+        w_line(w, "const int32_t za = 0;");
+    if (rq) {
+        w_line(w, "int32_t acc[%" PRId64 "];", N);
+    } else {
+        w_line(w, "int32_t *restrict acc = y0 + (i * %" PRId64 " + m) * %" PRId64 ";", M, N);
+    }
+    em_for(w, "n", N);
+    w_line(w, "acc[n] = 0;");
+    w_close(w);
+    em_for(w, "k", K);
+    w_line(w, "const int32_t av = (int32_t)ab[m * %" PRId64 " + k] - za;", K);
+    w_line(w, "const %s *restrict br = bb + k * %" PRId64 ";", dtype_ctype(b->dtype), N);
+    em_for(w, "n", N);
+    if (nzb == 1)
+        w_line(w, "acc[n] += av * ((int32_t)br[n] - zb);");
+    else if (nzb)
+        w_line(w, "acc[n] += av * ((int32_t)br[n] - (int32_t)zbr[n]);");
+    else
+        w_line(w, "acc[n] += av * (int32_t)br[n];");
+    em_close(w, 2);
+    if (rq) {
+        em_for(w, "n", N);
+        rq_mult(e, rq, "n");
+        char dst[96];
+        snprintf(dst, sizeof dst, "y0[(i * %" PRId64 " + m) * %" PRId64 " + n]", M, N);
+        rq_store(e, rq, dst, "acc[n]");
+        w_close(w);
+    }
+    w_close(w);
+    em_close(w, open);
+    return 0;
+}
+
+static int imm_infer_common(Graph *g, Node *n, int ia, int iza, int ib, int izb, DType yt, Diag *d)
+{
+    Value *a = need_input(g, n, ia, d), *b = need_input(g, n, ib, d);
+    if (!a || !b)
+        return -1;
+    if (!is_int8(a->dtype))
+        return err_dtype(d, n, "input A", a->dtype);
+    if (!is_int8(b->dtype))
+        return err_dtype(d, n, "input B", b->dtype);
+    IMM m;
+    if (imm_shape(n, a, b, &m, d))
+        return -1;
+    int64_t nba = dims_numel(m.rab, m.ab), nbb = dims_numel(m.rbb, m.bb);
+    if (zp_ok(n, iza >= 0 ? node_in(g, n, iza) : NULL, a->dtype, m.M, nba * m.M, "A's zero point", d) ||
+        zp_ok(n, izb >= 0 ? node_in(g, n, izb) : NULL, b->dtype, m.N, nbb * m.N, "B's zero point", d))
+        return -1;
+    value_set_shape(node_out(g, n, 0), yt, m.orank, m.odims);
+    return 0;
+}
+
+static int infer_matmul_integer(Graph *g, Node *n, Diag *d)
+{
+    return imm_infer_common(g, n, 0, 2, 1, 3, DT_INT32, d);
+}
+
+static int emit_matmul_integer(Emitter *e, const Node *n, Diag *d)
+{
+    return emit_imm(e, n, 0, 2, 1, 3, NULL, d);
+}
+
+static const OpDef op_matmul_integer = {
+    .name = "MatMulInteger", .domain = "", .since = 10,
+    .min_inputs = 2, .max_inputs = 4, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_matmul_integer, .emit = emit_matmul_integer,
+    .summary = "int32 (A - a_zero_point) x (B - b_zero_point) of int8/uint8, numpy broadcasting; zero points per tensor, row or column",
+};
+
+/* Scales of a QLinear operator: per tensor, or `per` elements for `what`. */
+static int scale_ok(const Node *n, const Value *s, DType st, int64_t per, const char *what, Diag *d)
+{
+    if (s->dtype != st)
+        return diag_error(d, n, "%s has type %s; the other scales have %s", what, dtype_name(s->dtype), dtype_name(st));
+    int64_t c = value_numel(s);
+    if (c != 1 && c != per)
+        return diag_error(d, n, "%s has %" PRId64 " elements; expected 1 or %" PRId64, what, c, per);
+    return 0;
+}
+
+static int infer_qlinear_matmul(Graph *g, Node *n, Diag *d)
+{
+    for (int i = 0; i < 8; i++)
+        if (!need_input(g, n, i, d))
+            return -1;
+    const Value *sa = node_in(g, n, 1), *sb = node_in(g, n, 4), *sy = node_in(g, n, 6), *zy = node_in(g, n, 7);
+    IMM m;
+    if (imm_shape(n, node_in(g, n, 0), node_in(g, n, 3), &m, d))
+        return -1;
+    if (!is_scale_type(sa->dtype))
+        return err_dtype(d, n, "a_scale", sa->dtype);
+    if (scale_ok(n, sa, sa->dtype, 1, "a_scale", d) || scale_ok(n, sb, sa->dtype, m.N, "b_scale", d) ||
+        scale_ok(n, sy, sa->dtype, 1, "y_scale", d))
+        return -1;
+    if (!is_int8(zy->dtype))
+        return err_dtype(d, n, "y_zero_point", zy->dtype);
+    if (value_numel(zy) != 1)
+        return diag_error(d, n, "y_zero_point must have one element");
+    return imm_infer_common(g, n, 0, 2, 3, 5, zy->dtype, d);
+}
+
+static int emit_qlinear_matmul(Emitter *e, const Node *n, Diag *d)
+{
+    const Graph *g = e->g;
+    Requant rq = {.st = node_in(g, n, 1)->dtype, .yt = node_out(g, n, 0)->dtype,
+                  .sa = 1, .sb = 4, .sy = 6, .zy = 7, .nb = value_numel(node_in(g, n, 4))};
+    return emit_imm(e, n, 0, 2, 3, 5, &rq, d);
+}
+
+static const OpDef op_qlinear_matmul = {
+    .name = "QLinearMatMul", .domain = "", .since = 10,
+    .min_inputs = 8, .max_inputs = 8, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_qlinear_matmul, .emit = emit_qlinear_matmul,
+    .summary = "MatMulInteger requantized: saturate(round(acc * a_scale * b_scale / y_scale + y_zero_point))",
+};
+
+/* ---------------------------------------------------------------- integer Conv */
+
+/* The convolution's geometry from the family's conv_geom (compiler/ops/conv.c), read
+ * through a two-value view of the node: X = input ix, W = input iw, no bias (ours
+ * are zero points), and W's element type taken as X's (ours may differ: uint8 x int8). */
+static int qconv_geom(const Graph *g, const Node *n, int ix, int iw, ConvGeom *cg, Diag *d)
+{
+    Value vals[2] = {*node_in(g, n, ix), *node_in(g, n, iw)};
+    vals[1].dtype = vals[0].dtype;
+    Graph sg = *g;
+    sg.values = vals;
+    sg.nvalues = 2;
+    int ins[2] = {0, 1};
+    Node sn = *n;
+    sn.inputs = ins;
+    sn.ninputs = 2;
+    return conv_geom(&sg, &sn, 0, cg, d);
+}
+
+static int iconv_infer_common(Graph *g, Node *n, int ix, int izx, int iw, int izw, DType yt, Diag *d)
+{
+    Value *x = need_input(g, n, ix, d), *w = need_input(g, n, iw, d);
+    if (!x || !w)
+        return -1;
+    if (!is_int8(x->dtype))
+        return err_dtype(d, n, "input x", x->dtype);
+    if (!is_int8(w->dtype))
+        return err_dtype(d, n, "weight w", w->dtype);
+    ConvGeom cg;
+    if (qconv_geom(g, n, ix, iw, &cg, d))
+        return -1;
+    if (zp_ok(n, izx >= 0 ? node_in(g, n, izx) : NULL, x->dtype, 1, 1, "x's zero point", d) ||
+        zp_ok(n, izw >= 0 ? node_in(g, n, izw) : NULL, w->dtype, cg.M, cg.M, "w's zero point", d))
+        return -1;
+    int64_t dims[KD_MAX_RANK] = {cg.N, cg.M};
+    for (int i = 0; i < cg.nsp; i++)
+        dims[2 + i] = cg.out[i];
+    value_set_shape(node_out(g, n, 0), yt, cg.nsp + 2, dims);
+    return 0;
+}
+
+/* Direct convolution over int32 accumulators: for each image, output channel and
+ * output pixel, the sum over the group's input channels and the kernel taps that fall
+ * inside the input (padding contributes (z - z) * w = 0, as if padded with the zero
+ * point). bias: parameter of an int32 bias (-1: none). */
+static int emit_iconv(Emitter *e, const Node *n, int ix, int izx, int iw, int izw, int ibias, const Requant *rq, Diag *d)
+{
+    const Graph *g = e->g;
+    const Value *x = node_in(g, n, ix), *wv = node_in(g, n, iw);
+    const Value *zx = izx >= 0 ? node_in(g, n, izx) : NULL, *zw = izw >= 0 ? node_in(g, n, izw) : NULL;
+    ConvGeom cg;
+    if (qconv_geom(g, n, ix, iw, &cg, d))
+        return -1;
+    int nsp = cg.nsp;
+    int64_t OSZ = 1, ISZ = 1, KSZ = 1;
+    for (int i = 0; i < nsp; i++) {
+        OSZ *= cg.out[i];
+        ISZ *= cg.in[i];
+        KSZ *= cg.k[i];
+    }
+    int64_t Cg = cg.C / cg.G, Mg = cg.M / cg.G;
+    if (cg.N * cg.M * OSZ == 0)
+        return void_params(e, n);
+    Writer *w = e->w;
+    if (zx)
+        w_line(w, "const int32_t zx = (int32_t)x%d[0];", izx);
+    else
+        w_line(w, "const int32_t zx = 0;");
+    em_for(w, "b", cg.N);
+    em_for(w, "m", cg.M);
+    w_line(w, "const int64_t g = m / %" PRId64 ";", Mg);
+    if (zw)
+        w_line(w, "const int32_t zw = (int32_t)x%d[%s];", izw, value_numel(zw) == 1 ? "0" : "m");
+    else
+        w_line(w, "const int32_t zw = 0;");
+    w_line(w, "const %s *restrict xg = x%d + (b * %" PRId64 " + g * %" PRId64 ") * %" PRId64 ";",
+           dtype_ctype(x->dtype), ix, cg.C, Cg, ISZ);
+    w_line(w, "const %s *restrict wm = x%d + m * %" PRId64 ";", dtype_ctype(wv->dtype), iw, Cg * KSZ);
+    if (rq)
+        rq_mult(e, rq, "m");
+    for (int i = 0; i < nsp; i++) {
+        char v[8];
+        snprintf(v, sizeof v, "o%d", i);
+        em_for(w, v, cg.out[i]);
+    }
+    if (ibias >= 0)
+        w_line(w, "int32_t acc = x%d[m];", ibias);
+    else
+        w_line(w, "int32_t acc = 0;");
+    for (int i = 0; i < nsp; i++) {
+        /* the taps k whose input index u = t + k * dl (t = o * s - pb) lies in [0, in):
+         * from ceil(-t / dl) when t < 0, up to ceil((in - t) / dl) (<= 0: none) */
+        int64_t dl = cg.dl[i];
+        w_line(w, "const int64_t t%d = o%d * %" PRId64 " - %" PRId64 ";", i, i, cg.s[i], cg.pb[i]);
+        w_line(w, "const int64_t kl%d = t%d < 0 ? (%" PRId64 " - t%d) / %" PRId64 " : 0;", i, i, dl - 1, i, dl);
+        w_line(w, "int64_t kh%d = (%" PRId64 " - t%d) / %" PRId64 ";", i, cg.in[i] + dl - 1, i, dl);
+        w_line(w, "kh%d = kh%d < %" PRId64 " ? kh%d : %" PRId64 ";", i, i, cg.k[i], i, cg.k[i]);
+    }
+    em_for(w, "c", Cg);
+    for (int i = 0; i < nsp; i++) {
+        int64_t dl = cg.dl[i];
+        w_open(w, "for (int64_t k%d = kl%d; k%d < kh%d; ++k%d)", i, i, i, i, i);
+        w_line(w, "const int64_t u%d = t%d + k%d * %" PRId64 ";", i, i, i, dl);
+    }
+    /* flat offsets of the input element and the tap */
+    w_printf(w, "const int64_t xi = c * %" PRId64, ISZ);
+    int64_t st = ISZ;
+    for (int i = 0; i < nsp; i++) {
+        st /= cg.in[i];
+        w_printf(w, " + u%d * %" PRId64, i, st);
+    }
+    w_puts(w, ";\n");
+    w_printf(w, "const int64_t wi = c * %" PRId64, KSZ);
+    st = KSZ;
+    for (int i = 0; i < nsp; i++) {
+        st /= cg.k[i];
+        w_printf(w, " + k%d * %" PRId64, i, st);
+    }
+    w_puts(w, ";\n");
+    w_line(w, "acc += ((int32_t)xg[xi] - zx) * ((int32_t)wm[wi] - zw);");
+    em_close(w, nsp + 1);
+    /* flat output index */
+    w_printf(w, "const int64_t yi = (b * %" PRId64 " + m) * %" PRId64, cg.M, OSZ);
+    st = OSZ;
+    for (int i = 0; i < nsp; i++) {
+        st /= cg.out[i];
+        w_printf(w, " + o%d * %" PRId64, i, st);
+    }
+    w_puts(w, ";\n");
+    if (rq)
+        rq_store(e, rq, "y0[yi]", "acc");
+    else
+        w_line(w, "y0[yi] = acc;");
+    em_close(w, nsp + 2);
+    return 0;
+}
+
+static int infer_conv_integer(Graph *g, Node *n, Diag *d)
+{
+    return iconv_infer_common(g, n, 0, 2, 1, 3, DT_INT32, d);
+}
+
+static int emit_conv_integer(Emitter *e, const Node *n, Diag *d)
+{
+    return emit_iconv(e, n, 0, 2, 1, 3, -1, NULL, d);
+}
+
+static const OpDef op_conv_integer = {
+    .name = "ConvInteger", .domain = "", .since = 10,
+    .min_inputs = 2, .max_inputs = 4, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_conv_integer, .emit = emit_conv_integer,
+    .summary = "int32 convolution of (x - x_zero_point) and (w - w_zero_point), int8/uint8; w's zero point per tensor or channel",
+};
+
+static int infer_qlinear_conv(Graph *g, Node *n, Diag *d)
+{
+    for (int i = 0; i < 8; i++)
+        if (!need_input(g, n, i, d))
+            return -1;
+    const Value *sx = node_in(g, n, 1), *sw = node_in(g, n, 4), *sy = node_in(g, n, 6), *zy = node_in(g, n, 7);
+    ConvGeom cg;
+    if (qconv_geom(g, n, 0, 3, &cg, d))
+        return -1;
+    if (!is_scale_type(sx->dtype))
+        return err_dtype(d, n, "x_scale", sx->dtype);
+    if (scale_ok(n, sx, sx->dtype, 1, "x_scale", d) || scale_ok(n, sw, sx->dtype, cg.M, "w_scale", d) ||
+        scale_ok(n, sy, sx->dtype, 1, "y_scale", d))
+        return -1;
+    if (!is_int8(zy->dtype))
+        return err_dtype(d, n, "y_zero_point", zy->dtype);
+    if (value_numel(zy) != 1)
+        return diag_error(d, n, "y_zero_point must have one element");
+    const Value *bias = node_in(g, n, 8);
+    if (bias && (bias->dtype != DT_INT32 || bias->rank != 1 || bias->dims[0] != cg.M))
+        return diag_error(d, n, "bias B must be int32 of shape [%" PRId64 "]", cg.M);
+    return iconv_infer_common(g, n, 0, 2, 3, 5, zy->dtype, d);
+}
+
+static int emit_qlinear_conv(Emitter *e, const Node *n, Diag *d)
+{
+    const Graph *g = e->g;
+    Requant rq = {.st = node_in(g, n, 1)->dtype, .yt = node_out(g, n, 0)->dtype,
+                  .sa = 1, .sb = 4, .sy = 6, .zy = 7, .nb = value_numel(node_in(g, n, 4))};
+    return emit_iconv(e, n, 0, 2, 3, 5, node_in(g, n, 8) ? 8 : -1, &rq, d);
+}
+
+static const OpDef op_qlinear_conv = {
+    .name = "QLinearConv", .domain = "", .since = 10,
+    .min_inputs = 8, .max_inputs = 9, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_qlinear_conv, .emit = emit_qlinear_conv,
+    .summary = "ConvInteger plus int32 bias, requantized: saturate(round(acc * x_scale * w_scale / y_scale + y_zero_point))",
+};
+
+const OpDef *const ops_quant[] = {
+    &op_quantize_linear, &op_dequantize_linear, &op_dynamic_quantize_linear,
+    &op_matmul_integer, &op_qlinear_matmul, &op_conv_integer, &op_qlinear_conv,
+    NULL,
+};
