@@ -12,9 +12,11 @@
  * the caller runs in. Folding at compile time uses the same arithmetic in the same
  * types, so a folded constant equals what the emitted code would have computed.
  *
- * The two integer products share one kernel each with their QLinear forms: the
- * int32 accumulator is either stored (MatMulInteger, ConvInteger) or requantized
- * (QLinearMatMul, QLinearConv) as y = saturate(round(acc * (sa * sb / sy) + zy)),
+ * MatMulInteger and QLinearMatMul share one kernel, whose int32 accumulators are
+ * stored or requantized; ConvInteger accumulates in its int32 output planes and
+ * QLinearConv, which has no int32 output to accumulate in, sums each output pixel
+ * in a local (both take their geometry from the Conv family's conv_geom). The
+ * QLinear forms requantize as y = saturate(round(acc * (sa * sb / sy) + zy)),
  * computed in double like the ONNX reference (int32 times a float array is float64
  * in numpy), with the multiplier rounded in the scales' own type.
  */
