@@ -8,8 +8,9 @@
  *
  * Rounding is half to even, written out (floor, then compare the remainder with one
  * half) rather than through rint/nearbyint, whose result depends on the floating-point
- * environment's rounding mode: the emitted code gives the same bytes whatever mode
- * the caller runs in. Folding at compile time uses the same arithmetic in the same
+ * environment's rounding mode: the rounding to an integer is the same whatever mode
+ * the caller runs in (the division x / scale before it still rounds in that mode;
+ * tests/quant runs exact ties under all four). Folding at compile time uses the same arithmetic in the same
  * types, so a folded constant equals what the emitted code would have computed.
  *
  * MatMulInteger and QLinearMatMul share one kernel, whose int32 accumulators are
