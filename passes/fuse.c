@@ -38,9 +38,20 @@
  *    no data) when that is the identity; a 2-D Transpose read only by a Gemm or a
  *    2-D MatMul becomes the Gemm's transA/transB.
  *
- * In a training graph (after autodiff) the same rules are safe: a value the
- * backward pass reads (the pre-activation of a Relu, say) has a second consumer,
- * so it is never fused away. */
+ * 5. Activation derivatives (training graphs): kdcc.ActivationGrad(x, dy) is one
+ *    more step, "<f>Grad" with operand x, on dy's producer: the Gemm/MatMul data
+ *    gradient of the layer after the activation, an elementwise chain (the sum of
+ *    two gradients of a value read twice), or through a view (a CNN's Gemm ->
+ *    Reshape, the Flatten's gradient -> ActivationGrad): dy is never written and
+ *    read back. Steps through a view apply at the producer's flat index, which a
+ *    view does not change; the step's operand (of the view's shape) is read there
+ *    too, and the view then relabels the producer's output as the step's.
+ *
+ * In a training graph (after autodiff; compiler/cli/distill.c runs this pass on
+ * the training step) the same rules are safe: a value the backward pass reads (the
+ * pre-activation of a Relu, say) has a second consumer, so it is never fused away;
+ * and a node does not move past an optimizer update that writes over one of its
+ * inputs (the update's output is alias_of the weight). */
 #include "compiler/ops/fused.h"
 #include "passes/passes.h"
 
@@ -276,6 +287,26 @@ static int is_channel_bias(const Value *b, const Value *y)
     return 1;
 }
 
+/* 1 if a node between slots ia and ib writes over an input of node ia (a training
+ * graph's optimizer update of a weight ia reads: its output is alias_of the weight),
+ * so ia cannot move to slot ib */
+static int overwritten_between(const Graph *g, int ia, int ib)
+{
+    const Node *a = g->nodes[ia];
+    for (int i = ia + 1; i < ib; i++) {
+        const Node *q = g->nodes[i];
+        for (int j = 0; !q->dead && j < q->noutputs; j++) {
+            int o = q->outputs[j];
+            if (o < 0 || g->values[o].alias_of < 0)
+                continue;
+            for (int k = 0; k < a->ninputs; k++)
+                if (a->inputs[k] >= 0 && a->inputs[k] == g->values[o].alias_of)
+                    return 1;
+        }
+    }
+    return 0;
+}
+
 /* Absorb the consumer c (index ic) of p's output into p's epilogue if it fits. 1 if
  * absorbed, 0 if not, -1 on error. */
 static int absorb(Graph *g, int ip, int ic, int kind, Diag *d)
@@ -284,6 +315,7 @@ static int absorb(Graph *g, int ip, int ic, int kind, Diag *d)
     int y = p->outputs[0];
     if (ic <= ip || c->dead || live_outputs(c) != 1 || c->noutputs < 1 || c->outputs[0] < 0)
         return 0;
+    int pinned = overwritten_between(g, ip, ic);
     Epilogue ep;
     int first = kind == P_CHAIN ? 1 : 3;
     Diag quiet;
@@ -292,7 +324,7 @@ static int absorb(Graph *g, int ip, int ic, int kind, Diag *d)
         return 0;
     const Value *yv = &g->values[y];
     /* a bias before any other step */
-    if (kind != P_CHAIN && ep.n == 0 && in_domain(c, "") && !strcmp(c->op_type, "Add") && present(c) == 2 &&
+    if (!pinned && kind != P_CHAIN && ep.n == 0 && in_domain(c, "") && !strcmp(c->op_type, "Add") && present(c) == 2 &&
         (c->opset >= 7 || !attr_int(c, "broadcast", 0)) && c->inputs[0] != c->inputs[1]) {
         int b = c->inputs[0] == y ? c->inputs[1] : c->inputs[0];
         const Value *bv = &g->values[b], *zv = node_out(g, c, 0);
@@ -340,7 +372,7 @@ static int absorb(Graph *g, int ip, int ic, int kind, Diag *d)
     }
 step:;
     EpiStep st;
-    if (ep.n >= EPI_MAX_STEPS || !ew_epilogue_step(g, c, y, &st))
+    if (ep.n >= EPI_MAX_STEPS || !ew_epilogue_step(g, c, y, &st) || (st.operand >= 0 && pinned))
         return 0;
     if (kind != P_CHAIN && to_fused(g, p, kind))
         return diag_error(d, p, "out of memory");
@@ -362,6 +394,71 @@ step:;
     c->dead = 1;
     if (moved)
         take_slot(g, ip, ic);
+    return 1;
+}
+
+/* the slot of the node computing v, -1 for a graph input or constant (Value.producer
+ * is stale while nodes move) */
+static int producer_slot(const Graph *g, int v)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        for (int j = 0; !n->dead && j < n->noutputs; j++)
+            if (n->outputs[j] == v)
+                return i;
+    }
+    return -1;
+}
+
+/* Absorb a step through a view: p's output y is read only by a view v (index iv:
+ * Reshape, Flatten, Squeeze, Unsqueeze, Identity), whose output is read only by a
+ * step c on it. The step joins p's epilogue (it is elementwise, and a view keeps the
+ * elements' order, so it applies at p's flat index; its operand, of the view's shape,
+ * is read there too) and v then relabels p's output as c's: a gradient Gemm ->
+ * Reshape (the Flatten's gradient) -> ActivationGrad in a CNN's backward pass. Only
+ * when the operand is computed before p, so nothing moves. 1 if absorbed, 0 if not,
+ * -1 on error. */
+static int absorb_through_view(Graph *g, int ip, int iv, int kind, Diag *d)
+{
+    Node *p = g->nodes[ip], *v = g->nodes[iv];
+    int y = p->outputs[0];
+    if (iv <= ip || v->dead || !v->op || !v->op->view || !strcmp(v->op_type, "Dropout") || live_outputs(v) != 1 ||
+        v->outputs[0] < 0 || v->inputs[0] != y)
+        return 0;
+    int z = v->outputs[0];
+    if (value_numel(&g->values[z]) != value_numel(&g->values[y]) || g->values[z].dtype != g->values[y].dtype)
+        return 0;
+    int ic = sole_consumer(g, z);
+    if (ic <= iv)
+        return 0;
+    Node *c = g->nodes[ic];
+    if (c->dead || live_outputs(c) != 1 || c->outputs[0] < 0)
+        return 0;
+    Epilogue ep;
+    Diag quiet;
+    diag_init(&quiet, NULL);
+    int first = kind == P_CHAIN ? 1 : 3;
+    EpiStep st;
+    if (epilogue_read(g, p, first, &ep, &quiet) || ep.n >= EPI_MAX_STEPS || !ew_epilogue_step(g, c, z, &st))
+        return 0;
+    if (st.operand >= 0 && producer_slot(g, st.operand) >= ip)
+        return 0;
+    if (kind != P_CHAIN && to_fused(g, p, kind))
+        return diag_error(d, p, "out of memory");
+    if (st.operand >= 0) {
+        int k = present(p);
+        if (k < first)
+            k = first;
+        if (grow_inputs(g, p, k + 1))
+            return diag_error(d, p, "out of memory");
+        p->inputs[k] = st.operand;
+        st.operand = k;
+    }
+    ep.s[ep.n++] = st;
+    if (epilogue_set_attrs(g, p, &ep))
+        return diag_error(d, p, "out of memory");
+    v->outputs[0] = c->outputs[0];
+    c->dead = 1;
     return 1;
 }
 
@@ -428,6 +525,8 @@ static int fuse_epilogues(Graph *g, Diag *d, int chains)
             if (ic < 0)
                 break;
             int r = absorb(g, ip, ic, kind, d);
+            if (r == 0)
+                r = absorb_through_view(g, ip, ic, kind, d);
             if (r < 0)
                 return -1;
             if (!r)

@@ -691,7 +691,10 @@ int cmd_distill_like(int argc, char **argv, int train)
     dopt.train_mode.seed = o.seed;
     Writer train_c;
     w_init(&train_c);
-    if (pass_distill(tg, &dopt, &d) || build_module(tg, dir, "train_step", 0, B, &train_m, &train_c, &o.tune, &d)) {
+    /* fused like inference (passes/fuse.c): epilogues, and each activation's derivative
+     * at the store of the gradient that reaches it */
+    if (pass_distill(tg, &dopt, &d) || pass_fuse(tg, &d) ||
+        build_module(tg, dir, "train_step", 0, B, &train_m, &train_c, &o.tune, &d)) {
         w_free(&train_c);
         goto out;
     }

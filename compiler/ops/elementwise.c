@@ -941,6 +941,8 @@ int ew_epilogue_known(const char *op, int *binary)
     for (size_t i = 0; i < sizeof EPI_BIN / sizeof EPI_BIN[0]; i++)
         if (strcmp(op, EPI_BIN[i].name) == 0)
             return *binary = 1;
+    if (act_grad_step_known(op))
+        return *binary = 1;
     return strcmp(op, "Clip") == 0 || epi_unary(op, &var) != NULL;
 }
 
@@ -956,6 +958,8 @@ static int same_shape(const Value *a, const Value *b)
 
 int ew_epilogue_step(const Graph *g, const Node *n, int chain, EpiStep *st)
 {
+    if (act_grad_epilogue_step(g, n, chain, st))
+        return 1;
     const EwDef *o = n->op && n->op->emit == ew_emit ? ew_of(n) : NULL;
     if (!o || (n->domain && n->domain[0]) || chain < 0)
         return 0;
@@ -1026,6 +1030,10 @@ void ew_epilogue_write(Writer *w, const EpiStep *st, DType dt, const char *b)
                 w_line(w, "a = a %s %s;", EPI_BIN[i].op, b);
             return;
         }
+    if (act_grad_step_known(st->op)) {
+        act_grad_write(w, st, b, "a");
+        return;
+    }
     if (strcmp(st->op, "Clip") == 0) {
         DType lt = dt == DT_DOUBLE ? DT_DOUBLE : DT_FLOAT;
         w_puts(w, "a = a < ");

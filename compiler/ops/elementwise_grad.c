@@ -1,37 +1,44 @@
 /* Gradient rules of the elementwise family, and ActivationGrad: the derivative of a
- * unary activation, dx = dy * f'(x), as one elementwise loop. */
-#include "compiler/ops/ops.h"
+ * unary activation, dx = dy * f'(x), as one elementwise loop.
+ *
+ * The derivative expressions are written in one place (DERIV) and by one function
+ * (act_grad_write): ActivationGrad's loop and the epilogue step "<op>Grad" that the
+ * fusion pass puts on the node producing dy (compiler/ops/fused.h) write the same
+ * expression, so fusing moves where it is computed, not how. */
+#include "compiler/ops/fused.h"
 
+#include <ctype.h>
 #include <string.h>
 
-/* derivative expressions over x (input), g (incoming gradient), $1 $2 (attributes) */
+/* derivative expressions over x (input), g (incoming gradient), $1 $2 (attributes);
+ * step: the epilogue step's name */
 static const struct {
-    const char *op;
+    const char *op, *step;
     const char *expr;
     const char *a1, *a2;
     double d1, d2;
 } DERIV[] = {
-    {"Relu", "(x > 0 ? g : 0.0f)", 0, 0, 0, 0},
-    {"LeakyRelu", "(x > 0 ? g : $1 * g)", "alpha", 0, 0.01, 0},
-    {"Sigmoid", "(g * (1.0f / (1.0f + expf(-x))) * (1.0f - 1.0f / (1.0f + expf(-x))))", 0, 0, 0, 0},
-    {"Tanh", "(g * (1.0f - tanhf(x) * tanhf(x)))", 0, 0, 0, 0},
-    {"Clip", "(x >= $1 && x <= $2 ? g : 0.0f)", "min", "max", -3.4028234663852886e38, 3.4028234663852886e38},
-    {"HardSigmoid", "($1 * x + $2 > 0 && $1 * x + $2 < 1 ? $1 * g : 0.0f)", "alpha", "beta", 0.2, 0.5},
-    {"HardSwish", "(x < -3 ? 0.0f : x > 3 ? g : g * (2 * x + 3) / 6)", 0, 0, 0, 0},
-    {"Erf", "(g * 1.1283791670955126f * expf(-x * x))", 0, 0, 0, 0},
-    {"Gelu", "(g * (0.5f * (1 + erff(x * 0.70710678118654752f)) + x * 0.3989422804014327f * expf(-0.5f * x * x)))", 0, 0, 0, 0},
-    {"GeluTanh", "(g * (0.5f * (1 + tanhf(0.7978845608f * (x + 0.044715f * x * x * x))) + 0.5f * x * (1 - tanhf(0.7978845608f * (x + 0.044715f * x * x * x)) * tanhf(0.7978845608f * (x + 0.044715f * x * x * x))) * 0.7978845608f * (1 + 0.134145f * x * x)))", 0, 0, 0, 0},
-    {"Elu", "(x > 0 ? g : g * $1 * expf(x))", "alpha", 0, 1, 0},
-    {"Softplus", "(g / (1.0f + expf(-x)))", 0, 0, 0, 0},
-    {"Exp", "(g * expf(x))", 0, 0, 0, 0},
-    {"Log", "(g / x)", 0, 0, 0, 0},
-    {"Sqrt", "(g * 0.5f / sqrtf(x))", 0, 0, 0, 0},
-    {"Reciprocal", "(-g / (x * x))", 0, 0, 0, 0},
-    {"Abs", "(x > 0 ? g : x < 0 ? -g : 0.0f)", 0, 0, 0, 0},
-    {"Neg", "(-g)", 0, 0, 0, 0},
-    {"Sin", "(g * cosf(x))", 0, 0, 0, 0},
-    {"Cos", "(-g * sinf(x))", 0, 0, 0, 0},
-    {"Softsign", "(g / ((1 + fabsf(x)) * (1 + fabsf(x))))", 0, 0, 0, 0},
+    {"Relu", "ReluGrad", "(x > 0 ? g : 0.0f)", 0, 0, 0, 0},
+    {"LeakyRelu", "LeakyReluGrad", "(x > 0 ? g : $1 * g)", "alpha", 0, 0.01, 0},
+    {"Sigmoid", "SigmoidGrad", "(g * (1.0f / (1.0f + expf(-x))) * (1.0f - 1.0f / (1.0f + expf(-x))))", 0, 0, 0, 0},
+    {"Tanh", "TanhGrad", "(g * (1.0f - tanhf(x) * tanhf(x)))", 0, 0, 0, 0},
+    {"Clip", "ClipGrad", "(x >= $1 && x <= $2 ? g : 0.0f)", "min", "max", -3.4028234663852886e38, 3.4028234663852886e38},
+    {"HardSigmoid", "HardSigmoidGrad", "($1 * x + $2 > 0 && $1 * x + $2 < 1 ? $1 * g : 0.0f)", "alpha", "beta", 0.2, 0.5},
+    {"HardSwish", "HardSwishGrad", "(x < -3 ? 0.0f : x > 3 ? g : g * (2 * x + 3) / 6)", 0, 0, 0, 0},
+    {"Erf", "ErfGrad", "(g * 1.1283791670955126f * expf(-x * x))", 0, 0, 0, 0},
+    {"Gelu", "GeluGrad", "(g * (0.5f * (1 + erff(x * 0.70710678118654752f)) + x * 0.3989422804014327f * expf(-0.5f * x * x)))", 0, 0, 0, 0},
+    {"GeluTanh", "GeluTanhGrad", "(g * (0.5f * (1 + tanhf(0.7978845608f * (x + 0.044715f * x * x * x))) + 0.5f * x * (1 - tanhf(0.7978845608f * (x + 0.044715f * x * x * x)) * tanhf(0.7978845608f * (x + 0.044715f * x * x * x))) * 0.7978845608f * (1 + 0.134145f * x * x)))", 0, 0, 0, 0},
+    {"Elu", "EluGrad", "(x > 0 ? g : g * $1 * expf(x))", "alpha", 0, 1, 0},
+    {"Softplus", "SoftplusGrad", "(g / (1.0f + expf(-x)))", 0, 0, 0, 0},
+    {"Exp", "ExpGrad", "(g * expf(x))", 0, 0, 0, 0},
+    {"Log", "LogGrad", "(g / x)", 0, 0, 0, 0},
+    {"Sqrt", "SqrtGrad", "(g * 0.5f / sqrtf(x))", 0, 0, 0, 0},
+    {"Reciprocal", "ReciprocalGrad", "(-g / (x * x))", 0, 0, 0, 0},
+    {"Abs", "AbsGrad", "(x > 0 ? g : x < 0 ? -g : 0.0f)", 0, 0, 0, 0},
+    {"Neg", "NegGrad", "(-g)", 0, 0, 0, 0},
+    {"Sin", "SinGrad", "(g * cosf(x))", 0, 0, 0, 0},
+    {"Cos", "CosGrad", "(-g * sinf(x))", 0, 0, 0, 0},
+    {"Softsign", "SoftsignGrad", "(g / ((1 + fabsf(x)) * (1 + fabsf(x))))", 0, 0, 0, 0},
 };
 
 static int deriv_index(const char *op)
@@ -40,6 +47,92 @@ static int deriv_index(const char *op)
         if (strcmp(DERIV[i].op, op) == 0)
             return (int)i;
     return -1;
+}
+
+static int step_index(const char *step)
+{
+    for (size_t i = 0; i < sizeof DERIV / sizeof DERIV[0]; i++)
+        if (strcmp(DERIV[i].step, step) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* node n's $1 $2: its attributes or their defaults */
+static void deriv_params(const Node *n, int k, double *p1, double *p2)
+{
+    *p1 = DERIV[k].a1 ? attr_float(n, DERIV[k].a1, DERIV[k].d1) : 0;
+    *p2 = DERIV[k].a2 ? attr_float(n, DERIV[k].a2, DERIV[k].d2) : 0;
+}
+
+/* DERIV[k]'s expression with the identifiers x and g replaced by the C expressions
+ * x and g (primary or postfix expressions) and $1 $2 by p1 p2 as float literals */
+static void deriv_write(Writer *w, int k, double p1, double p2, const char *x, const char *g)
+{
+    const char *p = DERIV[k].expr;
+    while (*p) {
+        if (p[0] == '$' && (p[1] == '1' || p[1] == '2')) {
+            w_float(w, (float)(p[1] == '1' ? p1 : p2));
+            p += 2;
+        } else if (isalpha((unsigned char)*p) || *p == '_') {
+            const char *s = p;
+            while (isalnum((unsigned char)*p) || *p == '_')
+                p++;
+            if (p - s == 1 && (*s == 'x' || *s == 'g')) {
+                w_puts(w, *s == 'x' ? x : g);
+            } else {
+                char id[32];
+                snprintf(id, sizeof id, "%.*s", (int)(p - s), s);
+                w_puts(w, id);
+            }
+        } else if (isdigit((unsigned char)*p) || (*p == '.' && isdigit((unsigned char)p[1]))) {
+            const char *s = p; /* a number with its exponent and suffix: 1.0f, 1e-5f */
+            while (isalnum((unsigned char)*p) || *p == '.' ||
+                   ((*p == '+' || *p == '-') && (p[-1] == 'e' || p[-1] == 'E')))
+                p++;
+            char num[64];
+            snprintf(num, sizeof num, "%.*s", (int)(p - s), s);
+            w_puts(w, num);
+        } else {
+            char ch[2] = {*p++, 0};
+            w_puts(w, ch);
+        }
+    }
+}
+
+int act_grad_step_known(const char *step)
+{
+    return step_index(step) >= 0;
+}
+
+void act_grad_write(Writer *w, const EpiStep *st, const char *x, const char *g)
+{
+    int k = step_index(st->op);
+    if (k < 0)
+        return; /* epilogue_read refuses unknown steps */
+    w_puts(w, "a = ");
+    deriv_write(w, k, st->p1, st->p2, x, g);
+    w_puts(w, ";\n");
+}
+
+int act_grad_epilogue_step(const Graph *g, const Node *n, int chain, EpiStep *st)
+{
+    if (!n->domain || strcmp(n->domain, "kdcc") != 0 || strcmp(n->op_type, "ActivationGrad") != 0 ||
+        n->ninputs != 2 || chain < 0 || n->inputs[1] != chain || n->inputs[0] == chain || n->noutputs != 1)
+        return 0;
+    int k = deriv_index(attr_string(n, "op", ""));
+    const Value *x = node_in(g, n, 0), *dy = &g->values[chain], *y = node_out(g, n, 0);
+    if (k < 0 || !x || !y || x->dtype != DT_FLOAT || dy->dtype != DT_FLOAT || y->dtype != DT_FLOAT ||
+        x->rank != dy->rank)
+        return 0;
+    for (int i = 0; i < x->rank; i++)
+        if (x->dims[i] != dy->dims[i])
+            return 0;
+    memset(st, 0, sizeof *st);
+    st->op = DERIV[k].step;
+    deriv_params(n, k, &st->p1, &st->p2);
+    st->operand = n->inputs[0];
+    st->scalar = value_numel(x) == 1 && value_numel(y) != 1;
+    return 1;
 }
 
 static int ag_infer(Graph *g, Node *n, Diag *d)
@@ -59,22 +152,13 @@ static int ag_emit(Emitter *e, const Node *n, Diag *d)
 {
     (void)d;
     int k = deriv_index(attr_string(n, "op", ""));
+    double p1, p2;
+    deriv_params(n, k, &p1, &p2);
     Writer *w = e->w;
     em_for(w, "i", value_numel(node_in(e->g, n, 0)));
     w_line(w, "const float x = x0[i], g = x1[i];");
-    const char *p = DERIV[k].expr;
     w_puts(w, "y0[i] = ");
-    for (; *p; p++) {
-        if (p[0] == '$' && (p[1] == '1' || p[1] == '2')) {
-            const char *an = p[1] == '1' ? DERIV[k].a1 : DERIV[k].a2;
-            double dv = p[1] == '1' ? DERIV[k].d1 : DERIV[k].d2;
-            w_float(w, (float)attr_float(n, an, dv));
-            p++;
-        } else {
-            char ch[2] = {*p, 0};
-            w_puts(w, ch);
-        }
-    }
+    deriv_write(w, k, p1, p2, "x", "g");
     w_puts(w, ";\n");
     w_line(w, "(void)x; (void)g;");
     w_close(w);

@@ -62,15 +62,14 @@ int epilogue_check(const Graph *g, const Node *n, const Epilogue *ep, const Valu
         return err_dtype(d, n, "an epilogue", y->dtype);
     for (int i = 0; i < ep->n; i++) {
         const EpiStep *s = &ep->s[i];
+        if (act_grad_step_known(s->op) && y->dtype != DT_FLOAT)
+            return err_dtype(d, n, "an activation derivative step", y->dtype);
         if (s->operand < 0)
             continue;
         const Value *v = node_in(g, n, s->operand);
-        int same = v->rank == y->rank;
-        for (int j = 0; same && j < v->rank; j++)
-            same = v->dims[j] == y->dims[j];
         char sv[128], sy[128];
-        if (!value_shape_known(v) || (!same && value_numel(v) != 1))
-            return diag_error(d, n, "epilogue operand '%s' %s has neither the output's shape %s nor one element",
+        if (!value_shape_known(v) || (value_numel(v) != value_numel(y) && value_numel(v) != 1))
+            return diag_error(d, n, "epilogue operand '%s' %s has neither the output's element count %s nor one element",
                               v->name, value_type_str(v, sv, sizeof sv), value_type_str(y, sy, sizeof sy));
         if (v->dtype != y->dtype)
             return diag_error(d, n, "epilogue operand '%s' is %s; the output is %s", v->name, dtype_name(v->dtype),
