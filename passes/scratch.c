@@ -83,10 +83,13 @@ int pass_scratch_within(Graph *g, int64_t budget, Diag *d)
 {
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
-        if (!n->op || !n->op->scratch || n->op->max_outputs < 0 || n->noutputs > n->op->max_outputs)
+        if (!n->op || n->op->max_outputs < 0 || n->noutputs > n->op->max_outputs)
             continue;
-        int64_t bytes = n->op->scratch(g, n);
-        if (bytes <= 0 || bytes > (budget >= 0 ? budget : pass_scratch_budget(g, n)))
+        if (!n->op->scratch && !n->op->scratch_within)
+            continue;
+        int64_t b = budget >= 0 ? budget : pass_scratch_budget(g, n);
+        int64_t bytes = n->op->scratch_within ? n->op->scratch_within(g, n, b) : n->op->scratch(g, n);
+        if (bytes <= 0 || bytes > b)
             continue;   /* the kernel falls back to a path without scratch */
         char hint[160];
         snprintf(hint, sizeof hint, "%s.scratch", n->name && n->name[0] ? n->name : n->op_type);

@@ -545,10 +545,28 @@ void conv_block(const Graph *g, const Node *n, int64_t *mr, int64_t *nr)
 static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t *rows, int64_t *pp, int64_t *mr,
                    int64_t *nr);
 
+/* The padded-plane kernel (stride 1): each input channel's plane is copied once
+ * per image with its padding into PH x PW floats, so every tap of an output row
+ * reads a contiguous, unconditional run of it. Outputs go in blocks of mr channels
+ * by R rows x VW columns (R * VW = nr, VW a multiple of 8 that covers the row or
+ * part of it), so a block's stores are whole vectors along an output row; a
+ * partial block (the row's last columns, the plane's last rows) computes the full
+ * block over the plane's slack and stores only its own pixels. Before, blocks ran
+ * over the padded plane end to end and each pixel's store computed its row with a
+ * division and scattered over channels: on a 1-input-channel 3x3 layer that store
+ * took as long as the arithmetic. */
 typedef struct PpGeom {
-    int64_t PH, PW, Q, PS, slack;
-    int64_t mr, nr;   /* register block */
+    int64_t PH, PW, PS, slack;
+    int64_t mr, nr;     /* register block: channels x pixels */
+    int64_t VW, R;      /* a block's columns and rows (R * VW <= nr) */
+    int64_t NXB, NYB;   /* blocks along a row, along the columns */
 } PpGeom;
+
+/* Fraction of a padded-plane layer's block pixels that fall outside the output. */
+static double pp_waste(const ConvGeom *cg, const PpGeom *p)
+{
+    return (double)(p->NXB * p->VW * p->NYB * p->R) / (double)(cg->out[0] * cg->out[1]) - 1.0;
+}
 
 static int pp_plan(const Graph *g, const Node *n, const ConvGeom *cg, PpGeom *p)
 {
@@ -558,13 +576,29 @@ static int pp_plan(const Graph *g, const Node *n, const ConvGeom *cg, PpGeom *p)
     conv_block(g, n, &p->mr, &p->nr);
     if (cg->M / cg->G < PP_MIN_M || cg->k[1] > UNROLL_TAPS || (cg->k[0] == 1 && cg->k[1] == 1))
         return 0;
-    p->PH = cg->out[0] + (cg->k[0] - 1) * cg->dl[0];
-    p->PW = cg->out[1] + (cg->k[1] - 1) * cg->dl[1];
-    p->Q = cg->out[0] * p->PW;
+    int64_t OH = cg->out[0], OW = cg->out[1];
+    p->PH = OH + (cg->k[0] - 1) * cg->dl[0];
+    p->PW = OW + (cg->k[1] - 1) * cg->dl[1];
     p->PS = p->PH * p->PW;
-    p->slack = p->nr + p->PW;
-    /* worth it only when the dropped columns are few */
-    return p->PW <= cg->out[1] + cg->out[1] / 4;
+    /* the block's shape: VW a multiple of 8 that divides nr (or nr itself), R = nr / VW
+     * rows; the one with the fewest pixels outside the output, the widest of those */
+    int64_t best = -1;
+    for (int64_t vw = p->nr; vw >= 1; vw--) {
+        if (vw != p->nr && (vw % 8 || p->nr % vw))
+            continue;
+        int64_t r = p->nr / vw < OH ? p->nr / vw : OH;
+        int64_t cover = (OW + vw - 1) / vw * vw * ((OH + r - 1) / r * r);
+        if (best < 0 || cover < best) {
+            best = cover;
+            p->VW = vw;
+            p->R = r;
+        }
+    }
+    p->NXB = (OW + p->VW - 1) / p->VW;
+    p->NYB = (OH + p->R - 1) / p->R;
+    /* reads of a block beyond the plane: its rows past OH, its columns past PW */
+    p->slack = (p->NYB * p->R - OH) * p->PW + p->NXB * p->VW + (cg->k[1] - 1) * cg->dl[1];
+    return 1;
 }
 
 /* Threads the padded-plane and im2col kernels split a batch over (Graph.threads):
@@ -595,42 +629,82 @@ static void conv_batch_images(Writer *w, int64_t nt, int64_t N)
     w_open(w, "for (int64_t b = th * %" PRId64 " / %" PRId64 "; b < (th + 1) * %" PRId64 " / %" PRId64 "; ++b)", N, nt, N, nt);
 }
 
-static int64_t conv_scratch(const Graph *g, const Node *n)
+/* The kernels with scratch, in order of preference: the padded-plane kernel when
+ * at most PP_MAX_WASTE of its block pixels fall outside the output, else im2col
+ * (whose copy is as large as the layer's MACs over its output channels), else the
+ * padded plane whatever its waste, which still beats the per-row kernel: mnist-8's
+ * 8->16 5x5 layer on 14x14, whose im2col panel (166 KB) exceeds its budget, ran at
+ * 16 GFLOP/s per row. A kernel is taken only if its scratch fits `avail` bytes.
+ * passes/scratch.c asks with the node's budget and the emitter again with the
+ * scratch it got, and both get the same answer: a kernel preferred to the chosen
+ * one did not fit the budget, so it does not fit the smaller scratch either. */
+#define PP_MAX_WASTE 0.25
+enum { CK_NONE, CK_PLANE, CK_IM2COL };
+
+static int conv_choose(const Graph *g, const Node *n, const ConvGeom *cg, int64_t avail, int64_t *bytes)
+{
+    PpGeom p = {0};
+    int64_t rows = 0, pp = 0, mr, nr, nt = conv_nt(g, cg);
+    int pk = pp_plan(g, n, cg, &p), ik = ic_plan(g, n, cg, &rows, &pp, &mr, &nr);
+    int64_t pb = pk ? nt * ((cg->C / cg->G) * p.PS + p.slack) * (int64_t)sizeof(float) : 0;
+    int64_t ib = ik ? nt * rows * pp * (int64_t)sizeof(float) : 0;
+    *bytes = 0;
+    if (pk && pp_waste(cg, &p) <= PP_MAX_WASTE && pb <= avail)
+        return *bytes = pb, CK_PLANE;
+    if (ik && ib <= avail)
+        return *bytes = ib, CK_IM2COL;
+    if (pk && pb <= avail)
+        return *bytes = pb, CK_PLANE;
+    return CK_NONE;
+}
+
+/* The scratch for the chosen kernel within the budget. The node's dtype and shape
+ * decide; a node no kernel with scratch takes gets none (the per-row kernel). */
+static int64_t conv_scratch(const Graph *g, const Node *n, int64_t budget)
 {
     Diag d = {0};
     ConvGeom cg;
-    PpGeom p;
-    int64_t rows, pp, mr, nr;
+    int64_t bytes;
     if (conv_geom(g, n, 0, &cg, &d))
         return 0;
     if (conv_dw_scratch(g, n, &cg) > 0)
         return conv_dw_scratch(g, n, &cg);
-    if (pp_plan(g, n, &cg, &p))
-        return conv_nt(g, &cg) * ((cg.C / cg.G) * p.PS + p.slack) * (int64_t)sizeof(float);
-    if (ic_plan(g, n, &cg, &rows, &pp, &mr, &nr))
-        return conv_nt(g, &cg) * rows * pp * (int64_t)sizeof(float);
-    return 0;
+    conv_choose(g, n, &cg, budget, &bytes);
+    return bytes;
+}
+
+/* The kernel node n's emit function takes, from the scratch the node got. */
+static int conv_emitted_kernel(const Emitter *e, const Node *n, const ConvGeom *cg)
+{
+    const Value *t = n->noutputs == 2 ? node_out(e->g, n, 1) : NULL;
+    int64_t bytes;
+    if (!t || t->dtype != DT_FLOAT)
+        return CK_NONE;
+    return conv_choose(e->g, n, cg, value_numel(t) * (int64_t)sizeof(float), &bytes);
 }
 
 /* --tune may choose this node's register block when a blocked kernel takes it */
 static int conv_tunable(const Graph *g, const Node *n)
 {
     int dw = conv_dw_tunable(g, n);
-    return dw >= 0 ? dw : conv_scratch(g, n) > 0;
+    return dw >= 0 ? dw : conv_scratch(g, n, INT64_MAX) > 0;
 }
 
-static void pp_block(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bias, int64_t mb, const Epilogue *ep)
+static void pp_block(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bias, int64_t mb)
 {
     int64_t Cg = cg->C / cg->G, K0 = cg->k[0], K1 = cg->k[1], KSZ = K0 * K1;
-    int64_t OW = cg->out[1], OSZ = cg->out[0] * OW;
-    w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %" PRId64 ")", p->Q, p->nr);
-    w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", mb, p->nr);
+    int64_t OH = cg->out[0], OW = cg->out[1], OSZ = OH * OW, R = p->R, VW = p->VW;
+    w_open(w, "for (int64_t bk = 0; bk < %" PRId64 "; ++bk)", p->NYB * p->NXB);
+    w_line(w, "const int64_t oy0 = bk / %" PRId64 " * %" PRId64 ", ox0 = bk %% %" PRId64 " * %" PRId64 ";",
+           p->NXB, R, p->NXB, VW);
+    w_line(w, "float acc[%" PRId64 "][%" PRId64 "][%" PRId64 "];", mb, R, VW);
     em_for(w, "mm", mb);
-    em_for(w, "v", p->nr);
-    w_line(w, has_bias ? "acc[mm][v] = x2[m0 + mm];" : "acc[mm][v] = 0;");
-    em_close(w, 2);
+    em_for(w, "r", R);
+    em_for(w, "v", VW);
+    w_line(w, has_bias ? "acc[mm][r][v] = x2[m0 + mm];" : "acc[mm][r][v] = 0;");
+    em_close(w, 3);
     em_for(w, "ci", Cg);
-    w_line(w, "const float *restrict xr = ys + ci * %" PRId64 " + q0;", p->PS);
+    w_line(w, "const float *restrict xr = ys + ci * %" PRId64 " + oy0 * %" PRId64 " + ox0;", p->PS, p->PW);
     w_line(w, "const float *restrict wc = x1 + (m0 * %" PRId64 " + ci) * %" PRId64 ";", Cg, KSZ);
     em_for(w, "k0", K0);
     w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 ";", cg->dl[0] * p->PW);
@@ -638,18 +712,36 @@ static void pp_block(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bia
     for (int64_t kl = 0; kl < K1; kl++) {
         em_for(w, "mm", mb);
         w_line(w, "const float wv = wk[mm * %" PRId64 " + %" PRId64 "];", Cg * KSZ, kl);
-        em_for(w, "v", p->nr);
-        w_line(w, "acc[mm][v] += wv * xk[v + %" PRId64 "];", kl * cg->dl[1]);
-        em_close(w, 2);
+        em_for(w, "r", R);
+        em_for(w, "v", VW);
+        w_line(w, "acc[mm][r][v] += wv * xk[r * %" PRId64 " + v + %" PRId64 "];", p->PW, kl * cg->dl[1]);
+        em_close(w, 3);
     }
     em_close(w, 2);   /* k0, ci */
-    em_for(w, "v", p->nr);
-    w_line(w, "const int64_t q = q0 + v, oy = q / %" PRId64 ", ox = q - oy * %" PRId64 ";", p->PW, p->PW);
-    w_line(w, "if (q >= %" PRId64 " || ox >= %" PRId64 ") continue;", p->Q, OW);
+    /* the stores: whole rows of VW pixels, or the block's part inside the output */
+    int partial = p->NYB * R != OH || p->NXB * VW != OW;
+    char idx[160];
+    snprintf(idx, sizeof idx, "(b * %" PRId64 " + m0 + mm) * %" PRId64 " + (oy0 + r) * %" PRId64 " + ox0 + v", cg->M, OSZ, OW);
+    if (partial) {
+        w_line(w, "const int64_t nrow = %" PRId64 " - oy0 < %" PRId64 " ? %" PRId64 " - oy0 : %" PRId64 ";", OH, R, OH, R);
+        w_line(w, "const int64_t nv = %" PRId64 " - ox0 < %" PRId64 " ? %" PRId64 " - ox0 : %" PRId64 ";", OW, VW, OW, VW);
+        w_open(w, "if (nrow == %" PRId64 " && nv == %" PRId64 ")", R, VW);
+    }
     em_for(w, "mm", mb);
-    conv_store(w, ep, DT_FLOAT, "acc[mm][v]", "(b * %" PRId64 " + m0 + mm) * %" PRId64 " + oy * %" PRId64 " + ox", cg->M, OSZ, OW);
-    em_close(w, 2);
-    w_close(w);   /* q0 */
+    em_for(w, "r", R);
+    em_for(w, "v", VW);
+    w_line(w, "y0[%s] = acc[mm][r][v];", idx);
+    em_close(w, 3);
+    if (partial) {
+        w_close(w);
+        w_open(w, "else");
+        em_for(w, "mm", mb);
+        w_open(w, "for (int64_t r = 0; r < nrow; ++r)");
+        w_open(w, "for (int64_t v = 0; v < nv; ++v)");
+        w_line(w, "y0[%s] = acc[mm][r][v];", idx);
+        em_close(w, 4);
+    }
+    w_close(w);   /* bk */
 }
 
 /* im2col + register-blocked GEMM (float32, 2-D, any stride, padding, dilation
@@ -709,16 +801,15 @@ static void ic_block(Writer *w, const ConvGeom *cg, int64_t rows, int64_t pp, in
 static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg, const Epilogue *ep)
 {
     int64_t rows, pp, mr, nr;
-    if (n->noutputs != 2 || !node_out(e->g, n, 1) || !ic_plan(e->g, n, cg, &rows, &pp, &mr, &nr))
+    if (conv_emitted_kernel(e, n, cg) != CK_IM2COL || !ic_plan(e->g, n, cg, &rows, &pp, &mr, &nr))
         return 0;
-    const Value *t = node_out(e->g, n, 1);
     int64_t nt = conv_nt(e->g, cg);
-    if (t->dtype != DT_FLOAT || value_numel(t) < nt * rows * pp)
-        return 0;
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
     int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G, IH = cg->in[0], IW = cg->in[1];
     int64_t OH = cg->out[0], OW = cg->out[1], K0 = cg->k[0], K1 = cg->k[1], P = OH * OW;
+    w_line(w, "/* im2col: blocks of %" PRId64 " channels x %" PRId64 " pixels over a panel of %" PRId64 " x %" PRId64 " */",
+           mr < Mg ? mr : Mg, nr, rows, pp);
     conv_batch_open(e, nt, rows * pp);
     conv_batch_images(w, nt, cg->N);
     em_for(w, "g", cg->G);
@@ -792,12 +883,9 @@ static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg, const
 static int emit_conv_plane(Emitter *e, const Node *n, const ConvGeom *cg, const Epilogue *ep)
 {
     PpGeom p;
-    if (n->noutputs != 2 || !node_out(e->g, n, 1) || !pp_plan(e->g, n, cg, &p))
+    if (conv_emitted_kernel(e, n, cg) != CK_PLANE || !pp_plan(e->g, n, cg, &p))
         return 0;
-    const Value *t = node_out(e->g, n, 1);
     int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G, IH = cg->in[0], IW = cg->in[1], nt = conv_nt(e->g, cg);
-    if (t->dtype != DT_FLOAT || value_numel(t) < nt * (Cg * p.PS + p.slack))
-        return 0;
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
     int64_t pt = cg->pb[0], pl = cg->pb[1];
@@ -805,6 +893,8 @@ static int emit_conv_plane(Emitter *e, const Node *n, const ConvGeom *cg, const 
     int64_t clo = pl < 0 ? 0 : pl, chi = IW + pl < p.PW ? IW + pl : p.PW;
     if (chi < clo)
         chi = clo;
+    w_line(w, "/* padded plane: blocks of %" PRId64 " channels x %" PRId64 " rows x %" PRId64 " columns, planes of %" PRId64
+           " x %" PRId64 " */", p.mr < Mg ? p.mr : Mg, p.R, p.VW, p.PH, p.PW);
     conv_batch_open(e, nt, Cg * p.PS + p.slack);
     em_for(w, "j", p.slack);
     w_line(w, "ys[%" PRId64 " + j] = 0;", Cg * p.PS);
@@ -823,15 +913,15 @@ static int emit_conv_plane(Emitter *e, const Node *n, const ConvGeom *cg, const 
     int64_t nfull = Mg / mr, rem = Mg % mr;
     w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * mr, mr);
     w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
-    em_omp_for(e, nt > 1 ? 0 : p.Q * mr * Cg * cg->k[0] * cg->k[1], 1); /* the q0 loop: each block its own outputs */
-    pp_block(w, cg, &p, has_bias, mr, NULL);
+    em_omp_for(e, nt > 1 ? 0 : cg->out[0] * cg->out[1] * mr * Cg * cg->k[0] * cg->k[1], 1); /* the bk loop: each block its own outputs */
+    pp_block(w, cg, &p, has_bias, mr);
     conv_epilogue_planes(w, ep, cg->M, cg->out[0] * cg->out[1], mr);
     w_close(w);
     if (rem) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * mr);
-        em_omp_for(e, nt > 1 ? 0 : p.Q * rem * Cg * cg->k[0] * cg->k[1], 1);
-        pp_block(w, cg, &p, has_bias, rem, NULL);
+        em_omp_for(e, nt > 1 ? 0 : cg->out[0] * cg->out[1] * rem * Cg * cg->k[0] * cg->k[1], 1);
+        pp_block(w, cg, &p, has_bias, rem);
         conv_epilogue_planes(w, ep, cg->M, cg->out[0] * cg->out[1], rem);
         w_close(w);
     }
@@ -1434,7 +1524,7 @@ static const OpDef op_conv_grad_weight = {
 static const OpDef op_conv = {
     .name = "Conv", .domain = "", .since = 1,
     .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_conv, .emit = emit_conv, .grad = grad_conv, .scratch = conv_scratch, .tunable = conv_tunable,
+    .infer = infer_conv, .emit = emit_conv, .grad = grad_conv, .scratch_within = conv_scratch, .tunable = conv_tunable,
     .summary = "n-D convolution (strides, pads, dilations, auto_pad, groups, bias)",
 };
 
@@ -1456,7 +1546,7 @@ static int infer_fused_conv(Graph *g, Node *n, Diag *d)
 static const OpDef op_fused_conv = {
     .name = "FusedConv", .domain = "kdcc", .since = 1,
     .min_inputs = 2, .max_inputs = -1, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_fused_conv, .emit = emit_conv, .scratch = conv_scratch, .tunable = conv_tunable,
+    .infer = infer_fused_conv, .emit = emit_conv, .scratch_within = conv_scratch, .tunable = conv_tunable,
     .summary = "Conv with an epilogue of elementwise steps (activation, residual add) at the store (made by the fusion pass)",
 };
 

@@ -48,6 +48,10 @@ typedef struct OpDef {
      * the node function receives it as its last y parameter. The emit function must
      * still work without it (when the pass did not run). */
     int64_t (*scratch)(const Graph *g, const Node *n);
+    /* Optional, for an operator whose kernels need different amounts of scratch (Conv:
+     * padded planes or an im2col panel): the bytes of the preferred kernel whose
+     * scratch fits `budget`, 0 for none. passes/scratch.c calls it instead of scratch. */
+    int64_t (*scratch_within)(const Graph *g, const Node *n, int64_t budget);
     /* Optional: 1 if the emitted kernel for this node honours Node.block_m/block_n (its
      * register block), so --tune (compiler/cli/tune.c) may time candidates for it. */
     int (*tunable)(const Graph *g, const Node *n);

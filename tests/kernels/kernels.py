@@ -1,4 +1,5 @@
-"""tests/kernels: the depthwise and pointwise Conv kernels of compiler/ops/conv_dw.c.
+"""tests/kernels: the depthwise and pointwise Conv kernels of compiler/ops/conv_dw.c,
+and the padded-plane and im2col kernels of compiler/ops/conv.c.
 
 Each case is a small model in the ONNX textual syntax; the compiled C must give the
 outputs PyTorch computes in double from the same float weights and inputs (an
@@ -107,7 +108,7 @@ def compare(name, got, ref, tol=1e-4):
 
 
 def case(m, ref, kernel, blocks=(), groups=1):
-    """kernel: 'depthwise' or 'pointwise', the comment the kernel writes."""
+    """kernel: 'depthwise', 'pointwise', 'padded plane' or 'im2col', the comment the kernel writes."""
     ref = ref.numpy() if isinstance(ref, torch.Tensor) else ref
     m.out = "float[%s] y" % ",".join(str(d) for d in ref.shape)
     d = os.path.join(WORK, m.name)
@@ -145,7 +146,7 @@ def case(m, ref, kernel, blocks=(), groups=1):
                 got = re.search(r"/\* %s: blocks of (\d+) (channels|pixels)" % kernel, res[0])
                 lim = ref.shape[1] // groups if got and got.group(2) == "channels" else int(np.prod(ref.shape[2:]))
                 check("%s_block_%s_used" % (m.name, blk), got and int(got.group(1)) == min(mr, lim),
-                      "block not used: %s" % (got.group(0) if got else "no pointwise kernel"))
+                      "block not used: %s" % (got.group(0) if got else "no %s kernel" % kernel))
                 compare("%s_block_%s_output" % (m.name, blk), res[1], ref)
 
 
@@ -242,6 +243,30 @@ m.input("x", x)
 m.init("w", wt)
 m.node("c = Conv(x, w)")
 case(m, finish(m, F.conv1d(t64(x), t64(wt)), None), "pointwise")
+
+# ---- padded plane and im2col (compiler/ops/conv.c): dense layers; blocks of whole
+# output rows with partial blocks at the right edge and the bottom; the plane when
+# the im2col panel exceeds the scratch budget; every candidate block forced
+for spec in [
+    # 1 input channel (the distillation teacher's first layer), batch 2: two column blocks
+    ("pl_c1_3x3_relu", dict(n=2, c=1, mult=16, h=28, w_=28, k=(3, 3), pads=(1, 1, 1, 1)), "relu", ALL),
+    # mnist-8's 5x5 layer: its im2col panel is far over the budget
+    ("pl_5x5_14", dict(n=1, c=8, mult=16, h=14, w_=14, k=(5, 5), pads=(2, 2, 2, 2)), None, ("8x16", "4x32", "3x8")),
+    # 7 columns: blocks of 2 rows of 8, the last one half outside; 10 channels = 8 + 2
+    ("pl_7x7_rows_add", dict(n=1, c=6, mult=10, h=7, w_=7, k=(3, 3), pads=(1, 1, 1, 1)), "add", ("8x16", "4x24", "5x40")),
+    ("pl_dil2_asym", dict(n=1, c=4, mult=8, h=13, w_=19, k=(3, 3), pads=(2, 1, 2, 3), dil=(2, 2)), "clip", ()),
+    ("pl_5x3_wide", dict(n=1, c=3, mult=12, h=9, w_=37, k=(5, 3), pads=(2, 1, 2, 1)), "relu", ("6x16", "2x32")),
+]:
+    name, kw, epi, blocks = spec
+    m, x, ref = dw(name, cpg=kw["c"], **kw)
+    case(m, finish(m, ref, epi), "padded plane", blocks)
+for spec in [
+    ("ic_s2_relu", dict(n=4, c=8, mult=16, h=15, w_=15, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu", ("8x16", "3x8")),
+    ("ic_s2_5x5_add", dict(n=4, c=5, mult=12, h=17, w_=16, k=(5, 5), stride=(2, 2), pads=(2, 2, 2, 1)), "add", ()),
+]:
+    name, kw, epi, blocks = spec
+    m, x, ref = dw(name, cpg=kw["c"], **kw)
+    case(m, finish(m, ref, epi), "im2col", blocks)
 
 # the comparison can fail: a 0.1% error is beyond the tolerance
 probe = np.array([1.0, 2.0, 3.0])
