@@ -47,6 +47,10 @@
  *    view does not change; the step's operand (of the view's shape) is read there
  *    too, and the view then relabels the producer's output as the step's.
  *
+ * 6. Before the epilogues: a stride-1 ConvTranspose with a run-time weight (a
+ *    Conv's data gradient) becomes a Conv (convtransposes_as_convs below), so it
+ *    takes the next activation's derivative too.
+ *
  * In a training graph (after autodiff; compiler/cli/distill.c runs this pass on
  * the training step) the same rules are safe: a value the backward pass reads (the
  * pre-activation of a Relu, say) has a second consumer, so it is never fused away;
@@ -56,6 +60,7 @@
 #include "passes/passes.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 static int uses_of(const Graph *g, int v)
@@ -641,12 +646,153 @@ static int fold_transposes(Graph *g, Diag *d)
     return 0;
 }
 
+/* ---------------------------------------------------------------- ConvTranspose as Conv */
+
+/* Move the nodes from slot `first` to the end in front of slot `at`. */
+static void move_tail(Graph *g, int first, int at)
+{
+    Node *tmp[8];
+    int k = g->nnodes - first;
+    memcpy(tmp, g->nodes + first, (size_t)k * sizeof(Node *));
+    memmove(g->nodes + at + k, g->nodes + at, (size_t)(first - at) * sizeof(Node *));
+    memcpy(g->nodes + at, tmp, (size_t)k * sizeof(Node *));
+}
+
+/* n's int list attribute `name` into v (count values, default def); 0, or -1 when
+ * it has another length */
+static int ints_or(const Node *n, const char *name, int count, int64_t def, int64_t *v)
+{
+    const int64_t *p;
+    int k = attr_ints(n, name, &p);
+    if (k >= 0 && k != count)
+        return -1;
+    for (int i = 0; i < count; i++)
+        v[i] = k >= 0 ? p[i] : def;
+    return 0;
+}
+
+/* Rewrite ConvTranspose node n (slot i) as a Conv if it is one; the number of nodes
+ * put in front of it (0: unchanged), -1 on error. */
+static int convtranspose_as_conv(Graph *g, int i, Diag *d)
+{
+    Node *n = g->nodes[i];
+    const Value *x = node_in(g, n, 0), *w = node_in(g, n, 1), *y = live_outputs(n) == 1 ? node_out(g, n, 0) : NULL;
+    if (!x || !w || !y || value_is_const(w) || (w->dtype != DT_FLOAT && w->dtype != DT_DOUBLE) ||
+        x->dtype != w->dtype || y->dtype != w->dtype || w->rank < 3 || w->rank > 5 || x->rank != w->rank ||
+        y->rank != w->rank || node_attr(n, "output_shape") ||
+        strcmp(attr_string(n, "auto_pad", "NOTSET"), "NOTSET") != 0)
+        return 0;
+    int nsp = w->rank - 2;
+    int64_t st[3], dl[3], op[3], pads[6], ks[3], np[6];
+    if (ints_or(n, "strides", nsp, 1, st) || ints_or(n, "dilations", nsp, 1, dl) ||
+        ints_or(n, "output_padding", nsp, 0, op) || ints_or(n, "pads", 2 * nsp, 0, pads) ||
+        ints_or(n, "kernel_shape", nsp, 0, ks))
+        return 0;
+    int64_t G = attr_int(n, "group", 1), M = w->dims[0], Cg = w->dims[1];
+    if (G < 1 || M % G || x->dims[1] != M || y->dims[1] != G * Cg)
+        return 0;
+    for (int k = 0; k < nsp; k++) {
+        int64_t span = dl[k] * (w->dims[2 + k] - 1);
+        np[k] = span - pads[k];
+        np[nsp + k] = span - pads[nsp + k];
+        if (st[k] != 1 || op[k] != 0 || (ks[k] && ks[k] != w->dims[2 + k]) || np[k] < 0 || np[nsp + k] < 0 ||
+            x->dims[2 + k] + np[k] + np[nsp + k] - span != y->dims[2 + k])
+            return 0;
+    }
+    /* W [M, Cg, k...] -> W' [G Cg, Mg, k...]: per group, the channel dims swapped
+     * (a Reshape alone when one of them is 1), then every tap flipped */
+    GradCtx c = {.g = g, .n = n, .d = d};
+    int first = g->nnodes, wv = n->inputs[1], Mg = (int)(M / G);
+    int64_t dims[8], perm[8];
+    if (Mg > 1 && Cg > 1) {
+        int r = 0;
+        if (G > 1) {
+            dims[0] = G, dims[1] = Mg, dims[2] = Cg;
+            for (int k = 0; k < nsp; k++)
+                dims[3 + k] = w->dims[2 + k];
+            wv = g_op2(&c, "Reshape", wv, g_const_ints(&c, dims, 3 + nsp));
+            r = 1;
+        }
+        for (int k = 0; k < 2 + r + nsp; k++)
+            perm[k] = k;
+        perm[r] = r + 1;
+        perm[r + 1] = r;
+        Node *t = wv < 0 ? NULL : g_new(&c, "Transpose", &wv, 1, 1);
+        if (!t)
+            return -1;
+        g_attr_ints(&c, t, "perm", perm, 2 + r + nsp);
+        wv = g_done(&c, t);
+    }
+    if (wv >= 0 && (G > 1 || Mg == 1 || Cg == 1) && !(G == 1 && Mg == 1 && Cg == 1)) {
+        dims[0] = G * Cg, dims[1] = Mg;
+        for (int k = 0; k < nsp; k++)
+            dims[2 + k] = g->values[n->inputs[1]].dims[2 + k];
+        wv = g_op2(&c, "Reshape", wv, g_const_ints(&c, dims, 2 + nsp));
+    }
+    int64_t starts[3], ends[3], axes[3], steps[3];
+    for (int k = 0; k < nsp; k++) {
+        starts[k] = -1;
+        ends[k] = INT64_MIN;
+        axes[k] = 2 + k;
+        steps[k] = -1;
+    }
+    int sl[5] = {wv, g_const_ints(&c, starts, nsp), g_const_ints(&c, ends, nsp), g_const_ints(&c, axes, nsp),
+                 g_const_ints(&c, steps, nsp)};
+    wv = wv < 0 || sl[1] < 0 || sl[2] < 0 || sl[3] < 0 || sl[4] < 0 ? -1 : g_done(&c, g_new(&c, "Slice", sl, 5, 1));
+    if (wv < 0)
+        return -1;
+    const OpDef *o = op_lookup("", "Conv");
+    if (!o)
+        return diag_error(d, n, "internal error: no Conv");
+    int64_t kdims[3];
+    for (int k = 0; k < nsp; k++)
+        kdims[k] = g->values[wv].dims[2 + k];
+    n->op_type = "Conv";
+    n->op = o;
+    n->inputs[1] = wv;
+    n->attrs = NULL;
+    n->nattrs = 0;
+    for (int k = 0; k < nsp; k++)
+        st[k] = 1;
+    g_attr_ints(&c, n, "strides", st, nsp);
+    g_attr_ints(&c, n, "pads", np, 2 * nsp);
+    g_attr_ints(&c, n, "dilations", dl, nsp);
+    g_attr_ints(&c, n, "kernel_shape", kdims, nsp);
+    g_attr_i(&c, n, "group", G);
+    int added = g->nnodes - first;
+    move_tail(g, first, i);
+    if (o->infer(g, n, d))
+        return -1;
+    return added;
+}
+
+/* 6. A stride-1 ConvTranspose whose weight is computed at run time (a Conv's data
+ *    gradient in a training graph: dX = ConvTranspose(dY, W)) is a Conv of dY with
+ *    W's channel dims swapped and its taps flipped, pads d (k - 1) - p. As a Conv
+ *    it takes an epilogue (the next activation's derivative) and the register-
+ *    blocked Conv kernels; the weight's swap and flip are two small copies per step. */
+static int convtransposes_as_convs(Graph *g, Diag *d)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        if (!is_op(g->nodes[i], "ConvTranspose"))
+            continue;
+        int r = convtranspose_as_conv(g, i, d);
+        if (r < 0)
+            return -1;
+        i += r;
+    }
+    return 0;
+}
+
 int pass_fuse(Graph *g, Diag *d)
 {
     if (fold_bns(g, d))
         return -1;
     graph_compact(g);
     if (fold_transposes(g, d))
+        return -1;
+    graph_compact(g);
+    if (convtransposes_as_convs(g, d))
         return -1;
     graph_compact(g);
     if (fuse_epilogues(g, d, 0) || fuse_epilogues(g, d, 1))

@@ -78,10 +78,24 @@ static const Case CASES[] = {
          "  c = Conv <pads: ints = [1, 1, 1, 1]> (x, w, b)\n  r = Relu(c)\n"
          "  f = Flatten <axis: int = 1> (r)\n  y = Gemm <transB: int = 1> (f, v)\n}"},
     /* a Conv's data gradient (a stride-1 ConvTranspose), then Relu' */
-    {"conv_relu_conv", 1, 1,
+    {"conv_relu_conv", 1, 0,
      HDR "g (float[2,2,5,5] x, float[4,2,3,3] w1, float[3,4,3,3] w2, float[3] b2) => (float[2,3,5,5] y) {\n"
          "  c = Conv <pads: ints = [1, 1, 1, 1]> (x, w1)\n  r = Relu(c)\n"
          "  y = Conv <pads: ints = [1, 1, 1, 1]> (r, w2, b2)\n}"},
+    /* the same with groups of 2x2 channels (the weight's channel dims swapped per
+     * group), dilations and uneven pads; smooth activations, as a Relu's kinks
+     * within the finite differences' steps of these sums of 18 products would fail
+     * a few elements by themselves */
+    {"conv_grouped_dilated", 1, 0,
+     HDR "g (float[1,2,6,6] x, float[4,2,3,3] w1, float[6,2,3,3] w2) => (float[1,6,5,5] y) {\n"
+         "  c = Conv <pads: ints = [1, 1, 1, 1]> (x, w1)\n  r = Sigmoid(c)\n"
+         "  y = Conv <group: int = 2, dilations: ints = [2, 2], pads: ints = [2, 1, 1, 2]> (r, w2)\n}"},
+    /* depthwise (one channel per group: a Reshape, no swap), and 1-D */
+    {"conv_depthwise_1d", 2, 0,
+     HDR "g (float[2,3,7] x, float[3,3,3] w1, float[3,1,3] w2, float[2,3,3] w3) => (float[2,2,7] y) {\n"
+         "  c = Conv <pads: ints = [1, 1]> (x, w1)\n  r = Tanh(c)\n"
+         "  e = Conv <group: int = 3, pads: ints = [1, 1]> (r, w2)\n  f = Softplus(e)\n"
+         "  y = Conv <pads: ints = [1, 1]> (f, w3)\n}"},
     /* MaxPool's gradient scatters: its Relu' stays an ActivationGrad */
     {"maxpool_stays", 1, 1,
      HDR "g (float[1,2,4,4] x, float[2,2,3,3] w) => (float[1,2,2,2] y) {\n"
