@@ -542,8 +542,15 @@ void conv_block(const Graph *g, const Node *n, int64_t *mr, int64_t *nr)
     *nr = n->block_n > 0 ? n->block_n : t->block_n;
 }
 
-static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t *rows, int64_t *pp, int64_t *mr,
-                   int64_t *nr);
+typedef struct IcGeom {
+    int64_t rows;     /* panel rows: Cg * K0 * K1 */
+    int64_t cr;       /* output rows per chunk */
+    int64_t pp;       /* panel columns: a chunk's pixels rounded up to nr */
+    int64_t mr, nr;   /* register block */
+} IcGeom;
+
+static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t avail, IcGeom *ic);
+static int64_t conv_nt(const Graph *g, const ConvGeom *cg);
 
 /* The padded-plane kernel (stride 1): each input channel's plane is copied once
  * per image with its padding into PH x PW floats, so every tap of an output row
@@ -631,10 +638,13 @@ static void conv_batch_images(Writer *w, int64_t nt, int64_t N)
 
 /* The kernels with scratch, in order of preference: the padded-plane kernel when
  * at most PP_MAX_WASTE of its block pixels fall outside the output, else im2col
- * (whose copy is as large as the layer's MACs over its output channels), else the
- * padded plane whatever its waste, which still beats the per-row kernel: mnist-8's
- * 8->16 5x5 layer on 14x14, whose im2col panel (166 KB) exceeds its budget, ran at
- * 16 GFLOP/s per row. A kernel is taken only if its scratch fits `avail` bytes.
+ * over the whole image (whose copy is as large as the layer's MACs over its output
+ * channels), else the padded plane whatever its waste, which still beats the per-row
+ * kernel (mnist-8's 8->16 5x5 layer on 14x14, whose im2col panel of 166 KB exceeds
+ * its budget, ran at 16 GFLOP/s per row), else im2col over chunks of output rows (a
+ * strided layer whose panel exceeds the budget: ResNet-8's 16->32 layer, 100 us per
+ * row against ~50 us through a panel). A kernel is taken only if its scratch fits
+ * `avail` bytes.
  * passes/scratch.c asks with the node's budget and the emitter again with the
  * scratch it got, and both get the same answer: a kernel preferred to the chosen
  * one did not fit the budget, so it does not fit the smaller scratch either. */
@@ -644,17 +654,20 @@ enum { CK_NONE, CK_PLANE, CK_IM2COL };
 static int conv_choose(const Graph *g, const Node *n, const ConvGeom *cg, int64_t avail, int64_t *bytes)
 {
     PpGeom p = {0};
-    int64_t rows = 0, pp = 0, mr, nr, nt = conv_nt(g, cg);
-    int pk = pp_plan(g, n, cg, &p), ik = ic_plan(g, n, cg, &rows, &pp, &mr, &nr);
+    IcGeom ic = {0};
+    int64_t nt = conv_nt(g, cg);
+    int pk = pp_plan(g, n, cg, &p), ik = ic_plan(g, n, cg, avail, &ic);
     int64_t pb = pk ? nt * ((cg->C / cg->G) * p.PS + p.slack) * (int64_t)sizeof(float) : 0;
-    int64_t ib = ik ? nt * rows * pp * (int64_t)sizeof(float) : 0;
+    int64_t ib = ik ? nt * ic.rows * ic.pp * (int64_t)sizeof(float) : 0;
     *bytes = 0;
     if (pk && pp_waste(cg, &p) <= PP_MAX_WASTE && pb <= avail)
         return *bytes = pb, CK_PLANE;
-    if (ik && ib <= avail)
+    if (ik && ic.cr == cg->out[0])
         return *bytes = ib, CK_IM2COL;
     if (pk && pb <= avail)
         return *bytes = pb, CK_PLANE;
+    if (ik)
+        return *bytes = ib, CK_IM2COL;
     return CK_NONE;
 }
 
@@ -754,75 +767,107 @@ static void pp_block(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bia
  * the copy is cheap; their rows are short, which is what made the per-row blocks
  * slow: a 16->32 3x3 stride-2 layer on 14x14 took 30% of a CNN's time for 10% of
  * its MACs before. */
-static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t *rows, int64_t *pp, int64_t *mr,
-                   int64_t *nr)
+static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t avail, IcGeom *ic)
 {
     const Value *x = node_in(g, n, 0);
-    conv_block(g, n, mr, nr);
+    conv_block(g, n, &ic->mr, &ic->nr);
     if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp != 2 || cg->M / cg->G < PP_MIN_M)
         return 0;
     if (cg->k[1] > UNROLL_TAPS || (cg->k[0] == 1 && cg->k[1] == 1 && cg->s[0] == 1 && cg->s[1] == 1))
         return 0;
-    int64_t P = cg->out[0] * cg->out[1];
-    *rows = (cg->C / cg->G) * cg->k[0] * cg->k[1];
-    *pp = (P + *nr - 1) / *nr * *nr;
-    return 1;
+    int64_t OH = cg->out[0], OW = cg->out[1], nt = conv_nt(g, cg);
+    ic->rows = (cg->C / cg->G) * cg->k[0] * cg->k[1];
+    /* the most output rows whose panel fits; a chunk of part of the image must hold
+     * two blocks of pixels at least */
+    for (int64_t cr = OH; cr >= 1; cr--) {
+        int64_t pp = (cr * OW + ic->nr - 1) / ic->nr * ic->nr;
+        if (cr < OH && cr * OW < 2 * ic->nr)
+            break;
+        if (nt * ic->rows * pp * (int64_t)sizeof(float) <= avail) {
+            ic->cr = cr;
+            ic->pp = pp;
+            return 1;
+        }
+    }
+    return 0;
 }
 
-static void ic_block(Writer *w, const ConvGeom *cg, int64_t rows, int64_t pp, int has_bias, int64_t mb,
-                     const Epilogue *ep, int64_t nr)
+/* One chunk's product: the C variables oc (the chunk's first output row) and pc (its
+ * pixels) in scope; the panel's columns past pc are zeros and not stored. */
+static void ic_block(Writer *w, const ConvGeom *cg, const IcGeom *ic, int has_bias, int64_t mb)
 {
-    int64_t P = cg->out[0] * cg->out[1];
-    w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %" PRId64 ")", pp, nr);
+    int64_t P = cg->out[0] * cg->out[1], OW = cg->out[1], nr = ic->nr;
+    int whole = ic->cr == cg->out[0];
+    if (whole)
+        w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %" PRId64 ")", ic->pp, nr);
+    else
+        w_open(w, "for (int64_t q0 = 0; q0 < pc; q0 += %" PRId64 ")", nr);
     w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", mb, nr);
     em_for(w, "mm", mb);
     em_for(w, "v", nr);
     w_line(w, has_bias ? "acc[mm][v] = x2[m0 + mm];" : "acc[mm][v] = 0;");
     em_close(w, 2);
-    em_for(w, "k", rows);
-    w_line(w, "const float *restrict cr = ys + k * %" PRId64 " + q0;", pp);
+    em_for(w, "k", ic->rows);
+    w_line(w, "const float *restrict cr = ys + k * %" PRId64 " + q0;", ic->pp);
     em_for(w, "mm", mb);
-    w_line(w, "const float wv = x1[(m0 + mm) * %" PRId64 " + k];", rows);
+    w_line(w, "const float wv = x1[(m0 + mm) * %" PRId64 " + k];", ic->rows);
     em_for(w, "v", nr);
     w_line(w, "acc[mm][v] += wv * cr[v];");
     em_close(w, 3);
-    if (P % nr) {
-        em_for(w, "v", nr);
+    em_for(w, "v", nr);
+    if (!whole)
+        w_line(w, "if (q0 + v >= pc) continue;");
+    else if (P % nr)
         w_line(w, "if (q0 + v >= %" PRId64 ") continue;", P);
-    } else {
-        em_for(w, "v", nr);
-    }
     em_for(w, "mm", mb);
-    conv_store(w, ep, DT_FLOAT, "acc[mm][v]", "(b * %" PRId64 " + m0 + mm) * %" PRId64 " + q0 + v", cg->M, P);
+    if (whole)
+        w_line(w, "y0[(b * %" PRId64 " + m0 + mm) * %" PRId64 " + q0 + v] = acc[mm][v];", cg->M, P);
+    else
+        w_line(w, "y0[(b * %" PRId64 " + m0 + mm) * %" PRId64 " + oc * %" PRId64 " + q0 + v] = acc[mm][v];", cg->M, P, OW);
     em_close(w, 2);
     w_close(w);   /* q0 */
 }
 
 static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg, const Epilogue *ep)
 {
-    int64_t rows, pp, mr, nr;
-    if (conv_emitted_kernel(e, n, cg) != CK_IM2COL || !ic_plan(e->g, n, cg, &rows, &pp, &mr, &nr))
+    IcGeom ic;
+    const Value *t = n->noutputs == 2 ? node_out(e->g, n, 1) : NULL;
+    if (!t || conv_emitted_kernel(e, n, cg) != CK_IM2COL ||
+        !ic_plan(e->g, n, cg, value_numel(t) * (int64_t)sizeof(float), &ic))
         return 0;
     int64_t nt = conv_nt(e->g, cg);
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
     int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G, IH = cg->in[0], IW = cg->in[1];
-    int64_t OH = cg->out[0], OW = cg->out[1], K0 = cg->k[0], K1 = cg->k[1], P = OH * OW;
-    w_line(w, "/* im2col: blocks of %" PRId64 " channels x %" PRId64 " pixels over a panel of %" PRId64 " x %" PRId64 " */",
-           mr < Mg ? mr : Mg, nr, rows, pp);
-    conv_batch_open(e, nt, rows * pp);
+    int64_t OH = cg->out[0], OW = cg->out[1], K0 = cg->k[0], K1 = cg->k[1], P = OH * OW, pp = ic.pp;
+    int64_t mr = ic.mr < Mg ? ic.mr : Mg;
+    int whole = ic.cr == OH;
+    w_line(w, "/* im2col: blocks of %" PRId64 " channels x %" PRId64 " pixels over a panel of %" PRId64 " x %" PRId64
+           ", %" PRId64 " output row(s) at a time */", mr, ic.nr, ic.rows, pp, ic.cr);
+    conv_batch_open(e, nt, ic.rows * pp);
     conv_batch_images(w, nt, cg->N);
     em_for(w, "g", cg->G);
+    if (whole) {
+        w_open(w, "%s", "");
+        w_line(w, "const int64_t oc = 0;");
+    } else {
+        w_open(w, "for (int64_t oc = 0; oc < %" PRId64 "; oc += %" PRId64 ")", OH, ic.cr);
+        w_line(w, "const int64_t pc = (%" PRId64 " - oc < %" PRId64 " ? %" PRId64 " - oc : %" PRId64 ") * %" PRId64 ";",
+               OH, ic.cr, OH, ic.cr, OW);
+    }
     em_for(w, "ci", Cg);
     w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g * %" PRId64 " + ci) * %" PRId64 ";", cg->C, Cg, IH * IW);
     em_for(w, "k0", K0);
     w_line(w, "float *restrict cc = ys + (ci * %" PRId64 " + k0) * %" PRId64 ";", K0, K1 * pp);
-    em_for(w, "oy", OH);
+    if (whole)
+        em_for(w, "oy", OH);
+    else
+        w_open(w, "for (int64_t oy = oc; oy < oc + pc / %" PRId64 "; ++oy)", OW);
     w_line(w, "const int64_t u = oy * %" PRId64 " + k0 * %" PRId64 " - %" PRId64 ";", cg->s[0], cg->dl[0], cg->pb[0]);
     w_open(w, "if (u < 0 || u >= %" PRId64 ")", IH);
     em_for(w, "kl", K1);
     em_for(w, "ox", OW);
-    w_line(w, "cc[kl * %" PRId64 " + oy * %" PRId64 " + ox] = 0;", pp, OW);
+    w_line(w, "cc[kl * %" PRId64 " + (oy - oc) * %" PRId64 " + ox] = 0;", pp, OW);
     em_close(w, 2);
     w_line(w, "continue;");
     w_close(w);
@@ -832,7 +877,7 @@ static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg, const
         conv_tap_range(cg, 1, kl, &lo, &hi);
         if (hi < lo)
             hi = lo;
-        w_line(w, "float *restrict c%" PRId64 " = cc + %" PRId64 " + oy * %" PRId64 ";", kl, kl * pp, OW);
+        w_line(w, "float *restrict c%" PRId64 " = cc + %" PRId64 " + (oy - oc) * %" PRId64 ";", kl, kl * pp, OW);
         if (lo > 0) {
             em_for(w, "ox", lo);
             w_line(w, "c%" PRId64 "[ox] = 0;", kl);
@@ -852,27 +897,41 @@ static int emit_conv_im2col(Emitter *e, const Node *n, const ConvGeom *cg, const
         }
     }
     em_close(w, 3);   /* oy, k0, ci */
-    if (pp > P) {
-        em_for(w, "k", rows);
+    if (whole && pp > P) {
+        em_for(w, "k", ic.rows);
         w_open(w, "for (int64_t q = %" PRId64 "; q < %" PRId64 "; ++q)", P, pp);
         w_line(w, "ys[k * %" PRId64 " + q] = 0;", pp);
         em_close(w, 2);
+    } else if (!whole) {
+        em_for(w, "k", ic.rows);
+        w_open(w, "for (int64_t q = pc; q < (pc + %" PRId64 ") / %" PRId64 " * %" PRId64 "; ++q)", ic.nr - 1, ic.nr, ic.nr);
+        w_line(w, "ys[k * %" PRId64 " + q] = 0;", pp);
+        em_close(w, 2);
     }
-    if (mr > Mg)
-        mr = Mg;
     int64_t nfull = Mg / mr, rem = Mg % mr;
     w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * mr, mr);
     w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
-    em_omp_for(e, nt > 1 ? 0 : pp * mr * rows, 1);   /* the q0 loop: each block its own outputs */
-    ic_block(w, cg, rows, pp, has_bias, mr, NULL, nr);
-    conv_epilogue_planes(w, ep, cg->M, P, mr);
+    em_omp_for(e, nt > 1 ? 0 : pp * mr * ic.rows, 1);   /* the q0 loop: each block its own outputs */
+    ic_block(w, cg, &ic, has_bias, mr);
+    if (whole)
+        conv_epilogue_planes(w, ep, cg->M, P, mr);
     w_close(w);
     if (rem) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * mr);
-        em_omp_for(e, nt > 1 ? 0 : pp * rem * rows, 1);
-        ic_block(w, cg, rows, pp, has_bias, rem, NULL, nr);
-        conv_epilogue_planes(w, ep, cg->M, P, rem);
+        em_omp_for(e, nt > 1 ? 0 : pp * rem * ic.rows, 1);
+        ic_block(w, cg, &ic, has_bias, rem);
+        if (whole)
+            conv_epilogue_planes(w, ep, cg->M, P, rem);
+        w_close(w);
+    }
+    w_line(w, "(void)oc;");
+    w_close(w);   /* the chunk */
+    if (!whole && ep && ep->n) {
+        /* the epilogue once the chunks have made the group's planes */
+        w_open(w, "%s", "");
+        w_line(w, "const int64_t m0 = g * %" PRId64 ";", Mg);
+        conv_epilogue_planes(w, ep, cg->M, P, Mg);
         w_close(w);
     }
     em_close(w, 3);   /* g, b, th */

@@ -263,10 +263,19 @@ for spec in [
 for spec in [
     ("ic_s2_relu", dict(n=4, c=8, mult=16, h=15, w_=15, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu", ("8x16", "3x8")),
     ("ic_s2_5x5_add", dict(n=4, c=5, mult=12, h=17, w_=16, k=(5, 5), stride=(2, 2), pads=(2, 2, 2, 1)), "add", ()),
+    # panels over the budget: chunks of output rows (10 + 6 rows; 13 + 10 rows of 12)
+    ("ic_s2_chunks_relu", dict(n=1, c=16, mult=32, h=32, w_=32, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu",
+     ("8x16", "4x32")),
+    ("ic_s2_chunks_clip", dict(n=1, c=6, mult=10, h=45, w_=23, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "clip", ()),
 ]:
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
     case(m, finish(m, ref, epi), "im2col", blocks)
+    if "chunks" in name:
+        c = open(os.path.join(WORK, name, "m.c")).read()
+        rows = re.search(r"/\* im2col: .*, (\d+) output row", c)
+        check(name + "_in_chunks", rows and int(rows.group(1)) < ref.shape[2],
+              "the panel holds %s of %d output rows" % (rows.group(1) if rows else "?", ref.shape[2]))
 
 # the comparison can fail: a 0.1% error is beyond the tolerance
 probe = np.array([1.0, 2.0, 3.0])
