@@ -1,33 +1,57 @@
 /* kdcc.WinogradConv: a 3x3, stride 1 Conv computed by Winograd's minimal
- * filtering F(2x2, 3x3), which makes each 2x2 block of outputs from a 4x4 patch
- * of inputs with 16 multiplications per input and output channel pair instead of
- * 36 (2.25x fewer). For each 2x2 output tile t and channel pair (m, c):
+ * filtering F(m x m, 3x3), which makes each m x m block of outputs from an
+ * a x a patch of inputs (a = m + 2) with a^2 multiplications per input and
+ * output channel pair instead of 9 m^2: F(2x2) 16 for 4 outputs (2.25x fewer),
+ * F(4x4) 36 for 16 (4x fewer). For each tile t and channel pair (m, c):
  *
- *     Y = A^T [ U ⊙ V ] A,   U = G g G^T (4x4, from the 3x3 kernel g),
- *                            V = B^T d B (4x4, from the input patch d)
+ *     Y = A^T [ U ⊙ V ] A,   U = G g G^T (a x a, from the 3x3 kernel g),
+ *                            V = B^T d B (a x a, from the input patch d)
+ *   F(2x2):
  *     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
  *     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
  *     A^T = [1 1 1 0; 0 1 -1 -1]
+ *   F(4x4), interpolation points 0, 1, -1, 2, -2 and infinity:
+ *     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *     G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
  *
- * and the sum over c is, for each of the 16 transform positions p, a matrix
+ * and the sum over c is, for each of the P = a^2 transform positions p, a matrix
  * product M_p[m][t] = sum_c U_p[m][c] V_p[c][t], which runs in the same
- * register-blocked form as the other Conv kernels (compiler/ops/conv.c).
+ * register-blocked form as the other Conv kernels (compiler/ops/conv.c). One
+ * emitter serves both sizes: the transforms are tables of C expressions (WinoTf).
  *
  * The node is made by passes/winograd.c from a Conv or kdcc.FusedConv whose
- * weights are constant, so U = G g G^T is computed once at compile time and
- * replaces the weights (16/9 of their bytes):
- *     kdcc.WinogradConv(X[N,C,H,W], U[16,M,C], B[M]?, operands...) -> Y[N,M,OH,OW]
- *     attributes: pads (4 ints: top, left, bottom, right), tile_rows (rows of 2x2
- *     tiles per chunk; optional), the epilogue (fused.h)
+ * weights are constant, so U = G g G^T is computed once at compile time (in
+ * double, rounded once) and replaces the weights (P/9 of their bytes):
+ *     kdcc.WinogradConv(X[N,C,H,W], U[P,M,C], B[M]?, operands...) -> Y[N,M,OH,OW]
+ *     attributes: pads (4 ints: top, left, bottom, right), tile (2 or 4; absent:
+ *     2), tile_rows (rows of tiles per chunk; optional), the epilogue (fused.h)
  * Its scratch (passes/scratch.c) holds, per thread (Graph.threads), for one
- * chunk of tile rows, the transformed inputs V[16][C][TB] and the products
- * M[16][M][TB], the chunk's four rows of s = B^T d and a row of zeros; the node
- * cannot run without it, so the pass rewrites a Conv only when the scratch fits
- * the budget. All three steps vectorise along the chunk's tiles.
+ * chunk of tile rows, the transformed inputs V[P][C][TB] and the products
+ * M[P][M][TB], the chunk's a rows of s = B^T d and a row of zeros (F(4x4) also
+ * the phases of s and its output rows, below); the node cannot run without it,
+ * so the pass rewrites a Conv only when the scratch fits the budget. All steps
+ * vectorise along the chunk's tiles.
+ *
+ * F(4x4) differs from F(2x2) in two steps, because its tiles are 4 columns
+ * apart: V = s B reads s split into 4 phases (unit stride) instead of at
+ * stride 4, and A^T M A runs over all the chunk's tiles into staged output rows,
+ * which are then copied to y with the bias and the epilogue (wino_input_phases,
+ * wino_output_staged). The distillation teacher's 16->16 layer on 28x28, 64
+ * images, F(4x4) at stride 4 and per tile row: 3.95 ms against F(2x2)'s 4.40
+ * (the input transform alone 70 -> 28 million instructions with the phases);
+ * with both: 3.39 against 4.55 (best of 4 alternating runs each). Where the
+ * time goes then (perf, F(4x4)): products 43%, input transform 31%, output
+ * transform 13%, copy and epilogue 11%.
  *
  * Numerics: the transforms add and subtract inputs and the products in a
  * different order than the direct sum; the difference is a few float rounding
- * errors (tests/winograd: at most 4.4e-7 of the output's largest magnitude). */
+ * errors, larger for F(4x4), whose transforms scale by up to 5 and 8 and whose
+ * G has 1/6 and 1/24 (tests/winograd, of the output's largest magnitude: F(2x2)
+ * at most 4.4e-7, F(4x4) 4.9e-6). The F(4x4) expressions group the sums and
+ * differences that the rows share; a float simulation of 300 random 16-channel
+ * tiles gave the same worst error (5.9e-6) for Lavin's scaling as above and no
+ * better for G scaled to integers with the factors moved into A or B. */
 #include "compiler/ops/conv_internal.h"
 
 #include "compiler/ir/target.h"
@@ -43,14 +67,73 @@
  * Winograd layer against 149 us direct; its 32->32 layer on 16x16: 104 against 143) */
 #define WINO_MIN_PIXELS 100
 
+/* The transforms of one tile size, as C expression templates over operands {0},
+ * {1}, ... (one per input of the 1-D transform), applied down the columns and then
+ * along the rows. bt: V = B^T d B, `a` rows; at: Y = A^T M A, `m` rows (at_used
+ * says which operands each row reads, for the partial tiles at the right edge). */
+typedef struct WinoTf {
+    int m, a;                 /* outputs and inputs of a 1-D tile */
+    const char *bt[6], *at[4];
+    unsigned at_used[4];      /* bit k: row reads operand {k} */
+    double G[6][3];           /* U = G g G^T */
+} WinoTf;
+
+static const WinoTf wino_f2 = {
+    2, 4,
+    {"{0} - {2}", "{1} + {2}", "{2} - {1}", "{1} - {3}"},
+    {"{0} + {1} + {2}", "{1} - {2} - {3}"},
+    {0x7, 0xe},
+    {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}},
+};
+
+/* F(4x4,3x3) at the points 0, 1, -1, 2, -2 and infinity, with the sums and
+ * differences shared the way the expressions group them. */
+static const WinoTf wino_f4 = {
+    4, 6,
+    {"4.0f * {0} - 5.0f * {2} + {4}", "({3} + {4}) - 4.0f * ({1} + {2})", "({4} - {3}) + 4.0f * ({1} - {2})",
+     "({4} - {2}) + 2.0f * ({3} - {1})", "({4} - {2}) - 2.0f * ({3} - {1})", "4.0f * {1} - 5.0f * {3} + {5}"},
+    {"{0} + ({1} + {2}) + ({3} + {4})", "({1} - {2}) + 2.0f * ({3} - {4})", "({1} + {2}) + 4.0f * ({3} + {4})",
+     "({1} - {2}) + 8.0f * ({3} - {4}) + {5}"},
+    {0x1f, 0x1e, 0x1e, 0x3e},
+    {{1.0 / 4, 0, 0},
+     {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+     {1.0 / 24, 1.0 / 12, 1.0 / 6},
+     {1.0 / 24, -1.0 / 12, 1.0 / 6},
+     {0, 0, 1}},
+};
+
+static const WinoTf *wino_tf(int64_t tile) { return tile == 4 ? &wino_f4 : &wino_f2; }
+
+/* Append template t to buf with each {k} replaced by operand k's text ops[k]. */
+static void wino_expand(char *buf, size_t n, const char *t, char ops[][48])
+{
+    size_t len = strlen(buf);
+    for (; *t && len + 1 < n; t++) {
+        if (*t == '{' && t[1] >= '0' && t[1] <= '5' && t[2] == '}') {
+            size_t l = strlen(ops[t[1] - '0']);
+            if (len + l + 1 >= n)
+                break;
+            memcpy(buf + len, ops[t[1] - '0'], l);
+            len += l;
+            t += 2;
+        } else
+            buf[len++] = *t;
+    }
+    buf[len] = 0;
+}
+
 typedef struct WinoGeom {
+    const WinoTf *tf;    /* the tile size's transforms */
+    int64_t m, a, P;     /* outputs per tile side, inputs per tile side, transform positions (a * a) */
     int64_t N, C, M, H, W, OH, OW, pt, pl;
     int64_t TH, TW, T;   /* tiles: rows, columns, count */
-    int64_t PW;          /* a padded input row: 2 * TW + 2 columns */
+    int64_t PW;          /* a padded input row: m * (TW + 1) columns */
     int64_t mr, nr;      /* register block */
     int64_t R, TB;       /* tile rows per chunk; the buffers' row length: a column per tile and one gap
                             column per tile row (R * (TW + 1)), rounded up to 8 */
-    int64_t SL;          /* floats of one row of s for a chunk: 2 * TB + 2 */
+    int64_t SL;          /* floats of one row of s for a chunk: m * (TB + 1) */
+    int staged;          /* F(4x4): s split into m phases, outputs staged in rows (see wino_input_staged) */
     int64_t NT;          /* threads the batch is split over (Graph.threads), each with its own scratch */
 } WinoGeom;
 
@@ -59,10 +142,10 @@ typedef struct WinoGeom {
  * buffers within WINO_CHUNK_BYTES but at least WINO_MIN_COLS tiles. The rows do
  * not depend on the register block, so neither does the scratch size: --tune's
  * candidates all fit. */
-int64_t wino_default_rows(int64_t C, int64_t M, int64_t OH, int64_t OW)
+int64_t wino_default_rows(int64_t tile, int64_t C, int64_t M, int64_t OH, int64_t OW)
 {
-    int64_t TW = (OW + 1) / 2, TH = (OH + 1) / 2;
-    int64_t per_row = 64 * (C + M) * (TW + 1); /* bytes of V and products per tile row */
+    int64_t a = tile + 2, TW = (OW + tile - 1) / tile, TH = (OH + tile - 1) / tile;
+    int64_t per_row = 4 * a * a * (C + M) * (TW + 1); /* bytes of V and products per tile row */
     int64_t r = WINO_CHUNK_BYTES / per_row, rmin = (WINO_MIN_COLS + TW - 1) / TW;
     if (r < rmin)
         r = rmin;
@@ -73,26 +156,36 @@ int64_t wino_default_rows(int64_t C, int64_t M, int64_t OH, int64_t OW)
 
 static void wino_chunk(WinoGeom *w, int64_t rows)
 {
-    int64_t r = rows > 0 ? rows : wino_default_rows(w->C, w->M, w->OH, w->OW);
+    int64_t r = rows > 0 ? rows : wino_default_rows(w->m, w->C, w->M, w->OH, w->OW);
     w->R = r < w->TH ? r : w->TH;
     w->TB = (w->R * (w->TW + 1) + 7) / 8 * 8;
-    w->SL = 2 * w->TB + 2;
+    w->SL = w->m * (w->TB + 1);
 }
 
 /* columns of V and of the products a chunk of `rows` tile rows computes */
 static int64_t wino_cols(int64_t rows, int64_t TW) { return (rows * (TW + 1) + 7) / 8 * 8; }
 
-/* Per thread: V and the products of a chunk, the chunk's four rows of s, a row of zeros. */
-static int64_t wino_thread_floats(const WinoGeom *w) { return 16 * (w->C + w->M) * w->TB + 4 * w->SL + w->W; }
+/* Per thread: V and the products of a chunk, the chunk's `a` rows of s, a row of
+ * zeros; staged, also the m phases of each row of s (SL floats per row) and m rows
+ * of outputs (m * TB each). */
+static int64_t wino_thread_floats(const WinoGeom *w)
+{
+    return w->P * (w->C + w->M) * w->TB + w->a * w->SL + w->W + (w->staged ? w->a * w->SL + w->m * w->m * w->TB : 0);
+}
 static int64_t wino_scratch_floats(const WinoGeom *w) { return w->NT * wino_thread_floats(w); }
 
-static void wino_finish(const Graph *g, const Node *n, WinoGeom *w, int64_t rows)
+static void wino_finish(const Graph *g, const Node *n, WinoGeom *w, int64_t tile, int64_t rows)
 {
+    w->tf = wino_tf(tile);
+    w->m = w->tf->m;
+    w->a = w->tf->a;
+    w->P = w->a * w->a;
+    w->staged = w->m == 4;
     w->NT = g->threads > 1 && w->N > 1 ? (g->threads < w->N ? g->threads : w->N) : 1;
-    w->TH = (w->OH + 1) / 2;
-    w->TW = (w->OW + 1) / 2;
+    w->TH = (w->OH + w->m - 1) / w->m;
+    w->TW = (w->OW + w->m - 1) / w->m;
     w->T = w->TH * w->TW;
-    w->PW = 2 * w->TW + 2;
+    w->PW = w->m * (w->TW + 1);
     conv_block(g, n, &w->mr, &w->nr);
     if (w->mr > w->M)
         w->mr = w->M;
@@ -104,8 +197,12 @@ static int wino_geom(const Graph *g, const Node *n, WinoGeom *w, Diag *d)
 {
     const Value *x = node_in(g, n, 0), *u = node_in(g, n, 1);
     memset(w, 0, sizeof *w);
-    if (!x || !u || x->rank != 4 || u->rank != 3 || u->dims[0] != 16)
-        return diag_error(d, n, "WinogradConv wants X[N,C,H,W] and U[16,M,C]");
+    int64_t tile = attr_int(n, "tile", 2);
+    if (tile != 2 && tile != 4)
+        return diag_error(d, n, "WinogradConv: tile must be 2 or 4, not %" PRId64, tile);
+    int64_t P = (tile + 2) * (tile + 2);
+    if (!x || !u || x->rank != 4 || u->rank != 3 || u->dims[0] != P)
+        return diag_error(d, n, "WinogradConv (tile %" PRId64 ") wants X[N,C,H,W] and U[%" PRId64 ",M,C]", tile, P);
     if (u->dims[2] != x->dims[1])
         return diag_error(d, n, "WinogradConv: U has %" PRId64 " input channels, X has %" PRId64, u->dims[2], x->dims[1]);
     const int64_t *p;
@@ -128,7 +225,7 @@ static int wino_geom(const Graph *g, const Node *n, WinoGeom *w, Diag *d)
     int64_t rows = attr_int(n, "tile_rows", 0);
     if (rows < 0)
         return diag_error(d, n, "WinogradConv: tile_rows must be positive");
-    wino_finish(g, n, w, rows);
+    wino_finish(g, n, w, tile, rows);
     return 0;
 }
 
@@ -173,51 +270,95 @@ static int wino_tunable(const Graph *g, const Node *n)
 }
 
 /* Input transform of channel c for a chunk of tile rows: s = B^T d down the rows,
- * straight from the four input rows of each tile row (a row of zeros in scratch
+ * straight from the `a` input rows of each tile row (a row of zeros in scratch
  * stands for rows in the padding; the padding columns of s are zero from the
  * start of the call), then V = s B along the tiles' columns. The rows of s lie end
- * to end, PW = 2 * TW + 2 floats each, so tile tx of tile row r starts at s column
- * 2 * j with j = r * (TW + 1) + tx: one loop over j covers the whole chunk, at the
- * price of one unused column per tile row (its values are finite and never
+ * to end, PW = m * (TW + 1) floats each, so tile tx of tile row r starts at s
+ * column m * j with j = r * (TW + 1) + tx: one loop over j covers the whole chunk,
+ * at the price of one unused column per tile row (its values are finite and never
  * stored to y). Measured on the distillation teacher's 16->16 layer: per-row loops
  * of 14 tiles spent most of the input transform in their scalar remainders. */
+/* Staged (F(4x4)): V = s B from s split by phase, ph_i,k[j] = s_i[m * j + k], so
+ * that operand q of tile j is ph_i,q[j] (q < m) or ph_i,q-m[j + 1]: the split reads
+ * s once in groups of m, and the transform then runs at unit stride. Measured on the
+ * distillation teacher's 16->16 layer (callgrind, 6 calls): the input transform
+ * read straight from s at stride 4 took 70 million instructions, this 28. */
+static void wino_input_phases(Writer *w, const WinoGeom *g, int64_t rows)
+{
+    const WinoTf *tf = g->tf;
+    int64_t C = g->C, TB = g->TB, SL = g->SL, cols = wino_cols(rows, g->TW);
+    char buf[640], ops[6][48];
+    for (int i = 0; i < g->a; i++) {
+        em_for(w, "j", cols + 1);
+        for (int k = 0; k < g->m; k++)
+            w_line(w, "ph[%" PRId64 " + j] = s%d[%" PRId64 " * j + %d];", i * SL + k * (TB + 1), i, g->m, k);
+        w_close(w);
+        em_for(w, "j", cols);
+        for (int q = 0; q < g->a; q++)
+            snprintf(ops[q], sizeof ops[q], "ph[%" PRId64 " + j%s]", i * SL + (q % g->m) * (TB + 1), q < g->m ? "" : " + 1");
+        for (int k = 0; k < g->a; k++) {
+            snprintf(buf, sizeof buf, "vr[%" PRId64 " + j] = ", (int64_t)(i * g->a + k) * C * TB);
+            wino_expand(buf, sizeof buf, tf->bt[k], ops);
+            w_line(w, "%s;", buf);
+        }
+        w_close(w);
+    }
+}
+
 static void wino_input(Writer *w, const WinoGeom *g, int64_t rows)
 {
+    const WinoTf *tf = g->tf;
     int64_t C = g->C, TB = g->TB, PW = g->PW, W = g->W, pl = g->pl;
     int64_t n = pl + W < PW ? W : PW - pl; /* input columns a row of s uses */
+    char buf[640], ops[6][48];
     em_for(w, "c", C);
     w_line(w, "const float *restrict xc = xb + c * %" PRId64 ";", g->H * W);
     em_for(w, "r", rows);
-    w_line(w, "const int64_t u = 2 * (ty0 + r) - %" PRId64 ";", g->pt);
-    for (int i = 0; i < 4; i++)
+    w_line(w, "const int64_t u = %" PRId64 " * (ty0 + r) - %" PRId64 ";", g->m, g->pt);
+    for (int i = 0; i < g->a; i++)
         w_line(w, "const float *restrict r%d = u + %d >= 0 && u + %d < %" PRId64 " ? xc + (u + %d) * %" PRId64 " : zr;", i,
                i, i, g->H, i, W);
-    w_line(w, "float *restrict t0 = s0 + r * %" PRId64 " + %" PRId64 ", *restrict t1 = s1 + r * %" PRId64 " + %" PRId64
-              ", *restrict t2 = s2 + r * %" PRId64 " + %" PRId64 ", *restrict t3 = s3 + r * %" PRId64 " + %" PRId64 ";",
-           PW, pl, PW, pl, PW, pl, PW, pl);
+    buf[0] = 0;
+    for (int i = 0; i < g->a; i++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, sizeof buf - l, "%s*restrict t%d = s%d + r * %" PRId64 " + %" PRId64, i ? ", " : "", i, i, PW, pl);
+    }
+    w_line(w, "float %s;", buf);
     em_for(w, "q", n);
-    w_line(w, "t0[q] = r0[q] - r2[q];");
-    w_line(w, "t1[q] = r1[q] + r2[q];");
-    w_line(w, "t2[q] = r2[q] - r1[q];");
-    w_line(w, "t3[q] = r1[q] - r3[q];");
+    for (int i = 0; i < g->a; i++)
+        snprintf(ops[i], sizeof ops[i], "r%d[q]", i);
+    for (int i = 0; i < g->a; i++) {
+        snprintf(buf, sizeof buf, "t%d[q] = ", i);
+        wino_expand(buf, sizeof buf, tf->bt[i], ops);
+        w_line(w, "%s;", buf);
+    }
     em_close(w, 2); /* q, r */
     w_line(w, "float *restrict vr = vb + c * %" PRId64 ";", TB);
-    for (int i = 0; i < 4; i++) {
+    if (g->staged) {
+        wino_input_phases(w, g, rows);
+        w_close(w); /* c */
+        return;
+    }
+    for (int i = 0; i < g->a; i++) {
         em_for(w, "j", wino_cols(rows, g->TW));
-        w_line(w, "vr[%" PRId64 " + j] = s%d[2 * j] - s%d[2 * j + 2];", (int64_t)(i * 4 + 0) * C * TB, i, i);
-        w_line(w, "vr[%" PRId64 " + j] = s%d[2 * j + 1] + s%d[2 * j + 2];", (int64_t)(i * 4 + 1) * C * TB, i, i);
-        w_line(w, "vr[%" PRId64 " + j] = s%d[2 * j + 2] - s%d[2 * j + 1];", (int64_t)(i * 4 + 2) * C * TB, i, i);
-        w_line(w, "vr[%" PRId64 " + j] = s%d[2 * j + 1] - s%d[2 * j + 3];", (int64_t)(i * 4 + 3) * C * TB, i, i);
+        snprintf(ops[0], sizeof ops[0], "s%d[%" PRId64 " * j]", i, g->m);
+        for (int q = 1; q < g->a; q++)
+            snprintf(ops[q], sizeof ops[q], "s%d[%" PRId64 " * j + %d]", i, g->m, q);
+        for (int k = 0; k < g->a; k++) {
+            snprintf(buf, sizeof buf, "vr[%" PRId64 " + j] = ", (int64_t)(i * g->a + k) * C * TB);
+            wino_expand(buf, sizeof buf, tf->bt[k], ops);
+            w_line(w, "%s;", buf);
+        }
         w_close(w);
     }
     w_close(w); /* c */
 }
 
-/* Products of the mb x nb block (m0, j0) for the 16 positions: mt[p][m][j]. */
+/* Products of the mb x nb block (m0, j0) for the P positions: mt[p][m][j]. */
 static void wino_gemm_block(Writer *w, const WinoGeom *g, int64_t mb, int64_t nb)
 {
     int64_t C = g->C, TB = g->TB;
-    em_for(w, "p", 16);
+    em_for(w, "p", g->P);
     w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", mb, nb);
     em_for(w, "mm", mb);
     em_for(w, "v", nb);
@@ -253,55 +394,133 @@ static void wino_gemm(Writer *w, const WinoGeom *g, int64_t mb, int64_t nt)
     }
 }
 
-/* One output row pair of tile row r: Y = A^T M A per tile, plus the bias. */
-static void wino_out_row(Writer *w, const WinoGeom *g, int both)
+/* The nrows output rows of tile row r: Y = A^T M A per tile, plus the bias; the
+ * last tile of a row has only OW % m columns when m does not divide OW. */
+static void wino_out_row(Writer *w, const WinoGeom *g, int64_t nrows)
 {
-    int64_t S = g->M * g->TB, OW = g->OW, pairs = OW / 2;
+    const WinoTf *tf = g->tf;
+    int64_t S = g->M * g->TB, OW = g->OW, full = OW / g->m;
+    char buf[640], ops[6][48];
     for (int pass = 0; pass < 2; pass++) {
-        int64_t lo = pass ? pairs : 0, hi = pass ? g->TW : pairs;
+        int64_t lo = pass ? full : 0, hi = pass ? g->TW : full, ncols = pass ? OW % g->m : g->m;
         if (hi <= lo)
             continue;
         w_open(w, "for (int64_t tx = %" PRId64 "; tx < %" PRId64 "; ++tx)", lo, hi);
-        for (int k = 0; k < (pass ? 3 : 4); k++) { /* the tail (odd OW) has no second column */
-            w_line(w, "const float a0%d = mp[%" PRId64 " + tx] + mp[%" PRId64 " + tx] + mp[%" PRId64 " + tx];", k,
-                   (int64_t)(0 * 4 + k) * S, (int64_t)(1 * 4 + k) * S, (int64_t)(2 * 4 + k) * S);
-            if (both)
-                w_line(w, "const float a1%d = mp[%" PRId64 " + tx] - mp[%" PRId64 " + tx] - mp[%" PRId64 " + tx];", k,
-                       (int64_t)(1 * 4 + k) * S, (int64_t)(2 * 4 + k) * S, (int64_t)(3 * 4 + k) * S);
+        unsigned used = 0; /* the columns of A^T M the stored outputs read */
+        for (int64_t j = 0; j < ncols; j++)
+            used |= tf->at_used[j];
+        for (int k = 0; k < g->a; k++) {
+            if (!(used >> k & 1))
+                continue;
+            for (int q = 0; q < g->a; q++)
+                snprintf(ops[q], sizeof ops[q], "mp[%" PRId64 " + tx]", (int64_t)(q * g->a + k) * S);
+            for (int64_t i = 0; i < nrows; i++) {
+                snprintf(buf, sizeof buf, "const float a%d%d = ", (int)i, k);
+                wino_expand(buf, sizeof buf, tf->at[i], ops);
+                w_line(w, "%s;", buf);
+            }
         }
-        w_line(w, "y0r[2 * tx] = bias + a00 + a01 + a02;");
-        if (!pass)
-            w_line(w, "y0r[2 * tx + 1] = bias + a01 - a02 - a03;");
-        if (both) {
-            w_line(w, "y1r[2 * tx] = bias + a10 + a11 + a12;");
-            if (!pass)
-                w_line(w, "y1r[2 * tx + 1] = bias + a11 - a12 - a13;");
+        for (int64_t i = 0; i < nrows; i++) {
+            for (int k = 0; k < g->a; k++)
+                snprintf(ops[k], sizeof ops[k], "a%d%d", (int)i, k);
+            for (int64_t j = 0; j < ncols; j++) {
+                if (j)
+                    snprintf(buf, sizeof buf, "y%dr[%" PRId64 " * tx + %d] = bias + ", (int)i, g->m, (int)j);
+                else
+                    snprintf(buf, sizeof buf, "y%dr[%" PRId64 " * tx] = bias + ", (int)i, g->m);
+                wino_expand(buf, sizeof buf, tf->at[j], ops);
+                w_line(w, "%s;", buf);
+            }
         }
         w_close(w);
     }
 }
 
+/* pointers y1r .. y{n-1}r to the rows under y0r */
+static void wino_row_ptrs(Writer *w, const WinoGeom *g, int64_t n)
+{
+    for (int64_t i = 1; i < n; i++)
+        w_line(w, "float *restrict y%dr = y0r + %" PRId64 ";", (int)i, i * g->OW);
+}
+
+/* Staged (F(4x4)): per output channel, Y = A^T M A for all the chunk's tiles in one
+ * loop (j at unit stride over the products, gap columns included), into m rows laid
+ * out like the rows of s (tile j's output column jj at m * j + jj), then each output
+ * row copied from them with the bias and the epilogue. A^T runs down the tiles'
+ * columns into ph (free after the input transform), then A along the rows: gcc
+ * vectorised neither per-tile-row loops of 7 tiles (the teacher's 28x28) nor one
+ * loop holding all 36 products of a tile; these two passes it does. */
+static void wino_output_staged(Writer *w, const WinoGeom *g, int64_t rows, int has_bias, const Epilogue *ep)
+{
+    const WinoTf *tf = g->tf;
+    int64_t S = g->M * g->TB, OW = g->OW, m = g->m, cols = wino_cols(rows, g->TW), rem = g->OH % m;
+    char buf[640], ops[6][48];
+    em_for(w, "m", g->M);
+    w_line(w, has_bias ? "const float bias = x2[m];" : "const float bias = 0.0f;");
+    w_line(w, "const float *restrict mp = mt + m * %" PRId64 ";", g->TB);
+    /* A^T down the columns of each tile into ph (free after the input transform):
+     * ph[(i * a + k) * TB + j] = row i of A^T M, column k; then A along the rows */
+    for (int k = 0; k < g->a; k++) {
+        em_for(w, "j", cols);
+        for (int q = 0; q < g->a; q++)
+            snprintf(ops[q], sizeof ops[q], "mp[%" PRId64 " + j]", (int64_t)(q * g->a + k) * S);
+        for (int64_t i = 0; i < m; i++) {
+            snprintf(buf, sizeof buf, "ph[%" PRId64 " + j] = ", (i * g->a + k) * g->TB);
+            wino_expand(buf, sizeof buf, tf->at[i], ops);
+            w_line(w, "%s;", buf);
+        }
+        w_close(w);
+    }
+    for (int64_t i = 0; i < m; i++) {
+        em_for(w, "j", cols);
+        for (int k = 0; k < g->a; k++)
+            snprintf(ops[k], sizeof ops[k], "ph[%" PRId64 " + j]", (i * g->a + k) * g->TB);
+        for (int64_t jj = 0; jj < m; jj++) {
+            snprintf(buf, sizeof buf, "so[%" PRId64 " + %" PRId64 " * j + %d] = ", i * m * g->TB, m, (int)jj);
+            wino_expand(buf, sizeof buf, tf->at[jj], ops);
+            w_line(w, "%s;", buf);
+        }
+        w_close(w);
+    }
+    w_open(w, "for (int64_t r = 0; r < rows; ++r)");
+    w_line(w, "const int64_t oy = %" PRId64 " * (ty0 + r);", m);
+    for (int64_t i = 0; i < m; i++) {
+        int partial = rem && i >= rem;
+        if (partial)
+            w_open(w, "if (oy + %" PRId64 " < %" PRId64 ")", i, g->OH);
+        else
+            w_open(w, "%s", "");
+        w_line(w, "const float *restrict sr = so + %" PRId64 " + r * %" PRId64 ";", i * m * g->TB, g->PW);
+        em_for(w, "x", OW);
+        conv_store(w, ep, DT_FLOAT, "bias + sr[x]", "(b * %" PRId64 " + m) * %" PRId64 " + (oy + %" PRId64 ") * %" PRId64 " + x",
+                   g->M, g->OH * OW, i, OW);
+        em_close(w, 2);
+    }
+    em_close(w, 2); /* r, m */
+}
+
 static void wino_output(Writer *w, const WinoGeom *g, int has_bias)
 {
-    int64_t OW = g->OW;
+    int64_t OW = g->OW, rem = g->OH % g->m;
     em_for(w, "m", g->M);
     w_line(w, "float *restrict ym = yb + m * %" PRId64 ";", g->OH * OW);
     w_line(w, has_bias ? "const float bias = x2[m];" : "const float bias = 0.0f;");
     w_open(w, "for (int64_t r = 0; r < rows; ++r)");
-    w_line(w, "const int64_t oy = 2 * (ty0 + r);");
+    w_line(w, "const int64_t oy = %" PRId64 " * (ty0 + r);", g->m);
     w_line(w, "const float *restrict mp = mt + m * %" PRId64 " + r * %" PRId64 ";", g->TB, g->TW + 1);
     w_line(w, "float *restrict y0r = ym + oy * %" PRId64 ";", OW);
-    if (g->OH % 2) {
-        w_open(w, "if (oy + 1 < %" PRId64 ")", g->OH);
-        w_line(w, "float *restrict y1r = y0r + %" PRId64 ";", OW);
-        wino_out_row(w, g, 1);
+    if (rem) { /* the last tile row has only rem output rows */
+        w_open(w, "if (oy + %" PRId64 " < %" PRId64 ")", g->m - 1, g->OH);
+        wino_row_ptrs(w, g, g->m);
+        wino_out_row(w, g, g->m);
         w_close(w);
         w_open(w, "else");
-        wino_out_row(w, g, 0);
+        wino_row_ptrs(w, g, rem);
+        wino_out_row(w, g, rem);
         w_close(w);
     } else {
-        w_line(w, "float *restrict y1r = y0r + %" PRId64 ";", OW);
-        wino_out_row(w, g, 1);
+        wino_row_ptrs(w, g, g->m);
+        wino_out_row(w, g, g->m);
     }
     em_close(w, 2); /* r, m */
 }
@@ -309,7 +528,7 @@ static void wino_output(Writer *w, const WinoGeom *g, int has_bias)
 /* One chunk of `rows` tile rows starting at tile row ty0 (a C variable): the input
  * transform, the products, the output transform. Without a batch split (NT = 1),
  * --openmp puts the threads on the products' and the output's channel loops. */
-static void wino_chunk_body(Emitter *e, const WinoGeom *g, int64_t rows, int has_bias)
+static void wino_chunk_body(Emitter *e, const WinoGeom *g, int64_t rows, int has_bias, const Epilogue *ep)
 {
     Writer *w = e->w;
     int64_t M = g->M, nt = wino_cols(rows, g->TW);
@@ -318,7 +537,7 @@ static void wino_chunk_body(Emitter *e, const WinoGeom *g, int64_t rows, int has
     wino_input(w, g, rows);
     int64_t mr = g->mr, nfull = M / mr, rem = M % mr;
     if (g->NT == 1)
-        em_omp_for(e, 16 * nfull * mr * g->C * nt, 1);
+        em_omp_for(e, g->P * nfull * mr * g->C * nt, 1);
     w_open(w, "for (int64_t m0 = 0; m0 < %" PRId64 "; m0 += %" PRId64 ")", nfull * mr, mr);
     wino_gemm(w, g, mr, nt);
     w_close(w);
@@ -329,8 +548,11 @@ static void wino_chunk_body(Emitter *e, const WinoGeom *g, int64_t rows, int has
         w_close(w);
     }
     if (g->NT == 1)
-        em_omp_for(e, 32 * M * nt, 1);
-    wino_output(w, g, has_bias);
+        em_omp_for(e, 2 * g->P * M * nt, 1);
+    if (g->staged)
+        wino_output_staged(w, g, rows, has_bias, ep);
+    else
+        wino_output(w, g, has_bias);
 }
 
 /* The node: with NT > 1, thread th takes images [th * N / NT, (th + 1) * N / NT)
@@ -347,6 +569,7 @@ static int emit_wino(Emitter *e, const Node *n, Diag *d)
     Writer *w = e->w;
     int sy = n->noutputs - 1, has_bias = node_in(e->g, n, 2) != NULL;
     int64_t C = g.C, M = g.M, TB = g.TB, nfull = g.TH / g.R, last = g.TH % g.R;
+    char buf[512];
     if (g.NT > 1) {
         w_puts(w, "#ifdef _OPENMP\n");
         w_printf(w, "#pragma omp parallel for num_threads(%" PRId64 ") schedule(static)\n", g.NT);
@@ -354,30 +577,37 @@ static int emit_wino(Emitter *e, const Node *n, Diag *d)
     }
     w_open(w, "for (int64_t th = 0; th < %" PRId64 "; ++th)", g.NT);
     w_line(w, "float *restrict vb = y%d + th * %" PRId64 ";", sy, wino_thread_floats(&g));
-    w_line(w, "float *restrict mt = vb + %" PRId64 ";", 16 * C * TB);
-    w_line(w, "float *restrict s0 = vb + %" PRId64 ";", 16 * (C + M) * TB);
-    w_line(w, "float *restrict s1 = s0 + %" PRId64 ", *restrict s2 = s0 + %" PRId64 ", *restrict s3 = s0 + %" PRId64 ";",
-           g.SL, 2 * g.SL, 3 * g.SL);
-    w_line(w, "float *restrict zw = s0 + %" PRId64 ";", 4 * g.SL);
+    w_line(w, "float *restrict mt = vb + %" PRId64 ";", g.P * C * TB);
+    w_line(w, "float *restrict s0 = vb + %" PRId64 ";", g.P * (C + M) * TB);
+    buf[0] = 0;
+    for (int i = 1; i < g.a; i++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, sizeof buf - l, "%s*restrict s%d = s0 + %" PRId64, i > 1 ? ", " : "", i, i * g.SL);
+    }
+    w_line(w, "float %s;", buf);
+    w_line(w, "float *restrict zw = s0 + %" PRId64 ";", g.a * g.SL);
     /* zeros: the padding row, and all of s (its padding columns and its tail stay so) */
-    em_for(w, "q", 4 * g.SL + g.W);
+    em_for(w, "q", g.a * g.SL + g.W);
     w_line(w, "s0[q] = 0;");
     w_close(w);
     w_line(w, "const float *zr = zw;");
+    if (g.staged)
+        w_line(w, "float *restrict ph = zw + %" PRId64 ", *restrict so = ph + %" PRId64 ";", g.W, g.a * g.SL);
     w_open(w, "for (int64_t b = th * %" PRId64 " / %" PRId64 "; b < (th + 1) * %" PRId64 " / %" PRId64 "; ++b)", g.N, g.NT,
            g.N, g.NT);
     w_line(w, "const float *restrict xb = x0 + b * %" PRId64 ";", C * g.H * g.W);
-    w_line(w, "float *restrict yb = y0 + b * %" PRId64 ";", M * g.OH * g.OW);
+    if (!g.staged) /* staged, the stores index y0 with the epilogue's operands */
+        w_line(w, "float *restrict yb = y0 + b * %" PRId64 ";", M * g.OH * g.OW);
     w_open(w, "for (int64_t ty0 = 0; ty0 < %" PRId64 "; ty0 += %" PRId64 ")", nfull * g.R, g.R);
-    wino_chunk_body(e, &g, g.R, has_bias);
+    wino_chunk_body(e, &g, g.R, has_bias, &ep);
     w_close(w);
     if (last) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t ty0 = %" PRId64 ";", nfull * g.R);
-        wino_chunk_body(e, &g, last, has_bias);
+        wino_chunk_body(e, &g, last, has_bias, &ep);
         w_close(w);
     }
-    if (ep.n) {
+    if (ep.n && !g.staged) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t m0 = 0;");
         conv_epilogue_planes(w, &ep, M, g.OH * g.OW, M);
@@ -416,25 +646,49 @@ int wino_eligible(const Graph *g, const Node *n, int64_t pads[4])
     return 1;
 }
 
-/* U[p][m][c] = (G g G^T)[p] for the 3x3 kernel g = W[m][c] (computed in double). */
-void wino_transform_weights(const float *wt, int64_t M, int64_t C, float *u)
+/* F(4x4) where it was measured faster than F(2x2) (--tune's block for each, best
+ * of 4 alternating runs, gcc -O3 -march=native, one thread; F(2x2) -> F(4x4)):
+ *     16->16 on 28x28, batch 64 (+ residual, Relu; the distillation teacher)  4.55 -> 3.39 ms
+ *     16->16 on 32x32 (ResNet-8's first stage)                                86 -> 61 us
+ *     32->32 on 32x32 (target's block)                                        406 -> 257 us
+ *     64->64 on 56x56 (target's block)                                        2.69 -> 1.73 ms
+ *     32->32 on 16x16 (ResNet-8's second stage)                               101 -> 100 us
+ *     16->16 on 16x16, batch 8 (target's block)                               295 -> 294 us
+ *     8->8 on 28x28, batch 16 (target's block)                                317 -> 330 us
+ * so: at least 16 channels in and out and an output map at least 20 wide and high
+ * (5 tiles: the gap column of each tile row, below, is then at most 1/6 of the
+ * work). The pass falls back to F(2x2) when the F(4x4) scratch does not fit (a
+ * chunk is at least one tile row: 64->64 on 224 wide needs 1.2 MB). */
+int64_t wino_tile(const Graph *g, const Node *n)
 {
-    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    const Value *x = node_in(g, n, 0), *y = node_out(g, n, 0), *wt = node_in(g, n, 1);
+    if (!x || !y || !wt || x->rank != 4 || y->rank != 4 || wt->rank != 4)
+        return 2;
+    return x->dims[1] >= 16 && wt->dims[0] >= 16 && y->dims[2] >= 20 && y->dims[3] >= 20 ? 4 : 2;
+}
+
+/* U[p][m][c] = (G g G^T)[p] for the 3x3 kernel g = W[m][c] (computed in double,
+ * rounded once). */
+void wino_transform_weights(int64_t tile, const float *wt, int64_t M, int64_t C, float *u)
+{
+    const WinoTf *tf = wino_tf(tile);
+    int a = tf->a;
     for (int64_t m = 0; m < M; m++)
         for (int64_t c = 0; c < C; c++) {
             const float *k = wt + (m * C + c) * 9;
-            double t[4][3];
-            for (int i = 0; i < 4; i++)
+            double t[6][3];
+            for (int i = 0; i < a; i++)
                 for (int j = 0; j < 3; j++)
-                    t[i][j] = G[i][0] * k[0 * 3 + j] + G[i][1] * k[1 * 3 + j] + G[i][2] * k[2 * 3 + j];
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++)
-                    u[((int64_t)(i * 4 + j) * M + m) * C + c] =
-                        (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
+                    t[i][j] = tf->G[i][0] * k[0 * 3 + j] + tf->G[i][1] * k[1 * 3 + j] + tf->G[i][2] * k[2 * 3 + j];
+            for (int i = 0; i < a; i++)
+                for (int j = 0; j < a; j++)
+                    u[((int64_t)(i * a + j) * M + m) * C + c] =
+                        (float)(t[i][0] * tf->G[j][0] + t[i][1] * tf->G[j][1] + t[i][2] * tf->G[j][2]);
         }
 }
 
-int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t C, int64_t M, int64_t OH, int64_t OW, int64_t rows)
+int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t tile, int64_t C, int64_t M, int64_t OH, int64_t OW,
+                           int64_t rows)
 {
     WinoGeom w = {0};
     w.N = node_in(g, n, 0)->dims[0];
@@ -443,7 +697,7 @@ int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t C, int64_t M, 
     w.OH = OH;
     w.OW = OW;
     w.W = node_in(g, n, 0)->dims[3];
-    wino_finish(g, n, &w, rows);
+    wino_finish(g, n, &w, tile, rows);
     return wino_scratch_floats(&w) * (int64_t)sizeof(float);
 }
 

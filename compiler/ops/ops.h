@@ -124,12 +124,15 @@ extern const OpDef *const ops_conv_wino[];
 /* 1 if Conv/kdcc.FusedConv node n can become kdcc.WinogradConv (3x3, stride 1, no dilation, one
  * group, float, constant weights, >= 8 channels in and out); pads gets top, left, bottom, right. */
 int wino_eligible(const Graph *g, const Node *n, int64_t pads[4]);
-/* U[16][M][C] = G g G^T of each 3x3 kernel of W[M][C][3][3]. */
-void wino_transform_weights(const float *w, int64_t M, int64_t C, float *u);
+/* 2 or 4: the output tile side (F(2x2,3x3) or F(4x4,3x3)) node n takes as a WinogradConv. */
+int64_t wino_tile(const Graph *g, const Node *n);
+/* U[P][M][C] = G g G^T of each 3x3 kernel of W[M][C][3][3]; P = (tile + 2)^2. */
+void wino_transform_weights(int64_t tile, const float *w, int64_t M, int64_t C, float *u);
 /* The scratch bytes node n would take as a WinogradConv of C -> M channels and OH x OW outputs
- * in chunks of `rows` rows of 2x2 tiles; wino_default_rows: the rows it takes by default. */
-int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t C, int64_t M, int64_t OH, int64_t OW, int64_t rows);
-int64_t wino_default_rows(int64_t C, int64_t M, int64_t OH, int64_t OW);
+ * in chunks of `rows` rows of tile x tile tiles; wino_default_rows: the rows it takes by default. */
+int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t tile, int64_t C, int64_t M, int64_t OH, int64_t OW,
+                           int64_t rows);
+int64_t wino_default_rows(int64_t tile, int64_t C, int64_t M, int64_t OH, int64_t OW);
 
 /* ---- emission context (the emitter, compiler/emit, drives it) ----
  * Every node becomes one static C function whose parameters are x0, x1, ... (inputs,

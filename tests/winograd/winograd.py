@@ -1,15 +1,23 @@
 """tests/winograd: the Winograd pass (passes/winograd.c) and kdcc.WinogradConv
 (compiler/ops/conv_wino.c). For each case, a model in the ONNX textual syntax:
 the graph after the `winograd` pass has the operators it should (eligible 3x3
-layers rewritten, others left alone), and the compiled C's outputs match PyTorch's
-conv2d computed in double from the same float weights and inputs (an independent
-reference) within 1e-5 of the output's scale. Cases cover odd output sizes (half
-tiles), asymmetric and zero padding, channel counts that leave remainder blocks,
-several chunks of tile rows, a batch, fused bias/Relu/residual epilogues, every
---tune candidate block, a layer whose scratch comes from the room under the
-model's peak (compiled with a real --tune), and the layers the pass must not take
-(strided, dilated, grouped, few channels, small maps, no scratch on the target);
-two cases run under AddressSanitizer and UBSan.
+layers rewritten, others left alone) with the tile it should (F(2x2) or F(4x4)),
+and the compiled C's outputs match PyTorch's conv2d computed in double from the
+same float weights and inputs (an independent reference) within TOL of the
+output's scale. Cases for both tile sizes cover odd output sizes (partial tiles
+at the right and bottom), asymmetric and zero padding, channel counts that leave
+remainder blocks, several chunks of tile rows, a batch, fused bias/Relu/residual
+epilogues, every --tune candidate block, a layer whose scratch comes from the
+room under the model's peak (compiled with a real --tune), a wide F(4x4)
+candidate whose scratch does not fit (it falls back to F(2x2)), and the layers
+the pass must not take (strided, dilated, grouped, few channels, small maps, no
+scratch on the target); four cases run under AddressSanitizer and UBSan.
+
+TOL: F(2x2) differs from the direct sum by at most 4.4e-7 of the output's scale
+here, F(4x4) by at most 4.9e-6 (f4_residual_only, 32 input channels: its
+transforms multiply by up to 5 and 8 and its weights by 1/6 and 1/24, each
+rounded to float): 1e-5 holds both, twice F(4x4)'s worst, and a reference off by
+1e-4 (below) still fails.
 
 usage: winograd.py KDCC WORKDIR   (Debian's /usr/bin/python3 with numpy and torch)
 """
@@ -40,12 +48,15 @@ TOL = 1e-5
 
 
 def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(), blocks=("",), sanitize=False,
-         inits=()):
+         inits=(), tiles=None):
     """post: extra node lines after the Conv (output c), reading the extra initializers
     inits ((name, array) pairs); the model's output is y. blocks: "" for the default
-    block, "tune" for a real --tune run, or MxN forced through a tune file."""
+    block, "tune" for a real --tune run, or MxN forced through a tune file. tiles: the
+    tile (2 or 4) of each WinogradConv in want, default 2."""
     d = os.path.join(WORK, name)
     os.makedirs(d, exist_ok=True)
+    if os.path.exists(os.path.join(d, "keys.tune")):
+        os.remove(os.path.join(d, "keys.tune"))
     extra = list(inits)
     inits = ["%s w = %s" % (tstr(w), lit(w))] + ["%s %s = %s" % (tstr(a), nm, lit(a)) for nm, a in extra]
     args = "x, w"
@@ -73,14 +84,17 @@ def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(
         if blk == "tune":
             extra += ["--tune", "--tune-file", os.path.join(d, "real.tune")]
         elif blk:
-            # a tune file that gives every Winograd layer this block
-            tf = os.path.join(d, "b%s.tune" % blk)
-            r2 = subprocess.run([KDCC, os.path.join(d, "model.txt"), "-o", os.path.join(d, "t.c"), "--tune",
-                                 "--tune-file", tf], capture_output=True, text=True, env=dict(os.environ, KDCC_TUNE_CFLAGS="-O1"))
-            if r2.returncode != 0:
-                check(tag + "_tunes", False, r2.stderr.strip()[:400])
-                continue
-            lines = open(tf).read().splitlines()
+            # a tune file that gives every Winograd layer this block (the layers' keys
+            # from one --tune run per case)
+            tf, t0 = os.path.join(d, "b%s.tune" % blk), os.path.join(d, "keys.tune")
+            if not os.path.exists(t0):
+                r2 = subprocess.run([KDCC, os.path.join(d, "model.txt"), "-o", os.path.join(d, "t.c"), "--tune",
+                                     "--tune-file", t0], capture_output=True, text=True,
+                                    env=dict(os.environ, KDCC_TUNE_CFLAGS="-O1"))
+                if r2.returncode != 0:
+                    check(tag + "_tunes", False, r2.stderr.strip()[:400])
+                    continue
+            lines = open(t0).read().splitlines()
             with open(tf, "w") as f:
                 for ln in lines:
                     f.write(re.sub(r"\t[0-9]+x[0-9]+\t", "\t%s\t" % blk, ln) + "\n" if not ln.startswith("#") else ln + "\n")
@@ -92,10 +106,16 @@ def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(
             continue
         ops = re.findall(r"^\s+\S.* = ([A-Za-z.]+) ?[<(]", r.stderr, re.M)
         check(tag + "_graph", ops == list(want), "after winograd: %s, want %s" % (ops, list(want)))
+        got_tiles = [int(t) if t else 2 for t in re.findall(r"= kdcc\.WinogradConv <[^>]*?(?:tile: int = (\d+))?>", r.stderr)]
+        want_tiles = list(tiles) if tiles else [2] * want.count("kdcc.WinogradConv")
+        check(tag + "_tiles", got_tiles == want_tiles, "tiles %s, want %s" % (got_tiles, want_tiles))
         if blk and blk != "tune":
             mm, nn = blk.split("x")
             src = open(os.path.join(d, "m.c")).read()
-            check(tag + "_block_used", "float acc[%s][%s]" % (mm, min(int(nn), 32)) in src, "no acc[%s][%s] in m.c" % (mm, nn))
+            # the block's columns are cut to the chunk's when it has fewer (F(4x4): 16 per row of 4x4 tiles)
+            ncols = [int(v) for v in re.findall(r"float acc\[%s\]\[(\d+)\]" % mm, src)]
+            check(tag + "_block_used", bool(ncols) and max(ncols) == min(int(nn), max(ncols)) and
+                  (int(nn) in ncols or max(ncols) < int(nn)), "no acc[%s][%s] in m.c (%s)" % (mm, nn, ncols))
         san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"] if sanitize and not blk else []
         r = subprocess.run([CC, "-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror"] + san +
                            ["-o", "prog", "main.c", "m.c", "-lm"], cwd=d, capture_output=True, text=True)
@@ -120,7 +140,8 @@ def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(
 x, w, b = arr((2, 8, 17, 19)), arr((8, 8, 3, 3), 0.3), arr((8,), 0.1)
 case("odd_sizes", x, w, b, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), t64(b), padding=1))
 
-# no padding; 24 output channels (a remainder block for 16-row blocks), no bias
+# no padding; 24 output channels (a remainder block for 16-row blocks), no bias; F(2x2):
+# the F(4x4) scratch would not fit this one-layer model's budget (its own tensors)
 x, w = arr((1, 16, 24, 25)), arr((24, 16, 3, 3), 0.2)
 case("valid", x, w, None, "pads = [0, 0, 0, 0]", F.conv2d(t64(x), t64(w)))
 
@@ -130,11 +151,12 @@ ref = F.conv2d(F.pad(t64(x), (1, 2, 2, 0)), t64(w), t64(b))
 case("asymmetric_pads", x, w, b, "pads = [2, 1, 0, 2]", ref,
      sanitize=True, blocks=("", "8x16", "4x24", "4x32", "6x16", "8x8", "4x16", "8x24", "2x32", "3x8"))
 
-# several chunks of tile rows (28 x 28, 16 channels: two tile rows per chunk), batch 2,
-# with Relu and a residual Add fused into the epilogue
+# F(4x4): several chunks of tile rows (28 x 28, 16 channels: five rows of 4x4 tiles,
+# then two), batch 2, with Relu and a residual Add fused into the epilogue
 x, w, b = arr((2, 16, 28, 28)), arr((16, 16, 3, 3), 0.1), arr((16,), 0.1)
 ref = F.relu(F.conv2d(t64(x), t64(w), t64(b), padding=1)) + t64(x)
-case("chunks_residual", x, w, b, "pads = [1, 1, 1, 1]", ref, post=("r = Relu(c)", "y = Add(r, x)"), sanitize=True)
+case("chunks_residual", x, w, b, "pads = [1, 1, 1, 1]", ref, post=("r = Relu(c)", "y = Add(r, x)"), sanitize=True,
+     tiles=(4,))
 
 # a layer whose scratch only fits in the room under the model's peak (its own tensors
 # are smaller): rewritten, and --tune times it alone with that same budget
@@ -145,7 +167,39 @@ c1 = F.conv2d(t64(x), t64(w), t64(b), padding=1)
 ref = F.conv2d(F.conv2d(c1, t64(w2), padding=1, stride=2), t64(w3), padding=1)
 case("headroom", x, w, b, "pads = [1, 1, 1, 1]", ref, inits=(("w2", w2), ("w3", w3)),
      post=("d = Conv<pads = [1, 1, 1, 1], strides = [2, 2]>(c, w2)", "y = Conv<pads = [1, 1, 1, 1]>(d, w3)"),
-     want=("kdcc.WinogradConv", "Conv", "kdcc.WinogradConv"), blocks=("", "tune"))
+     want=("kdcc.WinogradConv", "Conv", "kdcc.WinogradConv"), blocks=("", "tune"), tiles=(4, 2))
+
+# F(4x4): odd output sizes (23 x 25: the last row of tiles has 3 rows, the last tile of
+# each row 1 column), batch 2, a bias, Relu
+x, w, b = arr((2, 16, 23, 25)), arr((16, 16, 3, 3), 0.2), arr((16,), 0.1)
+case("f4_odd_sizes", x, w, b, "pads = [1, 1, 1, 1]", F.relu(F.conv2d(t64(x), t64(w), t64(b), padding=1)),
+     post=("y = Relu(c)",), sanitize=True, tiles=(4,))
+
+# F(4x4): asymmetric padding (output 21 x 23), 16 -> 20 channels (remainder blocks
+# for every candidate), batch 4, every candidate block, under the sanitizers too
+x, w, b = arr((4, 16, 21, 22)), arr((20, 16, 3, 3), 0.2), arr((20,), 0.2)
+ref = F.conv2d(F.pad(t64(x), (1, 2, 2, 0)), t64(w), t64(b))
+case("f4_asymmetric_pads", x, w, b, "pads = [2, 1, 0, 2]", ref, sanitize=True, tiles=(4,),
+     blocks=("", "8x16", "4x24", "4x32", "6x16", "8x8", "4x16", "8x24", "2x32", "2x16", "3x32"))
+
+# F(4x4), 32 -> 16 channels on 40 x 36, pads 2 on the right and bottom only (a
+# residual Add, no Relu): output 40 x 36, exact multiples of the tile
+x, w = arr((1, 32, 40, 36)), arr((16, 32, 3, 3), 0.1)
+r_in = arr((1, 16, 40, 36))
+ref = F.conv2d(F.pad(t64(x), (0, 2, 0, 2)), t64(w)) + t64(r_in)
+case("f4_residual_only", x, w, None, "pads = [0, 0, 2, 2]", ref, post=("y = Add(c, r)",), inits=(("r", r_in),),
+     tiles=(4,))
+
+# a wide 64 -> 64 layer the rule gives F(4x4), whose one row of 4x4 tiles needs
+# more scratch than the target allows (1.2 MB of 1 MB): F(2x2)
+x, w = arr((1, 64, 16, 226)), arr((64, 64, 3, 3), 0.05)
+case("wide_falls_back", x, w, None, "pads = [0, 0, 0, 0]", F.conv2d(t64(x), t64(w)), tiles=(2,))
+
+# the rule's edges: 16 channels on 16 x 16 and 8 channels on 28 x 28 keep F(2x2)
+x, w = arr((4, 16, 16, 16)), arr((16, 16, 3, 3), 0.2)
+case("f2_small_map", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), padding=1))
+x, w = arr((1, 8, 28, 28)), arr((8, 8, 3, 3), 0.3)
+case("f2_few_channels", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), padding=1))
 
 # auto_pad SAME_UPPER resolves to explicit pads the pass keeps
 x, w = arr((2, 8, 24, 24)), arr((8, 8, 3, 3), 0.3)
