@@ -119,6 +119,7 @@ extern const OpDef *const ops_shape[];
 extern const OpDef *const ops_resize[];
 extern const OpDef *const ops_train[];
 extern const OpDef *const ops_conv_wino[];
+extern const OpDef *const ops_quant[];
 
 /* ---- compiler/ops/conv_wino.c, for passes/winograd.c ---- */
 /* 1 if Conv/kdcc.FusedConv node n can become kdcc.WinogradConv (3x3, stride 1, no dilation, one

@@ -3,8 +3,6 @@
 
 #include <string.h>
 
-extern const OpDef *const ops_quant[]; /* compiler/ops/quant.c */
-
 static const OpDef *const *const families[] = {
     ops_elementwise, ops_gemm, ops_conv, ops_pool, ops_norm,
     ops_softmax, ops_reduce, ops_shape, ops_resize, ops_train, ops_conv_wino,

@@ -76,7 +76,7 @@ audio-genre-mlp|$M/audio-genre-mlp/model.onnx|--batch 1|large|3.87 MiB of weight
 ultraface-slim-320-simplified|$M/ultraface-slim-320-simplified/model.onnx||size|arena 4.69 MiB > 4 MiB RAM
 ultraface-rfb-320|$M/ultraface-rfb-320/model.onnx||skip|arena 4.69 MiB > 4 MiB RAM (as ultraface-slim-320-simplified); 100 M MACs
 super-resolution-10|$M/super-resolution-10/model.onnx|--batch 1|skip|arena 24.5 MiB > 4 MiB RAM; 2.98 G MACs
-mnist-8-quantized|$M/mnist-8-quantized/model.onnx||skip|kdcc does not support its QuantizeLinear, ConvInteger, MatMulInteger
+mnist-8-quantized|$M/mnist-8-quantized/model.onnx||run|
 "
 
 fails=0 passes=0
