@@ -53,7 +53,9 @@
  *
  * In a training graph (after autodiff; compiler/cli/distill.c runs this pass on
  * the training step) the same rules are safe: a value the backward pass reads (the
- * pre-activation of a Relu, say) has a second consumer, so it is never fused away;
+ * pre-activation of a Gelu, say) has a second consumer, so it is never fused away
+ * (a Relu's, Sigmoid's or Tanh's derivative reads its output, compiler/ops/
+ * elementwise_grad.c, so the Conv or Gemm before it takes the activation);
  * and a node does not move past an optimizer update that writes over one of its
  * inputs (the update's output is alias_of the weight). */
 #include "compiler/ops/fused.h"
