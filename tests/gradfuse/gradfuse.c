@@ -15,7 +15,8 @@
  * (PATH:LEFT) becomes the training step kdcc distill builds (pass_distill with
  * cached soft targets, SGD), unfused and fused; the fused graph is written as text
  * (NAME.fused.txt in the work folder, what --dump-after fuse would print) and must
- * have LEFT ActivationGrad nodes; both steps run three times from the same
+ * have LEFT ActivationGrad nodes and no Relu node (each joined the Conv or Gemm
+ * before it, as its derivative reads its output); both steps run three times from the same
  * initial state on the same batch, and the losses, logits and every state tensor
  * (weights after the updates) must agree to 1e-5 relative.
  *
@@ -478,6 +479,11 @@ static int run_student(const char *spec, const char *root, const char *cc)
     printf("..   train %s: %d of %d ActivationGrad fused (%s/%s)\n", name, before - after, before, root, tn);
     if (bad || after != want || before == 0) {
         printf("FAIL train %s: %d ActivationGrad nodes left, want %d\n", name, after, want);
+        goto done;
+    }
+    /* Relu's derivative reads its output, so the forward Relus join their Conv/Gemm */
+    if (count_op(gu, "Relu") == 0 || count_op(gf, "Relu") != 0) {
+        printf("FAIL train %s: %d Relu nodes left of %d\n", name, count_op(gf, "Relu"), count_op(gu, "Relu"));
         goto done;
     }
     Writer mw;
