@@ -387,9 +387,15 @@ static void wino_gemm(Writer *w, const WinoGeom *g, int64_t mb, int64_t nt)
     wino_gemm_block(w, g, mb, nr);
     w_close(w);
     if (full < nt) {
+        /* the last block ends at nt, overlapping the one before (those columns are
+         * computed twice, to the same values), rather than a narrower block, which ran
+         * far slower: the distillation teacher's 16->16 layer as F(4x4), 40 columns
+         * in blocks of 16, 4.60 -> 3.37 ms; 16->16 on 16x16, batch 8, as F(2x2), 36
+         * columns, 299 -> 172 us */
+        int overlap = nt > nr;
         w_open(w, "%s", "");
-        w_line(w, "const int64_t j0 = %" PRId64 ";", full);
-        wino_gemm_block(w, g, mb, nt - full);
+        w_line(w, "const int64_t j0 = %" PRId64 ";", overlap ? nt - nr : full);
+        wino_gemm_block(w, g, mb, overlap ? nr : nt - full);
         w_close(w);
     }
 }
@@ -646,25 +652,29 @@ int wino_eligible(const Graph *g, const Node *n, int64_t pads[4])
     return 1;
 }
 
-/* F(4x4) where it was measured faster than F(2x2) (--tune's block for each, best
- * of 4 alternating runs, gcc -O3 -march=native, one thread; F(2x2) -> F(4x4)):
- *     16->16 on 28x28, batch 64 (+ residual, Relu; the distillation teacher)  4.55 -> 3.39 ms
- *     16->16 on 32x32 (ResNet-8's first stage)                                86 -> 61 us
- *     32->32 on 32x32 (target's block)                                        406 -> 257 us
- *     64->64 on 56x56 (target's block)                                        2.69 -> 1.73 ms
- *     32->32 on 16x16 (ResNet-8's second stage)                               101 -> 100 us
- *     16->16 on 16x16, batch 8 (target's block)                               295 -> 294 us
- *     8->8 on 28x28, batch 16 (target's block)                                317 -> 330 us
- * so: at least 16 channels in and out and an output map at least 20 wide and high
- * (5 tiles: the gap column of each tile row, below, is then at most 1/6 of the
- * work). The pass falls back to F(2x2) when the F(4x4) scratch does not fit (a
- * chunk is at least one tile row: 64->64 on 224 wide needs 1.2 MB). */
+/* F(4x4) where it was measured clearly faster than F(2x2) (the target's 8x16
+ * block, best of 3-4 alternating runs, gcc -O3 -march=native, one thread;
+ * F(2x2) -> F(4x4)):
+ *     16->16 on 28x28, batch 64 (+ Relu, residual; the distillation teacher)  4.66 -> 3.60 ms
+ *     16->16 on 32x32 (ResNet-8's first stage)                                92 -> 66 us
+ *     32->32 on 32x32                                                         336 -> 232 us
+ *     64->64 on 56x56                                                         2.87 -> 1.78 ms
+ *     8->8 on 28x28, batch 16                                                 337 -> 275 us
+ *     16->16 on 16x16, batch 8                                                177 -> 165 us
+ *     32->32 on 16x16 (ResNet-8's second stage)                               104 -> 104 us
+ *     16->16 on 12x12, batch 8                                                106 -> 95 us
+ *     8->8 on 12x12, batch 8                                                  37 -> 37 us
+ * so: output maps at least 20 wide and high (5 tiles, whose gap column, below,
+ * is then at most 1/6 of the work); on smaller ones F(4x4) gains 10% at most and
+ * its weights take 36/16 of F(2x2)'s bytes. The pass falls back to F(2x2) when
+ * the F(4x4) scratch does not fit (a chunk is at least one row of tiles: 64->64
+ * on 224 wide needs 1.2 MB). */
 int64_t wino_tile(const Graph *g, const Node *n)
 {
-    const Value *x = node_in(g, n, 0), *y = node_out(g, n, 0), *wt = node_in(g, n, 1);
-    if (!x || !y || !wt || x->rank != 4 || y->rank != 4 || wt->rank != 4)
+    const Value *y = node_out(g, n, 0);
+    if (!y || y->rank != 4)
         return 2;
-    return x->dims[1] >= 16 && wt->dims[0] >= 16 && y->dims[2] >= 20 && y->dims[3] >= 20 ? 4 : 2;
+    return y->dims[2] >= 20 && y->dims[3] >= 20 ? 4 : 2;
 }
 
 /* U[p][m][c] = (G g G^T)[p] for the 3x3 kernel g = W[m][c] (computed in double,

@@ -145,8 +145,9 @@ case("odd_sizes", x, w, b, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), t64(b
 x, w = arr((1, 16, 24, 25)), arr((24, 16, 3, 3), 0.2)
 case("valid", x, w, None, "pads = [0, 0, 0, 0]", F.conv2d(t64(x), t64(w)))
 
-# asymmetric padding, 9 -> 13 channels (remainders everywhere), every candidate block
-x, w, b = arr((2, 9, 22, 21)), arr((13, 9, 3, 3), 0.3), arr((13,), 0.2)
+# F(2x2) (the output, 17 x 19, is under F(4x4)'s 20 x 20): asymmetric padding,
+# 9 -> 13 channels (remainders everywhere), every candidate block
+x, w, b = arr((2, 9, 17, 18)), arr((13, 9, 3, 3), 0.3), arr((13,), 0.2)
 ref = F.conv2d(F.pad(t64(x), (1, 2, 2, 0)), t64(w), t64(b))
 case("asymmetric_pads", x, w, b, "pads = [2, 1, 0, 2]", ref,
      sanitize=True, blocks=("", "8x16", "4x24", "4x32", "6x16", "8x8", "4x16", "8x24", "2x32", "3x8"))
@@ -195,15 +196,16 @@ case("f4_residual_only", x, w, None, "pads = [0, 0, 2, 2]", ref, post=("y = Add(
 x, w = arr((1, 64, 16, 226)), arr((64, 64, 3, 3), 0.05)
 case("wide_falls_back", x, w, None, "pads = [0, 0, 0, 0]", F.conv2d(t64(x), t64(w)), tiles=(2,))
 
-# the rule's edges: 16 channels on 16 x 16 and 8 channels on 28 x 28 keep F(2x2)
+# the rule's edges: 16 x 16 outputs keep F(2x2), 20 x 20 take F(4x4) (8 channels,
+# two rows of tiles per chunk to fit the one-layer budget)
 x, w = arr((4, 16, 16, 16)), arr((16, 16, 3, 3), 0.2)
 case("f2_small_map", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), padding=1))
-x, w = arr((1, 8, 28, 28)), arr((8, 8, 3, 3), 0.3)
-case("f2_few_channels", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), padding=1))
+x, w = arr((2, 8, 20, 20)), arr((8, 8, 3, 3), 0.3)
+case("f4_edge_map", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), padding=1), tiles=(4,))
 
 # auto_pad SAME_UPPER resolves to explicit pads the pass keeps
 x, w = arr((2, 8, 24, 24)), arr((8, 8, 3, 3), 0.3)
-case("auto_pad", x, w, None, "auto_pad = \"SAME_UPPER\"", F.conv2d(t64(x), t64(w), padding=1))
+case("auto_pad", x, w, None, "auto_pad = \"SAME_UPPER\"", F.conv2d(t64(x), t64(w), padding=1), tiles=(4,))
 
 # layers the pass must leave alone: stride 2, dilation 2, two groups, 4 channels,
 # and every layer on a target without scratch memory
@@ -227,7 +229,7 @@ x, w = arr((2, 8, 24, 24)), arr((8, 8, 3, 3), 0.3)
 saved = (check.passes, check.fails)
 quiet = io.StringIO()
 with contextlib.redirect_stdout(quiet):
-    case("perturbed", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), padding=1) * (1 + 1e-4))
+    case("perturbed", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), padding=1) * (1 + 1e-4), tiles=(4,))
 caught = check.fails - saved[1] == 1
 check.passes, check.fails = saved
 check("comparison_can_fail", caught, "a reference off by 1e-4 relative passed")
