@@ -387,12 +387,14 @@ static void wino_gemm(Writer *w, const WinoGeom *g, int64_t mb, int64_t nt)
     wino_gemm_block(w, g, mb, nr);
     w_close(w);
     if (full < nt) {
-        /* the last block ends at nt, overlapping the one before (those columns are
-         * computed twice, to the same values), rather than a narrower block, which ran
-         * far slower: the distillation teacher's 16->16 layer as F(4x4), 40 columns
-         * in blocks of 16, 4.60 -> 3.37 ms; 16->16 on 16x16, batch 8, as F(2x2), 36
-         * columns, 299 -> 172 us */
-        int overlap = nt > nr;
+        /* a remainder of one vector (8 columns): the last block ends at nt instead,
+         * overlapping the one before (those columns are computed twice, to the same
+         * values), because blocks 8 wide ran far slower than wider ones: the
+         * distillation teacher's 16->16 layer as F(4x4), 40 columns in blocks of 16,
+         * 4.60 -> 3.37 ms; 16->16 on 16x16, batch 8, as F(2x2), 40 columns, 299 ->
+         * 172 us. Wider remainders stay: ResNet-8's 16->16 layers as F(2x2), 40
+         * columns in 8x24 blocks, lost 6% with a second 24-wide block */
+        int overlap = nt > nr && nt - full <= 8;
         w_open(w, "%s", "");
         w_line(w, "const int64_t j0 = %" PRId64 ";", overlap ? nt - nr : full);
         wino_gemm_block(w, g, mb, overlap ? nr : nt - full);
