@@ -535,7 +535,8 @@ static void wino_output(Writer *w, const WinoGeom *g, int has_bias)
 
 /* One chunk of `rows` tile rows starting at tile row ty0 (a C variable): the input
  * transform, the products, the output transform. Without a batch split (NT = 1),
- * --openmp puts the threads on the products' and the output's channel loops. */
+ * --openmp puts the threads on the products' channel loop and, for F(2x2), the
+ * output's (F(4x4)'s output channels take turns on the staged rows in scratch). */
 static void wino_chunk_body(Emitter *e, const WinoGeom *g, int64_t rows, int has_bias, const Epilogue *ep)
 {
     Writer *w = e->w;
@@ -555,7 +556,7 @@ static void wino_chunk_body(Emitter *e, const WinoGeom *g, int64_t rows, int has
         wino_gemm(w, g, rem, nt);
         w_close(w);
     }
-    if (g->NT == 1)
+    if (g->NT == 1 && !g->staged) /* staged, the channels share the output rows in scratch */
         em_omp_for(e, 2 * g->P * M * nt, 1);
     if (g->staged)
         wino_output_staged(w, g, rows, has_bias, ep);
@@ -717,8 +718,8 @@ static const OpDef op_wino = {
     .name = "WinogradConv", .domain = "kdcc", .since = 1,
     .min_inputs = 2, .max_inputs = -1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_wino, .emit = emit_wino, .scratch = wino_scratch, .tunable = wino_tunable,
-    .summary = "3x3 stride-1 Conv by Winograd F(2x2,3x3) over weights transformed at compile time, with an epilogue "
-               "(made by the Winograd pass)",
+    .summary = "3x3 stride-1 Conv by Winograd F(2x2,3x3) or F(4x4,3x3) (attribute tile) over weights transformed at "
+               "compile time, with an epilogue (made by the Winograd pass)",
 };
 
 const OpDef *const ops_conv_wino[] = {&op_wino, NULL};
