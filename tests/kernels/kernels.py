@@ -254,6 +254,9 @@ for spec in [
     ("pl_5x5_14", dict(n=1, c=8, mult=16, h=14, w_=14, k=(5, 5), pads=(2, 2, 2, 2)), None, ("8x16", "4x32", "3x8")),
     # 7 columns: blocks of 2 rows of 8, the last one half outside; 10 channels = 8 + 2
     ("pl_7x7_rows_add", dict(n=1, c=6, mult=10, h=7, w_=7, k=(3, 3), pads=(1, 1, 1, 1)), "add", ("8x16", "4x24", "5x40")),
+    # 14 of a padded row's 16 columns copied per input row: gcc 12.2 -O3 -mavx2 got the
+    # copy loop wrong (batch 64, as in a CNN student's training step); 6 outputs: not Winograd
+    ("pl_14x14_16to6", dict(n=64, c=16, mult=6, h=14, w_=14, k=(3, 3), pads=(1, 1, 1, 1)), None, ()),
     ("pl_dil2_asym", dict(n=1, c=4, mult=8, h=13, w_=19, k=(3, 3), pads=(2, 1, 2, 3), dil=(2, 2)), "clip", ()),
     ("pl_5x3_wide", dict(n=1, c=3, mult=12, h=9, w_=37, k=(5, 3), pads=(2, 1, 2, 1)), "relu", ("6x16", "2x32")),
 ]:
@@ -263,6 +266,9 @@ for spec in [
 for spec in [
     ("ic_s2_relu", dict(n=4, c=8, mult=16, h=15, w_=15, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu", ("8x16", "3x8")),
     ("ic_s2_5x5_add", dict(n=4, c=5, mult=12, h=17, w_=16, k=(5, 5), stride=(2, 2), pads=(2, 2, 2, 1)), "add", ()),
+    # small images of a batch share a panel: 3 + 2 images of 49 pixels
+    ("ic_s2_batch5_add", dict(n=5, c=4, mult=8, h=13, w_=13, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "add",
+     ("8x16", "4x32", "3x8")),
     # panels over the budget: chunks of output rows (10 + 6 rows; 13 + 10 rows of 12)
     ("ic_s2_chunks_relu", dict(n=1, c=16, mult=32, h=32, w_=32, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu",
      ("8x16", "4x32")),
@@ -271,9 +277,14 @@ for spec in [
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
     case(m, finish(m, ref, epi), "im2col", blocks)
+    if "batch" in name:
+        c = open(os.path.join(WORK, name, "m.c")).read()
+        imgs = re.search(r"/\* im2col: .*, (\d+) image", c)
+        check(name + "_images_share_a_panel", imgs and int(imgs.group(1)) > 1,
+              "the panel holds %s image(s)" % (imgs.group(1) if imgs else "?"))
     if "chunks" in name:
         c = open(os.path.join(WORK, name, "m.c")).read()
-        rows = re.search(r"/\* im2col: .*, (\d+) output row", c)
+        rows = re.search(r"/\* im2col: .* (\d+) output row", c)
         check(name + "_in_chunks", rows and int(rows.group(1)) < ref.shape[2],
               "the panel holds %s of %d output rows" % (rows.group(1) if rows else "?", ref.shape[2]))
 
