@@ -6,6 +6,7 @@ Called by run.sh; without --out it prints the document.
 """
 import argparse
 import datetime
+import glob
 import json
 import math
 import os
@@ -115,6 +116,38 @@ def summarise(m):
     return s
 
 
+def tune_layers(d):
+    """The Conv layers of bench/tune/*.tune: model, shape, kernel, MACs and ns."""
+    out = []
+    for f in sorted(glob.glob(os.path.join(d, "*.tune"))):
+        model = os.path.basename(f)[:-5]
+        for line in open(f):
+            if line.startswith("#") or "\t" not in line:
+                continue
+            key, blk, ns = line.rstrip("\n").split("\t")[:3]
+            op = key.split()[0]
+            dims = dict(re.findall(r"(\w+)=\w+\[([0-9,]+)\]", key))
+            if "Conv" not in op or "x1" not in dims or "y" not in dims or not ns.isdigit():
+                continue
+            w_ = [int(v) for v in dims["x1"].split(",")]
+            x = [int(v) for v in dims["x0"].split(",")]
+            y = [int(v) for v in dims["y"].split(",")]
+            ny = math.prod(y)
+            if op.endswith("WinogradConv"):
+                macs, kind = ny * w_[2] * 9, "Winograd F(%dx%d,3x3)" % ((2, 2) if w_[0] == 16 else (4, 4))
+            else:
+                macs = ny * math.prod(w_[1:])
+                st = re.search(r"strides=([0-9,]+)", key)
+                kind = "1x1" if w_[2:] == [1, 1] else ("strided" if st and set(st.group(1).split(",")) != {"1"} else "direct")
+                g = re.search(r"group=(\d+)", key)
+                if g and int(g.group(1)) > 1:
+                    kind = "grouped"
+            shape = "%d->%d %s on %s" % (x[1], y[1], "x".join(str(k) for k in (w_[2:] if not op.endswith("WinogradConv") else [3, 3])),
+                                         "x".join(str(v) for v in y[2:]))
+            out.append(dict(model=model, shape=shape, kind=kind + " " + blk, macs=macs, ns=int(ns)))
+    return out
+
+
 def machine():
     lscpu = sh("lscpu")
     get = lambda key: (re.search(r"^%s:\s*(.*)$" % re.escape(key), lscpu, re.M) or [None, "?"])[1]  # noqa: E731
@@ -140,6 +173,7 @@ def main():
     ap.add_argument("--cflags", default="-O3 -march=native")
     ap.add_argument("--cc", default="cc")
     ap.add_argument("--kdcc-flags", default="--batch 1")
+    ap.add_argument("--tune-dir", help="bench/tune: the Conv layers' --tune timings, tabulated against sgemm")
     a = ap.parse_args()
 
     models, sgemm, openblas, elapsed = load(a.raw)
@@ -269,6 +303,30 @@ def main():
     for n, med, g, gb in sgemm:
         w("| %d | %s | %.1f | %.1f |" % (n, fmt_us(med), g, gb))
     w("")
+
+    layers = tune_layers(a.tune_dir) if a.tune_dir else []
+    if layers and peak:
+        w("## Conv layers timed alone (--tune)")
+        w("")
+        w("`kdcc --tune` times each tunable Conv layer alone, warm, in the register block it keeps (the "
+          "fastest of its candidates, best of two rounds; `bench/tune/MODEL.tune` records the time). MACs "
+          "are the direct convolution's, also for Winograd layers (which do fewer multiplications), so "
+          "GFLOP/s = 2 x MACs / time compares with sgemm's %.1f GFLOP/s above. Layers under 200 k MACs "
+          "are left out (call overhead, not arithmetic)." % peak)
+        w("")
+        w("| model | layer | kernel | MACs | µs | GFLOP/s | of sgemm |")
+        w("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+        big = [l for l in layers if l["macs"] >= 200000]
+        for l in big:
+            g = 2 * l["macs"] / l["ns"]
+            w("| %s | %s | %s | %s | %s | %.1f | %.0f%% |" % (l["model"], l["shape"], l["kind"], fmt_int(l["macs"]),
+                                                             fmt_us(l["ns"] / 1000), g, 100 * g / peak))
+        w("")
+        half = [l for l in big if 2 * l["macs"] / l["ns"] >= 0.5 * peak]
+        tot = sum(l["macs"] for l in big)
+        w("%d of %d layers reach 50%% of sgemm's GFLOP/s; they hold %.0f%% of these layers' MACs." %
+          (len(half), len(big), 100 * sum(l["macs"] for l in half) / tot if tot else 0))
+        w("")
 
     # ---- a reading, computed from the figures ----
     w("## Reading")

@@ -182,6 +182,7 @@ KFLAGS="--batch 1"
 [ "$TUNE" = 1 ] && KFLAGS="--batch 1 --tune (blocks in bench/tune/)"
 args=(--raw "$RAW" --ort-version "$ORT_VERSION" --seconds "$SECS" --rounds "$ROUNDS" --cflags "$CFLAGS_MODEL" --cc "$CC"
       --kdcc-flags "$KFLAGS")
+[ "$TUNE" = 1 ] && args+=(--tune-dir "$BENCH/tune")
 if [ $DOC = 1 ] && [ -z "$ONLY" ]; then
     $PY "$BENCH/report.py" "${args[@]}" --out "$ROOT/docs/BENCHMARKS.md"
     log "wrote docs/BENCHMARKS.md"
