@@ -1,6 +1,6 @@
 /* Shared by the convolution family's files: compiler/ops/conv.c (the operators,
  * geometry, the direct, padded-plane, im2col and per-row kernels, gradients) and
- * the files of further kernels (compiler/ops/conv_wino.c: Winograd F(2x2,3x3);
+ * the files of further kernels (compiler/ops/conv_wino.c: Winograd F(2x2,3x3) and F(4x4,3x3);
  * compiler/ops/conv_dw.c: depthwise and pointwise). Not for other families. */
 #ifndef KDCC_CONV_INTERNAL_H
 #define KDCC_CONV_INTERNAL_H
