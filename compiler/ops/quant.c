@@ -821,43 +821,62 @@ static int iconv_infer_common(Graph *g, Node *n, int ix, int izx, int iw, int iz
     return 0;
 }
 
-/* Direct convolution over int32 accumulators: for each image, output channel and
- * output pixel, the sum over the group's input channels and the kernel taps that fall
- * inside the input (padding contributes (z - z) * w = 0, as if padded with the zero
- * point). bias: parameter of an int32 bias (-1: none). */
-static int emit_iconv(Emitter *e, const Node *n, int ix, int izx, int iw, int izw, int ibias, const Requant *rq, Diag *d)
+/* The start both integer Conv kernels share: the geometry (and the sizes of an
+ * output, input and kernel plane), then the loops over images b and output channels
+ * m with the zero points zx, zw, the image's group xg and the channel's weights wm in
+ * scope. 0 with the two loops open, 1 when the output is empty (nothing opened, the
+ * parameters marked used), -1 on error. */
+static int iconv_open(Emitter *e, const Node *n, int ix, int izx, int iw, int izw, ConvGeom *cgp, int64_t sz[3],
+                      Diag *d)
 {
     const Graph *g = e->g;
     const Value *x = node_in(g, n, ix), *wv = node_in(g, n, iw);
     const Value *zx = izx >= 0 ? node_in(g, n, izx) : NULL, *zw = izw >= 0 ? node_in(g, n, izw) : NULL;
-    ConvGeom cg;
-    if (qconv_geom(g, n, ix, iw, &cg, d))
+    if (qconv_geom(g, n, ix, iw, cgp, d))
         return -1;
-    int nsp = cg.nsp;
+    int nsp = cgp->nsp;
     int64_t OSZ = 1, ISZ = 1, KSZ = 1;
     for (int i = 0; i < nsp; i++) {
-        OSZ *= cg.out[i];
-        ISZ *= cg.in[i];
-        KSZ *= cg.k[i];
+        OSZ *= cgp->out[i];
+        ISZ *= cgp->in[i];
+        KSZ *= cgp->k[i];
     }
-    int64_t Cg = cg.C / cg.G, Mg = cg.M / cg.G;
-    if (cg.N * cg.M * OSZ == 0)
-        return void_params(e, n);
+    int64_t Cg = cgp->C / cgp->G, Mg = cgp->M / cgp->G;
+    sz[0] = OSZ, sz[1] = ISZ, sz[2] = KSZ;
+    if (cgp->N * cgp->M * OSZ == 0)
+        return void_params(e, n), 1;
     Writer *w = e->w;
     if (zx)
         w_line(w, "const int32_t zx = (int32_t)x%d[0];", izx);
     else
         w_line(w, "const int32_t zx = 0;");
-    em_for(w, "b", cg.N);
-    em_for(w, "m", cg.M);
+    em_for(w, "b", cgp->N);
+    em_for(w, "m", cgp->M);
     w_line(w, "const int64_t g = m / %" PRId64 ";", Mg);
     if (zw)
         w_line(w, "const int32_t zw = (int32_t)x%d[%s];", izw, value_numel(zw) == 1 ? "0" : "m");
     else
         w_line(w, "const int32_t zw = 0;");
     w_line(w, "const %s *restrict xg = x%d + (b * %" PRId64 " + g * %" PRId64 ") * %" PRId64 ";",
-           dtype_ctype(x->dtype), ix, cg.C, Cg, ISZ);
+           dtype_ctype(x->dtype), ix, cgp->C, Cg, ISZ);
     w_line(w, "const %s *restrict wm = x%d + m * %" PRId64 ";", dtype_ctype(wv->dtype), iw, Cg * KSZ);
+    return 0;
+}
+
+/* Direct convolution over int32 accumulators: for each image, output channel and
+ * output pixel, the sum over the group's input channels and the kernel taps that fall
+ * inside the input (padding contributes (z - z) * w = 0, as if padded with the zero
+ * point). bias: parameter of an int32 bias (-1: none). */
+static int emit_iconv(Emitter *e, const Node *n, int ix, int izx, int iw, int izw, int ibias, const Requant *rq, Diag *d)
+{
+    ConvGeom cg;
+    int64_t sz[3];
+    int r = iconv_open(e, n, ix, izx, iw, izw, &cg, sz, d);
+    if (r)
+        return r < 0 ? -1 : 0;
+    Writer *w = e->w;
+    int nsp = cg.nsp;
+    int64_t OSZ = sz[0], ISZ = sz[1], KSZ = sz[2], Cg = cg.C / cg.G;
     if (rq)
         rq_mult(e, rq, "m");
     for (int i = 0; i < nsp; i++) {
@@ -924,37 +943,14 @@ static int emit_iconv(Emitter *e, const Node *n, int ix, int izx, int iw, int iz
  * (integer addition: the same result). */
 static int emit_iconv_planes(Emitter *e, const Node *n, int ix, int izx, int iw, int izw, Diag *d)
 {
-    const Graph *g = e->g;
-    const Value *x = node_in(g, n, ix), *wv = node_in(g, n, iw);
-    const Value *zx = izx >= 0 ? node_in(g, n, izx) : NULL, *zw = izw >= 0 ? node_in(g, n, izw) : NULL;
     ConvGeom cg;
-    if (qconv_geom(g, n, ix, iw, &cg, d))
-        return -1;
-    int nsp = cg.nsp;
-    int64_t OSZ = 1, ISZ = 1, KSZ = 1;
-    for (int i = 0; i < nsp; i++) {
-        OSZ *= cg.out[i];
-        ISZ *= cg.in[i];
-        KSZ *= cg.k[i];
-    }
-    int64_t Cg = cg.C / cg.G, Mg = cg.M / cg.G;
-    if (cg.N * cg.M * OSZ == 0)
-        return void_params(e, n);
+    int64_t sz[3];
+    int r = iconv_open(e, n, ix, izx, iw, izw, &cg, sz, d);
+    if (r)
+        return r < 0 ? -1 : 0;
     Writer *w = e->w;
-    if (zx)
-        w_line(w, "const int32_t zx = (int32_t)x%d[0];", izx);
-    else
-        w_line(w, "const int32_t zx = 0;");
-    em_for(w, "b", cg.N);
-    em_for(w, "m", cg.M);
-    w_line(w, "const int64_t g = m / %" PRId64 ";", Mg);
-    if (zw)
-        w_line(w, "const int32_t zw = (int32_t)x%d[%s];", izw, value_numel(zw) == 1 ? "0" : "m");
-    else
-        w_line(w, "const int32_t zw = 0;");
-    w_line(w, "const %s *restrict xg = x%d + (b * %" PRId64 " + g * %" PRId64 ") * %" PRId64 ";",
-           dtype_ctype(x->dtype), ix, cg.C, Cg, ISZ);
-    w_line(w, "const %s *restrict wm = x%d + m * %" PRId64 ";", dtype_ctype(wv->dtype), iw, Cg * KSZ);
+    int nsp = cg.nsp;
+    int64_t OSZ = sz[0], ISZ = sz[1], KSZ = sz[2], Cg = cg.C / cg.G;
     w_line(w, "int32_t *restrict yp = y0 + (b * %" PRId64 " + m) * %" PRId64 ";", cg.M, OSZ);
     em_for(w, "o", OSZ);
     w_line(w, "yp[o] = 0;");
