@@ -37,6 +37,32 @@ void em_for(Writer *w, const char *var, int64_t n)
     w_open(w, "for (int64_t %s = 0; %s < %" PRId64 "; ++%s)", var, var, n, var);
 }
 
+const char *em_half_load(Emitter *e, DType t)
+{
+    if (t == DT_FLOAT16) {
+        e->prelude |= PRE_HALF;
+        return "kd_h2f";
+    }
+    if (t == DT_BFLOAT16) {
+        e->prelude |= PRE_BF16;
+        return "kd_bf2f";
+    }
+    return "";
+}
+
+const char *em_half_store(Emitter *e, DType t)
+{
+    if (t == DT_FLOAT16) {
+        e->prelude |= PRE_HALF;
+        return "kd_f2h";
+    }
+    if (t == DT_BFLOAT16) {
+        e->prelude |= PRE_BF16;
+        return "kd_f2bf";
+    }
+    return "";
+}
+
 void em_omp_for(const Emitter *e, int64_t work, int collapse)
 {
     if (!e->openmp || work < EM_OMP_MIN_WORK)

@@ -36,31 +36,6 @@ static void void_params(Emitter *e, const Node *n)
 
 static int is_half(DType t) { return t == DT_FLOAT16 || t == DT_BFLOAT16; }
 
-/* How to read an element of dtype t as the accumulator type, and write one back. */
-static const char *ld_fn(Emitter *e, DType t)
-{
-    if (t == DT_FLOAT16) {
-        e->prelude |= PRE_HALF;
-        return "kd_h2f";
-    }
-    if (t == DT_BFLOAT16) {
-        e->prelude |= PRE_BF16;
-        return "kd_bf2f";
-    }
-    return "";
-}
-static const char *st_fn(Emitter *e, DType t)
-{
-    if (t == DT_FLOAT16) {
-        e->prelude |= PRE_HALF;
-        return "kd_f2h";
-    }
-    if (t == DT_BFLOAT16) {
-        e->prelude |= PRE_BF16;
-        return "kd_f2bf";
-    }
-    return "";
-}
 /* accumulator C type */
 static const char *acc_ctype(DType t)
 {
@@ -433,7 +408,7 @@ static int emit_matmul(Emitter *e, const Node *n, Diag *d)
     w_line(w, "const %s *restrict ab = x0 + j0 * %" PRId64 ";", ct, M * K);
     w_line(w, "const %s *restrict bb = x1 + j1 * %" PRId64 ";", ct, K * N);
     if (is_half(t)) {
-        const char *ld = ld_fn(e, t), *st = st_fn(e, t);
+        const char *ld = em_half_load(e, t), *st = em_half_store(e, t);
         em_for(w, "m", M);
         em_for(w, "n", N);
         w_line(w, "float acc = 0.0f;");
@@ -604,7 +579,7 @@ static int emit_gemm(Emitter *e, const Node *n, Diag *d)
         w_line(w, "(void)x2;");
     const char *ct = dtype_ctype(t);
     if (is_half(t)) {
-        const char *ld = ld_fn(e, t), *st = st_fn(e, t);
+        const char *ld = em_half_load(e, t), *st = em_half_store(e, t);
         em_for(w, "m", M);
         em_for(w, "n", N);
         w_line(w, "float acc = 0.0f;");
@@ -984,7 +959,7 @@ static int emit_einsum(Emitter *e, const Node *n, Diag *d)
     for (int k = 0; k < es.nin; k++)
         for (int i = 0; i < es.rank[k]; i++)
             used[es.lab[k][i]] = 1;
-    const char *ld = ld_fn(e, t), *stf = st_fn(e, t);
+    const char *ld = em_half_load(e, t), *stf = em_half_store(e, t);
     int opened = 0;
     for (int i = 0; i < es.orank; i++) {
         char var[16];

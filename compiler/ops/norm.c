@@ -21,20 +21,8 @@ extern const OpDef op_norm_grad, op_batchnorm_training_grad;
  * the gradient operators) */
 int norm_bcast_index(char *buf, size_t n, int r, const int64_t *dims, int br, const int64_t *bdims);
 
-/* ---- element conversions: float16/bfloat16 are computed in float ---- */
-
-static const char *ld_of(Emitter *e, DType t)
-{
-    if (t == DT_FLOAT16) {
-        e->prelude |= PRE_HALF;
-        return "kd_h2f";
-    }
-    if (t == DT_BFLOAT16) {
-        e->prelude |= PRE_BF16;
-        return "kd_bf2f";
-    }
-    return "";
-}
+/* ---- element conversions: float16/bfloat16 are computed in float (em_half_load
+ * reads them); st_of also casts to float and double ---- */
 
 static const char *st_of(Emitter *e, DType t)
 {
@@ -143,7 +131,7 @@ static void emit_block_norm(Emitter *e, const BlockNorm *B)
 {
     Writer *w = e->w;
     const char *ct = dtype_ctype(B->ct), *fs = B->ct == DT_DOUBLE ? "" : "f";
-    const char *ld = ld_of(e, B->xt), *st = st_of(e, B->xt);
+    const char *ld = em_half_load(e, B->xt), *st = st_of(e, B->xt);
     if (B->M * B->L == 0)
         return;
     em_for(w, "m", B->M);
@@ -177,9 +165,9 @@ static void emit_block_norm(Emitter *e, const BlockNorm *B)
     em_for(w, "j", B->L);
     w_printf(w, "yb[j] = %s(((%s)%s(xb[j])%s) * inv", st, ct, ld, B->rms ? "" : " - mean");
     if (B->sidx)
-        w_printf(w, " * (%s)%s(x%d[%s])", ct, ld_of(e, B->st), B->scale_in, B->sidx);
+        w_printf(w, " * (%s)%s(x%d[%s])", ct, em_half_load(e, B->st), B->scale_in, B->sidx);
     if (B->bidx)
-        w_printf(w, " + (%s)%s(x%d[%s])", ct, ld_of(e, B->bt), B->bias_in, B->bidx);
+        w_printf(w, " + (%s)%s(x%d[%s])", ct, em_half_load(e, B->bt), B->bias_in, B->bidx);
     w_puts(w, ");\n");
     w_close(w);
     if (B->mean_out >= 0)
@@ -426,10 +414,10 @@ static int emit_bn_train(Emitter *e, const Node *n, double mom, int unbiased)
         sp *= x->dims[i];
     DType cdt = compute_dt(x->dtype);
     const char *ct = dtype_ctype(cdt), *fs = cdt == DT_DOUBLE ? "" : "f";
-    const char *lx = ld_of(e, x->dtype), *sx = st_of(e, x->dtype);
+    const char *lx = em_half_load(e, x->dtype), *sx = st_of(e, x->dtype);
     const char *l[5];
     for (int i = 1; i <= 4; i++)
-        l[i] = ld_of(e, node_in(e->g, n, i)->dtype);
+        l[i] = em_half_load(e, node_in(e->g, n, i)->dtype);
     double eps = attr_float(n, "epsilon", 1e-5);
     if (N * C * sp == 0)
         return 0;
@@ -528,10 +516,10 @@ static int emit_batchnorm_body(Emitter *e, const Node *n, Diag *d)
         sp *= x->dims[i];
     DType cdt = compute_dt(x->dtype);
     const char *ct = dtype_ctype(cdt), *fs = cdt == DT_DOUBLE ? "" : "f";
-    const char *lx = ld_of(e, x->dtype), *sx = st_of(e, x->dtype);
+    const char *lx = em_half_load(e, x->dtype), *sx = st_of(e, x->dtype);
     const char *l[5];
     for (int i = 1; i <= 4; i++)
-        l[i] = ld_of(e, node_in(e->g, n, i)->dtype);
+        l[i] = em_half_load(e, node_in(e->g, n, i)->dtype);
     double eps = attr_float(n, "epsilon", 1e-5);
     if (N * C * sp == 0)
         return 0;
@@ -675,7 +663,7 @@ static int emit_mvn(Emitter *e, const Node *n, Diag *d)
         return -1;
     DType cdt = compute_dt(x->dtype);
     const char *ct = dtype_ctype(cdt), *fs = cdt == DT_DOUBLE ? "" : "f";
-    const char *lx = ld_of(e, x->dtype), *sx = st_of(e, x->dtype);
+    const char *lx = em_half_load(e, x->dtype), *sx = st_of(e, x->dtype);
     if (value_numel(x) == 0)
         return 0;
     /* groups of adjacent kept / reduced dims */

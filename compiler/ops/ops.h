@@ -166,6 +166,11 @@ typedef struct Emitter {
  * thread in the same order as without OpenMP. */
 #define EM_OMP_MIN_WORK (1 << 18)
 void em_omp_for(const Emitter *e, int64_t work, int collapse);
+/* The C function that reads an element of dtype t as float ("kd_h2f", "kd_bf2f") and
+ * the one that writes a float back ("kd_f2h", "kd_f2bf"), requesting their prelude;
+ * "" for other dtypes (plain C conversions). */
+const char *em_half_load(Emitter *e, DType t);
+const char *em_half_store(Emitter *e, DType t);
 
 /* A fresh identifier for a local ("t3"), unique within the file. */
 const char *em_tmp(Emitter *e, char *buf, size_t n);

@@ -92,20 +92,6 @@ static const char *ld(Emitter *e, char *buf, size_t n, DType t, const char *ct, 
     return buf;
 }
 
-/* "kd_f2h" / "kd_f2bf" / "" to store a float as dtype t. */
-static const char *st_fn(Emitter *e, DType t)
-{
-    if (t == DT_FLOAT16) {
-        e->prelude |= PRE_HALF;
-        return "kd_f2h";
-    }
-    if (t == DT_BFLOAT16) {
-        e->prelude |= PRE_BF16;
-        return "kd_f2bf";
-    }
-    return "";
-}
-
 /* Float element `v` rounded through half type t in emitted code: "kd_h2f(kd_f2h(v))". */
 static void w_through_half(Emitter *e, DType t, const char *var)
 {
@@ -450,7 +436,7 @@ static int emit_dequantize(Emitter *e, const Node *n, Diag *d)
     int open = qgran_loops(e, &q, s->dtype, ct, "x1", z ? "x2" : NULL);
     /* x - z in float first, as the ONNX reference (exact for 8- and 16-bit types) */
     w_line(w, "const float dx = (float)x0[i] - (float)z;");
-    w_line(w, "y0[i] = %s((%s)dx * s);", st_fn(e, y->dtype), ct);
+    w_line(w, "y0[i] = %s((%s)dx * s);", em_half_store(e, y->dtype), ct);
     em_close(w, open);
     return 0;
 }
