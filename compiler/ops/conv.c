@@ -647,17 +647,17 @@ static void conv_batch_images(Writer *w, int64_t nt, int64_t N)
 }
 
 /* The kernels with scratch, in order of preference: the padded-plane kernel when
- * at most PP_MAX_WASTE of its block pixels fall outside the output, else im2col
- * over the whole image (whose copy is as large as the layer's MACs over its output
- * channels), else the padded plane with up to PP_FALLBACK_WASTE, which still beats
- * the per-row kernel (mnist-8's 8->16 5x5 layer on 14x14, whose im2col panel of 166 KB exceeds
- * its budget, ran at 16 GFLOP/s per row), else im2col over chunks of output rows (a
- * strided layer whose panel exceeds the budget: ResNet-8's 16->32 layer, 100 us per
- * row against ~50 us through a panel). A kernel is taken only if its scratch fits
- * `avail` bytes.
- * passes/scratch.c asks with the node's budget and the emitter again with the
- * scratch it got, and both get the same answer: a kernel preferred to the chosen
- * one did not fit the budget, so it does not fit the smaller scratch either. */
+ * at most PP_MAX_WASTE of its block pixels fall outside the output; else im2col
+ * over whole images (whose copy is as large as the layer's MACs over its output
+ * channels); else the padded plane with up to PP_FALLBACK_WASTE, which still beats
+ * the per-row kernel (mnist-8's 8->16 5x5 layer on 14x14, whose im2col panel of
+ * 166 KB exceeds its budget, ran at 16 GFLOP/s per row); else im2col over chunks of
+ * output rows (a strided layer whose panel exceeds the budget: ResNet-8's 16->32
+ * layer, 100 us per row against ~50 us through a panel). A kernel is taken only if
+ * its scratch fits `avail` bytes. passes/scratch.c asks with the node's budget and
+ * the emitter again with the scratch it got, and both get the same answer: a kernel
+ * preferred to the chosen one did not fit the budget, so it does not fit the
+ * smaller scratch either. */
 #define PP_MAX_WASTE 0.25
 #define PP_FALLBACK_WASTE 0.75   /* more, and the per-row kernel (no padding) does as well */
 enum { CK_NONE, CK_PLANE, CK_IM2COL };
