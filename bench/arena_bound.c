@@ -1,7 +1,8 @@
-/* arena_bound MODEL [BATCH]: how good is kdcc's memory plan?
+/* arena_bound MODEL [BATCH [TUNE_FILE]]: how good is kdcc's memory plan?
  *
- * Runs kdcc's inference pipeline (import, bind, infer+fold, fuse, dce, alias, plan)
- * on MODEL and prints one line, tab-separated:
+ * Runs kdcc's inference pipeline (import, bind, infer+fold, fuse, winograd, dce,
+ * alias, the register blocks of TUNE_FILE as `kdcc --tune-file` sets them, scratch,
+ * plan) on MODEL and prints one line, tab-separated:
  *
  *     planned  lower_bound  sum_of_intermediates  n_intermediates
  *
@@ -24,6 +25,7 @@
  *
  * A benchmark tool, not part of the compiler: it links the compiler's libraries.
  */
+#include "compiler/cli/cli.h"
 #include "frontends/onnx.h"
 #include "passes/passes.h"
 
@@ -31,10 +33,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+static int tune_hook(Graph *g, void *ctx, Diag *d) { return tune_graph(g, ctx, d); }
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: arena_bound MODEL [BATCH]\n");
+    if (argc < 2 || argc > 4) {
+        fprintf(stderr, "usage: arena_bound MODEL [BATCH [TUNE_FILE]]\n");
         return 2;
     }
     int64_t batch = argc == 3 ? strtoll(argv[2], NULL, 10) : 1;
@@ -47,6 +51,13 @@ int main(int argc, char **argv)
     PassOptions po = {0};
     po.batch = batch;
     po.fold = 1;
+    /* the register blocks of the benchmark's build: a block decides a Conv kernel's
+     * scratch, which the plan counts */
+    TuneOptions to = {.file = argc == 4 ? argv[3] : NULL};
+    if (to.file) {
+        po.before_scratch = tune_hook;
+        po.before_scratch_ctx = &to;
+    }
     if (!g || run_pipeline(g, &po, &d)) {
         diag_print(&d, stderr);
         arena_free(&a);

@@ -96,7 +96,7 @@ CC=${CC:-cc}
 CFLAGS_MODEL="-std=c99 -O3 -march=native -ffp-contract=fast"  # -std=c99 alone turns off gcc's FMA contraction
 HARNESS_WARN="-Wall -Wextra -Werror=implicit-function-declaration"
 $CC -std=c11 -O2 -Wall -Wextra -D_DEFAULT_SOURCE -I"$ROOT" -I"$BUILD" -I"$BUILD/gen" \
-    "$BENCH/arena_bound.c" -o "$WORK/arena_bound" \
+    "$BENCH/arena_bound.c" -o "$WORK/arena_bound" "$BUILD/libkdcc_cli.a" "$BUILD/libkdcc_emit.a" \
     "$BUILD/libkdcc_frontends.a" "$BUILD/libkdcc_passes.a" "$BUILD/libkdcc_ops.a" "$BUILD/libkdcc_ir.a" \
     "$BUILD/libkdcc_onnxproto.a" -lprotobuf-c -lz -lm
 $CC -std=c11 -O2 -Wall -Wextra "$BENCH/sgemm.c" -o "$WORK/sgemm" "$OPENBLAS" -Wl,-rpath,"$(dirname "$OPENBLAS")"
@@ -154,7 +154,7 @@ for spec in "${MODELS[@]}"; do
     info_macs=$("$BUILD/kdcc" info "$path" --batch 1 2>/dev/null | sed -n 's/^ *MACs *\([0-9]*\).*/\1/p' | head -1 || true)
     record info "$name" "${info_macs:--}"
     ws=$(sed -n 's/^#define M_WORKSPACE_BYTES \([0-9]*\).*/\1/p' "$W/m.h")
-    if "$WORK/arena_bound" "$path" 1 > "$W/arena.txt" 2> "$W/arena.err"; then
+    if "$WORK/arena_bound" "$path" 1 ${tune[@]:+"$BENCH/tune/$name.tune"} > "$W/arena.txt" 2> "$W/arena.err"; then
         record arena "$name" "$ws" $(cat "$W/arena.txt")
     else
         record arena "$name" "$ws" - - - -
