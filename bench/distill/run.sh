@@ -36,7 +36,7 @@ kd() { # variant round
         --data $D/train-images-idx3-ubyte.gz --labels $D/train-labels-idx1-ubyte.gz \
         --scale 0.00392156862745098 \
         --val-data $D/t10k-images-idx3-ubyte.gz --val-labels $D/t10k-labels-idx1-ubyte.gz \
-        -T 4 --alpha 0.9 --epochs "$EPOCHS" --batch 64 --lr 1e-3 $LIM $extra \
+        -T 4 --alpha 0.9 --epochs "$EPOCHS" --batch 64 --lr 1e-3 --threads "$THREADS" $LIM $extra \
         --tune --tune-file "$OUT/kdcc.tune" \
         --onnx "$OUT/kdcc-$1-$2.onnx" --log "$OUT/kdcc-$1-$2.csv" >"$OUT/kdcc-$1-$2.txt" 2>&1
     tr '\r' '\n' <"$OUT/kdcc-$1-$2.txt" | grep -v 'left *$' | sed 's/^/  kdcc    /'
