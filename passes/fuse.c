@@ -260,6 +260,26 @@ static int present(const Node *n)
     return k;
 }
 
+/* Append step st to producer p's epilogue ep: p becomes its fused form (unless it is
+ * one already), the step's operand (a value id) joins p's inputs at the first free
+ * place from `first` and st.operand becomes that input index. -1 when out of memory. */
+static int add_step(Graph *g, Node *p, int kind, int first, Epilogue *ep, EpiStep *st)
+{
+    if (kind != P_CHAIN && to_fused(g, p, kind))
+        return -1;
+    if (st->operand >= 0) {
+        int k = present(p);
+        if (k < first)
+            k = first;
+        if (grow_inputs(g, p, k + 1))
+            return -1;
+        p->inputs[k] = st->operand;
+        st->operand = k;
+    }
+    ep->s[ep->n++] = *st;
+    return epilogue_set_attrs(g, p, ep) ? -1 : 0;
+}
+
 /* Move node a (index ia) into the slot of node ib (ib > ia), which is dead now:
  * everything ib's inputs need is computed before ib. */
 static void take_slot(Graph *g, int ia, int ib)
@@ -381,21 +401,8 @@ step:;
     EpiStep st;
     if (ep.n >= EPI_MAX_STEPS || !ew_epilogue_step(g, c, y, &st) || (st.operand >= 0 && pinned))
         return 0;
-    if (kind != P_CHAIN && to_fused(g, p, kind))
-        return diag_error(d, p, "out of memory");
-    int moved = 0;
-    if (st.operand >= 0) {
-        int k = present(p);
-        if (k < first)
-            k = first;
-        if (grow_inputs(g, p, k + 1))
-            return diag_error(d, p, "out of memory");
-        p->inputs[k] = st.operand;
-        st.operand = k;
-        moved = 1;
-    }
-    ep.s[ep.n++] = st;
-    if (epilogue_set_attrs(g, p, &ep))
+    int moved = st.operand >= 0;
+    if (add_step(g, p, kind, first, &ep, &st))
         return diag_error(d, p, "out of memory");
     p->outputs[0] = c->outputs[0];
     c->dead = 1;
@@ -450,19 +457,7 @@ static int absorb_through_view(Graph *g, int ip, int iv, int kind, Diag *d)
         return 0;
     if (st.operand >= 0 && producer_slot(g, st.operand) >= ip)
         return 0;
-    if (kind != P_CHAIN && to_fused(g, p, kind))
-        return diag_error(d, p, "out of memory");
-    if (st.operand >= 0) {
-        int k = present(p);
-        if (k < first)
-            k = first;
-        if (grow_inputs(g, p, k + 1))
-            return diag_error(d, p, "out of memory");
-        p->inputs[k] = st.operand;
-        st.operand = k;
-    }
-    ep.s[ep.n++] = st;
-    if (epilogue_set_attrs(g, p, &ep))
+    if (add_step(g, p, kind, first, &ep, &st))
         return diag_error(d, p, "out of memory");
     v->outputs[0] = c->outputs[0];
     c->dead = 1;
