@@ -21,6 +21,7 @@
  * computed in double like the ONNX reference (int32 times a float array is float64
  * in numpy), with the multiplier rounded in the scales' own type.
  */
+#include "compiler/ir/target.h"
 #include "compiler/ops/conv_internal.h"
 
 #include <inttypes.h>
@@ -991,6 +992,338 @@ static int emit_iconv_planes(Emitter *e, const Node *n, int ix, int izx, int iw,
     return 0;
 }
 
+/* ---------------------------------------------------------------- exact-float planes */
+
+/* The fast integer Conv (2-D, any stride, padding, dilation and group): a float
+ * kernel on exact integers. (x - zx) and (w - zw) are exact in float, so are their
+ * products, and a float sum of such products is exact as long as every partial sum
+ * stays below 2^24 in magnitude: with |x - zx| <= bx and |w - zw| <= bw (bx from
+ * the zero point's range or its constant value, bw from the constant weights when
+ * they are), a run of Kc products with Kc * bx * bw < 2^24 sums exactly in any order
+ * and in any rounding mode. The reduction over input channels goes in chunks of cc
+ * channels (cc * K0 * K1 products, at most such a run): a chunk's float sums are
+ * converted to int32 (exact: they are integers) and added up in int32. Every result is
+ * therefore the int32 sum the integer kernels compute, bit for bit.
+ * Per image and group, the group's input planes are copied once, shifted by zx and
+ * converted to float, into zero-padded planes of PH x PW in the node's scratch (zero:
+ * the shifted zero point, as padding with zx contributes nothing). Per block of mr
+ * output channels, their weights, shifted by zw, are converted into the scratch after
+ * the planes. Outputs go in blocks of mr channels by R rows x VW columns (R * VW = nr,
+ * the register block of the float Conv kernels: --tune's or the target's), whose
+ * float accumulators stay in vector registers across the reduction; a tap reads a
+ * block's row at unit stride when the Conv's stride is 1. A block's columns past the
+ * output width read into the next row of the plane and a block's rows past the
+ * output height into the slack after the planes (zeros); those pixels are computed
+ * and dropped. Taken where the target vectorises (vector_bytes >= 16) and the
+ * scratch fits the node's budget; scalar-FPU microcontrollers (Cortex-M) and nodes
+ * without scratch take the integer kernels below, which give the same integers. */
+#define QP_EXACT ((int64_t)1 << 24)
+
+typedef struct QpGeom {
+    int64_t PH, PW, PS, slack;
+    int64_t mr, nr, VW, R, NXB, NYB;
+    int64_t cc;          /* input channels per exact chunk */
+    int64_t floats;      /* scratch: planes, slack, a block's weights */
+} QpGeom;
+
+/* Largest |v - z| over v in a quantized operand: from the constant data and zero
+ * point when both are known, else from the zero point's range (or the type's). */
+static int64_t q_bound(const Value *v, const Value *z, int64_t per_z, int64_t inner)
+{
+    int64_t lo = 0, hi = 0;
+    qrange(v->dtype, &lo, &hi);
+    int zc = !z || value_is_const(z);
+    if (value_is_const(v) && zc) {
+        int64_t nz = z ? value_numel(z) : 0, b = 0, n = value_numel(v);
+        for (int64_t i = 0; i < n; i++) {
+            int64_t zv = !z ? 0 : nz == 1 ? const_get_i64(z, 0) : const_get_i64(z, (i / inner) % per_z);
+            int64_t d = const_get_i64(v, i) - zv;
+            d = d < 0 ? -d : d;
+            b = d > b ? d : b;
+        }
+        return b;
+    }
+    if (!z)
+        return hi > -lo ? hi : -lo;
+    if (value_is_const(z)) {
+        int64_t b = 0, nz = value_numel(z);
+        for (int64_t i = 0; i < nz; i++) {
+            int64_t zv = const_get_i64(z, i), d = hi - zv > zv - lo ? hi - zv : zv - lo;
+            b = d > b ? d : b;
+        }
+        return b;
+    }
+    return hi - lo;
+}
+
+/* The plan of node n (inputs x ix, its zero point izx, w iw, izw); 0 when the kernel
+ * does not take it. */
+static int qp_plan(const Graph *g, const Node *n, int ix, int izx, int iw, int izw, QpGeom *p)
+{
+    const Target *t = g->target ? g->target : target_default();
+    ConvGeom cg;
+    Diag quiet;
+    diag_init(&quiet, NULL);
+    memset(p, 0, sizeof *p);
+    if (t->vector_bytes < 16 || qconv_geom(g, n, ix, iw, &cg, &quiet) || cg.nsp != 2 || cg.k[1] > UNROLL_TAPS ||
+        cg.N * cg.M * cg.out[0] * cg.out[1] == 0)
+        return 0;
+    const Value *x = node_in(g, n, ix), *w = node_in(g, n, iw);
+    const Value *zx = izx >= 0 ? node_in(g, n, izx) : NULL, *zw = izw >= 0 ? node_in(g, n, izw) : NULL;
+    int64_t Cg = cg.C / cg.G, Mg = cg.M / cg.G, KK = cg.k[0] * cg.k[1];
+    int64_t bx = q_bound(x, zx, 1, 1), bw = q_bound(w, zw, cg.M, Cg * KK);
+    int64_t per = bx * bw * KK;   /* bound of one channel's products */
+    if (per >= QP_EXACT)
+        return 0;
+    p->cc = per ? (QP_EXACT - 1) / per : Cg;
+    if (p->cc > Cg)
+        p->cc = Cg;
+    conv_block(g, n, &p->mr, &p->nr);
+    if (p->mr > Mg)
+        p->mr = Mg;
+    int64_t OH = cg.out[0], OW = cg.out[1], s0 = cg.s[0], s1 = cg.s[1];
+    p->PH = (OH - 1) * s0 + (cg.k[0] - 1) * cg.dl[0] + 1;
+    p->PW = (OW - 1) * s1 + (cg.k[1] - 1) * cg.dl[1] + 1;
+    p->PS = p->PH * p->PW;
+    /* the block's shape: VW a multiple of 8 dividing nr (or nr itself), R = nr / VW rows;
+     * the fewest pixels outside the output, the widest of those */
+    int64_t best = -1;
+    for (int64_t vw = p->nr; vw >= 1; vw--) {
+        if (vw != p->nr && (vw % 8 || p->nr % vw))
+            continue;
+        int64_t r = p->nr / vw < OH ? p->nr / vw : OH;
+        int64_t cover = (OW + vw - 1) / vw * vw * ((OH + r - 1) / r * r);
+        if (best < 0 || cover < best) {
+            best = cover;
+            p->VW = vw;
+            p->R = r;
+        }
+    }
+    p->NXB = (OW + p->VW - 1) / p->VW;
+    p->NYB = (OH + p->R - 1) / p->R;
+    /* the last element a block reads, past the last plane's end */
+    int64_t last = ((p->NYB * p->R - 1) * s0 + (cg.k[0] - 1) * cg.dl[0]) * p->PW +
+                   (p->NXB * p->VW - 1) * s1 + (cg.k[1] - 1) * cg.dl[1] + 1;
+    p->slack = last > p->PS ? last - p->PS : 0;
+    p->floats = Cg * p->PS + p->slack + p->mr * Cg * KK;
+    return 1;
+}
+
+static int64_t qp_bytes(const Graph *g, const Node *n, int ix, int izx, int iw, int izw)
+{
+    QpGeom p;
+    return qp_plan(g, n, ix, izx, iw, izw, &p) ? p.floats * (int64_t)sizeof(float) : 0;
+}
+
+/* One block loop over the output pixels for mb output channels from m0 (C variables
+ * b, g, m0 in scope; the weights of the block in wf). acc_init: the int32 each
+ * accumulator starts from (a bias), NULL for 0. */
+static void qp_block(Emitter *e, const ConvGeom *cg, const QpGeom *p, int64_t mb, int ibias, const Requant *rq)
+{
+    Writer *w = e->w;
+    int64_t Cg = cg->C / cg->G, K0 = cg->k[0], K1 = cg->k[1], KK = K0 * K1;
+    int64_t OH = cg->out[0], OW = cg->out[1], OSZ = OH * OW, R = p->R, VW = p->VW;
+    int64_t s0 = cg->s[0], s1 = cg->s[1];
+    int chunks = p->cc < Cg;
+    w_open(w, "for (int64_t bk = 0; bk < %" PRId64 "; ++bk)", p->NYB * p->NXB);
+    w_line(w, "const int64_t oy0 = bk / %" PRId64 " * %" PRId64 ", ox0 = bk %% %" PRId64 " * %" PRId64 ";",
+           p->NXB, R, p->NXB, VW);
+    w_line(w, "const float *restrict xb = pl + oy0 * %" PRId64 " + ox0 * %" PRId64 ";", s0 * p->PW, s1);
+    w_line(w, "float acc[%" PRId64 "][%" PRId64 "][%" PRId64 "];", mb, R, VW);
+    if (chunks) {
+        w_line(w, "int32_t iacc[%" PRId64 "][%" PRId64 "][%" PRId64 "];", mb, R, VW);
+        em_for(w, "mm", mb);
+        em_for(w, "r", R);
+        em_for(w, "v", VW);
+        w_line(w, "iacc[mm][r][v] = 0;");
+        em_close(w, 3);
+        w_open(w, "for (int64_t c0 = 0; c0 < %" PRId64 "; c0 += %" PRId64 ")", Cg, p->cc);
+        w_line(w, "const int64_t ce = c0 + %" PRId64 " < %" PRId64 " ? c0 + %" PRId64 " : %" PRId64 ";", p->cc, Cg, p->cc, Cg);
+    }
+    em_for(w, "mm", mb);
+    em_for(w, "r", R);
+    em_for(w, "v", VW);
+    w_line(w, "acc[mm][r][v] = 0;");
+    em_close(w, 3);
+    if (chunks)
+        w_open(w, "for (int64_t ci = c0; ci < ce; ++ci)");
+    else
+        em_for(w, "ci", Cg);
+    w_line(w, "const float *restrict xr = xb + ci * %" PRId64 ";", p->PS);
+    w_line(w, "const float *restrict wc = wf + ci * %" PRId64 ";", KK);
+    em_for(w, "k0", K0);
+    w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 ";", cg->dl[0] * p->PW);
+    w_line(w, "const float *restrict wk = wc + k0 * %" PRId64 ";", K1);
+    for (int64_t kl = 0; kl < K1; kl++) {
+        em_for(w, "mm", mb);
+        w_line(w, "const float wv = wk[mm * %" PRId64 " + %" PRId64 "];", Cg * KK, kl);
+        em_for(w, "r", R);
+        em_for(w, "v", VW);
+        if (s1 == 1)
+            w_line(w, "acc[mm][r][v] += wv * xk[r * %" PRId64 " + v + %" PRId64 "];", s0 * p->PW, kl * cg->dl[1]);
+        else
+            w_line(w, "acc[mm][r][v] += wv * xk[r * %" PRId64 " + v * %" PRId64 " + %" PRId64 "];", s0 * p->PW, s1,
+                   kl * cg->dl[1]);
+        em_close(w, 3);
+    }
+    em_close(w, 2);   /* k0, ci */
+    if (chunks) {
+        em_for(w, "mm", mb);
+        em_for(w, "r", R);
+        em_for(w, "v", VW);
+        w_line(w, "iacc[mm][r][v] += (int32_t)acc[mm][r][v];");
+        em_close(w, 3);
+        w_close(w);   /* c0 */
+    }
+    const char *val = chunks ? "iacc[mm][r][v]" : "(int32_t)acc[mm][r][v]";
+    int partial = p->NYB * R != OH || p->NXB * VW != OW;
+    char idx[160];
+    snprintf(idx, sizeof idx, "(b * %" PRId64 " + m0 + mm) * %" PRId64 " + (oy0 + r) * %" PRId64 " + ox0 + v", cg->M, OSZ, OW);
+    if (partial) {
+        w_line(w, "const int64_t nrow = %" PRId64 " - oy0 < %" PRId64 " ? %" PRId64 " - oy0 : %" PRId64 ";", OH, R, OH, R);
+        w_line(w, "const int64_t nv = %" PRId64 " - ox0 < %" PRId64 " ? %" PRId64 " - ox0 : %" PRId64 ";", OW, VW, OW, VW);
+    }
+    for (int pass = 0; pass < 1 + partial; pass++) {
+        if (partial)
+            w_open(w, pass == 0 ? "if (nrow == %" PRId64 " && nv == %" PRId64 ")" : "else", R, VW);
+        em_for(w, "mm", mb);
+        if (rq)
+            rq_mult(e, rq, "m0 + mm");
+        if (pass == 0) {
+            em_for(w, "r", R);
+            em_for(w, "v", VW);
+        } else {
+            w_open(w, "for (int64_t r = 0; r < nrow; ++r)");
+            w_open(w, "for (int64_t v = 0; v < nv; ++v)");
+        }
+        char dst[200];
+        snprintf(dst, sizeof dst, "y0[%s]", idx);
+        if (rq) {
+            if (ibias >= 0)
+                w_line(w, "const int32_t a = %s + x%d[m0 + mm];", val, ibias);
+            else
+                w_line(w, "const int32_t a = %s;", val);
+            rq_store(e, rq, dst, "a");
+        } else {
+            w_line(w, "%s = %s;", dst, val);
+        }
+        em_close(w, 3);
+        if (partial)
+            w_close(w);
+    }
+    w_close(w);   /* bk */
+}
+
+/* Emit the integer Conv through the exact-float kernel: 1 if emitted, 0 if the node
+ * has no scratch for it (or the kernel does not take it). */
+static int emit_qplanes(Emitter *e, const Node *n, int ix, int izx, int iw, int izw, int ibias, const Requant *rq)
+{
+    const Graph *g = e->g;
+    QpGeom p;
+    const Value *t = node_out(g, n, n->noutputs - 1);
+    if (n->noutputs < 2 || !t || !t->is_scratch || !qp_plan(g, n, ix, izx, iw, izw, &p) || value_numel(t) < p.floats)
+        return 0;
+    ConvGeom cg;
+    Diag quiet;
+    diag_init(&quiet, NULL);
+    if (qconv_geom(g, n, ix, iw, &cg, &quiet))
+        return 0;
+    const Value *x = node_in(g, n, ix), *zw = izw >= 0 ? node_in(g, n, izw) : NULL;
+    int64_t Cg = cg.C / cg.G, Mg = cg.M / cg.G, KK = cg.k[0] * cg.k[1], IH = cg.in[0], IW = cg.in[1];
+    int64_t pt = cg.pb[0], pl = cg.pb[1], s1 = cg.s[1];
+    int ys = n->noutputs - 1;
+    Writer *w = e->w;
+    w_line(w, "/* exact-float planes: blocks of %" PRId64 " channels x %" PRId64 " rows x %" PRId64
+           " columns, planes of %" PRId64 " x %" PRId64 ", %" PRId64 " input channel%s per exact chunk */",
+           p.mr, p.R, p.VW, p.PH, p.PW, p.cc, p.cc == 1 ? "" : "s");
+    if (izx >= 0)
+        w_line(w, "const int32_t zx = (int32_t)x%d[0];", izx);
+    else
+        w_line(w, "const int32_t zx = 0;");
+    w_line(w, "float *restrict pl = y%d;", ys);
+    w_line(w, "float *restrict wf = y%d + %" PRId64 ";", ys, Cg * p.PS + p.slack);
+    em_for(w, "j", p.slack);
+    w_line(w, "pl[%" PRId64 " + j] = 0;", Cg * p.PS);
+    w_close(w);
+    em_for(w, "b", cg.N);
+    em_for(w, "g", cg.G);
+    /* the group's planes: padded column c holds input column (c - pl) when inside */
+    em_for(w, "ci", Cg);
+    w_line(w, "float *restrict pp = pl + ci * %" PRId64 ";", p.PS);
+    w_line(w, "const %s *restrict xc = x%d + (b * %" PRId64 " + g * %" PRId64 " + ci) * %" PRId64 ";",
+           dtype_ctype(x->dtype), ix, cg.C, Cg, IH * IW);
+    em_for(w, "r", p.PH);
+    w_line(w, "const int64_t u = r - %" PRId64 ";", pt);
+    w_line(w, "float *restrict pr = pp + r * %" PRId64 ";", p.PW);
+    w_open(w, "if (u < 0 || u >= %" PRId64 ")", IH);
+    em_for(w, "c", p.PW);
+    w_line(w, "pr[c] = 0;");
+    w_close(w);
+    w_line(w, "continue;");
+    w_close(w);
+    w_line(w, "const %s *restrict xr = xc + u * %" PRId64 ";", dtype_ctype(x->dtype), IW);
+    int64_t clo = pl < p.PW ? pl : p.PW, chi = IW + pl < p.PW ? IW + pl : p.PW;
+    if (chi < clo)
+        chi = clo;
+    if (clo > 0) {
+        em_for(w, "c", clo);
+        w_line(w, "pr[c] = 0;");
+        w_close(w);
+    }
+    if (chi > clo) {
+        w_open(w, "for (int64_t c = %" PRId64 "; c < %" PRId64 "; ++c)", clo, chi);
+        w_line(w, "pr[c] = (float)((int32_t)xr[c - %" PRId64 "] - zx);", pl);
+        w_close(w);
+    }
+    if (chi < p.PW) {
+        w_open(w, "for (int64_t c = %" PRId64 "; c < %" PRId64 "; ++c)", chi, p.PW);
+        w_line(w, "pr[c] = 0;");
+        w_close(w);
+    }
+    em_close(w, 2);   /* r, ci */
+    (void)s1;
+    int64_t nfull = Mg / p.mr, rem = Mg % p.mr;
+    for (int part = 0; part < 2; part++) {
+        int64_t mb = part == 0 ? p.mr : rem;
+        if (part == 0 && nfull == 0)
+            continue;
+        if (part == 1 && rem == 0)
+            break;
+        if (part == 0) {
+            w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * p.mr, p.mr);
+            w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
+        } else {
+            w_open(w, "%s", "");
+            w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * p.mr);
+        }
+        /* the block's weights, shifted by their zero points */
+        em_for(w, "mm", mb);
+        if (zw)
+            w_line(w, "const int32_t zw = (int32_t)x%d[%s];", izw, value_numel(zw) == 1 ? "0" : "m0 + mm");
+        else
+            w_line(w, "const int32_t zw = 0;");
+        em_for(w, "j", Cg * KK);
+        w_line(w, "wf[mm * %" PRId64 " + j] = (float)((int32_t)x%d[(m0 + mm) * %" PRId64 " + j] - zw);", Cg * KK, iw, Cg * KK);
+        em_close(w, 2);
+        qp_block(e, &cg, &p, mb, ibias, rq);
+        w_close(w);
+    }
+    em_close(w, 2);   /* g, b */
+    return 1;
+}
+
+static int64_t scratch_conv_integer(const Graph *g, const Node *n, int64_t budget)
+{
+    int64_t b = qp_bytes(g, n, 0, 2, 1, 3);
+    return b <= budget ? b : 0;
+}
+
+static int64_t scratch_qlinear_conv(const Graph *g, const Node *n, int64_t budget)
+{
+    int64_t b = qp_bytes(g, n, 0, 2, 3, 5);
+    return b <= budget ? b : 0;
+}
+
 static int infer_conv_integer(Graph *g, Node *n, Diag *d)
 {
     return iconv_infer_common(g, n, 0, 2, 1, 3, DT_INT32, d);
@@ -998,13 +1331,15 @@ static int infer_conv_integer(Graph *g, Node *n, Diag *d)
 
 static int emit_conv_integer(Emitter *e, const Node *n, Diag *d)
 {
+    if (emit_qplanes(e, n, 0, 2, 1, 3, -1, NULL))
+        return 0;
     return emit_iconv_planes(e, n, 0, 2, 1, 3, d);
 }
 
 static const OpDef op_conv_integer = {
     .name = "ConvInteger", .domain = "", .since = 10,
     .min_inputs = 2, .max_inputs = 4, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_conv_integer, .emit = emit_conv_integer,
+    .infer = infer_conv_integer, .emit = emit_conv_integer, .scratch_within = scratch_conv_integer,
     .summary = "int32 convolution of (x - x_zero_point) and (w - w_zero_point), int8/uint8; w's zero point per tensor or channel",
 };
 
@@ -1037,13 +1372,16 @@ static int emit_qlinear_conv(Emitter *e, const Node *n, Diag *d)
     const Graph *g = e->g;
     Requant rq = {.st = node_in(g, n, 1)->dtype, .yt = node_out(g, n, 0)->dtype,
                   .sa = 1, .sb = 4, .sy = 6, .zy = 7, .nb = value_numel(node_in(g, n, 4))};
-    return emit_iconv(e, n, 0, 2, 3, 5, node_in(g, n, 8) ? 8 : -1, &rq, d);
+    int ibias = node_in(g, n, 8) ? 8 : -1;
+    if (emit_qplanes(e, n, 0, 2, 3, 5, ibias, &rq))
+        return 0;
+    return emit_iconv(e, n, 0, 2, 3, 5, ibias, &rq, d);
 }
 
 static const OpDef op_qlinear_conv = {
     .name = "QLinearConv", .domain = "", .since = 10,
     .min_inputs = 8, .max_inputs = 9, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_qlinear_conv, .emit = emit_qlinear_conv,
+    .infer = infer_qlinear_conv, .emit = emit_qlinear_conv, .scratch_within = scratch_qlinear_conv,
     .summary = "ConvInteger plus int32 bias, requantized: saturate(round(acc * x_scale * w_scale / y_scale + y_zero_point))",
 };
 
