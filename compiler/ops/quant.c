@@ -1196,16 +1196,16 @@ static void qp_block(Emitter *e, const ConvGeom *cg, const QpGeom *p, int64_t mb
             w_open(w, "for (int64_t r = 0; r < nrow; ++r)");
             w_open(w, "for (int64_t v = 0; v < nv; ++v)");
         }
-        char dst[200];
-        snprintf(dst, sizeof dst, "y0[%s]", idx);
         if (rq) {
+            /* rq_store's locals r and v shadow the loops' from here */
+            w_line(w, "const int64_t yi = %s;", idx);
             if (ibias >= 0)
                 w_line(w, "const int32_t a = %s + x%d[m0 + mm];", val, ibias);
             else
                 w_line(w, "const int32_t a = %s;", val);
-            rq_store(e, rq, dst, "a");
+            rq_store(e, rq, "y0[yi]", "a");
         } else {
-            w_line(w, "%s = %s;", dst, val);
+            w_line(w, "y0[%s] = %s;", idx, val);
         }
         em_close(w, 3);
         if (partial)
@@ -1236,7 +1236,7 @@ static int emit_qplanes(Emitter *e, const Node *n, int ix, int izx, int iw, int 
     w_line(w, "/* exact-float planes: blocks of %" PRId64 " channels x %" PRId64 " rows x %" PRId64
            " columns, planes of %" PRId64 " x %" PRId64 ", %" PRId64 " input channel%s per exact chunk */",
            p.mr, p.R, p.VW, p.PH, p.PW, p.cc, p.cc == 1 ? "" : "s");
-    if (izx >= 0)
+    if (izx >= 0 && node_in(g, n, izx))
         w_line(w, "const int32_t zx = (int32_t)x%d[0];", izx);
     else
         w_line(w, "const int32_t zx = 0;");

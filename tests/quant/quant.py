@@ -52,17 +52,17 @@ def make(name, opset, nodes, feeds, outs, inits=()):
     return m
 
 
-def run(name, model, feeds, outs, modes=("",)):
-    """compile the model, build it with gcc, clang and the sanitizers, run each build on
-    the input arrays feeds (under each fenv rounding mode in modes) and return the
-    outputs, shaped and typed like the arrays outs, of the first run (None after a
-    failed check); every run must give the same bytes"""
+def run(name, model, feeds, outs, modes=("",), flags=()):
+    """compile the model (kdcc options flags), build it with gcc, clang and the sanitizers,
+    run each build on the input arrays feeds (under each fenv rounding mode in modes) and
+    return the outputs, shaped and typed like the arrays outs, of the first run (None after
+    a failed check); every run must give the same bytes"""
     d = os.path.join(WORK, name)
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "model.onnx")
     with open(path, "wb") as f:
         f.write(model.SerializeToString())
-    r = subprocess.run([KDCC, path, "-o", os.path.join(d, "m.c")], capture_output=True, text=True)
+    r = subprocess.run([KDCC, path, "-o", os.path.join(d, "m.c")] + list(flags), capture_output=True, text=True)
     if r.returncode:
         check(name + " compiles", False, r.stderr.strip())
         return None
@@ -330,6 +330,110 @@ feeds = [("x", Xq), ("xs", xs), ("xz", xz), ("w", Wq), ("ws", wsc), ("wz", wzp),
 m = make("qconv", 10, [helper.make_node("QLinearConv", [n for n, _ in feeds], ["y"], group=2, strides=[1, 2],
                                         pads=[1, 1, 0, 1])], feeds, [("y", want)])
 same("qconv", run("qconv", m, [a for _, a in feeds], [want]), [want])
+
+# ---------------------------------------------------------------- integer Conv: the exact-float kernel
+
+# ConvInteger and QLinearConv take a float kernel on exact integers when the node gets
+# scratch (compiler/ops/quant.c, emit_qplanes): register blocks of output channels x
+# rows x columns over zero-padded planes of (x - zx), the reduction in chunks of input
+# channels whose float partial sums stay below 2^24. These cases cover every path of
+# it: channel blocks with a remainder (Mg % 8) and blocks narrower than 8 (Mg < 8),
+# partial column and row blocks, strides along either dim, dilations, asymmetric pads,
+# groups, per-tensor and per-channel weight zero points, uint8/int8 mixes, weights that
+# are graph inputs (bounds from the types), a reduction that needs several exact chunks
+# (with sums far beyond 2^24 that plain float accumulation gets wrong), and QLinearConv
+# with a bias; the same models under --target cortex-m4 (the integer kernels) must
+# give the same integers. A side chain o2 = Add(q, q), q = Relu(p), with a 256 KB
+# intermediate q (read twice, so no fusion removes it) makes
+# the arena's peak large, so the Conv node's scratch budget (the headroom under the
+# peak, passes/scratch.c) holds the kernel's planes.
+BIG = np.arange(65536, dtype=np.float32)
+
+
+def qp_model(name, op, node_inputs, feeds, inits, want, **attrs):
+    nodes = [helper.make_node(op, node_inputs, ["y"], **attrs),
+             helper.make_node("Relu", ["p"], ["q"]), helper.make_node("Add", ["q", "q"], ["o2"])]
+    return make(name, 13, nodes, feeds + [("p", BIG)], [("y", want), ("o2", BIG)], inits=inits)
+
+
+def qp_check(name, m, feeds, want, kernel, chunk=None):
+    """run m with and without the exact-float kernel; both must give want"""
+    for tag, flags, fast in ((name, (), kernel), (name + "_m4", ("--target", "cortex-m4"), False)):
+        got = run(tag, m, [a for _, a in feeds] + [BIG], [want, BIG], flags=flags)
+        if got is None:
+            continue
+        src = open(os.path.join(WORK, tag, "m.c")).read()
+        hit = re.search(r"exact-float planes: .*?, (\d+) input channels? per exact chunk", src)
+        check("%s: exact-float kernel %s" % (tag, "taken" if fast else "not taken"), bool(hit) == fast,
+              "found" if hit else "missing")
+        if hit and chunk is not None:
+            check("%s: %d input channels per exact chunk" % (tag, chunk), int(hit.group(1)) == chunk, hit.group(0))
+        same(tag, got, [want, 2 * BIG])
+
+
+def qp_conv(name, X, Wt, zx, zw, group, strides, pads, dil, w_input=False, kernel=True, chunk=None):
+    """ConvInteger(X, Wt, zx, zw) against conv_int; zx None: omitted; Wt a graph input when w_input"""
+    M = Wt.shape[0]
+    zwv = zw.reshape(-1, 1, 1, 1) if zw.size > 1 else int(zw)
+    acc = conv_int(X.astype(np.int64) - (int(zx) if zx is not None else 0), Wt.astype(np.int64) - zwv, group,
+                   strides, pads, dil)
+    want = acc.astype(np.int32)
+    check(name + ": reference fits int32", np.array_equal(acc, want))
+    feeds = [("x", X)] + ([("w", Wt)] if w_input else [])
+    inits = ([] if w_input else [("w", Wt)]) + ([("zx", zx)] if zx is not None else []) + [("zw", zw)]
+    m = qp_model(name, "ConvInteger", ["x", "w", "zx" if zx is not None else "", "zw"], feeds, inits, want,
+                 group=group, strides=strides, pads=pads, dilations=dil)
+    qp_check(name, m, feeds, want, kernel, chunk)
+    return acc
+
+
+# 11 output channels (a block of 8 and one of 3), 13 x 11 input, 5 x 3 kernel dilated by
+# 2 along columns, asymmetric pads: rows of 13 outputs (one block of 16 with 3 spare)
+X = ints(np.uint8, (2, 3, 13, 11))
+Wt = ints(np.int8, (11, 3, 5, 3))
+zw = rng.integers(-128, 128, size=11).astype(np.int8)
+qp_conv("qp_blocks", X, Wt, np.array(77, np.uint8), zw, 1, [1, 1], [2, 1, 2, 3], [1, 2])
+
+# strides 2 x 3, two groups of 5 output channels (blocks narrower than 8), a 3 x 2
+# kernel, int8 x with uint8 weights that are a graph input (bounds from the types)
+X = ints(np.int8, (1, 4, 17, 20))
+Wt = ints(np.uint8, (10, 2, 3, 2))
+qp_conv("qp_strides", X, Wt, np.array(-20, np.int8), np.array(200, np.uint8), 2, [2, 3], [1, 0, 0, 1], [1, 1],
+        w_input=True)
+
+# several exact chunks: 24 input channels of 5 x 5 taps at |x - zx| = 255 and
+# |w - zw| up to 255 take 10 channels per chunk (25 * 255 * 255 * 10 < 2^24), and
+# channels whose weights all sit 255 from their zero point sum to about -4e7
+X = rng.choice(np.array([0, 255, 255, 255], np.uint8), size=(1, 24, 7, 9))
+Wt = rng.choice(np.array([-128, 127], np.int8), size=(6, 24, 5, 5))
+Wt[0] = -128
+Wt[3] = 127
+zw = np.array([127, 127, 0, -128, -1, 127], np.int8)
+acc = qp_conv("qp_chunks", X, Wt, np.array(0, np.uint8), zw, 1, [1, 1], [2, 2, 2, 2], [1, 1], chunk=10)
+check("qp_chunks: sums beyond float's exact range", np.abs(acc).max() > 2 ** 24, str(np.abs(acc).max()))
+
+# rows of 5 outputs: blocks of 2 rows x 8 columns, the last block's second row spare (7 rows)
+X = ints(np.uint8, (1, 2, 9, 7))
+Wt = ints(np.uint8, (9, 2, 3, 3))
+qp_conv("qp_rows", X, Wt, None, np.array(3, np.uint8), 1, [1, 1], [0, 0, 0, 0], [1, 1])
+
+# QLinearConv through the kernel: bias, per-channel weight scales and zero points, uint8
+Xq = ints(np.uint8, (1, 6, 10, 12))
+Wq = ints(np.int8, (10, 3, 3, 3))
+xs, xz = np.array(0.02, np.float32), np.array(128, np.uint8)
+wsc = (rng.random(10) * 0.01 + 0.001).astype(np.float32)
+wzp = rng.integers(-5, 6, size=10).astype(np.int8)
+ys, yz = np.array(0.05, np.float32), np.array(120, np.uint8)
+bias = rng.integers(-3000, 3000, size=10).astype(np.int32)
+accq = conv_int(Xq.astype(np.int64) - int(xz), Wq.astype(np.int64) - wzp.reshape(10, 1, 1, 1), 2, [1, 1], [1, 1, 1, 1],
+                [1, 1]) + bias.reshape(1, 10, 1, 1)
+want = requant(accq, (xs * wsc / ys).astype(np.float32).reshape(1, 10, 1, 1), yz, np.uint8)
+check("qp_qlinear: requantized outputs span the range", len(np.unique(want)) > 50, str(len(np.unique(want))))
+feeds = [("x", Xq)]
+inits = [("xs", xs), ("xz", xz), ("w", Wq), ("ws", wsc), ("wz", wzp), ("ys", ys), ("yz", yz), ("b", bias)]
+m = qp_model("qp_qlinear", "QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], feeds, inits, want,
+             group=2, pads=[1, 1, 1, 1])
+qp_check("qp_qlinear", m, feeds, want, True)
 
 # ---------------------------------------------------------------- QLinearMatMul
 
