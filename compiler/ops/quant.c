@@ -347,12 +347,23 @@ static int emit_quantize(Emitter *e, const Node *n, Diag *d)
     w_line(w, "%s v = %s / s;", ct, ld(e, buf, sizeof buf, x->dtype, ct, "x0", "i"));
     if (is_half(pt))
         w_through_half(e, pt, "v");
-    w_round_even(e, ct, "r", "v");
     /* saturate before converting (out-of-range float to integer is undefined in C);
      * NaN goes to the low end */
     w_line(w, "const %s l = (%s)(%" PRId64 " - z), h = (%s)(%" PRId64 " - z);", ct, ct, lo, ct, hi);
-    w_line(w, "r = r >= l ? (r <= h ? r : h) : l;");
-    w_line(w, "y0[i] = (%s)((int32_t)r + z);", dtype_ctype(y->dtype));
+    if (pt == DT_DOUBLE) {
+        w_round_even(e, ct, "r", "v");
+        w_line(w, "r = r >= l ? (r <= h ? r : h) : l;");
+        w_line(w, "y0[i] = (%s)((int32_t)r + z);", dtype_ctype(y->dtype));
+    } else {
+        /* float: saturated first (l and h are integers, so rounding and saturating
+         * commute, NaN included), then rounded half to even without branches, so the
+         * loop vectorises: floor, the exact remainder d, and one up when d > 1/2 or
+         * d = 1/2 and the floor is odd */
+        w_line(w, "v = v >= l ? (v <= h ? v : h) : l;");
+        w_line(w, "const float f = floorf(v), d = v - f;");
+        w_line(w, "const int32_t q = (int32_t)f;");
+        w_line(w, "y0[i] = (%s)(q + ((d > 0.5f) | ((d == 0.5f) & (q & 1))) + z);", dtype_ctype(y->dtype));
+    }
     em_close(w, open);
     return 0;
 }
