@@ -51,6 +51,9 @@
  *    Conv's data gradient) read only by an epilogue step becomes a Conv
  *    (convtransposes_as_convs below), so it takes the activation's derivative too.
  *
+ * 7. Integer Conv epilogues: ConvInteger -> Cast to float -> steps become one
+ *    kdcc.FusedConvInteger (fuse_conv_integers below).
+ *
  * In a training graph (after autodiff; compiler/cli/distill.c runs this pass on
  * the training step) the same rules are safe: a value the backward pass reads (the
  * pre-activation of a Gelu, say) has a second consumer, so it is never fused away
@@ -541,6 +544,81 @@ static int fuse_epilogues(Graph *g, Diag *d, int chains)
     return 0;
 }
 
+/* ---------------------------------------------------------------- integer Conv epilogues */
+
+/* 7. ConvInteger -> Cast to float -> elementwise steps (a quantized model's
+ *    dequantizing scale, its per-channel bias, the activation: mnist-8-quantized)
+ *    become one kdcc.FusedConvInteger (compiler/ops/quant.c), whose store converts each
+ *    int32 sum to float and applies the steps: neither the int32 planes nor the float
+ *    ones between the steps are stored. The steps are those of the float epilogues
+ *    (ew_epilogue_step) and an Add or Mul by a constant per-channel operand
+ *    (is_channel_bias), applied in the graph's order, so the result is the same; an
+ *    operand must be computed before the Conv (nothing moves). */
+static int channel_step(const Graph *g, const Node *c, int chain, EpiStep *st)
+{
+    if (!in_domain(c, "") || (strcmp(c->op_type, "Add") && strcmp(c->op_type, "Mul")) || present(c) != 2 ||
+        (c->opset < 7 && attr_int(c, "broadcast", 0)) || c->inputs[0] == c->inputs[1] ||
+        (c->inputs[0] != chain && c->inputs[1] != chain))
+        return 0;
+    int b = c->inputs[0] == chain ? c->inputs[1] : c->inputs[0];
+    const Value *yv = &g->values[chain], *zv = node_out(g, c, 0);
+    if (!zv || zv->rank != yv->rank || !is_channel_bias(&g->values[b], yv))
+        return 0;
+    for (int i = 0; i < yv->rank; i++)
+        if (zv->dims[i] != yv->dims[i])
+            return 0;
+    memset(st, 0, sizeof *st);
+    st->op = strcmp(c->op_type, "Add") ? "Mul" : "Add";
+    st->operand = b;
+    return 1;
+}
+
+static int fuse_conv_integers(Graph *g, Diag *d)
+{
+    const OpDef *o = op_lookup("kdcc", "FusedConvInteger");
+    for (int ip = 0; o && ip < g->nnodes; ip++) {
+        Node *p = g->nodes[ip];
+        if (p->dead || !in_domain(p, "") || strcmp(p->op_type, "ConvInteger") || live_outputs(p) != 1 ||
+            p->noutputs != 1 || p->outputs[0] < 0)
+            continue;
+        int ic = sole_consumer(g, p->outputs[0]);
+        if (ic <= ip)
+            continue;
+        Node *c = g->nodes[ic];
+        if (c->dead || !in_domain(c, "") || strcmp(c->op_type, "Cast") || live_outputs(c) != 1 || c->noutputs != 1 ||
+            c->outputs[0] < 0 || g->values[c->outputs[0]].dtype != DT_FLOAT)
+            continue;
+        if (grow_inputs(g, p, 4))
+            return diag_error(d, p, "out of memory");
+        p->op_type = "FusedConvInteger";
+        p->domain = "kdcc";
+        p->op = o;
+        p->outputs[0] = c->outputs[0];
+        c->dead = 1;
+        Epilogue ep;
+        memset(&ep, 0, sizeof ep);
+        for (;;) {
+            int y = p->outputs[0];
+            EpiStep st;
+            ic = sole_consumer(g, y);
+            if (ic <= ip || ep.n >= EPI_MAX_STEPS)
+                break;
+            c = g->nodes[ic];
+            if (c->dead || live_outputs(c) != 1 || c->noutputs < 1 || c->outputs[0] < 0)
+                break;
+            if (!ew_epilogue_step(g, c, y, &st) && !channel_step(g, c, y, &st))
+                break;
+            if (st.operand >= 0 && producer_slot(g, st.operand) >= ip)
+                break;
+            if (add_step(g, p, P_CHAIN, 4, &ep, &st))
+                return diag_error(d, p, "out of memory");
+            p->outputs[0] = c->outputs[0];
+            c->dead = 1;
+        }
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- transposes */
 
 /* n's permutation into perm (default: reversed dims); its rank, or -1 */
@@ -800,6 +878,8 @@ int pass_fuse(Graph *g, Diag *d)
     if (convtransposes_as_convs(g, d))
         return -1;
     graph_compact(g);
+    if (fuse_conv_integers(g, d))
+        return -1;
     if (fuse_epilogues(g, d, 0) || fuse_epilogues(g, d, 1))
         return -1;
     graph_compact(g);

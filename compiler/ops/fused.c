@@ -150,6 +150,8 @@ const char *fused_base_op(const Node *n)
         return "Gemm";
     if (strcmp(n->op_type, "FusedMatMul") == 0)
         return "MatMul";
+    if (strcmp(n->op_type, "FusedConvInteger") == 0)
+        return "ConvInteger";
     return NULL;
 }
 

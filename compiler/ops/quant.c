@@ -861,11 +861,31 @@ static int iconv_open(Emitter *e, const Node *n, int ix, int izx, int iw, int iz
     return 0;
 }
 
+/* The store of an integer Conv's int32 `val` through the epilogue of
+ * kdcc.FusedConvInteger: a = (float)val (the Cast it absorbed), then the steps,
+ * whose operands are read at the flat index `idx`, at 0 (one element, scalar 1) or
+ * at the output channel `chan` (per-channel operands, scalar 2: see q_epi_read). */
+static void q_epi_store(Writer *w, const Epilogue *ep, const char *dst, const char *val, const char *idx, const char *chan)
+{
+    w_open(w, "%s", "");
+    w_line(w, "float a = (float)%s;", val);
+    for (int i = 0; i < ep->n; i++) {
+        const EpiStep *st = &ep->s[i];
+        char b[200] = "";
+        if (st->operand >= 0)
+            snprintf(b, sizeof b, "x%d[%s]", st->operand, st->scalar == 1 ? "0" : st->scalar == 2 ? chan : idx);
+        ew_epilogue_write(w, st, DT_FLOAT, b);
+    }
+    w_line(w, "%s = a;", dst);
+    w_close(w);
+}
+
 /* Direct convolution over int32 accumulators: for each image, output channel and
  * output pixel, the sum over the group's input channels and the kernel taps that fall
  * inside the input (padding contributes (z - z) * w = 0, as if padded with the zero
  * point). bias: parameter of an int32 bias (-1: none). */
-static int emit_iconv(Emitter *e, const Node *n, int ix, int izx, int iw, int izw, int ibias, const Requant *rq, Diag *d)
+static int emit_iconv(Emitter *e, const Node *n, int ix, int izx, int iw, int izw, int ibias, const Requant *rq,
+                      const Epilogue *ep, Diag *d)
 {
     ConvGeom cg;
     int64_t sz[3];
@@ -928,6 +948,8 @@ static int emit_iconv(Emitter *e, const Node *n, int ix, int izx, int iw, int iz
     w_puts(w, ";\n");
     if (rq)
         rq_store(e, rq, "y0[yi]", "acc");
+    else if (ep)
+        q_epi_store(e->w, ep, "y0[yi]", "acc", "yi", "m");
     else
         w_line(w, "y0[yi] = acc;");
     em_close(w, nsp + 2);
@@ -1129,7 +1151,8 @@ static int64_t qp_bytes(const Graph *g, const Node *n, int ix, int izx, int iw, 
 /* One block loop over the output pixels for mb output channels from m0 (C variables
  * b, g, m0 in scope; the weights of the block in wf). acc_init: the int32 each
  * accumulator starts from (a bias), NULL for 0. */
-static void qp_block(Emitter *e, const ConvGeom *cg, const QpGeom *p, int64_t mb, int ibias, const Requant *rq)
+static void qp_block(Emitter *e, const ConvGeom *cg, const QpGeom *p, int64_t mb, int ibias, const Requant *rq,
+                     const Epilogue *ep)
 {
     Writer *w = e->w;
     int64_t Cg = cg->C / cg->G, K0 = cg->k[0], K1 = cg->k[1], KK = K0 * K1;
@@ -1186,7 +1209,13 @@ static void qp_block(Emitter *e, const ConvGeom *cg, const QpGeom *p, int64_t mb
         em_close(w, 3);
         w_close(w);   /* c0 */
     }
-    const char *val = chunks ? "iacc[mm][r][v]" : "(int32_t)acc[mm][r][v]";
+    /* with an epilogue (float output) the block stores the converted sums, and the
+     * steps run over the channels' finished planes after the block loop: in the store
+     * their operands would hold registers the accumulators need (8 x 16 blocks take all
+     * 16 of AVX2's), and gcc then spills accumulators in the reduction (mnist-8-quantized's
+     * 1 -> 8 channel layer: 9.5 -> 14.5 us) */
+    const char *val = chunks ? (ep ? "(float)iacc[mm][r][v]" : "iacc[mm][r][v]")
+                             : (ep ? "(float)(int32_t)acc[mm][r][v]" : "(int32_t)acc[mm][r][v]");
     int partial = p->NYB * R != OH || p->NXB * VW != OW;
     char idx[160];
     snprintf(idx, sizeof idx, "(b * %" PRId64 " + m0 + mm) * %" PRId64 " + (oy0 + r) * %" PRId64 " + ox0 + v", cg->M, OSZ, OW);
@@ -1194,8 +1223,29 @@ static void qp_block(Emitter *e, const ConvGeom *cg, const QpGeom *p, int64_t mb
         w_line(w, "const int64_t nrow = %" PRId64 " - oy0 < %" PRId64 " ? %" PRId64 " - oy0 : %" PRId64 ";", OH, R, OH, R);
         w_line(w, "const int64_t nv = %" PRId64 " - ox0 < %" PRId64 " ? %" PRId64 " - ox0 : %" PRId64 ";", OW, VW, OW, VW);
     }
+    /* a partial block without requantization: its values for the whole block into a
+     * local (one vectorised loop), then the pixels inside the output copied out */
+    int staged = partial && !rq;
+    if (staged) {
+        w_open(w, "if (nrow == %" PRId64 " && nv == %" PRId64 ")", R, VW);
+    }
     for (int pass = 0; pass < 1 + partial; pass++) {
-        if (partial)
+        if (staged && pass == 1) {
+            w_close(w);
+            w_open(w, "else");
+            w_line(w, "%s o[%" PRId64 "][%" PRId64 "][%" PRId64 "];", ep ? "float" : "int32_t", mb, R, VW);
+            em_for(w, "mm", mb);
+            em_for(w, "r", R);
+            em_for(w, "v", VW);
+            w_line(w, "o[mm][r][v] = %s;", val);
+            em_close(w, 2);
+            w_open(w, "for (int64_t r = 0; r < nrow; ++r)");
+            w_open(w, "for (int64_t v = 0; v < nv; ++v)");
+            w_line(w, "y0[%s] = o[mm][r][v];", idx);
+            em_close(w, 4);
+            break;
+        }
+        if (partial && !staged)
             w_open(w, pass == 0 ? "if (nrow == %" PRId64 " && nv == %" PRId64 ")" : "else", R, VW);
         em_for(w, "mm", mb);
         if (rq)
@@ -1219,15 +1269,24 @@ static void qp_block(Emitter *e, const ConvGeom *cg, const QpGeom *p, int64_t mb
             w_line(w, "y0[%s] = %s;", idx, val);
         }
         em_close(w, 3);
-        if (partial)
+        if (partial && !staged)
             w_close(w);
     }
     w_close(w);   /* bk */
+    if (ep && ep->n) {
+        em_for(w, "mm", mb);
+        w_line(w, "const int64_t y0i = (b * %" PRId64 " + m0 + mm) * %" PRId64 ";", cg->M, OSZ);
+        w_line(w, "float *restrict yp = y0 + y0i;");
+        em_for(w, "j", OSZ);
+        q_epi_store(w, ep, "yp[j]", "yp[j]", "y0i + j", "m0 + mm");
+        em_close(w, 2);
+    }
 }
 
 /* Emit the integer Conv through the exact-float kernel: 1 if emitted, 0 if the node
  * has no scratch for it (or the kernel does not take it). */
-static int emit_qplanes(Emitter *e, const Node *n, int ix, int izx, int iw, int izw, int ibias, const Requant *rq)
+static int emit_qplanes(Emitter *e, const Node *n, int ix, int izx, int iw, int izw, int ibias, const Requant *rq,
+                        const Epilogue *ep)
 {
     const Graph *g = e->g;
     QpGeom p;
@@ -1316,7 +1375,7 @@ static int emit_qplanes(Emitter *e, const Node *n, int ix, int izx, int iw, int 
         em_for(w, "j", Cg * KK);
         w_line(w, "wf[mm * %" PRId64 " + j] = (float)((int32_t)x%d[(m0 + mm) * %" PRId64 " + j] - zw);", Cg * KK, iw, Cg * KK);
         em_close(w, 2);
-        qp_block(e, &cg, &p, mb, ibias, rq);
+        qp_block(e, &cg, &p, mb, ibias, rq, ep);
         w_close(w);
     }
     em_close(w, 2);   /* g, b */
@@ -1342,10 +1401,78 @@ static int infer_conv_integer(Graph *g, Node *n, Diag *d)
 
 static int emit_conv_integer(Emitter *e, const Node *n, Diag *d)
 {
-    if (emit_qplanes(e, n, 0, 2, 1, 3, -1, NULL))
+    if (emit_qplanes(e, n, 0, 2, 1, 3, -1, NULL, NULL))
         return 0;
     return emit_iconv_planes(e, n, 0, 2, 1, 3, d);
 }
+
+/* ---------------------------------------------------------------- kdcc.FusedConvInteger */
+
+/* ConvInteger -> Cast to float -> elementwise steps, as one node (made by passes/fuse.c):
+ * the inputs of ConvInteger (x, w, x_zero_point, w_zero_point; absent ones -1), then the
+ * operands of the epilogue's binary steps from input 4, and the epilogue attributes of
+ * compiler/ops/fused.h; the output is float. Each output element is the int32 sum
+ * converted to float (what the Cast computes), then the steps in order, at the store
+ * of either integer Conv kernel. Besides operands of the output's element count or of
+ * one element, an operand may hold one value per output channel (shape [M, 1, ...] or
+ * [1, M, 1, ...] aligned with y's dims from the right: a Conv's bias after its scale),
+ * read at the channel. The planes of int32 sums and the Cast's, Mul's, Add's and
+ * Relu's passes over them are never stored. */
+static int q_epi_read(const Graph *g, const Node *n, Epilogue *ep, Diag *d)
+{
+    if (epilogue_read(g, n, 4, ep, d))
+        return -1;
+    const Value *y = node_out(g, n, 0);
+    for (int i = 0; i < ep->n; i++) {
+        EpiStep *st = &ep->s[i];
+        if (act_grad_step_known(st->op))
+            return diag_error(d, n, "epilogue step %s does not apply to an integer Conv", st->op);
+        if (st->operand < 0 || st->scalar)
+            continue;
+        const Value *v = node_in(g, n, st->operand);
+        if (value_numel(v) == value_numel(y))
+            continue;
+        /* per channel: M elements, every dim 1 but the one aligned with y's dim 1 */
+        int off = y->rank - v->rank, ok = y->rank >= 3 && off >= 0 && off <= 1 && value_numel(v) == y->dims[1];
+        for (int k = 0; ok && k < v->rank; k++)
+            ok = v->dims[k] == (k + off == 1 ? y->dims[1] : 1);
+        if (!ok)
+            return diag_error(d, n, "epilogue operand '%s' has neither the output's element count, one element, nor one per output channel",
+                              v->name);
+        st->scalar = 2;
+    }
+    return 0;
+}
+
+static int infer_fused_conv_integer(Graph *g, Node *n, Diag *d)
+{
+    if (iconv_infer_common(g, n, 0, 2, 1, 3, DT_FLOAT, d))
+        return -1;
+    Epilogue ep;
+    if (q_epi_read(g, n, &ep, d))
+        return -1;
+    for (int i = 0; i < ep.n; i++)
+        if (ep.s[i].operand >= 0 && node_in(g, n, ep.s[i].operand)->dtype != DT_FLOAT)
+            return err_dtype(d, n, "an epilogue operand", node_in(g, n, ep.s[i].operand)->dtype);
+    return 0;
+}
+
+static int emit_fused_conv_integer(Emitter *e, const Node *n, Diag *d)
+{
+    Epilogue ep;
+    if (q_epi_read(e->g, n, &ep, d))
+        return -1;
+    if (emit_qplanes(e, n, 0, 2, 1, 3, -1, NULL, &ep))
+        return 0;
+    return emit_iconv(e, n, 0, 2, 1, 3, -1, NULL, &ep, d);
+}
+
+static const OpDef op_fused_conv_integer = {
+    .name = "FusedConvInteger", .domain = "kdcc", .since = 1,
+    .min_inputs = 2, .max_inputs = -1, .min_outputs = 1, .max_outputs = 1,
+    .infer = infer_fused_conv_integer, .emit = emit_fused_conv_integer, .scratch_within = scratch_conv_integer,
+    .summary = "ConvInteger, Cast to float and elementwise steps (scale, per-channel bias, activation) at the store (made by the fusion pass)",
+};
 
 static const OpDef op_conv_integer = {
     .name = "ConvInteger", .domain = "", .since = 10,
@@ -1384,9 +1511,9 @@ static int emit_qlinear_conv(Emitter *e, const Node *n, Diag *d)
     Requant rq = {.st = node_in(g, n, 1)->dtype, .yt = node_out(g, n, 0)->dtype,
                   .sa = 1, .sb = 4, .sy = 6, .zy = 7, .nb = value_numel(node_in(g, n, 4))};
     int ibias = node_in(g, n, 8) ? 8 : -1;
-    if (emit_qplanes(e, n, 0, 2, 3, 5, ibias, &rq))
+    if (emit_qplanes(e, n, 0, 2, 3, 5, ibias, &rq, NULL))
         return 0;
-    return emit_iconv(e, n, 0, 2, 3, 5, ibias, &rq, d);
+    return emit_iconv(e, n, 0, 2, 3, 5, ibias, &rq, NULL, d);
 }
 
 static const OpDef op_qlinear_conv = {
@@ -1398,6 +1525,6 @@ static const OpDef op_qlinear_conv = {
 
 const OpDef *const ops_quant[] = {
     &op_quantize_linear, &op_dequantize_linear, &op_dynamic_quantize_linear,
-    &op_matmul_integer, &op_qlinear_matmul, &op_conv_integer, &op_qlinear_conv,
+    &op_matmul_integer, &op_qlinear_matmul, &op_conv_integer, &op_qlinear_conv, &op_fused_conv_integer,
     NULL,
 };

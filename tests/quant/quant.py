@@ -435,6 +435,53 @@ m = qp_model("qp_qlinear", "QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys
              group=2, pads=[1, 1, 1, 1])
 qp_check("qp_qlinear", m, feeds, want, True)
 
+# ConvInteger -> Cast -> Mul by a scale -> Add of a per-channel bias -> Relu (the
+# dequantizing tail of mnist-8-quantized's layers), and -> Mul by a per-channel
+# scale -> Sub of a run-time operand of the output's shape -> LeakyRelu: each chain
+# becomes one kdcc.FusedConvInteger (passes/fuse.c) whose steps run at the store,
+# through either kernel; the float results must be numpy's float32 arithmetic
+# in the graph's order, bit for bit.
+def fused_case(name, X, Wt, zx, zw, tail, feeds_extra, inits_extra, want_fn, **attrs):
+    acc = conv_int(X.astype(np.int64) - int(zx), Wt.astype(np.int64) - (zw.reshape(-1, 1, 1, 1) if zw.size > 1 else int(zw)),
+                   attrs.get("group", 1), attrs.get("strides", [1, 1]), attrs.get("pads", [0, 0, 0, 0]), [1, 1])
+    want = want_fn(acc.astype(np.int32).astype(np.float32))
+    feeds = [("x", X)] + feeds_extra
+    nodes = [helper.make_node("ConvInteger", ["x", "w", "zx", "zw"], ["acc"], **attrs),
+             helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT)] + tail + \
+            [helper.make_node("Relu", ["p"], ["q"]), helper.make_node("Add", ["q", "q"], ["o2"])]
+    m = make(name, 13, nodes, feeds + [("p", BIG)], [("y", want), ("o2", BIG)],
+             inits=[("w", Wt), ("zx", zx), ("zw", zw)] + inits_extra)
+    for tag, flags, fast in ((name, (), True), (name + "_m4", ("--target", "cortex-m4"), False)):
+        got = run(tag, m, [a for _, a in feeds] + [BIG], [want, BIG], flags=flags)
+        if got is None:
+            continue
+        src = open(os.path.join(WORK, tag, "m.c")).read()
+        fns = re.findall(r"^static void kd_n\d+_(\w+)\(", src, re.M)
+        check(tag + ": the chain is one kdcc.FusedConvInteger (beside the side chain's Relu and Add)",
+              sorted(fns) == ["Add", "FusedConvInteger", "Relu"], str(fns))
+        check(tag + ": exact-float kernel %s" % ("taken" if fast else "not taken"), ("exact-float planes" in src) == fast)
+        same(tag, got, [want, 2 * BIG])
+
+
+X = ints(np.uint8, (1, 3, 15, 13))
+Wt = ints(np.uint8, (10, 3, 5, 5))
+sc = np.array(0.0037, np.float32)
+cb = (rng.standard_normal((1, 10, 1, 1)) * 3).astype(np.float32)
+fused_case("fq_scale_bias_relu", X, Wt, np.array(9, np.uint8), np.array(131, np.uint8),
+           [helper.make_node("Mul", ["accf", "sc"], ["s1"]), helper.make_node("Add", ["s1", "cb"], ["s2"]),
+            helper.make_node("Relu", ["s2"], ["y"])], [], [("sc", sc), ("cb", cb)],
+           lambda a: np.maximum((a * sc) + cb, np.float32(0)), pads=[2, 2, 2, 2])
+
+X = ints(np.int8, (2, 4, 9, 11))
+Wt = ints(np.int8, (6, 2, 3, 3))
+cs = (rng.random((6, 1, 1)) * 0.01).astype(np.float32)
+r = (rng.standard_normal((2, 6, 5, 10)) * 2).astype(np.float32)
+fused_case("fq_chan_sub_sigmoid", X, Wt, np.array(-3, np.int8), np.array([1, -1, 0, 5, 7, -128], np.int8),
+           [helper.make_node("Mul", ["cs", "accf"], ["s1"]), helper.make_node("Sub", ["s1", "r"], ["s2"]),
+            helper.make_node("LeakyRelu", ["s2"], ["y"], alpha=0.125)], [("r", r)], [("cs", cs)],
+           lambda a: np.where((cs * a) - r < 0, ((cs * a) - r) * np.float32(0.125), (cs * a) - r).astype(np.float32),
+           group=2, strides=[2, 1], pads=[1, 0, 1, 1])
+
 # ---------------------------------------------------------------- QLinearMatMul
 
 A = ints(np.uint8, (3, 5))
