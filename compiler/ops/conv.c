@@ -572,8 +572,11 @@ static int64_t conv_nt(const Graph *g, const ConvGeom *cg);
  * over the padded plane end to end and each pixel's store computed its row with a
  * division and scattered over channels: on a 1-input-channel 3x3 layer that store
  * took as long as the arithmetic. */
+#define PP_MAX_S 4   /* strides up to this: phase planes (S0 x S1 of them per channel) */
+
 typedef struct PpGeom {
     int64_t PH, PW, PS, slack;
+    int64_t S0, S1, CS; /* strides; floats per input channel: S0 * S1 phase planes of PS */
     int64_t mr, nr;     /* register block: channels x pixels */
     int64_t VW, R;      /* a block's columns and rows (R * VW <= nr) */
     int64_t NXB, NYB;   /* blocks along a row, along the columns */
@@ -588,15 +591,18 @@ static double pp_waste(const ConvGeom *cg, const PpGeom *p)
 static int pp_plan(const Graph *g, const Node *n, const ConvGeom *cg, PpGeom *p)
 {
     const Value *x = node_in(g, n, 0);
-    if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp != 2 || cg->s[0] != 1 || cg->s[1] != 1)
+    if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp != 2 || cg->s[0] > PP_MAX_S || cg->s[1] > PP_MAX_S)
         return 0;
     conv_block(g, n, &p->mr, &p->nr);
     if (cg->M / cg->G < PP_MIN_M || cg->k[1] > UNROLL_TAPS || (cg->k[0] == 1 && cg->k[1] == 1))
         return 0;
     int64_t OH = cg->out[0], OW = cg->out[1];
-    p->PH = OH + (cg->k[0] - 1) * cg->dl[0];
-    p->PW = OW + (cg->k[1] - 1) * cg->dl[1];
+    p->S0 = cg->s[0];
+    p->S1 = cg->s[1];
+    p->PH = OH + (cg->k[0] - 1) * cg->dl[0] / p->S0;
+    p->PW = OW + (cg->k[1] - 1) * cg->dl[1] / p->S1;
     p->PS = p->PH * p->PW;
+    p->CS = p->S0 * p->S1 * p->PS;
     /* the block's shape: VW a multiple of 8 that divides nr (or nr itself), R = nr / VW
      * rows; the one with the fewest pixels outside the output, the widest of those */
     int64_t best = -1;
@@ -614,7 +620,7 @@ static int pp_plan(const Graph *g, const Node *n, const ConvGeom *cg, PpGeom *p)
     p->NXB = (OW + p->VW - 1) / p->VW;
     p->NYB = (OH + p->R - 1) / p->R;
     /* reads of a block beyond the plane: its rows past OH, its columns past PW */
-    p->slack = (p->NYB * p->R - OH) * p->PW + p->NXB * p->VW + (cg->k[1] - 1) * cg->dl[1];
+    p->slack = (p->NYB * p->R - OH) * p->PW + p->NXB * p->VW + (cg->k[1] - 1) * cg->dl[1] / p->S1;
     return 1;
 }
 
@@ -659,6 +665,7 @@ static void conv_batch_images(Writer *w, int64_t nt, int64_t N)
  * preferred to the chosen one did not fit the budget, so it does not fit the
  * smaller scratch either. */
 #define PP_MAX_WASTE 0.25
+#define PP_STRIDED_MAX_K 64   /* input channels x taps of a strided layer on short rows that takes the plane first */
 #define PP_FALLBACK_WASTE 0.75   /* more, and the per-row kernel (no padding) does as well */
 enum { CK_NONE, CK_PLANE, CK_IM2COL };
 
@@ -668,10 +675,15 @@ static int conv_choose(const Graph *g, const Node *n, const ConvGeom *cg, int64_
     IcGeom ic = {0};
     int64_t nt = conv_nt(g, cg);
     int pk = pp_plan(g, n, cg, &p), ik = ic_plan(g, n, cg, avail, &ic);
-    int64_t pb = pk ? nt * ((cg->C / cg->G) * p.PS + p.slack) * (int64_t)sizeof(float) : 0;
+    int64_t pb = pk ? nt * ((cg->C / cg->G) * p.CS + p.slack) * (int64_t)sizeof(float) : 0;
     int64_t ib = ik ? nt * ic.rows * ic.pp * (int64_t)sizeof(float) : 0;
+    /* strided layers: the phase planes first when the rows are long or the input
+     * channels few, else im2col over whole images (resnet8's 32->64 3x3 stride-2
+     * layer on 8x8 outputs: 47 us through im2col, 54 us through phase planes) */
+    int pfirst = (cg->s[0] == 1 && cg->s[1] == 1) || cg->out[1] >= 16 ||
+                 (cg->C / cg->G) * cg->k[0] * cg->k[1] <= PP_STRIDED_MAX_K;
     *bytes = 0;
-    if (pk && pp_waste(cg, &p) <= PP_MAX_WASTE && pb <= avail)
+    if (pk && pfirst && pp_waste(cg, &p) <= PP_MAX_WASTE && pb <= avail)
         return *bytes = pb, CK_PLANE;
     if (ik && ic.cr == cg->out[0])   /* whole images */
         return *bytes = ib, CK_IM2COL;
@@ -728,17 +740,22 @@ static void pp_block(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bia
     w_line(w, has_bias ? "acc[mm][r][v] = x2[m0 + mm];" : "acc[mm][r][v] = 0;");
     em_close(w, 3);
     em_for(w, "ci", Cg);
-    w_line(w, "const float *restrict xr = ys + ci * %" PRId64 " + oy0 * %" PRId64 " + ox0;", p->PS, p->PW);
+    w_line(w, "const float *restrict xr = ys + ci * %" PRId64 " + oy0 * %" PRId64 " + ox0;", p->CS, p->PW);
     w_line(w, "const float *restrict wc = x1 + (m0 * %" PRId64 " + ci) * %" PRId64 ";", Cg, KSZ);
     em_for(w, "k0", K0);
-    w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 ";", cg->dl[0] * p->PW);
+    if (p->S0 == 1)
+        w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 ";", cg->dl[0] * p->PW);
+    else   /* input row (oy * S0 + k0 * dl): phase row k0 * dl % S0, plane row oy + k0 * dl / S0 */
+        w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 " %% %" PRId64 " * %" PRId64 " + k0 * %" PRId64
+               " / %" PRId64 " * %" PRId64 ";", cg->dl[0], p->S0, p->S1 * p->PS, cg->dl[0], p->S0, p->PW);
     w_line(w, "const float *restrict wk = wc + k0 * %" PRId64 ";", K1);
     for (int64_t kl = 0; kl < K1; kl++) {
+        int64_t e1 = kl * cg->dl[1], off = e1 % p->S1 * p->PS + e1 / p->S1;
         em_for(w, "mm", mb);
         w_line(w, "const float wv = wk[mm * %" PRId64 " + %" PRId64 "];", Cg * KSZ, kl);
         em_for(w, "r", R);
         em_for(w, "v", VW);
-        w_line(w, "acc[mm][r][v] += wv * xk[r * %" PRId64 " + v + %" PRId64 "];", p->PW, kl * cg->dl[1]);
+        w_line(w, "acc[mm][r][v] += wv * xk[r * %" PRId64 " + v + %" PRId64 "];", p->PW, off);
         em_close(w, 3);
     }
     em_close(w, 2);   /* k0, ci */
@@ -1008,26 +1025,41 @@ static int emit_conv_plane(Emitter *e, const Node *n, const ConvGeom *cg, const 
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
     int64_t pt = cg->pb[0], pl = cg->pb[1];
-    /* padded column range that holds input columns: c - pl in [0, IW) */
-    int64_t clo = pl < 0 ? 0 : pl, chi = IW + pl < p.PW ? IW + pl : p.PW;
-    if (chi < clo)
-        chi = clo;
-    w_line(w, "/* padded plane: blocks of %" PRId64 " channels x %" PRId64 " rows x %" PRId64 " columns, planes of %" PRId64
-           " x %" PRId64 " */", p.mr < Mg ? p.mr : Mg, p.R, p.VW, p.PH, p.PW);
-    conv_batch_open(e, nt, Cg * p.PS + p.slack);
+    if (p.S0 * p.S1 == 1)
+        w_line(w, "/* padded plane: blocks of %" PRId64 " channels x %" PRId64 " rows x %" PRId64 " columns, planes of %" PRId64
+               " x %" PRId64 " */", p.mr < Mg ? p.mr : Mg, p.R, p.VW, p.PH, p.PW);
+    else
+        w_line(w, "/* padded plane: blocks of %" PRId64 " channels x %" PRId64 " rows x %" PRId64 " columns, %" PRId64
+               " phase planes of %" PRId64 " x %" PRId64 " per input channel (strides %" PRId64 " x %" PRId64 ") */",
+               p.mr < Mg ? p.mr : Mg, p.R, p.VW, p.S0 * p.S1, p.PH, p.PW, p.S0, p.S1);
+    conv_batch_open(e, nt, Cg * p.CS + p.slack);
     em_for(w, "j", p.slack);
-    w_line(w, "ys[%" PRId64 " + j] = 0;", Cg * p.PS);
+    w_line(w, "ys[%" PRId64 " + j] = 0;", Cg * p.CS);
     w_close(w);
     conv_batch_images(w, nt, cg->N);
     em_for(w, "g", cg->G);
     em_for(w, "ci", Cg);
-    w_line(w, "float *restrict pp = ys + ci * %" PRId64 ";", p.PS);
     w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g * %" PRId64 " + ci) * %" PRId64 ";", cg->C, Cg, IH * IW);
-    em_for(w, "r", p.PH);
-    w_line(w, "const int64_t u = r - %" PRId64 ";", pt);
-    w_line(w, "float *restrict pr = pp + r * %" PRId64 ";", p.PW);
-    conv_pad_row(w, IH, IW, p.PW, clo, chi, 1, -pl);
-    em_close(w, 2);   /* r, ci */
+    /* phase plane (f0, f1) row r, column c: padded input row r * S0 + f0, column c * S1 + f1 */
+    for (int64_t f0 = 0; f0 < p.S0; f0++)
+        for (int64_t f1 = 0; f1 < p.S1; f1++) {
+            /* columns that hold input columns: c * S1 + f1 - pl in [0, IW) */
+            int64_t clo = conv_ceildiv(pl - f1, p.S1), chi = conv_floordiv(IW - 1 + pl - f1, p.S1) + 1;
+            clo = clo < 0 ? 0 : clo > p.PW ? p.PW : clo;
+            chi = chi > p.PW ? p.PW : chi < clo ? clo : chi;
+            w_open(w, "%s", "");
+            w_line(w, "float *restrict pp = ys + ci * %" PRId64 " + %" PRId64 ";", p.CS, (f0 * p.S1 + f1) * p.PS);
+            em_for(w, "r", p.PH);
+            if (p.S0 == 1)
+                w_line(w, "const int64_t u = r - %" PRId64 ";", pt);
+            else
+                w_line(w, "const int64_t u = r * %" PRId64 " %s %" PRId64 ";", p.S0, pt - f0 < 0 ? "+" : "-",
+                       pt - f0 < 0 ? f0 - pt : pt - f0);
+            w_line(w, "float *restrict pr = pp + r * %" PRId64 ";", p.PW);
+            conv_pad_row(w, IH, IW, p.PW, clo, chi, p.S1, f1 - pl);
+            em_close(w, 2);   /* r, phase */
+        }
+    w_close(w);   /* ci */
     int64_t mr = p.mr < Mg ? p.mr : Mg;
     int64_t nfull = Mg / mr, rem = Mg % mr;
     w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * mr, mr);

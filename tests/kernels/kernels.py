@@ -263,16 +263,37 @@ for spec in [
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
     case(m, finish(m, ref, epi), "padded plane", blocks)
+# strided layers through phase planes (the padded plane per stride phase): few
+# input channels, or rows of 16 outputs or more; partial blocks at the right and
+# the bottom; strides 2, 3 and 4, a stride-2 5x5, dilation with a stride
+for spec in [
+    # MobileNet's and UltraFace's first layer: 3 channels, 3x3 stride 2; 17 x 36 outputs
+    ("ph_c3_s2_relu", dict(n=1, c=3, mult=8, h=33, w_=71, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu", ALL),
+    ("ph_s2_asym_add", dict(n=1, c=4, mult=12, h=40, w_=41, k=(3, 3), stride=(2, 2), pads=(0, 1, 2, 0)), "add",
+     ("8x16", "4x24", "3x8")),
+    ("ph_s3x2_dil_clip", dict(n=1, c=2, mult=6, h=50, w_=46, k=(3, 3), stride=(3, 2), pads=(2, 1, 2, 1), dil=(2, 1)),
+     "clip", ("6x16", "2x32")),
+    ("ph_5x5_s2_batch3", dict(n=3, c=2, mult=16, h=35, w_=32, k=(5, 5), stride=(2, 2), pads=(2, 2, 2, 2)), "relu", ()),
+    ("ph_4x4_s4", dict(n=1, c=3, mult=8, h=64, w_=64, k=(4, 4), stride=(4, 4)), None, ("8x16", "4x32")),
+    # ResNet-8's 16->32 stride-2 layer: 16 channels, rows of 16
+    ("ph_16to32_s2", dict(n=1, c=16, mult=32, h=32, w_=32, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu", ()),
+]:
+    name, kw, epi, blocks = spec
+    m, x, ref = dw(name, cpg=kw["c"], **kw)
+    case(m, finish(m, ref, epi), "padded plane", blocks)
+    c = open(os.path.join(WORK, name, "m.c")).read()
+    check(name + "_phase_planes", "phase planes of" in c, "no phase planes in the generated C")
 for spec in [
     ("ic_s2_relu", dict(n=4, c=8, mult=16, h=15, w_=15, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu", ("8x16", "3x8")),
     ("ic_s2_5x5_add", dict(n=4, c=5, mult=12, h=17, w_=16, k=(5, 5), stride=(2, 2), pads=(2, 2, 2, 1)), "add", ()),
     # small images of a batch share a panel: 3 + 2 images of 49 pixels
     ("ic_s2_batch5_add", dict(n=5, c=4, mult=8, h=13, w_=13, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "add",
-     ("8x16", "4x32", "3x8")),
-    # panels over the budget: chunks of output rows (10 + 6 rows; 13 + 10 rows of 12)
-    ("ic_s2_chunks_relu", dict(n=1, c=16, mult=32, h=32, w_=32, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu",
      ("8x16", "4x32")),
-    ("ic_s2_chunks_clip", dict(n=1, c=6, mult=10, h=45, w_=23, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "clip", ()),
+    # panels over the budget: chunks of output rows; rows of 3 and 4 outputs, so the
+    # phase planes' blocks would be mostly padding
+    ("ic_s2_chunks_relu", dict(n=1, c=16, mult=32, h=80, w_=6, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu",
+     ("8x16", "3x8")),
+    ("ic_s2_chunks_clip", dict(n=1, c=6, mult=10, h=91, w_=7, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "clip", ()),
 ]:
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
