@@ -48,6 +48,7 @@ int64_t pass_scratch_budget(const Graph *g, const Node *n);
  * times a layer alone in a graph of its own, with the budget the layer has in the model. */
 int pass_scratch_within(Graph *g, int64_t budget, Diag *d);
 int pass_winograd(Graph *g, Diag *d);     /* 3x3 Conv with constant weights -> kdcc.WinogradConv (passes/winograd.c) */
+int pass_layout(Graph *g, Diag *d);       /* constant weights in the order their kernel reads (passes/layout.c) */
 int pass_plan(Graph *g, Diag *d);         /* memory planning: arena offsets */
 int64_t plan_arena_bytes(const Graph *g); /* bytes of the arena after pass_plan */
 /* The planner's lifetime model, for reports: start[v] is the node that first writes

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-const char *const pipeline_passes[] = {"import", "bind", "infer", "fuse", "winograd", "dce", "alias", "plan", NULL};
+const char *const pipeline_passes[] = {"import", "bind", "infer", "fuse", "winograd", "layout", "dce", "alias", "plan", NULL};
 
 static void dump(Graph *g, const PassOptions *o, const char *pass)
 {
@@ -24,7 +24,7 @@ int run_pipeline(Graph *g, const PassOptions *o, Diag *d)
         for (int i = 0; pipeline_passes[i]; i++)
             known |= strcmp(pipeline_passes[i], o->dump_after) == 0;
         if (!known)
-            return diag_error(d, NULL, "--dump-after: no pass named '%s' (passes: import bind infer fuse winograd dce alias plan, or all)", o->dump_after);
+            return diag_error(d, NULL, "--dump-after: no pass named '%s' (passes: import bind infer fuse winograd layout dce alias plan, or all)", o->dump_after);
     }
     g->target = o->target;
     dump(g, o, "import");
@@ -42,6 +42,9 @@ int run_pipeline(Graph *g, const PassOptions *o, Diag *d)
     if (pass_winograd(g, d))
         return -1;
     dump(g, o, "winograd");
+    if (pass_layout(g, d))
+        return -1;
+    dump(g, o, "layout");
     if (pass_dce(g, d))
         return -1;
     dump(g, o, "dce");

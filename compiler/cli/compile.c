@@ -172,7 +172,7 @@ static void usage(FILE *f)
             "      --const IN=FILE     freeze graph input IN to the tensor in FILE (TensorProto .pb)\n"
             "      --keep-initializer-inputs  graph inputs with initializers stay inputs\n"
             "      --dump-after PASS   print the graph in textual syntax after PASS\n"
-            "                          (import bind infer fuse winograd dce alias plan, or all) to stderr\n"
+            "                          (import bind infer fuse winograd layout dce alias plan, or all) to stderr\n"
             "      --target NAME       tile the kernels for NAME: generic (default), x86-64-v3, x86-64-v4,\n"
             "                          cortex-a53, cortex-m7, cortex-m4 (kdcc --target list describes them)\n"
             "      --tune              time candidate register blocks of each distinct Conv layer on this\n"

@@ -209,7 +209,7 @@ static void usage(FILE *f)
             "the graph as imported, with a note on stderr. Render with: dot -Tsvg m.dot -o m.svg\n"
             "\n"
             "  -o, --output FILE       write to FILE (default: standard output)\n"
-            "      --dump-after PASS   the graph after PASS (import bind infer fuse winograd dce alias plan)\n"
+            "      --dump-after PASS   the graph after PASS (import bind infer fuse winograd layout dce alias plan)\n"
             "      --shape IN=DxDx..   bind the symbolic dims of graph input IN (repeatable)\n"
             "      --batch N           bind a symbolic first dim of every input to N\n"
             "                          (without --shape or --batch, symbolic first dims are taken as 1)\n"
@@ -280,7 +280,7 @@ int cmd_dot(int argc, char **argv)
         for (int i = 0; pipeline_passes[i]; i++)
             known |= strcmp(pipeline_passes[i], after) == 0;
         if (!known) {
-            diag_error(&d, NULL, "--dump-after: no pass named '%s' (passes: import bind infer fuse winograd dce alias plan)", after);
+            diag_error(&d, NULL, "--dump-after: no pass named '%s' (passes: import bind infer fuse winograd layout dce alias plan)", after);
             goto done;
         }
     }

@@ -76,7 +76,14 @@ int conv_geom(const Graph *g, const Node *n, int transpose, ConvGeom *cg, Diag *
         return diag_error(d, n, "group must be >= 1, got %lld", (long long)cg->G);
     if (cg->C % cg->G != 0)
         return diag_error(d, n, "input channels %lld are not divisible by group %lld", (long long)cg->C, (long long)cg->G);
-    if (!transpose) {
+    /* weight_cm = M (passes/layout.c): a pointwise W stored input-channel-major, [C][Mp][1...], Mp >= M */
+    int64_t cm = transpose ? 0 : attr_int(n, "weight_cm", 0);
+    if (cm > 0) {
+        cg->M = cm;
+        if (cg->G != 1 || w->dims[0] != cg->C || w->dims[1] < cm)
+            return diag_error(d, n, "weight W stored input-channel-major has shape [%lld, %lld]; expected [%lld, >= %lld]",
+                              (long long)w->dims[0], (long long)w->dims[1], (long long)cg->C, (long long)cm);
+    } else if (!transpose) {
         cg->M = w->dims[0];
         if (w->dims[1] * cg->G != cg->C)
             return diag_error(d, n, "weight W has %lld input channels per group; X has %lld channels in %lld groups",

@@ -121,6 +121,12 @@ extern const OpDef *const ops_train[];
 extern const OpDef *const ops_conv_wino[];
 extern const OpDef *const ops_quant[];
 
+/* ---- compiler/ops/conv_dw.c, for passes/layout.c ---- */
+/* 1 if the pointwise kernel takes Conv/kdcc.FusedConv node n and would read its
+ * constant weights input-channel-major ([C][*mp], rows padded with zeros to
+ * *mp >= M), which it does when the node has the attribute weight_cm = M. */
+int conv_pointwise_cm(const Graph *g, const Node *n, int64_t *mp);
+
 /* ---- compiler/ops/conv_wino.c, for passes/winograd.c ---- */
 /* 1 if Conv/kdcc.FusedConv node n can become kdcc.WinogradConv (3x3, stride 1, no dilation, one
  * group, float, constant weights, >= 8 channels in and out); pads gets top, left, bottom, right. */

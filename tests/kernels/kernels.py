@@ -107,8 +107,10 @@ def compare(name, got, ref, tol=1e-4):
     check(name, err <= tol, "max relative error %.3g (tolerance %.1g)" % (err, tol))
 
 
-def case(m, ref, kernel, blocks=(), groups=1):
-    """kernel: 'depthwise', 'pointwise', 'padded plane' or 'im2col', the comment the kernel writes."""
+def case(m, ref, kernel, blocks=(), groups=1, m4=False):
+    """kernel: 'depthwise', 'pointwise', 'padded plane' or 'im2col', the comment the kernel writes.
+    m4: the kernel also takes the layer on cortex-m4 (a pointwise layer of one group
+    with constant weights, which passes/layout.c stores input-channel-major: no scratch)."""
     ref = ref.numpy() if isinstance(ref, torch.Tensor) else ref
     m.out = "float[%s] y" % ",".join(str(d) for d in ref.shape)
     d = os.path.join(WORK, m.name)
@@ -118,7 +120,11 @@ def case(m, ref, kernel, blocks=(), groups=1):
         compare(m.name + "_output", res[1], ref)
     # no kernel scratch (cortex-m4): the layer takes another path, with the same numbers
     res = build_run(m, d + "_m4", ["--target", "cortex-m4"])
-    if res:
+    if res and m4:
+        check(m.name + "_m4_in_place", re.search(r"/\* %s:.*input-channel-major" % kernel, res[0]) is not None,
+              "cortex-m4 did not take the %s kernel with the weights in place" % kernel)
+        compare(m.name + "_m4_output", res[1], ref)
+    elif res:
         check(m.name + "_m4_without_" + kernel, "/* %s:" % kernel not in res[0], "cortex-m4 took the %s kernel" % kernel)
         compare(m.name + "_m4_output", res[1], ref)
     if blocks:
@@ -228,7 +234,7 @@ def pw(name, n, c, mo, h, w_, g=1, epi=None, bias=True, blocks=()):
         m.init("b", b)
     m.node("c = Conv<group = %d>(x, w%s)" % (g, ", b" if bias else ""))
     ref = F.conv2d(t64(x), t64(wt), t64(b) if bias else None, groups=g)
-    case(m, finish(m, ref, epi), "pointwise", blocks, g)
+    case(m, finish(m, ref, epi), "pointwise", blocks, g, m4=g == 1)
 
 
 ALL = ("8x16", "4x24", "4x32", "6x16", "8x8", "4x16", "8x24", "2x32", "3x8", "5x40")
@@ -237,12 +243,14 @@ pw("pw_p64_add", 2, 16, 24, 8, 8, epi="add", blocks=("4x24", "8x16", "3x8"))  # 
 pw("pw_p9_nobias", 1, 16, 60, 3, 3, bias=False, blocks=ALL)    # P = 9: vectors over channels, 60 of them
 pw("pw_p36_relu", 1, 40, 48, 6, 6, epi="relu", blocks=("4x24", "8x16", "5x40"))
 pw("pw_group2_clip", 1, 16, 12, 5, 9, g=2, epi="clip")                    # grouped 1x1, P = 45
+pw("pw_group2_p9", 1, 16, 32, 3, 3, g=2, epi="relu")   # grouped, vectors over channels, weights packed
+pw("pw_m12_p9", 1, 24, 12, 3, 3, epi="add")    # 12 channels: the in-place rows padded to 16
 m = Model("pw1d")
 x, wt = arr((1, 12, 37)), arr((7, 12, 1), 0.3)
 m.input("x", x)
 m.init("w", wt)
 m.node("c = Conv(x, w)")
-case(m, finish(m, F.conv1d(t64(x), t64(wt)), None), "pointwise")
+case(m, finish(m, F.conv1d(t64(x), t64(wt)), None), "pointwise", m4=True)
 
 # ---- padded plane and im2col (compiler/ops/conv.c): dense layers; blocks of whole
 # output rows with partial blocks at the right edge and the bottom; the plane when

@@ -1,0 +1,69 @@
+/* The layout pass: constant weights stored in the order the kernel that will read
+ * them wants, once here at compile time, instead of rearranged on every call.
+ *
+ * Today one case: a pointwise (1x1, stride 1, unpadded, one group) float Conv or
+ * kdcc.FusedConv with constant weights, which compiler/ops/conv_dw.c's pointwise
+ * kernel serves. That kernel reads, per input channel, the weights of a block of
+ * output channels as one run; from ONNX's [M][C] it had to pack them into its
+ * scratch first, on every call. Here W becomes W^T, [C][Mp] with each row padded
+ * with zeros to Mp (a whole number of vectors, so the channel-vector form's last
+ * block reads no further than the row), and the node gets the attribute
+ * weight_cm = M, which conv_geom reads (M from the attribute, C from W's first
+ * dim). The original weights die and dead-code elimination drops them, so flash
+ * grows only by the padding (none when M is a multiple of the vector). Training
+ * graphs are untouched: only constant weights qualify, and the pass runs in the
+ * inference pipeline. */
+#include "compiler/ops/ops.h"
+#include "passes/passes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int to_cm(Graph *g, Node *n, int64_t mp, Diag *d)
+{
+    const Value *w = node_in(g, n, 1);
+    int64_t M = w->dims[0], C = w->dims[1];
+    char nm[512];
+    snprintf(nm, sizeof nm, "%s/cm", w->name ? w->name : "W");
+    int id = graph_new_value(g, nm);
+    if (id < 0)
+        return diag_error(d, n, "out of memory");
+    w = node_in(g, n, 1); /* the value table may have moved */
+    int64_t dims[KD_MAX_RANK];
+    dims[0] = C;
+    dims[1] = mp;
+    for (int i = 2; i < w->rank; i++)
+        dims[i] = 1;
+    float *t = value_make_const(g, &g->values[id], DT_FLOAT, w->rank, dims);
+    Attr *attrs = arena_array(g->arena, (size_t)n->nattrs + 1, sizeof(Attr));
+    int *ins = arena_array(g->arena, (size_t)n->ninputs, sizeof(int));
+    if (!t || !attrs || !ins)
+        return diag_error(d, n, "out of memory");
+    const float *src = (const float *)w->data;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t m = 0; m < mp; m++)
+            t[c * mp + m] = m < M ? src[m * C + c] : 0.0f;
+    memcpy(attrs, n->attrs, (size_t)n->nattrs * sizeof(Attr));
+    attrs[n->nattrs] = (Attr){.name = "weight_cm", .type = AT_INT, .i = M};
+    memcpy(ins, n->inputs, (size_t)n->ninputs * sizeof(int));
+    ins[1] = id;
+    n->inputs = ins;
+    n->attrs = attrs;
+    n->nattrs++;
+    return 0;
+}
+
+int pass_layout(Graph *g, Diag *d)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        int64_t mp;
+        int conv = !strcmp(n->domain, "") && !strcmp(n->op_type, "Conv");
+        int fused = !strcmp(n->domain, "kdcc") && !strcmp(n->op_type, "FusedConv");
+        if (n->dead || (!conv && !fused))
+            continue;
+        if (conv_pointwise_cm(g, n, &mp) && to_cm(g, n, mp, d))
+            return -1;
+    }
+    return 0;
+}
