@@ -814,6 +814,8 @@ static int infer_global(Graph *g, Node *n, Diag *d)
     return 0;
 }
 
+#define GP_LANES 8
+
 static int emit_global(Emitter *e, const Node *n, Diag *d)
 {
     const Value *x = node_in(e->g, n, 0);
@@ -834,13 +836,39 @@ static int emit_global(Emitter *e, const Node *n, Diag *d)
     else
         em_literal(w, f.adt, 0);
     w_puts(w, ";\n");
-    em_for(w, "i", sp);
-    w_line(w, "const %s v = %s(x0[c * %" PRId64 " + i]);", f.acc, f.ld, sp);
-    if (is_max)
-        w_line(w, "a = v > a ? v : a;");
-    else
-        w_line(w, "a += v;");
-    w_close(w);
+    /* GP_LANES running results side by side, then combined pairwise: a single one is
+     * a chain of dependent adds that no compiler may reorder (DS-CNN's 64 x 125: 3.7
+     * us, 3% of the model); this order is as fixed as the serial one */
+    int64_t body = sp >= 2 * GP_LANES ? sp / GP_LANES * GP_LANES : 0;
+    if (body) {
+        w_open(w, "%s", "");
+        w_line(w, "%s r[%d];", f.acc, GP_LANES);
+        em_for(w, "l", GP_LANES);
+        w_line(w, "r[l] = a;");
+        w_close(w);
+        w_open(w, "for (int64_t i = 0; i < %" PRId64 "; i += %d)", body, GP_LANES);
+        em_for(w, "l", GP_LANES);
+        w_line(w, "const %s v = %s(x0[c * %" PRId64 " + i + l]);", f.acc, f.ld, sp);
+        w_line(w, is_max ? "r[l] = v > r[l] ? v : r[l];" : "r[l] += v;");
+        em_close(w, 2);
+        for (int span = 1; span < GP_LANES; span *= 2)
+            for (int l = 0; l + span < GP_LANES; l += 2 * span)
+                if (is_max)
+                    w_line(w, "r[%d] = r[%d] > r[%d] ? r[%d] : r[%d];", l, l + span, l, l + span, l);
+                else
+                    w_line(w, "r[%d] += r[%d];", l, l + span);
+        w_line(w, "a = r[0];");
+        w_close(w);
+    }
+    if (sp > body) {
+        w_open(w, "for (int64_t i = %" PRId64 "; i < %" PRId64 "; ++i)", body, sp);
+        w_line(w, "const %s v = %s(x0[c * %" PRId64 " + i]);", f.acc, f.ld, sp);
+        if (is_max)
+            w_line(w, "a = v > a ? v : a;");
+        else
+            w_line(w, "a += v;");
+        w_close(w);
+    }
     if (is_max) {
         w_line(w, "y0[c] = %s(a);", f.st);
     } else {
