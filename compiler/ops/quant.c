@@ -721,15 +721,25 @@ static int infer_matmul_integer(Graph *g, Node *n, Diag *d)
     return imm_infer_common(g, n, 0, 2, 1, 3, DT_INT32, d);
 }
 
+/* the exact-float kernels further down */
+static int emit_imm_fast(Emitter *e, const Node *n, int ia, int iza, int ib, int izb, const Requant *rq);
+static int64_t scratch_matmul_integer(const Graph *g, const Node *n, int64_t budget);
+static int64_t scratch_qlinear_matmul(const Graph *g, const Node *n, int64_t budget);
+static int tunable_matmul_integer(const Graph *g, const Node *n);
+static int tunable_qlinear_matmul(const Graph *g, const Node *n);
+
 static int emit_matmul_integer(Emitter *e, const Node *n, Diag *d)
 {
+    if (emit_imm_fast(e, n, 0, 2, 1, 3, NULL))
+        return 0;
     return emit_imm(e, n, 0, 2, 1, 3, NULL, d);
 }
 
 static const OpDef op_matmul_integer = {
     .name = "MatMulInteger", .domain = "", .since = 10,
     .min_inputs = 2, .max_inputs = 4, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_matmul_integer, .emit = emit_matmul_integer,
+    .infer = infer_matmul_integer, .emit = emit_matmul_integer, .scratch_within = scratch_matmul_integer,
+    .tunable = tunable_matmul_integer,
     .summary = "int32 (A - a_zero_point) x (B - b_zero_point) of int8/uint8, numpy broadcasting; zero points per tensor, row or column",
 };
 
@@ -770,13 +780,16 @@ static int emit_qlinear_matmul(Emitter *e, const Node *n, Diag *d)
     const Graph *g = e->g;
     Requant rq = {.st = node_in(g, n, 1)->dtype, .yt = node_out(g, n, 0)->dtype,
                   .sa = 1, .sb = 4, .sy = 6, .zy = 7, .nb = value_numel(node_in(g, n, 4))};
+    if (emit_imm_fast(e, n, 0, 2, 3, 5, &rq))
+        return 0;
     return emit_imm(e, n, 0, 2, 3, 5, &rq, d);
 }
 
 static const OpDef op_qlinear_matmul = {
     .name = "QLinearMatMul", .domain = "", .since = 10,
     .min_inputs = 8, .max_inputs = 8, .min_outputs = 1, .max_outputs = 1,
-    .infer = infer_qlinear_matmul, .emit = emit_qlinear_matmul,
+    .infer = infer_qlinear_matmul, .emit = emit_qlinear_matmul, .scratch_within = scratch_qlinear_matmul,
+    .tunable = tunable_qlinear_matmul,
     .summary = "MatMulInteger requantized: saturate(round(acc * a_scale * b_scale / y_scale + y_zero_point))",
 };
 
@@ -1419,6 +1432,259 @@ static int emit_conv_integer(Emitter *e, const Node *n, Diag *d)
     if (emit_qplanes(e, n, 0, 2, 1, 3, -1, NULL, NULL))
         return 0;
     return emit_iconv_planes(e, n, 0, 2, 1, 3, d);
+}
+
+/* ---------------------------------------------------------------- exact-float MatMul */
+
+/* The fast integer matrix product, the same float-on-exact-integers idea as the Conv
+ * kernel above: per output matrix and panel of NB columns, B - zb is converted into
+ * the scratch as float Bf[K][NB] (the columns past N zero), then per block of mr rows
+ * A - za into Af[mr][K], and each block of mr rows by nr columns of the panel sums
+ * over K in float accumulators, in chunks of kc products that stay below 2^24
+ * (kc * bx * bw < 2^24), each chunk added into int32. The panel is as wide as the
+ * scratch allows (all of N rounded up to nr when it fits), so the rows of A are
+ * converted once per panel. Taken where the target vectorises and the node has the
+ * scratch for a panel of at least nr columns; else the integer loops. */
+typedef struct QmGeom {
+    int64_t mr, nr, NP, kc;
+    int64_t NB;          /* panel columns (a multiple of nr, at most NP) */
+    int64_t floats;      /* scratch for the widest panel */
+} QmGeom;
+
+/* The panel width that `floats` of scratch hold, 0 if not even nr columns. */
+static int64_t qm_panel(const QmGeom *p, int64_t K, int64_t floats)
+{
+    int64_t nb = (floats - p->mr * K) / K / p->nr * p->nr;
+    return nb < p->nr ? 0 : nb < p->NP ? nb : p->NP;
+}
+
+static int qm_plan(const Graph *g, const Node *n, int ia, int iza, int ib, int izb, QmGeom *p)
+{
+    const Target *t = g->target ? g->target : target_default();
+    const Value *a = node_in(g, n, ia), *b = node_in(g, n, ib);
+    const Value *za = iza >= 0 ? node_in(g, n, iza) : NULL, *zb = izb >= 0 ? node_in(g, n, izb) : NULL;
+    IMM m;
+    Diag quiet;
+    diag_init(&quiet, NULL);
+    memset(p, 0, sizeof *p);
+    if (t->vector_bytes < 16 || !a || !b || imm_shape(n, a, b, &m, &quiet) || dims_numel(m.orank, m.odims) == 0 ||
+        m.K == 0)
+        return 0;
+    /* zero points per tensor or per row/column (not per batch) */
+    if ((za && value_numel(za) != 1 && value_numel(za) != m.M) || (zb && value_numel(zb) != 1 && value_numel(zb) != m.N))
+        return 0;
+    int64_t bx = q_bound(a, za && value_numel(za) == 1 ? za : NULL, 1, 1), bw = q_bound(b, zb && value_numel(zb) == 1 ? zb : NULL, 1, 1);
+    int64_t lo = 0, hi = 0;
+    if (za && value_numel(za) != 1) {
+        qrange(a->dtype, &lo, &hi);
+        bx = hi - lo;
+    }
+    if (zb && value_numel(zb) != 1) {
+        qrange(b->dtype, &lo, &hi);
+        bw = hi - lo;
+    }
+    int64_t per = bx * bw;
+    p->kc = per ? (QP_EXACT - 1) / per : m.K;
+    if (p->kc > m.K)
+        p->kc = m.K;
+    if (p->kc < 1)
+        return 0;
+    /* --tune's block, else 4 x 16 (gcc 12, znver3: 64x512x256 in 680 us against 890
+     * for the integer loops, 128x64x64 39 against 55; 4 x 8 won the first, 546 us, but
+     * took 533 us on the second, where gcc's vectoriser went wrong) */
+    p->mr = n->block_m > 0 ? n->block_m : 4;
+    p->nr = n->block_n > 0 ? n->block_n : 16;
+    if (p->mr > m.M)
+        p->mr = m.M;
+    if (p->nr > (m.N + 7) / 8 * 8)
+        p->nr = (m.N + 7) / 8 * 8;
+    p->NP = (m.N + p->nr - 1) / p->nr * p->nr;
+    p->NB = p->NP;
+    p->floats = m.K * p->NP + p->mr * m.K;
+    return 1;
+}
+
+static int64_t qm_scratch(const Graph *g, const Node *n, int64_t budget, int ia, int iza, int ib, int izb)
+{
+    QmGeom p;
+    if (!qm_plan(g, n, ia, iza, ib, izb, &p))
+        return 0;
+    int64_t K = node_in(g, n, ia)->dims[node_in(g, n, ia)->rank - 1];
+    int64_t nb = qm_panel(&p, K, budget / (int64_t)sizeof(float));
+    return nb ? (nb * K + p.mr * K) * (int64_t)sizeof(float) : 0;
+}
+
+static int tunable_matmul_integer(const Graph *g, const Node *n)
+{
+    QmGeom p;
+    return qm_plan(g, n, 0, 2, 1, 3, &p);
+}
+
+static int tunable_qlinear_matmul(const Graph *g, const Node *n)
+{
+    QmGeom p;
+    return qm_plan(g, n, 0, 2, 3, 5, &p);
+}
+
+static int64_t scratch_matmul_integer(const Graph *g, const Node *n, int64_t budget)
+{
+    return qm_scratch(g, n, budget, 0, 2, 1, 3);
+}
+
+static int64_t scratch_qlinear_matmul(const Graph *g, const Node *n, int64_t budget)
+{
+    return qm_scratch(g, n, budget, 0, 2, 3, 5);
+}
+
+/* One block of mb rows from m0 (C variables i, j0, m0 in scope) over every column block. */
+static void qm_block(Emitter *e, const IMM *m, const QmGeom *p, int64_t mb, int iza, int nza, const Requant *rq)
+{
+    Writer *w = e->w;
+    int64_t K = m->K, N = m->N, M = m->M, NB = p->NB, nr = p->nr;
+    int chunks = p->kc < K;
+    /* the block's rows of A - za */
+    em_for(w, "mm", mb);
+    if (nza == 1)
+        w_line(w, "const int32_t za = (int32_t)x%d[0];", iza);
+    else if (nza)
+        w_line(w, "const int32_t za = (int32_t)x%d[m0 + mm];", iza);
+    else
+        w_line(w, "const int32_t za = 0;");
+    em_for(w, "k", K);
+    w_line(w, "af[mm * %" PRId64 " + k] = (float)((int32_t)ab[(m0 + mm) * %" PRId64 " + k] - za);", K, K);
+    em_close(w, 2);
+    w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %" PRId64 ")", NB, nr);
+    w_line(w, "const int64_t n0 = p0 + q0;");
+    w_open(w, "if (n0 >= %" PRId64 ")", N);
+    w_line(w, "break;");
+    w_close(w);
+    w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", mb, nr);
+    if (chunks) {
+        w_line(w, "int32_t iacc[%" PRId64 "][%" PRId64 "];", mb, nr);
+        em_for(w, "mm", mb);
+        em_for(w, "v", nr);
+        w_line(w, "iacc[mm][v] = 0;");
+        em_close(w, 2);
+        w_open(w, "for (int64_t k0 = 0; k0 < %" PRId64 "; k0 += %" PRId64 ")", K, p->kc);
+        w_line(w, "const int64_t ke = k0 + %" PRId64 " < %" PRId64 " ? k0 + %" PRId64 " : %" PRId64 ";", p->kc, K, p->kc, K);
+    }
+    em_for(w, "mm", mb);
+    em_for(w, "v", nr);
+    w_line(w, "acc[mm][v] = 0;");
+    em_close(w, 2);
+    if (chunks)
+        w_open(w, "for (int64_t k = k0; k < ke; ++k)");
+    else
+        em_for(w, "k", K);
+    w_line(w, "const float *restrict bk = bf + k * %" PRId64 " + q0;", NB);
+    em_for(w, "mm", mb);
+    w_line(w, "const float av = af[mm * %" PRId64 " + k];", K);
+    em_for(w, "v", nr);
+    w_line(w, "acc[mm][v] += av * bk[v];");
+    em_close(w, 3);
+    if (chunks) {
+        em_for(w, "mm", mb);
+        em_for(w, "v", nr);
+        w_line(w, "iacc[mm][v] += (int32_t)acc[mm][v];");
+        em_close(w, 3);   /* v, mm, k0 */
+    }
+    /* the sums into a local with constant bounds, then stored: reading the
+     * accumulators in a loop of variable length kept some of them in memory across the
+     * reduction (gcc 12: a store-to-load chain per k, 3x slower) */
+    w_line(w, "int32_t o[%" PRId64 "][%" PRId64 "];", mb, nr);
+    em_for(w, "mm", mb);
+    em_for(w, "v", nr);
+    w_line(w, "o[mm][v] = %s;", chunks ? "iacc[mm][v]" : "(int32_t)acc[mm][v]");
+    em_close(w, 2);
+    const char *val = "o[mm][v]";
+    w_line(w, "const int64_t nv = %" PRId64 " - n0 < %" PRId64 " ? %" PRId64 " - n0 : %" PRId64 ";", N, nr, N, nr);
+    em_for(w, "mm", mb);
+    w_open(w, "for (int64_t v = 0; v < nv; ++v)");
+    char dst[160];
+    snprintf(dst, sizeof dst, "y0[(i * %" PRId64 " + m0 + mm) * %" PRId64 " + n0 + v]", M, N);
+    if (rq) {
+        /* rq_mult and rq_store declare mult, v and r: a block of their own */
+        w_line(w, "const int64_t yi = (i * %" PRId64 " + m0 + mm) * %" PRId64 " + n0 + v;", M, N);
+        w_line(w, "const int64_t col = n0 + v;");
+        w_line(w, "const int32_t a = %s;", val);
+        rq_mult(e, rq, "col");
+        rq_store(e, rq, "y0[yi]", "a");
+    } else {
+        w_line(w, "%s = %s;", dst, val);
+    }
+    em_close(w, 3);   /* v, mm, n0 */
+}
+
+/* Emit the integer product through the exact-float kernel: 1 if emitted, 0 if not taken. */
+static int emit_imm_fast(Emitter *e, const Node *n, int ia, int iza, int ib, int izb, const Requant *rq)
+{
+    const Graph *g = e->g;
+    QmGeom p;
+    const Value *t = node_out(g, n, n->noutputs - 1);
+    if (n->noutputs < 2 || !t || !t->is_scratch || !qm_plan(g, n, ia, iza, ib, izb, &p))
+        return 0;
+    const Value *a = node_in(g, n, ia), *b = node_in(g, n, ib);
+    const Value *za = iza >= 0 ? node_in(g, n, iza) : NULL, *zb = izb >= 0 ? node_in(g, n, izb) : NULL;
+    IMM m;
+    Diag quiet;
+    diag_init(&quiet, NULL);
+    if (imm_shape(n, a, b, &m, &quiet))
+        return 0;
+    int64_t K = m.K, N = m.N, M = m.M;
+    p.NB = qm_panel(&p, K, value_numel(t));
+    if (!p.NB)
+        return 0;
+    int64_t NB = p.NB;
+    int ys = n->noutputs - 1;
+    Writer *w = e->w;
+    w_line(w, "/* exact-float product: blocks of %" PRId64 " rows x %" PRId64 " columns, panels of %" PRId64
+           " columns, %" PRId64 " products per exact chunk */", p.mr, p.nr, NB, p.kc);
+    w_line(w, "float *restrict bf = y%d;", ys);
+    w_line(w, "float *restrict af = y%d + %" PRId64 ";", ys, K * NB);
+    Value ov, av, bv;
+    shape_value(&ov, m.rb, m.ob);
+    shape_value(&av, m.rab, m.ab);
+    shape_value(&bv, m.rbb, m.bb);
+    const Value *ins[2] = {&av, &bv};
+    int open = em_broadcast_loops(w, &ov, ins, 2);
+    w_line(w, "const %s *restrict ab = x%d + j0 * %" PRId64 ";", dtype_ctype(a->dtype), ia, M * K);
+    w_line(w, "const %s *restrict bb = x%d + j1 * %" PRId64 ";", dtype_ctype(b->dtype), ib, K * N);
+    /* the panel's columns of B - zb, those past N zero */
+    int64_t nzb = zb ? value_numel(zb) : 0;
+    if (nzb == 1)
+        w_line(w, "const int32_t zb = (int32_t)x%d[0];", izb);
+    w_open(w, "for (int64_t p0 = 0; p0 < %" PRId64 "; p0 += %" PRId64 ")", p.NP, NB);
+    w_line(w, "const int64_t pw = %" PRId64 " - p0 < %" PRId64 " ? %" PRId64 " - p0 : %" PRId64 ";", N, NB, N, NB);
+    em_for(w, "k", K);
+    w_line(w, "const %s *restrict br = bb + k * %" PRId64 " + p0;", dtype_ctype(b->dtype), N);
+    w_line(w, "float *restrict bq = bf + k * %" PRId64 ";", NB);
+    w_open(w, "for (int64_t c = 0; c < pw; ++c)");
+    if (nzb == 1)
+        w_line(w, "bq[c] = (float)((int32_t)br[c] - zb);");
+    else if (nzb)
+        w_line(w, "bq[c] = (float)((int32_t)br[c] - (int32_t)x%d[p0 + c]);", izb);
+    else
+        w_line(w, "bq[c] = (float)br[c];");
+    w_close(w);
+    w_open(w, "for (int64_t c = pw; c < %" PRId64 "; ++c)", NB);
+    w_line(w, "bq[c] = 0;");
+    em_close(w, 2);
+    int nza = za ? (value_numel(za) == 1 ? 1 : 2) : 0;
+    int64_t nfull = M / p.mr, rem = M % p.mr;
+    if (nfull) {
+        w_open(w, "for (int64_t m0 = 0; m0 < %" PRId64 "; m0 += %" PRId64 ")", nfull * p.mr, p.mr);
+        qm_block(e, &m, &p, p.mr, iza, nza, rq);
+        w_close(w);
+    }
+    if (rem) {
+        w_open(w, "%s", "");
+        w_line(w, "const int64_t m0 = %" PRId64 ";", nfull * p.mr);
+        qm_block(e, &m, &p, rem, iza, nza, rq);
+        w_close(w);
+    }
+    w_close(w);   /* p0 */
+    em_close(w, open);
+    return 1;
 }
 
 /* ---------------------------------------------------------------- kdcc.FusedConvInteger */

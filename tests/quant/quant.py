@@ -495,6 +495,69 @@ feeds = [("a", A), ("sa", sa), ("za", za), ("b", B), ("sb", sb), ("zb", zb), ("s
 m = make("qmm_col", 10, [helper.make_node("QLinearMatMul", [n for n, _ in feeds], ["y"])], feeds, [("y", want)])
 same("qmm_col", run("qmm_col", m, [a for _, a in feeds], [want]), [want])
 
+# ---------------------------------------------------------------- integer MatMul: the exact-float kernel
+
+# MatMulInteger and QLinearMatMul take a float kernel on exact integers when the node
+# gets scratch (compiler/ops/quant.c, emit_imm_fast): B - zb as floats with its columns
+# padded to the block, blocks of 4 rows x 16 columns, sums in chunks of at most
+# 2^24 / (bx * bw) products. Rows with a remainder block, columns that end inside a
+# block, batch broadcasting, zero points per tensor, row and column, uint8/int8 mixes,
+# a K that needs three exact chunks with sums beyond 2^24, and the requantized form;
+# each also under --target cortex-m4 (the integer loops).
+def mm_check(name, m, feeds, want, chunk=None):
+    for tag, flags, fast in ((name, (), True), (name + "_m4", ("--target", "cortex-m4"), False)):
+        got = run(tag, m, [a for _, a in feeds] + [BIG], [want, BIG], flags=flags)
+        if got is None:
+            continue
+        src = open(os.path.join(WORK, tag, "m.c")).read()
+        hit = re.search(r"exact-float product: .*?, (\d+) products per exact chunk", src)
+        check("%s: exact-float product %s" % (tag, "taken" if fast else "not taken"), bool(hit) == fast)
+        if hit and chunk is not None:
+            check("%s: %d products per exact chunk" % (tag, chunk), int(hit.group(1)) == chunk, hit.group(0))
+        same(tag, got, [want, 2 * BIG])
+
+
+def mm_model(name, op, node_inputs, feeds, inits, want):
+    nodes = [helper.make_node(op, node_inputs, ["y"]),
+             helper.make_node("Relu", ["p"], ["q"]), helper.make_node("Add", ["q", "q"], ["o2"])]
+    return make(name, 13, nodes, feeds + [("p", BIG)], [("y", want), ("o2", BIG)], inits=inits)
+
+
+# 7 rows (a block of 4 and one of 3), 37 columns (blocks of 16, the last with 5),
+# batch dims [2, 1] x [3]: A broadcast over B's batch, per-row and per-column zero points
+A = ints(np.uint8, (2, 1, 7, 45))
+B = ints(np.int8, (3, 45, 37))
+za = rng.integers(0, 256, size=7).astype(np.uint8)
+zb = rng.integers(-128, 128, size=37).astype(np.int8)
+want = np.matmul(A.astype(np.int64) - za.reshape(7, 1), B.astype(np.int64) - zb).astype(np.int32)
+m = mm_model("mm_blocks", "MatMulInteger", ["A", "B", "za", "zb"], [("A", A), ("B", B)], [("za", za), ("zb", zb)], want)
+mm_check("mm_blocks", m, [("A", A), ("B", B)], want)
+
+# three exact chunks: K = 600 products of |a - za| = 255 and |b - zb| = 255 take 258
+# per chunk, and a column of equal signs sums to -3.9e7
+A = rng.choice(np.array([0, 255, 255], np.uint8), size=(5, 600))
+B = rng.choice(np.array([0, 255], np.uint8), size=(600, 20))
+B[:, 3] = 0
+zb1 = np.array(255, np.uint8)
+acc = np.matmul(A.astype(np.int64), B.astype(np.int64) - 255)
+check("mm_chunks: sums beyond float's exact range", np.abs(acc).max() > 2 ** 24, str(np.abs(acc).max()))
+m = mm_model("mm_chunks", "MatMulInteger", ["A", "B", "", "zb"], [("A", A)], [("B", B), ("zb", zb1)], acc.astype(np.int32))
+mm_check("mm_chunks", m, [("A", A)], acc.astype(np.int32), chunk=258)
+
+# QLinearMatMul: int8 A, uint8 B, per-column scales and zero points, uint8 output
+A = ints(np.int8, (9, 70))
+B = ints(np.uint8, (70, 19))
+sa, za = np.array([0.05], np.float32), np.array([3], np.int8)
+sb = (rng.random(19) * 0.01 + 0.001).astype(np.float32)
+zb = rng.integers(0, 256, size=19).astype(np.uint8)
+sy, zy = np.array([0.5], np.float32), np.array([128], np.uint8)
+acc = np.matmul(A.astype(np.int64) - 3, B.astype(np.int64) - zb)
+want = requant(acc, (sa * sb / sy).astype(np.float32), zy[0], np.uint8)
+check("mm_qlinear: requantized outputs span the range", len(np.unique(want)) > 50, str(len(np.unique(want))))
+m = mm_model("mm_qlinear", "QLinearMatMul", ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"], [("a", A)],
+             [("sa", sa), ("za", za), ("b", B), ("sb", sb), ("zb", zb), ("sy", sy), ("zy", zy)], want)
+mm_check("mm_qlinear", m, [("a", A)], want)
+
 # ---------------------------------------------------------------- DynamicQuantizeLinear
 
 for name, x in (("dql_zero", np.zeros(5, np.float32)), ("dql_neg", -np.abs(rng.standard_normal(7)).astype(np.float32) * 3)):
