@@ -1,6 +1,7 @@
 /* Quantization operators: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear,
- * the integer products MatMulInteger and ConvInteger, and their requantizing forms
- * QLinearMatMul and QLinearConv.
+ * the integer products MatMulInteger and ConvInteger, their requantizing forms
+ * QLinearMatMul and QLinearConv, and kdcc.FusedConvInteger (ConvInteger with its
+ * Cast to float and the steps after it, made by passes/fuse.c).
  *
  * Quantized element types: int8, uint8, int16, uint16 (and int32 as DequantizeLinear's
  * input). The 8-bit float, 4-bit and 2-bit types have no representation in kdcc
@@ -13,7 +14,13 @@
  * tests/quant runs exact ties under all four). Folding at compile time uses the same arithmetic in the same
  * types, so a folded constant equals what the emitted code would have computed.
  *
- * MatMulInteger and QLinearMatMul share one kernel, whose int32 accumulators are
+ * The integer products run as float arithmetic on exact integers where the target
+ * vectorises and the node gets scratch memory: (x - zx) * (w - zw) and sums of fewer
+ * than 2^24 / (bx * bw) such products are exact in float, so chunks of that many are
+ * summed in float (register-blocked kernels like the float Conv's and Gemm's) and
+ * added up in int32; the results are the integer kernels' bit for bit (see "exact-float
+ * planes" and "exact-float MatMul" below). Elsewhere (Cortex-M, no scratch) the integer
+ * kernels: MatMulInteger and QLinearMatMul share one, whose int32 accumulators are
  * stored or requantized; ConvInteger accumulates in its int32 output planes and
  * QLinearConv, which has no int32 output to accumulate in, sums each output pixel
  * in a local (both take their geometry from the Conv family's conv_geom). The
