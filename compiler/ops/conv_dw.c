@@ -47,8 +47,38 @@
 #define DW_MAX_CG 4     /* input channels per group */
 #define DW_MAX_TAPS 64  /* taps written out one by one; past that, a loop over kernel rows */
 
-typedef struct DwPlan {
+/* The geometry of a depthwise layer, 1-D (one row) or 2-D. */
+typedef struct DwGeom {
     int64_t IH, IW, OH, OW, K0, K1, s0, s1, d0, d1, pt, pl;
+} DwGeom;
+
+/* 1 if node n is a float depthwise Conv (at most max_cg input channels and fewer
+ * than PP_MIN_M output channels per group) of one or two spatial dims; its geometry. */
+static int dw_geom(const Graph *g, const Node *n, const ConvGeom *cg, int64_t max_cg, DwGeom *d)
+{
+    const Value *x = node_in(g, n, 0);
+    if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp < 1 || cg->nsp > 2)
+        return 0;
+    if (cg->C / cg->G > max_cg || cg->M / cg->G >= PP_MIN_M)
+        return 0;
+    int L = cg->nsp - 1;
+    d->IH = L ? cg->in[0] : 1;
+    d->OH = L ? cg->out[0] : 1;
+    d->K0 = L ? cg->k[0] : 1;
+    d->s0 = L ? cg->s[0] : 1;
+    d->d0 = L ? cg->dl[0] : 1;
+    d->pt = L ? cg->pb[0] : 0;
+    d->IW = cg->in[L];
+    d->OW = cg->out[L];
+    d->K1 = cg->k[L];
+    d->s1 = cg->s[L];
+    d->d1 = cg->dl[L];
+    d->pl = cg->pb[L];
+    return d->pt >= 0 && d->pl >= 0;
+}
+
+typedef struct DwPlan {
+    DwGeom geo;
     int64_t PH, PW, PS;       /* phase planes: rows, columns, floats per plane */
     int nslot;                /* phase planes copied per input channel */
     int slot[16][16];         /* (row phase, column phase) -> plane index, -1 if unread */
@@ -61,51 +91,35 @@ typedef struct DwPlan {
 
 static int dw_plan(const Graph *g, const Node *n, const ConvGeom *cg, DwPlan *p)
 {
-    const Value *x = node_in(g, n, 0);
-    if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp < 1 || cg->nsp > 2)
-        return 0;
-    int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G;
-    if (Cg > DW_MAX_CG || Mg >= PP_MIN_M)
-        return 0;
-    int L = cg->nsp - 1;
     memset(p, 0, sizeof *p);
-    p->IH = L ? cg->in[0] : 1;
-    p->OH = L ? cg->out[0] : 1;
-    p->K0 = L ? cg->k[0] : 1;
-    p->s0 = L ? cg->s[0] : 1;
-    p->d0 = L ? cg->dl[0] : 1;
-    p->pt = L ? cg->pb[0] : 0;
-    p->IW = cg->in[L];
-    p->OW = cg->out[L];
-    p->K1 = cg->k[L];
-    p->s1 = cg->s[L];
-    p->d1 = cg->dl[L];
-    p->pl = cg->pb[L];
-    if (p->K1 > UNROLL_TAPS || p->s0 > 16 || p->s1 > 16 || p->pt < 0 || p->pl < 0)
+    if (!dw_geom(g, n, cg, DW_MAX_CG, &p->geo))
         return 0;
-    p->PH = p->OH + (p->K0 - 1) * p->d0 / p->s0;
-    p->PW = p->OW + (p->K1 - 1) * p->d1 / p->s1;
+    int64_t Cg = cg->C / cg->G;
+    if (p->geo.K1 > UNROLL_TAPS || p->geo.s0 > 16 || p->geo.s1 > 16)
+        return 0;
+    p->PH = p->geo.OH + (p->geo.K0 - 1) * p->geo.d0 / p->geo.s0;
+    p->PW = p->geo.OW + (p->geo.K1 - 1) * p->geo.d1 / p->geo.s1;
     p->PS = p->PH * p->PW;
     /* worth it only when the dropped columns are few enough */
-    if (p->PW > 2 * p->OW + 2)
+    if (p->PW > 2 * p->geo.OW + 2)
         return 0;
     for (int a = 0; a < 16; a++)
         for (int b = 0; b < 16; b++)
             p->slot[a][b] = -1;
-    for (int64_t k0 = 0; k0 < p->K0; k0++)
-        for (int64_t k1 = 0; k1 < p->K1; k1++) {
-            int a = (int)(k0 * p->d0 % p->s0), b = (int)(k1 * p->d1 % p->s1);
+    for (int64_t k0 = 0; k0 < p->geo.K0; k0++)
+        for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
+            int a = (int)(k0 * p->geo.d0 % p->geo.s0), b = (int)(k1 * p->geo.d1 % p->geo.s1);
             if (p->slot[a][b] < 0)
                 p->slot[a][b] = p->nslot++;
         }
-    p->Q = p->OH * p->PW;
+    p->Q = p->geo.OH * p->PW;
     p->QR = (p->Q + DW_NR - 1) / DW_NR * DW_NR;
     /* a map so small that the blocks would be mostly padding (256 channels of 3 x 3:
      * 9.8 us against 4.5 for the per-row path): the other paths */
     if (p->QR > 2 * p->Q)
         return 0;
     p->plane = p->nslot * p->PS;
-    int64_t maxoff = (p->K0 - 1) * p->d0 / p->s0 * p->PW + (p->K1 - 1) * p->d1 / p->s1;
+    int64_t maxoff = (p->geo.K0 - 1) * p->geo.d0 / p->geo.s0 * p->PW + (p->geo.K1 - 1) * p->geo.d1 / p->geo.s1;
     p->slack = maxoff + p->QR - p->PS;
     if (p->slack < 0)
         p->slack = 0;
@@ -120,13 +134,13 @@ static void dw_copy(Writer *w, const ConvGeom *cg, const DwPlan *p)
 {
     int64_t Cg = cg->C / cg->G;
     w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g * %" PRId64 " + ci) * %" PRId64 ";",
-           cg->C, Cg, p->IH * p->IW);
-    for (int a = 0; a < p->s0 && a < 16; a++)
-        for (int bb = 0; bb < p->s1 && bb < 16; bb++) {
+           cg->C, Cg, p->geo.IH * p->geo.IW);
+    for (int a = 0; a < p->geo.s0 && a < 16; a++)
+        for (int bb = 0; bb < p->geo.s1 && bb < 16; bb++) {
             if (p->slot[a][bb] < 0)
                 continue;
             /* plane column c' holds input column c' * s1 + bb - pl: valid for c' in [clo, chi) */
-            int64_t clo = conv_ceildiv(p->pl - bb, p->s1), chi = conv_floordiv(p->IW - 1 + p->pl - bb, p->s1) + 1;
+            int64_t clo = conv_ceildiv(p->geo.pl - bb, p->geo.s1), chi = conv_floordiv(p->geo.IW - 1 + p->geo.pl - bb, p->geo.s1) + 1;
             if (clo < 0)
                 clo = 0;
             if (chi > p->PW)
@@ -137,9 +151,9 @@ static void dw_copy(Writer *w, const ConvGeom *cg, const DwPlan *p)
             w_line(w, "float *restrict pp = y1 + ci * %" PRId64 " + %" PRId64 ";", p->plane,
                    (int64_t)p->slot[a][bb] * p->PS);
             em_for(w, "r", p->PH);
-            w_line(w, "const int64_t u = r * %" PRId64 " + %" PRId64 ";", p->s0, a - p->pt);
+            w_line(w, "const int64_t u = r * %" PRId64 " + %" PRId64 ";", p->geo.s0, a - p->geo.pt);
             w_line(w, "float *restrict pr = pp + r * %" PRId64 ";", p->PW);
-            conv_pad_row(w, p->IH, p->IW, p->PW, clo, chi, p->s1, bb - p->pl);
+            conv_pad_row(w, p->geo.IH, p->geo.IW, p->PW, clo, chi, p->geo.s1, bb - p->geo.pl);
             w_close(w);   /* r */
             w_close(w);   /* plane */
         }
@@ -148,11 +162,11 @@ static void dw_copy(Writer *w, const ConvGeom *cg, const DwPlan *p)
 /* The taps of kernel row k0 (a C expression or a constant) for plane row offset. */
 static void dw_taps(Writer *w, const DwPlan *p, int64_t k0)
 {
-    for (int64_t k1 = 0; k1 < p->K1; k1++) {
-        int a = (int)(k0 * p->d0 % p->s0), bb = (int)(k1 * p->d1 % p->s1);
-        int64_t off = p->slot[a][bb] * p->PS + k0 * p->d0 / p->s0 * p->PW + k1 * p->d1 / p->s1;
+    for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
+        int a = (int)(k0 * p->geo.d0 % p->geo.s0), bb = (int)(k1 * p->geo.d1 % p->geo.s1);
+        int64_t off = p->slot[a][bb] * p->PS + k0 * p->geo.d0 / p->geo.s0 * p->PW + k1 * p->geo.d1 / p->geo.s1;
         w_open(w, "%s", "");
-        w_line(w, "const float wv = wc[%" PRId64 "];", k0 * p->K1 + k1);
+        w_line(w, "const float wv = wc[%" PRId64 "];", k0 * p->geo.K1 + k1);
         w_line(w, "const float *restrict xq = pc + %" PRId64 ";", off);
         em_for(w, "v", DW_NR);
         w_line(w, "dwacc[v] += wv * xq[v];");
@@ -183,7 +197,7 @@ static void dw_taps(Writer *w, const DwPlan *p, int64_t k0)
 #define DWF_MAX_K1 8    /* copies per input channel */
 
 typedef struct DwfPlan {
-    int64_t IH, IW, OH, OW, K0, K1, d0, d1, pt, pl;
+    DwGeom geo;
     int64_t P;     /* output pixels per plane, OH * OW */
     int64_t lead;  /* zeros before the plane in each copy: pt * IW + pl */
     int64_t FS;    /* floats per copy: lead + plane + the zeros the last reads reach */
@@ -192,32 +206,17 @@ typedef struct DwfPlan {
 
 static int dwf_plan(const Graph *g, const Node *n, const ConvGeom *cg, DwfPlan *p)
 {
-    const Value *x = node_in(g, n, 0);
-    if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp < 1 || cg->nsp > 2)
-        return 0;
-    if (cg->C != cg->G || cg->M / cg->G >= PP_MIN_M)
-        return 0;
-    int L = cg->nsp - 1;
     memset(p, 0, sizeof *p);
-    p->IH = L ? cg->in[0] : 1;
-    p->OH = L ? cg->out[0] : 1;
-    p->K0 = L ? cg->k[0] : 1;
-    p->d0 = L ? cg->dl[0] : 1;
-    p->pt = L ? cg->pb[0] : 0;
-    p->IW = cg->in[L];
-    p->OW = cg->out[L];
-    p->K1 = cg->k[L];
-    p->d1 = cg->dl[L];
-    p->pl = cg->pb[L];
-    if ((L && cg->s[0] != 1) || cg->s[L] != 1 || p->OW != p->IW || p->K1 > DWF_MAX_K1 || p->pt < 0 || p->pl < 0 ||
-        p->K0 * p->K1 > 64)
+    if (!dw_geom(g, n, cg, 1, &p->geo))
         return 0;
-    p->P = p->OH * p->OW;
-    p->lead = p->pt * p->IW + p->pl;
-    int64_t maxoff = ((p->K0 - 1) * p->d0 - p->pt) * p->IW + (p->K1 - 1) * p->d1 - p->pl;
-    int64_t end = p->P + maxoff, plane = p->IH * p->IW;
+    if (p->geo.s0 != 1 || p->geo.s1 != 1 || p->geo.OW != p->geo.IW || p->geo.K1 > DWF_MAX_K1 || p->geo.K0 * p->geo.K1 > 64)
+        return 0;
+    p->P = p->geo.OH * p->geo.OW;
+    p->lead = p->geo.pt * p->geo.IW + p->geo.pl;
+    int64_t maxoff = ((p->geo.K0 - 1) * p->geo.d0 - p->geo.pt) * p->geo.IW + (p->geo.K1 - 1) * p->geo.d1 - p->geo.pl;
+    int64_t end = p->P + maxoff, plane = p->geo.IH * p->geo.IW;
     p->FS = p->lead + (end > plane ? end : plane);
-    p->floats = p->K1 * p->FS;
+    p->floats = p->geo.K1 * p->FS;
     return 1;
 }
 
@@ -230,11 +229,11 @@ static void dwf_block(Writer *w, const ConvGeom *cg, const DwfPlan *p, int has_b
     em_for(w, "v", width);
     w_line(w, has_bias ? "dwacc[v] = x2[m];" : "dwacc[v] = 0;");
     w_close(w);
-    for (int64_t k0 = 0; k0 < p->K0; k0++)
-        for (int64_t k1 = 0; k1 < p->K1; k1++) {
-            int64_t off = k1 * p->FS + p->lead + (k0 * p->d0 - p->pt) * p->IW + k1 * p->d1 - p->pl;
+    for (int64_t k0 = 0; k0 < p->geo.K0; k0++)
+        for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
+            int64_t off = k1 * p->FS + p->lead + (k0 * p->geo.d0 - p->geo.pt) * p->geo.IW + k1 * p->geo.d1 - p->geo.pl;
             w_open(w, "%s", "");
-            w_line(w, "const float wv = wc[%" PRId64 "];", k0 * p->K1 + k1);
+            w_line(w, "const float wv = wc[%" PRId64 "];", k0 * p->geo.K1 + k1);
             w_line(w, "const float *restrict xq = y1 + %" PRId64 " + %s;", off, q0);
             em_for(w, "v", width);
             w_line(w, "dwacc[v] += wv * xq[v];");
@@ -250,10 +249,10 @@ static void dwf_block(Writer *w, const ConvGeom *cg, const DwfPlan *p, int has_b
 static void emit_dwf(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_bias, const Epilogue *ep)
 {
     Writer *w = e->w;
-    int64_t Mg = cg->M / cg->G, plane = p->IH * p->IW, KSZ = p->K0 * p->K1;
-    w_line(w, "/* depthwise: flat, %" PRId64 " masked copies of each input plane */", p->K1);
+    int64_t Mg = cg->M / cg->G, plane = p->geo.IH * p->geo.IW, KSZ = p->geo.K0 * p->geo.K1;
+    w_line(w, "/* depthwise: flat, %" PRId64 " masked copies of each input plane */", p->geo.K1);
     /* the margins, which the copies below never write */
-    for (int64_t k1 = 0; k1 < p->K1; k1++) {
+    for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
         if (p->lead) {
             em_for(w, "j", p->lead);
             w_line(w, "y1[%" PRId64 " + j] = 0;", k1 * p->FS);
@@ -268,19 +267,19 @@ static void emit_dwf(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_b
     em_for(w, "b", cg->N);
     em_for(w, "g", cg->G);
     w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g) * %" PRId64 ";", cg->C, plane);
-    for (int64_t k1 = 0; k1 < p->K1; k1++) {
-        int64_t dx = k1 * p->d1 - p->pl, zlo = 0, zhi = 0;
+    for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
+        int64_t dx = k1 * p->geo.d1 - p->geo.pl, zlo = 0, zhi = 0;
         if (dx < 0)
-            zlo = p->IW + dx < 0 ? 0 : p->IW + dx, zhi = p->IW;
+            zlo = p->geo.IW + dx < 0 ? 0 : p->geo.IW + dx, zhi = p->geo.IW;
         else if (dx > 0)
-            zlo = 0, zhi = dx < p->IW ? dx : p->IW;
+            zlo = 0, zhi = dx < p->geo.IW ? dx : p->geo.IW;
         em_for(w, "j", plane);   /* a loop, not memcpy: inline and vectorised for the small planes */
         w_line(w, "y1[%" PRId64 " + j] = xc[j];", k1 * p->FS + p->lead);
         w_close(w);
         if (zhi > zlo) {
-            em_for(w, "r", p->IH);
+            em_for(w, "r", p->geo.IH);
             em_for(w, "c", zhi - zlo);
-            w_line(w, "y1[%" PRId64 " + r * %" PRId64 " + c] = 0;", k1 * p->FS + p->lead + zlo, p->IW);
+            w_line(w, "y1[%" PRId64 " + r * %" PRId64 " + c] = 0;", k1 * p->FS + p->lead + zlo, p->geo.IW);
             em_close(w, 2);
         }
     }
@@ -321,7 +320,7 @@ int emit_conv_depthwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epi
         return 0;
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
-    int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G, KSZ = p.K0 * p.K1, OSZ = p.OH * p.OW;
+    int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G, KSZ = p.geo.K0 * p.geo.K1, OSZ = p.geo.OH * p.geo.OW;
     w_line(w, "/* depthwise: %" PRId64 " phase plane(s) of %" PRId64 " x %" PRId64 " per input channel */",
            (int64_t)p.nslot, p.PH, p.PW);
     if (p.slack) {
@@ -347,25 +346,25 @@ int emit_conv_depthwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epi
     w_line(w, "const float *restrict pc = y1 + ci * %" PRId64 " + q0;", p.plane);
     w_line(w, "const float *restrict wc = x1 + (m * %" PRId64 " + ci) * %" PRId64 ";", Cg, KSZ);
     if (KSZ <= DW_MAX_TAPS) {
-        for (int64_t k0 = 0; k0 < p.K0; k0++)
+        for (int64_t k0 = 0; k0 < p.geo.K0; k0++)
             dw_taps(w, &p, k0);
     } else {
         /* kernel rows in a loop; within a row, the taps written out (k0's phase varies,
          * so the plane offset is computed) */
-        em_for(w, "k0", p.K0);
+        em_for(w, "k0", p.geo.K0);
         w_line(w, "const int64_t a = k0 * %" PRId64 " %% %" PRId64 ", r0 = k0 * %" PRId64 " / %" PRId64 ";",
-               p.d0, p.s0, p.d0, p.s0);
-        for (int64_t k1 = 0; k1 < p.K1; k1++) {
-            int bb = (int)(k1 * p.d1 % p.s1);
+               p.geo.d0, p.geo.s0, p.geo.d0, p.geo.s0);
+        for (int64_t k1 = 0; k1 < p.geo.K1; k1++) {
+            int bb = (int)(k1 * p.geo.d1 % p.geo.s1);
             /* plane of (a, bb): a table indexed by a */
             w_open(w, "%s", "");
-            w_printf(w, "static const int64_t sl[%" PRId64 "] = {", p.s0);
-            for (int a = 0; a < p.s0; a++)
+            w_printf(w, "static const int64_t sl[%" PRId64 "] = {", p.geo.s0);
+            for (int a = 0; a < p.geo.s0; a++)
                 w_printf(w, "%s%d", a ? ", " : "", p.slot[a][bb] < 0 ? 0 : p.slot[a][bb]);
             w_puts(w, "};\n");
-            w_line(w, "const float wv = wc[k0 * %" PRId64 " + %" PRId64 "];", p.K1, k1);
+            w_line(w, "const float wv = wc[k0 * %" PRId64 " + %" PRId64 "];", p.geo.K1, k1);
             w_line(w, "const float *restrict xq = pc + sl[a] * %" PRId64 " + r0 * %" PRId64 " + %" PRId64 ";", p.PS,
-                   p.PW, k1 * p.d1 / p.s1);
+                   p.PW, k1 * p.geo.d1 / p.geo.s1);
             em_for(w, "v", DW_NR);
             w_line(w, "dwacc[v] += wv * xq[v];");
             w_close(w);
@@ -379,11 +378,11 @@ int emit_conv_depthwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epi
     w_close(w);
     w_close(w);   /* q0 */
     /* the run's pixels of each output row, through the epilogue */
-    em_for(w, "oy", p.OH);
-    em_for(w, "ox", p.OW);
+    em_for(w, "oy", p.geo.OH);
+    em_for(w, "ox", p.geo.OW);
     char val[64];
     snprintf(val, sizeof val, "yq[oy * %" PRId64 " + ox]", p.PW);
-    conv_store(w, ep, DT_FLOAT, val, "(b * %" PRId64 " + m) * %" PRId64 " + oy * %" PRId64 " + ox", cg->M, OSZ, p.OW);
+    conv_store(w, ep, DT_FLOAT, val, "(b * %" PRId64 " + m) * %" PRId64 " + oy * %" PRId64 " + ox", cg->M, OSZ, p.geo.OW);
     em_close(w, 2);
     w_close(w);   /* mo */
     em_close(w, 2);   /* g, b */
