@@ -13,7 +13,17 @@
  * Why: F(2x2,3x3) does 16 multiplications per channel pair and 2x2 outputs where
  * the direct kernels do 36, F(4x4,3x3) 36 for 4x4 outputs where they do 144, and
  * 3x3 layers carry most MACs of the CNNs kdcc compiles (ResNet-8, the
- * distillation teacher). */
+ * distillation teacher).
+ *
+ * Then a MaxPool that is the only consumer of an F(4x4) WinogradConv's output
+ * (not a graph output), with a window of 2 or 4 on each side, strides equal to
+ * it, no padding or dilation, one output (no Indices) and floor mode (or ceil
+ * mode where it rounds the same), is fused into it (attribute pool): the
+ * WinogradConv computes the pooled planes from its staged output rows and the
+ * Conv's output is never stored nor read back (the distillation teacher's 28x28
+ * planes, 3.2 MB at batch 64, beyond L2). Where the pre-pool output is used
+ * elsewhere (a training graph differentiating through the pool: MaxPoolGrad
+ * reads it) the pool stays. */
 #include "compiler/ir/target.h"
 #include "compiler/ops/ops.h"
 #include "passes/passes.h"
@@ -63,6 +73,101 @@ static int rewrite(Graph *g, Node *n, const int64_t pads[4], int64_t tile, int64
     return 0;
 }
 
+static int uses_of(const Graph *g, int v)
+{
+    int k = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *nd = g->nodes[i];
+        for (int j = 0; !nd->dead && j < nd->ninputs; j++)
+            k += nd->inputs[j] == v;
+    }
+    for (int i = 0; i < g->noutputs; i++)
+        k += g->outputs[i] == v;
+    return k;
+}
+
+/* 1 if INTS attribute `name` of n is absent or all its values are v */
+static int ints_all(const Node *n, const char *name, int64_t v)
+{
+    const int64_t *p;
+    int c = attr_ints(n, name, &p);
+    for (int i = 0; i < c; i++)
+        if (p[i] != v)
+            return 0;
+    return 1;
+}
+
+/* Fuse the MaxPool reading F(4x4) WinogradConv n's output, when it may (above). */
+static void fuse_pool(Graph *g, Node *n)
+{
+    const int64_t *k, *st;
+    int y = n->outputs[0];
+    const Value *yv = &g->values[y];
+    if (attr_int(n, "tile", 2) != 4 || node_attr(n, "pool") || n->noutputs != 1 || yv->is_output || yv->rank != 4 ||
+        uses_of(g, y) != 1)
+        return;
+    Node *c = NULL;
+    for (int i = 0; i < g->nnodes && !c; i++) {
+        Node *nd = g->nodes[i];
+        if (!nd->dead && nd->ninputs >= 1 && nd->inputs[0] == y)
+            c = nd;
+    }
+    if (!c || (c->domain && c->domain[0]) || strcmp(c->op_type, "MaxPool") != 0 || c->noutputs < 1 || c->outputs[0] < 0)
+        return;
+    for (int i = 1; i < c->noutputs; i++)
+        if (c->outputs[i] >= 0)
+            return; /* Indices */
+    const char *ap = attr_string(c, "auto_pad", "NOTSET");
+    if (attr_ints(c, "kernel_shape", &k) != 2 || attr_ints(c, "strides", &st) != 2 || st[0] != k[0] || st[1] != k[1] ||
+        !ints_all(c, "pads", 0) || !ints_all(c, "dilations", 1) || (strcmp(ap, "NOTSET") && strcmp(ap, "VALID")))
+        return;
+    int64_t OH = yv->dims[2], OW = yv->dims[3];
+    for (int i = 0; i < 2; i++)
+        if ((k[i] != 2 && k[i] != 4) || yv->dims[2 + i] < k[i])
+            return;
+    if (attr_int(c, "ceil_mode", 0) && (OH % k[0] || OW % k[1]))
+        return;
+    const Value *z = &g->values[c->outputs[0]];
+    if (z->rank != 4 || z->dims[2] != OH / k[0] || z->dims[3] != OW / k[1] || z->dtype != DT_FLOAT)
+        return;
+    Attr *attrs = arena_array(g->arena, (size_t)n->nattrs + 1, sizeof(Attr));
+    int64_t *pv = arena_array(g->arena, 2, sizeof(int64_t));
+    int *outs = arena_array(g->arena, 1, sizeof(int)); /* arrays of their own: nodes may share them (fused.h) */
+    if (!attrs || !pv || !outs)
+        return; /* out of memory: the pool stays */
+    memcpy(attrs, n->attrs, (size_t)n->nattrs * sizeof(Attr));
+    pv[0] = k[0];
+    pv[1] = k[1];
+    attrs[n->nattrs] = (Attr){.name = "pool", .type = AT_INTS, .n = 2, .ints = pv};
+    Attr *old_attrs = n->attrs;
+    int *old_outs = n->outputs;
+    n->attrs = attrs;
+    n->nattrs++;
+    outs[0] = c->outputs[0];
+    n->outputs = outs;
+    c->dead = 1;
+    /* The scratch must still fit the budget, which shrinks with the node's output (its
+     * own tensors' bytes): fewer tile rows per chunk if it must (as in pass_winograd),
+     * else the pool stays. The dead pool changes no lifetime the budget sees. */
+    const Value *x = node_in(g, n, 0), *u = node_in(g, n, 1);
+    int64_t C = x->dims[1], M = u->dims[1], TW = (OW + 3) / 4, budget = pass_scratch_budget(g, n);
+    Attr *tr = NULL;
+    for (int i = 0; i < n->nattrs; i++)
+        if (!strcmp(attrs[i].name, "tile_rows"))
+            tr = &attrs[i];
+    int64_t rows = tr ? tr->i : wino_default_rows(4, C, M, OH, OW);
+    while (rows > 1 && (rows - 1) * TW >= 8 && wino_scratch_bytes(g, n, 4, C, M, OH, OW, rows) > budget)
+        rows--;
+    if (tr && wino_scratch_bytes(g, n, 4, C, M, OH, OW, rows) <= budget) {
+        tr->i = rows;
+        return;
+    }
+    n->attrs = old_attrs;
+    n->nattrs--;
+    n->outputs = old_outs;
+    c->dead = 0;
+}
+
 int pass_winograd(Graph *g, Diag *d)
 {
     const Target *t = g->target ? g->target : target_default();
@@ -91,5 +196,11 @@ int pass_winograd(Graph *g, Diag *d)
         if (rewrite(g, n, pads, tile, rows, d))
             return -1;
     }
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (!n->dead && n->domain && !strcmp(n->domain, "kdcc") && !strcmp(n->op_type, "WinogradConv"))
+            fuse_pool(g, n);
+    }
+    graph_compact(g); /* the fused pools go (a frozen teacher's graph is copied as it is) */
     return 0;
 }

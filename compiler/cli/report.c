@@ -121,8 +121,12 @@ int64_t node_macs(const Graph *g, const Node *n)
     const Value *b = node_in(g, n, qlinear ? 3 : 1);
     if (!a || !b || !value_shape_known(a) || !value_shape_known(b))
         return 0;
-    if (strcmp(n->op_type, "WinogradConv") == 0 && b->rank == 3)
+    if (strcmp(n->op_type, "WinogradConv") == 0 && b->rank == 3) {
+        const int64_t *pk; /* a fused MaxPool (attribute pool): the Conv's outputs are pk[0] * pk[1] per pooled one */
+        if (attr_ints(n, "pool", &pk) == 2)
+            ny *= pk[0] * pk[1];
         return ny * b->dims[2] * 9; /* U: [16, M, C]; the MACs of the 3x3 Conv it computes */
+    }
     if (strcmp(op, "Conv") == 0 || strcmp(op, "ConvInteger") == 0 || strcmp(op, "QLinearConv") == 0)
         return ny * prod_from(b, 1); /* W: [M, C/group, k...] */
     if (strcmp(op, "ConvTranspose") == 0)

@@ -25,7 +25,10 @@
  * double, rounded once) and replaces the weights (P/9 of their bytes):
  *     kdcc.WinogradConv(X[N,C,H,W], U[P,M,C], B[M]?, operands...) -> Y[N,M,OH,OW]
  *     attributes: pads (4 ints: top, left, bottom, right), tile (2 or 4; absent:
- *     2), tile_rows (rows of tiles per chunk; optional), the epilogue (fused.h)
+ *     2), tile_rows (rows of tiles per chunk; optional), the epilogue (fused.h),
+ *     pool (2 ints, F(4x4) only: a fused MaxPool's window kh x kw, each 2 or 4, at
+ *     stride kh x kw without padding, applied after the epilogue; Y is then
+ *     [N, M, OH / kh, OW / kw] while the epilogue's operands keep the Conv's shape)
  * Its scratch (passes/scratch.c) holds, per thread (Graph.threads), for one
  * chunk of tile rows, the transformed inputs V[P][C][TB] and the products
  * M[P][M][TB], the chunk's a rows of s = B^T d and a row of zeros (F(4x4) also
@@ -135,6 +138,7 @@ typedef struct WinoGeom {
     int64_t SL;          /* floats of one row of s for a chunk: m * (TB + 1) */
     int staged;          /* F(4x4): s split into m phases, outputs staged in rows (see wino_input_staged) */
     int64_t NT;          /* threads the batch is split over (Graph.threads), each with its own scratch */
+    int64_t kh, kw;      /* a fused MaxPool's window (attribute pool; stride = window, no padding): 1 x 1 without */
 } WinoGeom;
 
 /* Chunks of whole tile rows: the node's tile_rows attribute (the Winograd pass
@@ -225,6 +229,16 @@ static int wino_geom(const Graph *g, const Node *n, WinoGeom *w, Diag *d)
     int64_t rows = attr_int(n, "tile_rows", 0);
     if (rows < 0)
         return diag_error(d, n, "WinogradConv: tile_rows must be positive");
+    w->kh = w->kw = 1;
+    int np = attr_ints(n, "pool", &p);
+    if (np >= 0) {
+        if (np != 2 || tile != 4 || (p[0] != 2 && p[0] != 4) || (p[1] != 2 && p[1] != 4))
+            return diag_error(d, n, "WinogradConv: pool wants 2 window sides of 2 or 4, and tile 4");
+        if (w->OH < p[0] || w->OW < p[1])
+            return diag_error(d, n, "WinogradConv: the output is smaller than the pool window");
+        w->kh = p[0];
+        w->kw = p[1];
+    }
     wino_finish(g, n, w, tile, rows);
     return 0;
 }
@@ -245,10 +259,13 @@ static int infer_wino(Graph *g, Node *n, Diag *d)
     for (int i = 3; i < n->ninputs; i++)
         if (node_in(g, n, i) && !need_input(g, n, i, d))
             return -1;
-    int64_t dims[4] = {w.N, w.M, w.OH, w.OW};
-    value_set_shape(node_out(g, n, 0), DT_FLOAT, 4, dims);
+    int64_t dims[4] = {w.N, w.M, w.OH, w.OW}, pdims[4] = {w.N, w.M, w.OH / w.kh, w.OW / w.kw};
+    value_set_shape(node_out(g, n, 0), DT_FLOAT, 4, pdims);
+    /* the epilogue applies before the pool, to the Conv's outputs: its operands have their shape */
+    Value pre = *node_out(g, n, 0);
+    memcpy(pre.dims, dims, sizeof dims);
     Epilogue ep;
-    if (epilogue_read(g, n, 3, &ep, d) || epilogue_check(g, n, &ep, node_out(g, n, 0), d))
+    if (epilogue_read(g, n, 3, &ep, d) || epilogue_check(g, n, &ep, &pre, d))
         return -1;
     return 0;
 }
@@ -451,6 +468,53 @@ static void wino_row_ptrs(Writer *w, const WinoGeom *g, int64_t n)
         w_line(w, "float *restrict y%dr = y0r + %" PRId64 ";", (int)i, i * g->OW);
 }
 
+/* Staged, with a MaxPool fused (attribute pool, set by passes/winograd.c when the
+ * pool is the Conv's only consumer): the windows, kh x kw at stride kh x kw without
+ * padding, lie within a tile row since kh divides m, and only the pooled planes are
+ * stored: the Conv's output is never written nor read back. For each row of
+ * windows of tile row r (in scope: r, oy, b, m, bias): the bias and the epilogue
+ * applied in place to its kh staged rows (its operands read at the Conv's output
+ * index, as without the pool), then the max over each window, in MaxPool's order
+ * and way. Windows past the map's end are dropped (floor mode). */
+static void wino_output_pooled(Writer *w, const WinoGeom *g, const Epilogue *ep)
+{
+    int64_t m = g->m, OW = g->OW, PH = g->OH / g->kh, PWo = OW / g->kw, rem = g->OH % m;
+    for (int64_t pr = 0; pr < m / g->kh; pr++) {
+        int64_t i0 = pr * g->kh;
+        if (rem && i0 + g->kh > rem) /* in the last tile row, a window may pass the map's end */
+            w_open(w, "if (oy + %" PRId64 " <= %" PRId64 ")", i0 + g->kh, g->OH);
+        else
+            w_open(w, "%s", "");
+        for (int64_t i = i0; i < i0 + g->kh; i++) {
+            int k = (int)(i - i0);
+            char val[32], dst[16];
+            w_line(w, "float *restrict sr%d = so + %" PRId64 " + r * %" PRId64 ";", k, i * m * g->TB, g->PW);
+            snprintf(val, sizeof val, "bias + sr%d[x]", k);
+            snprintf(dst, sizeof dst, "sr%d[x]", k);
+            em_for(w, "x", OW);
+            if (ep->n) {
+                char idx[160];
+                snprintf(idx, sizeof idx, "(b * %" PRId64 " + m) * %" PRId64 " + (oy + %" PRId64 ") * %" PRId64 " + x", g->M,
+                         g->OH * OW, i, OW);
+                epilogue_store(w, ep, DT_FLOAT, dst, val, idx);
+            } else
+                w_line(w, "%s = %s;", dst, val);
+            w_close(w);
+        }
+        w_line(w, "float *restrict yp = y0 + (b * %" PRId64 " + m) * %" PRId64 " + (oy / %" PRId64 " + %" PRId64 ") * %" PRId64 ";",
+               g->M, PH * PWo, g->kh, pr, PWo);
+        em_for(w, "x", PWo);
+        w_line(w, "float mx = -INFINITY;");
+        for (int64_t i = 0; i < g->kh; i++)
+            for (int64_t jj = 0; jj < g->kw; jj++) {
+                w_line(w, "const float e%d%d = sr%d[%" PRId64 " * x + %d];", (int)i, (int)jj, (int)i, g->kw, (int)jj);
+                w_line(w, "mx = e%d%d > mx ? e%d%d : mx;", (int)i, (int)jj, (int)i, (int)jj);
+            }
+        w_line(w, "yp[x] = mx;");
+        em_close(w, 2); /* x, the row of windows' block */
+    }
+}
+
 /* Staged (F(4x4)): per output channel, Y = A^T M A for all the chunk's tiles in one
  * loop (j at unit stride over the products, gap columns included), into m rows laid
  * out like the rows of s (tile j's output column jj at m * j + jj), then each output
@@ -492,6 +556,11 @@ static void wino_output_staged(Writer *w, const WinoGeom *g, int64_t rows, int h
     }
     w_open(w, "for (int64_t r = 0; r < rows; ++r)");
     w_line(w, "const int64_t oy = %" PRId64 " * (ty0 + r);", m);
+    if (g->kh > 1) {
+        wino_output_pooled(w, g, ep);
+        em_close(w, 2); /* r, m */
+        return;
+    }
     for (int64_t i = 0; i < m; i++) {
         int partial = rem && i >= rem;
         if (partial)

@@ -11,7 +11,14 @@ epilogues, every --tune candidate block, a layer whose scratch comes from the
 room under the model's peak (compiled with a real --tune), a wide F(4x4)
 candidate whose scratch does not fit (it falls back to F(2x2)), and the layers
 the pass must not take (strided, dilated, grouped, few channels, small maps, no
-scratch on the target); four cases run under AddressSanitizer and UBSan.
+scratch on the target). A MaxPool fused into an F(4x4) layer (attribute pool): the
+distillation teacher's block (bias, Relu, residual, 2x2), odd sizes whose last
+windows are dropped, 4x4 and 4x2 windows with asymmetric padding, several chunks,
+ceil_mode that rounds as floor, --openmp, every candidate block; and the pools that
+must stay (the Conv's output read elsewhere too, a partial ceil_mode window,
+padding, stride 1, a 3x3 window, after an F(2x2) layer, a scratch that would no
+longer fit under the pooled node's tensors). Seven cases run under AddressSanitizer
+and UBSan.
 
 TOL: F(2x2) differs from the direct sum by at most 4.4e-7 of the output's scale
 here, F(4x4) by at most 4.9e-6 (f4_residual_only, 32 input channels: its
@@ -48,12 +55,13 @@ TOL = 1e-5
 
 
 def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(), blocks=("",), sanitize=False,
-         inits=(), tiles=None, openmp=False):
+         inits=(), tiles=None, openmp=False, pools=None):
     """post: extra node lines after the Conv (output c), reading the extra initializers
     inits ((name, array) pairs); the model's output is y. blocks: "" for the default
     block, "tune" for a real --tune run, or MxN forced through a tune file. tiles: the
     tile (2 or 4) of each WinogradConv in want, default 2. openmp: compile with --openmp
-    and -fopenmp, run on two threads."""
+    and -fopenmp, run on two threads. pools: the fused MaxPool window ("2, 2") of each
+    WinogradConv in want, None for none (default: none anywhere)."""
     d = os.path.join(WORK, name)
     os.makedirs(d, exist_ok=True)
     if os.path.exists(os.path.join(d, "keys.tune")):
@@ -108,9 +116,13 @@ def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(
             continue
         ops = re.findall(r"^\s+\S.* = ([A-Za-z.]+) ?[<(]", r.stderr, re.M)
         check(tag + "_graph", ops == list(want), "after winograd: %s, want %s" % (ops, list(want)))
-        got_tiles = [int(t) if t else 2 for t in re.findall(r"= kdcc\.WinogradConv <[^>]*?(?:tile: int = (\d+))?>", r.stderr)]
+        wattrs = re.findall(r"= kdcc\.WinogradConv <([^>]*)>", r.stderr)
+        got_tiles = [int(re.search(r"\btile: int = (\d+)", a).group(1)) if "tile: int" in a else 2 for a in wattrs]
         want_tiles = list(tiles) if tiles else [2] * want.count("kdcc.WinogradConv")
         check(tag + "_tiles", got_tiles == want_tiles, "tiles %s, want %s" % (got_tiles, want_tiles))
+        got_pools = [re.search(r"\bpool: ints = \[([0-9, ]+)\]", a).group(1) if "pool: ints" in a else "" for a in wattrs]
+        want_pools = [p or "" for p in pools] if pools else [""] * want.count("kdcc.WinogradConv")
+        check(tag + "_pools", got_pools == want_pools, "fused pools %s, want %s" % (got_pools, want_pools))
         if openmp:
             npr = open(os.path.join(d, "m.c")).read().count("#pragma omp parallel for")
             check(tag + "_openmp_loops", npr == 1, "%d parallel loops, want 1 (the products')" % npr)
@@ -220,6 +232,83 @@ case("f4_edge_map", x, w, None, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), 
 # auto_pad SAME_UPPER resolves to explicit pads the pass keeps
 x, w = arr((2, 8, 24, 24)), arr((8, 8, 3, 3), 0.3)
 case("auto_pad", x, w, None, "auto_pad = \"SAME_UPPER\"", F.conv2d(t64(x), t64(w), padding=1), tiles=(4,))
+
+# A MaxPool after an F(4x4) layer, its only consumer, is fused into it (attribute pool):
+# the pooled planes are computed from the staged output rows.
+def maxpool(t, k, ceil=False):
+    return F.max_pool2d(t, k, stride=k, ceil_mode=ceil)
+
+
+def mp(k, extra=""):
+    return "MaxPool<kernel_shape = [%d, %d], strides = [%d, %d]%s>" % (k[0], k[1], k[0], k[1], extra)
+
+
+# the distillation teacher's block: 16 -> 16 on 28 x 28 (two chunks: five rows of tiles,
+# then two), bias, Relu, residual Add of the input, 2x2 pool; batch 4; sanitizers
+x, w, b = arr((4, 16, 28, 28)), arr((16, 16, 3, 3), 0.1), arr((16,), 0.1)
+ref = maxpool(F.relu(F.conv2d(t64(x), t64(w), t64(b), padding=1)) + t64(x), (2, 2))
+case("pool_teacher", x, w, b, "pads = [1, 1, 1, 1]", ref, post=("r = Relu(c)", "a = Add(r, x)", "y = %s(a)" % mp((2, 2))),
+     sanitize=True, tiles=(4,), pools=("2, 2",))
+
+# odd output sizes (23 x 25: the last row of tiles has 3 rows, so its second row of
+# windows is dropped; the last window column is dropped too), batch 3, Relu, every
+# candidate block
+x, w, b = arr((3, 16, 23, 25)), arr((16, 16, 3, 3), 0.2), arr((16,), 0.1)
+ref = maxpool(F.relu(F.conv2d(t64(x), t64(w), t64(b), padding=1)), (2, 2))
+case("pool_odd_sizes", x, w, b, "pads = [1, 1, 1, 1]", ref, post=("r = Relu(c)", "y = %s(r)" % mp((2, 2))), tiles=(4,),
+     pools=("2, 2",), sanitize=True, blocks=("", "8x16", "4x24", "4x32", "6x16", "8x8", "4x16", "8x24", "2x32", "3x32"))
+
+# 4 x 4 and 4 x 2 windows, asymmetric padding (output 22 x 23: the last row of tiles
+# has 2 rows, its window dropped), 16 -> 20 channels, no bias, no epilogue, batch 8 (the
+# pooled output is 1/16 of the Conv's, and the scratch must fit under the node's tensors)
+x, w = arr((8, 16, 21, 22)), arr((20, 16, 3, 3), 0.2)
+conv = F.conv2d(F.pad(t64(x), (1, 2, 2, 1)), t64(w))
+case("pool_4x4", x, w, None, "pads = [2, 1, 1, 2]", maxpool(conv, (4, 4)), post=("y = %s(c)" % mp((4, 4)),),
+     tiles=(4,), pools=("4, 4",), sanitize=True)
+case("pool_4x2", x, w, None, "pads = [2, 1, 1, 2]", maxpool(conv, (4, 2)), post=("y = %s(c)" % mp((4, 2)),),
+     tiles=(4,), pools=("4, 2",))
+
+# several chunks of tile rows and a residual operand that is an initializer: 32 -> 16 on
+# 40 x 36, pads only at the bottom and right, 2x2 pool; ceil_mode rounds as floor here
+# (even sizes), so it fuses too
+x, w = arr((1, 32, 40, 36)), arr((16, 32, 3, 3), 0.1)
+r_in = arr((1, 16, 40, 36))
+ref = maxpool(F.conv2d(F.pad(t64(x), (0, 2, 0, 2)), t64(w)) + t64(r_in), (2, 2), ceil=True)
+case("pool_chunks_ceil", x, w, None, "pads = [0, 0, 2, 2]", ref, post=("a = Add(c, r)", "y = %s(a)" % mp((2, 2), ", ceil_mode = 1")),
+     inits=(("r", r_in),), tiles=(4,), pools=("2, 2",))
+
+# with --openmp on two threads (the products' channel loop shared out), Relu, 2x2 pool;
+# batch 3, for the scratch to fit under the pooled node's tensors
+x, w, b = arr((3, 16, 20, 128)), arr((96, 16, 3, 3), 0.1), arr((96,), 0.1)
+ref = maxpool(F.relu(F.conv2d(t64(x), t64(w), t64(b), padding=1)), (2, 2))
+case("pool_openmp", x, w, b, "pads = [1, 1, 1, 1]", ref, post=("r = Relu(c)", "y = %s(r)" % mp((2, 2))), tiles=(4,),
+     pools=("2, 2",), openmp=True)
+
+# pools that stay: the Conv's output read elsewhere too (here a GlobalAveragePool; in a
+# training graph, MaxPoolGrad), ceil_mode on odd sizes (a partial window), padding,
+# strides other than the window, a 3x3 window, and a pool after an F(2x2) layer
+x, w = arr((2, 16, 21, 21)), arr((16, 16, 3, 3), 0.2)
+conv = F.conv2d(t64(x), t64(w), padding=1)
+case("pool_shared_stays", x, w, None, "pads = [1, 1, 1, 1]", maxpool(conv, (2, 2)) + conv.mean((2, 3), keepdim=True),
+     post=("p = %s(c)" % mp((2, 2)), "g = GlobalAveragePool(c)", "y = Add(p, g)"),
+     want=("kdcc.WinogradConv", "MaxPool", "GlobalAveragePool", "Add"), tiles=(4,))
+case("pool_ceil_odd_stays", x, w, None, "pads = [1, 1, 1, 1]", maxpool(conv, (2, 2), ceil=True),
+     post=("y = %s(c)" % mp((2, 2), ", ceil_mode = 1"),), want=("kdcc.WinogradConv", "MaxPool"), tiles=(4,))
+case("pool_pads_stay", x, w, None, "pads = [1, 1, 1, 1]", F.max_pool2d(conv, 2, stride=2, padding=1),
+     post=("y = %s(c)" % mp((2, 2), ", pads = [1, 1, 1, 1]"),), want=("kdcc.WinogradConv", "MaxPool"), tiles=(4,))
+case("pool_stride1_stays", x, w, None, "pads = [1, 1, 1, 1]", F.max_pool2d(conv, 2, stride=1),
+     post=("y = MaxPool<kernel_shape = [2, 2]>(c)",), want=("kdcc.WinogradConv", "MaxPool"), tiles=(4,))
+# and one whose scratch would no longer fit once the output is pooled (one image, 96
+# channels: the node's own tensors shrink from 1.1 MB to 0.4 MB, under its 0.6 MB scratch)
+x1, w1, b1 = arr((1, 16, 20, 128)), arr((96, 16, 3, 3), 0.1), arr((96,), 0.1)
+case("pool_budget_stays", x1, w1, b1, "pads = [1, 1, 1, 1]",
+     maxpool(F.relu(F.conv2d(t64(x1), t64(w1), t64(b1), padding=1)), (2, 2)),
+     post=("r = Relu(c)", "y = %s(r)" % mp((2, 2))), want=("kdcc.WinogradConv", "MaxPool"), tiles=(4,))
+case("pool_3x3_stays", x, w, None, "pads = [1, 1, 1, 1]", maxpool(conv, (3, 3)), post=("y = %s(c)" % mp((3, 3)),),
+     want=("kdcc.WinogradConv", "MaxPool"), tiles=(4,))
+x, w = arr((2, 16, 16, 16)), arr((16, 16, 3, 3), 0.2)
+case("pool_f2_stays", x, w, None, "pads = [1, 1, 1, 1]", maxpool(F.conv2d(t64(x), t64(w), padding=1), (2, 2)),
+     post=("y = %s(c)" % mp((2, 2)),), want=("kdcc.WinogradConv", "MaxPool"))
 
 # layers the pass must leave alone: stride 2, dilation 2, two groups, 4 channels,
 # and every layer on a target without scratch memory
