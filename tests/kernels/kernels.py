@@ -1,5 +1,6 @@
 """tests/kernels: the depthwise and pointwise Conv kernels of compiler/ops/conv_dw.c,
-and the padded-plane and im2col kernels of compiler/ops/conv.c.
+and the padded-plane (phase planes for strides), im2col and channel-vector kernels
+of compiler/ops/conv.c.
 
 Each case is a small model in the ONNX textual syntax; the compiled C must give the
 outputs PyTorch computes in double from the same float weights and inputs (an
@@ -316,6 +317,22 @@ for spec in [
         rows = re.search(r"/\* im2col: .* (\d+) output row", c)
         check(name + "_in_chunks", rows and int(rows.group(1)) < ref.shape[2],
               "the panel holds %s of %d output rows" % (rows.group(1) if rows else "?", ref.shape[2]))
+
+# channel vectors (compiler/ops/conv.c): stride-1 layers on small maps whose plane
+# blocks would be mostly padding and whose im2col panel exceeds the budget; blocks of
+# 6 pixels (the last one partial: 100 = 16 x 6 + 4, 99 = 16 x 6 + 3, 140 = 23 x 6 + 2)
+# x 2 vectors of output channels, read in place (no padding) or from padded planes,
+# dilation, asymmetric padding, a 5x3 kernel, batch 2, epilogues
+for spec in [
+    ("cv_lenet_5x5_relu", dict(n=1, c=6, mult=16, h=14, w_=14, k=(5, 5)), "relu"),
+    ("cv_pad_9x11_add", dict(n=1, c=4, mult=16, h=9, w_=11, k=(3, 3), pads=(1, 1, 1, 1)), "add"),
+    ("cv_dil2_clip", dict(n=1, c=2, mult=16, h=10, w_=9, k=(3, 3), pads=(2, 2, 2, 2), dil=(2, 2)), "clip"),
+    ("cv_5x3_asym_batch2", dict(n=2, c=3, mult=16, h=8, w_=11, k=(5, 3), pads=(2, 1, 1, 0)), None),
+    ("cv_m32_relu", dict(n=1, c=5, mult=32, h=12, w_=12, k=(3, 3)), "relu"),
+]:
+    name, kw, epi = spec
+    m, x, ref = dw(name, cpg=kw["c"], **kw)
+    case(m, finish(m, ref, epi), "channel vectors")
 
 # the comparison can fail: a 0.1% error is beyond the tolerance
 probe = np.array([1.0, 2.0, 3.0])
