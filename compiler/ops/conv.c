@@ -1180,8 +1180,8 @@ static int emit_conv_chanvec(Emitter *e, const Node *n, const ConvGeom *cg, cons
     w_line(w, "/* channel vectors: blocks of %" PRId64 " pixels x %" PRId64 " channels, vectors over the output channels, "
            "weights packed as [%" PRId64 "][%" PRId64 "]%s */", p.np, p.nc, p.K, p.MP, p.plane ? ", padded planes" : "");
     w_line(w, "float *restrict wp = y1;");
-    em_for(w, "m", cg->M);
     em_for(w, "k", p.K);
+    em_for(w, "m", cg->M);
     w_line(w, "wp[k * %" PRId64 " + m] = x1[m * %" PRId64 " + k];", p.MP, p.K);
     em_close(w, 2);
     if (p.MP > cg->M) {
