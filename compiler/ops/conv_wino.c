@@ -371,19 +371,23 @@ static void wino_input(Writer *w, const WinoGeom *g, int64_t rows)
     w_close(w); /* c */
 }
 
-/* Products of the mb x nb block (m0, j0) for the P positions: mt[p][m][j]. */
+/* Products of the mb x nb block (m0, j0) for the P positions: mt[p][m][j]. The
+ * accumulators start from channel 0's products instead of zeros (the same sums,
+ * in the same order): the distillation teacher's 16->16 layer with its pool, 8x16
+ * block, 2.77-2.83 -> 2.70-2.74 ms (best of 6 alternating runs). */
 static void wino_gemm_block(Writer *w, const WinoGeom *g, int64_t mb, int64_t nb)
 {
     int64_t C = g->C, TB = g->TB;
     em_for(w, "p", g->P);
     w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", mb, nb);
-    em_for(w, "mm", mb);
-    em_for(w, "v", nb);
-    w_line(w, "acc[mm][v] = 0;");
-    em_close(w, 2);
     w_line(w, "const float *restrict up = x1 + (p * %" PRId64 " + m0) * %" PRId64 ";", g->M, C);
     w_line(w, "const float *restrict vp = vb + p * %" PRId64 " + j0;", C * TB);
-    em_for(w, "c", C);
+    em_for(w, "mm", mb);
+    w_line(w, "const float wv = up[mm * %" PRId64 "];", C);
+    em_for(w, "v", nb);
+    w_line(w, "acc[mm][v] = wv * vp[v];");
+    em_close(w, 2);
+    w_open(w, "for (int64_t c = 1; c < %" PRId64 "; ++c)", C);
     w_line(w, "const float *restrict vr = vp + c * %" PRId64 ";", TB);
     em_for(w, "mm", mb);
     w_line(w, "const float wv = up[mm * %" PRId64 " + c];", C);
