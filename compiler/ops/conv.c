@@ -262,6 +262,22 @@ void conv_store(Writer *w, const Epilogue *ep, DType dt, const char *val, const 
     epilogue_store(w, ep, dt, dst, val, idx);
 }
 
+void conv_block_shape(int64_t nr, int64_t OH, int64_t OW, int64_t *VW, int64_t *R)
+{
+    int64_t best = -1;
+    for (int64_t vw = nr; vw >= 1; vw--) {
+        if (vw != nr && (vw % 8 || nr % vw))
+            continue;
+        int64_t r = nr / vw < OH ? nr / vw : OH;
+        int64_t cover = (OW + vw - 1) / vw * vw * ((OH + r - 1) / r * r);
+        if (best < 0 || cover < best) {
+            best = cover;
+            *VW = vw;
+            *R = r;
+        }
+    }
+}
+
 /* The epilogue (fused.h) of the register-blocked kernels: over the finished output
  * planes of channels m0 .. m0 + mb - 1 of image b, one contiguous, vectorisable pass
  * while the planes are still in cache, not in the blocks' stores. Measured with gcc
@@ -619,20 +635,7 @@ static int pp_plan(const Graph *g, const Node *n, const ConvGeom *cg, PpGeom *p)
     p->PW = OW + (cg->k[1] - 1) * cg->dl[1] / p->S1;
     p->PS = p->PH * p->PW;
     p->CS = p->S0 * p->S1 * p->PS;
-    /* the block's shape: VW a multiple of 8 that divides nr (or nr itself), R = nr / VW
-     * rows; the one with the fewest pixels outside the output, the widest of those */
-    int64_t best = -1;
-    for (int64_t vw = p->nr; vw >= 1; vw--) {
-        if (vw != p->nr && (vw % 8 || p->nr % vw))
-            continue;
-        int64_t r = p->nr / vw < OH ? p->nr / vw : OH;
-        int64_t cover = (OW + vw - 1) / vw * vw * ((OH + r - 1) / r * r);
-        if (best < 0 || cover < best) {
-            best = cover;
-            p->VW = vw;
-            p->R = r;
-        }
-    }
+    conv_block_shape(p->nr, OH, OW, &p->VW, &p->R);
     p->NXB = (OW + p->VW - 1) / p->VW;
     p->NYB = (OH + p->R - 1) / p->R;
     /* reads of a block beyond the plane: its rows past OH, its columns past PW */

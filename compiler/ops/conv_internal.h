@@ -38,6 +38,11 @@ void conv_epilogue_planes(Writer *w, const Epilogue *ep, int64_t M, int64_t OSZ,
  * (Node.block_m/n), else the target's. */
 void conv_block(const Graph *g, const Node *n, int64_t *mr, int64_t *nr);
 
+/* The padded-plane kernel's block of nr output pixels on an OH x OW map: VW columns
+ * (a multiple of 8 that divides nr, or nr itself) by R = nr / VW rows (at most OH),
+ * the shape with the fewest pixels outside the output, the widest of those. */
+void conv_block_shape(int64_t nr, int64_t OH, int64_t OW, int64_t *VW, int64_t *R);
+
 /* Valid output-pixel range [lo, hi) of last-dim tap kl along dim L. */
 void conv_tap_range(const ConvGeom *cg, int L, int64_t kl, int64_t *lo, int64_t *hi);
 

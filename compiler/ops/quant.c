@@ -1140,20 +1140,7 @@ static int qp_plan(const Graph *g, const Node *n, int ix, int izx, int iw, int i
     p->PH = (OH - 1) * s0 + (cg.k[0] - 1) * cg.dl[0] + 1;
     p->PW = (OW - 1) * s1 + (cg.k[1] - 1) * cg.dl[1] + 1;
     p->PS = p->PH * p->PW;
-    /* the block's shape: VW a multiple of 8 dividing nr (or nr itself), R = nr / VW rows;
-     * the fewest pixels outside the output, the widest of those */
-    int64_t best = -1;
-    for (int64_t vw = p->nr; vw >= 1; vw--) {
-        if (vw != p->nr && (vw % 8 || p->nr % vw))
-            continue;
-        int64_t r = p->nr / vw < OH ? p->nr / vw : OH;
-        int64_t cover = (OW + vw - 1) / vw * vw * ((OH + r - 1) / r * r);
-        if (best < 0 || cover < best) {
-            best = cover;
-            p->VW = vw;
-            p->R = r;
-        }
-    }
+    conv_block_shape(p->nr, OH, OW, &p->VW, &p->R);   /* the float padded-plane kernel's */
     p->NXB = (OW + p->VW - 1) / p->VW;
     p->NYB = (OH + p->R - 1) / p->R;
     /* the last element a block reads, past the last plane's end */
