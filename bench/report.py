@@ -136,7 +136,8 @@ def tune_layers(d):
             if op.endswith("WinogradConv"):
                 macs, kind = ny * w_[2] * 9, "Winograd F(%dx%d,3x3)" % ((2, 2) if w_[0] == 16 else (4, 4))
             else:
-                macs = ny * math.prod(w_[1:])
+                # weight_cm (passes/layout.c): a pointwise W stored [C][Mp]; each output sums C inputs
+                macs = ny * (x[1] if re.search(r"weight_cm=\d+", key) else math.prod(w_[1:]))
                 st = re.search(r"strides=([0-9,]+)", key)
                 kind = "1x1" if w_[2:] == [1, 1] else ("strided" if st and set(st.group(1).split(",")) != {"1"} else "direct")
                 g = re.search(r"group=(\d+)", key)
