@@ -405,13 +405,12 @@ def main():
       "models are random; timing does not depend on their values.")
     text = "\n".join(L) + "\n"
     if a.out:
-        # keep the distillation benchmark's section (bench/distill/run.sh writes it)
+        # keep the distillation benchmark's sections, one per thread count (bench/distill/run.sh writes them)
         try:
             with open(a.out) as f:
                 old = f.read()
-            b, e = old.find("<!-- distill-benchmark:begin -->"), old.find("<!-- distill-benchmark:end -->")
-            if b >= 0 and e > b:
-                text += "\n" + old[b:e + len("<!-- distill-benchmark:end -->")] + "\n"
+            for sec in re.finditer(r"<!-- (distill-benchmark[\w-]*):begin -->.*?<!-- \1:end -->", old, re.S):
+                text += "\n" + sec.group(0) + "\n"
         except OSError:
             pass
         with open(a.out, "w") as f:
