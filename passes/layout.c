@@ -58,9 +58,12 @@ int pass_layout(Graph *g, Diag *d)
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
         int64_t mp;
-        int conv = !strcmp(n->domain, "") && !strcmp(n->op_type, "Conv");
-        int fused = !strcmp(n->domain, "kdcc") && !strcmp(n->op_type, "FusedConv");
-        if (n->dead || (!conv && !fused))
+        if (n->dead || !n->op_type)
+            continue;
+        const char *dom = n->domain ? n->domain : "";
+        int conv = !strcmp(dom, "") && !strcmp(n->op_type, "Conv");
+        int fused = !strcmp(dom, "kdcc") && !strcmp(n->op_type, "FusedConv");
+        if (!conv && !fused)
             continue;
         if (conv_pointwise_cm(g, n, &mp) && to_cm(g, n, mp, d))
             return -1;
