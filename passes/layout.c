@@ -43,7 +43,8 @@ static int to_cm(Graph *g, Node *n, int64_t mp, Diag *d)
     for (int64_t c = 0; c < C; c++)
         for (int64_t m = 0; m < mp; m++)
             t[c * mp + m] = m < M ? src[m * C + c] : 0.0f;
-    memcpy(attrs, n->attrs, (size_t)n->nattrs * sizeof(Attr));
+    if (n->nattrs) /* a node without attributes may have no array at all */
+        memcpy(attrs, n->attrs, (size_t)n->nattrs * sizeof(Attr));
     attrs[n->nattrs] = (Attr){.name = "weight_cm", .type = AT_INT, .i = M};
     memcpy(ins, n->inputs, (size_t)n->ninputs * sizeof(int));
     ins[1] = id;
