@@ -41,11 +41,13 @@ static int new_input(Graph *g, const char *name, DType dt, int rank, const int64
 }
 
 /* Copy src's nodes and values into dst, names prefixed; src's graph inputs become
- * dst's values input_map[i]. */
-static int merge_graph(Graph *dst, const Graph *src, const char *prefix, const int *input_map, int *map, Diag *d)
+ * dst's values input_map[i]. With share (a map of an earlier merge of the same src),
+ * src's constants are that merge's values: copies of a teacher read one set of weights. */
+static int merge_graph(Graph *dst, const Graph *src, const char *prefix, const int *input_map, const int *share,
+                       int *map, Diag *d)
 {
     for (int v = 0; v < src->nvalues; v++)
-        map[v] = -1;
+        map[v] = share && src->values[v].role == VR_CONST ? share[v] : -1;
     for (int i = 0; i < src->ninputs; i++)
         if (src->values[src->inputs[i]].role == VR_INPUT)
             map[src->inputs[i]] = input_map[i];
@@ -211,6 +213,11 @@ int pass_distill(Graph *g, const DistillOptions *o, Diag *d)
             wsum += o->teachers[t].weight;
         for (int t = 0; t < o->nteachers; t++) {
             const Graph *tg = o->teachers[t].g;
+            /* parts > 1: tg is bound to B / parts samples and runs on each slice of the batch */
+            int parts = o->teachers[t].parts > 1 ? o->teachers[t].parts : 1;
+            if (parts > KD_MAX_TEACHER_PARTS || B % parts)
+                return diag_error(d, NULL, "teacher %d: a batch of %lld cannot run in %d equal parts", t + 1, (long long)B,
+                                  parts);
             int in_map[64], nrun = 0;
             for (int i = 0; i < tg->ninputs && i < 64; i++) {
                 in_map[i] = -1;
@@ -224,24 +231,68 @@ int pass_distill(Graph *g, const DistillOptions *o, Diag *d)
                 if (sid < 0)
                     return diag_error(d, NULL, "teacher %d has more inputs than the student", t + 1);
                 const Value *a = &tg->values[tg->inputs[i]], *b = &g->values[sid];
-                if (value_numel(a) != value_numel(b) || a->dtype != b->dtype)
+                if (value_numel(a) * parts != value_numel(b) || a->dtype != b->dtype ||
+                    (parts > 1 && (b->rank < 1 || b->dims[0] != B)))
                     return diag_error(d, NULL, "teacher %d's input '%s' does not match the student's '%s'", t + 1,
                                       a->name, b->name);
                 in_map[i] = sid;
             }
-            int *map = arena_array(g->arena, (size_t)tg->nvalues + 1, sizeof(int));
-            char prefix[32];
-            snprintf(prefix, sizeof prefix, "teacher%d", t + 1);
-            if (!map || merge_graph(g, tg, prefix, in_map, map, d))
+            int tz0 = find_output((Graph *)tg, o->teachers[t].output, d, "teacher");
+            if (tz0 < 0)
                 return -1;
-            int tz = find_output((Graph *)tg, o->teachers[t].output, d, "teacher");
-            if (tz < 0)
-                return -1;
-            tz = map[tz];
-            const Value *tv = &g->values[tz];
-            if (tv->rank != 2 || tv->dims[0] != B || tv->dims[1] != C || tv->dtype != DT_FLOAT)
-                return diag_error(d, NULL, "teacher %d's output '%s' does not have the student's shape float[%lld,%lld]",
-                                  t + 1, tv->name, (long long)B, (long long)C);
+            const int *first = NULL;
+            int zs[KD_MAX_TEACHER_PARTS];
+            for (int part = 0; part < parts; part++) {
+                int pin[64];
+                for (int i = 0; i < tg->ninputs && i < 64; i++) {
+                    pin[i] = in_map[i];
+                    if (in_map[i] < 0 || parts == 1)
+                        continue;
+                    /* rows [part * B / parts, (part + 1) * B / parts) of the input */
+                    int64_t st = part * (B / parts), en = st + B / parts, ax = 0;
+                    int sl[4] = {in_map[i], g_const_ints(&c, &st, 1), g_const_ints(&c, &en, 1), g_const_ints(&c, &ax, 1)};
+                    Node *sn = g_new(&c, "Slice", sl, 4, 1);
+                    if (!sn)
+                        return -1;
+                    char snm[64];
+                    snprintf(snm, sizeof snm, "teacher%d.part%d.slice%d", t + 1, part, i);
+                    if (!(sn->name = arena_strdup(g->arena, snm)))
+                        return diag_error(d, NULL, "out of memory");
+                    if ((pin[i] = g_done(&c, sn)) < 0)
+                        return -1;
+                    g->values[pin[i]].name = sn->name;
+                }
+                int *map = arena_array(g->arena, (size_t)tg->nvalues + 1, sizeof(int));
+                char prefix[48];
+                if (parts == 1)
+                    snprintf(prefix, sizeof prefix, "teacher%d", t + 1);
+                else
+                    snprintf(prefix, sizeof prefix, "teacher%d.part%d", t + 1, part);
+                if (!map || merge_graph(g, tg, prefix, pin, first, map, d))
+                    return -1;
+                first = first ? first : map;
+                zs[part] = map[tz0];
+                const Value *tv = &g->values[zs[part]];
+                if (tv->rank != 2 || tv->dims[0] != B / parts || tv->dims[1] != C || tv->dtype != DT_FLOAT)
+                    return diag_error(d, NULL,
+                                      "teacher %d's output '%s' does not have the student's shape float[%lld,%lld]",
+                                      t + 1, tv->name, (long long)(B / parts), (long long)C);
+            }
+            int tz = zs[0];
+            if (parts > 1) {
+                /* the parts' logits, in order: the whole batch's */
+                Node *cat = g_new(&c, "Concat", zs, parts, 1);
+                if (!cat)
+                    return -1;
+                g_attr_i(&c, cat, "axis", 0);
+                char cnm[48];
+                snprintf(cnm, sizeof cnm, "teacher%d.logits", t + 1);
+                if (!(cat->name = arena_strdup(g->arena, cnm)))
+                    return diag_error(d, NULL, "out of memory");
+                if ((tz = g_done(&c, cat)) < 0)
+                    return -1;
+                g->values[tz].name = cat->name;
+            }
             int p = tz;
             if (!o->mse) {
                 p = g_op2(&c, "Div", tz, g_const_scalar(&c, DT_FLOAT, o->T));
@@ -282,4 +333,170 @@ int pass_distill(Graph *g, const DistillOptions *o, Diag *d)
     g->noutputs = 2;
     g->values[loss].is_output = g->values[z].is_output = 1;
     return 0;
+}
+
+/* ---- a frozen teacher in slices of the batch ---- */
+
+int64_t distill_bytes_per_sample(const Graph *t, int64_t batch)
+{
+    int64_t most = 0;
+    for (int i = 0; i < t->nnodes; i++) {
+        const Node *n = t->nodes[i];
+        int64_t bytes = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            int cnt = pass ? n->noutputs : n->ninputs;
+            for (int j = 0; j < cnt; j++) {
+                int v = pass ? n->outputs[j] : n->inputs[j];
+                if (v < 0 || t->values[v].role == VR_CONST || t->values[v].role == VR_STATE)
+                    continue;
+                int seen = 0; /* a tensor read twice (a residual) counts once */
+                for (int q = 0; q < n->ninputs && !(pass == 0 && q >= j); q++)
+                    seen |= n->inputs[q] == v;
+                if (!seen)
+                    bytes += (int64_t)value_bytes(&t->values[v]);
+            }
+        }
+        most = bytes > most ? bytes : most;
+    }
+    return batch > 0 ? (most + batch - 1) / batch : most;
+}
+
+int64_t distill_sub_batch(const Graph *t, int64_t batch, int64_t cache_bytes)
+{
+    int64_t per = distill_bytes_per_sample(t, batch);
+    if (cache_bytes <= 0 || per <= 0 || per > cache_bytes)
+        return batch;
+    for (int64_t s = batch; s > 1; s--)
+        if (batch % s == 0 && s * per <= cache_bytes && batch / s <= KD_MAX_TEACHER_PARTS)
+            return s;
+    return batch <= KD_MAX_TEACHER_PARTS ? 1 : batch;
+}
+
+/* Operators that compute each sample apart when every tensor they read or write
+ * that is not a constant has the batch as its first dim. */
+static const char *const per_sample_ops[] = {
+    "Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool",
+    "BatchNormalization", "InstanceNormalization", "LRN", "Dropout", "Identity", "Flatten", "Reshape", "Gemm",
+    "MatMul", "Resize", "Upsample", "Pad", "DepthToSpace", "SpaceToDepth", "Cast", "Relu", "LeakyRelu", "PRelu",
+    "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu", "Celu", "Gelu", "Mish", "Softplus", "Softsign",
+    "Clip", "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal", "Erf", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos",
+    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "Not",
+    "And", "Or", NULL};
+
+/* Operators that mix elements along one axis or a set of axes: per sample when
+ * none of them is dim 0. The axis' default when the attribute is absent. */
+static const struct {
+    const char *op;
+    int axes;         /* 1: "axes" attribute or input 1; 0: "axis" attribute; 2: "perm" */
+    int def;          /* default axis; 99: none (refuse) */
+} axis_ops[] = {
+    {"Softmax", 0, -1}, {"LogSoftmax", 0, -1}, {"Hardmax", 0, -1}, {"Concat", 0, 99}, {"LayerNormalization", 0, -1},
+    {"LpNormalization", 0, -1}, {"ArgMax", 0, 0}, {"ArgMin", 0, 0}, {"Gather", 0, 0}, {"Split", 0, 0},
+    {"Squeeze", 1, 99}, {"Unsqueeze", 1, 99}, {"ReduceMean", 1, 99}, {"ReduceSum", 1, 99}, {"ReduceMax", 1, 99},
+    {"ReduceMin", 1, 99}, {"ReduceL2", 1, 99}, {"ReduceProd", 1, 99}, {"Transpose", 2, 99},
+};
+
+static int split_op_ok(const Graph *g, const Node *n, char *why, size_t whylen)
+{
+    for (int k = 0; per_sample_ops[k]; k++)
+        if (!strcmp(n->op_type, per_sample_ops[k])) {
+            if (!strcmp(n->op_type, "BatchNormalization") && attr_int(n, "training_mode", 0))
+                break;
+            return 1;
+        }
+    const Value *x = node_in(g, n, 0);
+    for (size_t k = 0; k < sizeof axis_ops / sizeof axis_ops[0] && x; k++) {
+        if (strcmp(n->op_type, axis_ops[k].op))
+            continue;
+        if (!strcmp(n->op_type, "Gather") && x->role == VR_CONST)
+            return 1; /* rows of a table picked per sample */
+        int rank = x->rank;
+        if (!strcmp(n->op_type, "Unsqueeze") && node_out(g, n, 0))
+            rank = node_out(g, n, 0)->rank;
+        if (axis_ops[k].axes == 2) {
+            const int64_t *perm;
+            if (attr_ints(n, "perm", &perm) >= 1 && perm[0] == 0)
+                return 1;
+            break;
+        }
+        if (axis_ops[k].axes == 0) {
+            int64_t def = axis_ops[k].def;
+            if (!strcmp(n->op_type, "Softmax") || !strcmp(n->op_type, "LogSoftmax") || !strcmp(n->op_type, "Hardmax"))
+                def = n->opset && n->opset < 13 ? 1 : -1;
+            if (!node_attr(n, "axis") && def == 99)
+                break;
+            int64_t a = attr_int(n, "axis", def);
+            a = a < 0 ? a + rank : a;
+            if (a > 0 && a < rank)
+                return 1;
+            break;
+        }
+        const int64_t *axes = NULL;
+        int na = attr_ints(n, "axes", &axes);
+        const Value *av = node_in(g, n, 1);
+        int ok = 1;
+        if (na >= 1) {
+            for (int q = 0; q < na; q++)
+                ok &= (axes[q] < 0 ? axes[q] + rank : axes[q]) > 0;
+        } else if (av && av->role == VR_CONST && av->data && value_numel(av) >= 1) {
+            for (int64_t q = 0; q < value_numel(av); q++) {
+                int64_t a = const_get_i64(av, q);
+                ok &= (a < 0 ? a + rank : a) > 0;
+            }
+        } else {
+            ok = 0; /* every axis */
+        }
+        if (ok)
+            return 1;
+        break;
+    }
+    snprintf(why, whylen, "node '%s' (%s) may combine samples", n->name ? n->name : "?", n->op_type);
+    return 0;
+}
+
+int distill_split_ok(const Graph *full, const Graph *part, int parts, char *why, size_t whylen)
+{
+    snprintf(why, whylen, "%s", "");
+    if (full->nnodes != part->nnodes || full->nvalues != part->nvalues) {
+        snprintf(why, whylen, "the graph differs between batch sizes");
+        return 0;
+    }
+    for (int i = 0; i < full->nnodes; i++) {
+        const Node *n = full->nodes[i], *m = part->nodes[i];
+        if (strcmp(n->op_type, m->op_type) || n->ninputs != m->ninputs || n->noutputs != m->noutputs) {
+            snprintf(why, whylen, "the graph differs between batch sizes at node '%s'", n->name ? n->name : "?");
+            return 0;
+        }
+        int live = 0; /* a node whose outputs were all folded computes nothing at run time */
+        for (int j = 0; j < n->noutputs; j++)
+            live |= n->outputs[j] >= 0 && full->values[n->outputs[j]].role != VR_CONST;
+        if (!live)
+            continue;
+        for (int pass = 0; pass < 2; pass++) {
+            int cnt = pass ? n->noutputs : n->ninputs;
+            for (int j = 0; j < cnt; j++) {
+                int v = pass ? n->outputs[j] : n->inputs[j];
+                int w = pass ? m->outputs[j] : m->inputs[j];
+                if (v < 0 && w < 0)
+                    continue;
+                if (v != w) {
+                    snprintf(why, whylen, "the graph differs between batch sizes at node '%s'", n->name ? n->name : "?");
+                    return 0;
+                }
+                const Value *a = &full->values[v], *b = &part->values[v];
+                if (a->role == VR_CONST || a->role == VR_STATE)
+                    continue;
+                int ok = a->rank >= 1 && a->rank == b->rank && a->dtype == b->dtype && a->dims[0] == b->dims[0] * parts;
+                for (int k = 1; k < a->rank && ok; k++)
+                    ok = a->dims[k] == b->dims[k];
+                if (!ok) {
+                    snprintf(why, whylen, "tensor '%s' does not have the batch as its first dim", a->name);
+                    return 0;
+                }
+            }
+        }
+        if (!split_op_ok(full, n, why, whylen))
+            return 0;
+    }
+    return 1;
 }

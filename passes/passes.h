@@ -107,10 +107,32 @@ typedef struct TrainModeOptions {
 int pass_train_mode(Graph *g, const TrainModeOptions *o, Diag *d);
 
 typedef struct TeacherSpec {
-    Graph *g;             /* shapes inferred with the student's batch */
+    Graph *g;             /* shapes inferred with the student's batch (or batch / parts) */
     double weight;        /* relative weight of its softened distribution */
     const char *output;   /* its logits output (NULL: the first output) */
+    int parts;            /* > 1: g is bound to batch / parts samples; the step runs one copy of it
+                             on each slice of the batch (one set of weights) and concatenates the
+                             logits, so each copy's intermediates are cache-sized. 0 or 1: whole batch */
 } TeacherSpec;
+#define KD_MAX_TEACHER_PARTS 256
+
+/* Running a frozen teacher in slices of the batch (passes/distill.c).
+ * The most bytes of non-constant tensors one node of t reads and writes, per sample
+ * of its batch (t's shapes inferred at that batch). */
+int64_t distill_bytes_per_sample(const Graph *t, int64_t batch);
+/* The sub-batch the step runs teacher t in: the largest divisor S of batch whose
+ * S * distill_bytes_per_sample fits cache_bytes (the target's L2 per core times the
+ * step's threads); batch itself (no split) when even one sample does not fit or
+ * cache_bytes is 0. */
+int64_t distill_sub_batch(const Graph *t, int64_t batch, int64_t cache_bytes);
+/* 1 if a teacher bound at the whole batch (full) and at batch / parts (part), both
+ * loaded from one model and inferred, compute each sample apart from the others, so
+ * that parts copies of part on the batch's slices give full's logits: the graphs match
+ * node for node, every non-constant tensor has the batch as its first dim (full's
+ * = parts x part's, the rest equal) and every operator is one known to keep samples
+ * apart along that dim (an axis or axes attribute or input off dim 0). 0 otherwise,
+ * with the reason in why. */
+int distill_split_ok(const Graph *full, const Graph *part, int parts, char *why, size_t whylen);
 
 typedef struct DistillOptions {
     double T, alpha;

@@ -7,6 +7,7 @@
  * At the end the trained student is written as ONNX and as C. */
 #include "compiler/cli/cli.h"
 #include "compiler/emit/train_driver.h"
+#include "compiler/ir/target.h"
 #include "frontends/data.h"
 #include "frontends/onnx_export.h"
 #include "runtime/trainer.h"
@@ -44,6 +45,7 @@ typedef struct Opts {
     int train_only; /* kdcc train: labels only */
     TuneOptions tune; /* --tune, --tune-file: register blocks of the compiled step's Conv layers */
     int threads;      /* --threads N: OpenMP in the compiled modules when > 1 */
+    int64_t sub_batch; /* --teacher-sub-batch N: 0 = chosen from the L2 size, -1 = off (the whole batch) */
 } Opts;
 
 /* ---------------------------------------------------------------- modules */
@@ -124,7 +126,7 @@ static int build_module(Graph *g, const char *dir, const char *name, int infer_f
                pass_plan(g, d)) {
         return -1;
     }
-    EmitOptions eo = {.name = name, .openmp = trainer_threads() > 1};
+    EmitOptions eo = {.name = name, .openmp = trainer_threads() > 1, .share_functions = 1};
     char hn[128];
     snprintf(hn, sizeof hn, "%s.h", name);
     eo.header = hn;
@@ -240,6 +242,11 @@ static void usage(FILE *f, int train)
             "  --scale X (e.g. 0.00392156862745098 for 1/255)   --seed N (1)\n"
             "  --mean M[,M...] --std S[,S...]   then (x - mean) / std, one value or one per channel\n"
             "  --no-teacher-cache        run the teachers in every step instead of once per sample\n"
+            "  --teacher-sub-batch N|off with --no-teacher-cache: run each teacher on N samples at a time\n"
+            "                            (N divides --batch; one copy of its layers per slice of the batch,\n"
+            "                            one set of weights), so its intermediates stay in the L2 cache;\n"
+            "                            0 (default) = the largest N whose tensors fit the L2 of the step's\n"
+            "                            cores, off = the whole batch at once (the logits are the same)\n"
             "  -o OUT.c                  the trained student as C (OUT.c, OUT.h)   --onnx OUT.onnx  as ONNX\n"
             "  --limit N                 use only the first N samples of --data\n"
             "  --labelled N              keep the labels of N samples (chosen with --seed), mark the rest\n"
@@ -270,7 +277,7 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         {"val", 1, 0, 28}, {"quiet", 0, 0, 29}, {"labelled", 1, 0, 30}, {"limit", 1, 0, 31},
         {"checkpoint", 1, 0, 32}, {"resume", 0, 0, 33}, {"teacher-logits", 1, 0, 34},
         {"mean", 1, 0, 35}, {"std", 1, 0, 36}, {"report", 0, 0, 37},
-        {"tune", 0, 0, 38}, {"tune-file", 1, 0, 39}, {"threads", 1, 0, 40},
+        {"tune", 0, 0, 38}, {"tune-file", 1, 0, 39}, {"threads", 1, 0, 40}, {"teacher-sub-batch", 1, 0, 41},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     o->T = 4;
     o->alpha = train ? 0 : 0.9;
@@ -367,6 +374,12 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         case 38: o->tune.tune = 1; break;
         case 39: o->tune.file = optarg; break;
         case 40: o->threads = (int)strtol(optarg, &end, 10); break;
+        case 41:
+            if (!strcmp(optarg, "off"))
+                o->sub_batch = -1;
+            else if ((o->sub_batch = strtoll(optarg, &end, 10)) < 0)
+                return diag_error(d, NULL, "--teacher-sub-batch wants a number >= 0 or off, got '%s'", optarg);
+            break;
         case 'h': usage(stdout, train); exit(0);
         default: usage(stderr, train); return -2;
         }
@@ -394,6 +407,10 @@ static int parse(int argc, char **argv, Opts *o, int train, Diag *d)
         return diag_error(d, NULL, "--alpha %g weighs the hard labels, but no --labels are given (use --alpha 1 for unlabelled data)", o->alpha);
     if (o->epochs < 0 || o->batch <= 0)
         return diag_error(d, NULL, "--epochs and --batch must be positive");
+    if (o->sub_batch > 0 && (o->sub_batch > o->batch || o->batch % o->sub_batch ||
+                             o->batch / o->sub_batch > KD_MAX_TEACHER_PARTS))
+        return diag_error(d, NULL, "--teacher-sub-batch %" PRId64 " does not divide --batch %d into at most %d parts",
+                          o->sub_batch, o->batch, KD_MAX_TEACHER_PARTS);
     if (o->threads < 1 || o->threads > 1024)
         return diag_error(d, NULL, "--threads wants a number from 1 to 1024");
     if (strcmp(o->optimizer, "sgd") && strcmp(o->optimizer, "adam") && strcmp(o->optimizer, "adamw"))
@@ -426,6 +443,39 @@ static int first_input(const Graph *g)
         if (g->values[g->inputs[i]].role == VR_INPUT)
             return g->inputs[i];
     return -1;
+}
+
+/* With the teacher in the loop: the sub-batch it runs in (--teacher-sub-batch, or
+ * chosen from the L2 cache of the step's cores and the teacher's bytes per sample),
+ * and, when it is smaller than the batch and the teacher keeps samples apart, the
+ * teacher bound to it for pass_distill to run once per slice of the batch. */
+static int teacher_in_parts(Arena *a, const Opts *o, int t, Graph *tg, int64_t B, TeacherSpec *ts, Diag *d)
+{
+    const Target *tgt = tg->target ? tg->target : target_default();
+    int64_t l2 = tgt->l2 * trainer_threads();
+    int64_t S = o->sub_batch < 0 ? B : o->sub_batch > 0 ? o->sub_batch : distill_sub_batch(tg, B, l2);
+    if (S >= B)
+        return 0;
+    Graph *full = load_model(a, o->teachers[t], B, d), *part = full ? load_model(a, o->teachers[t], S, d) : NULL;
+    if (!part)
+        return -1;
+    char why[256];
+    if (!distill_split_ok(full, part, (int)(B / S), why, sizeof why)) {
+        if (!o->quiet)
+            fprintf(stderr, "kdcc: %s: teacher %d runs on the whole batch: %s\n", o->sub_batch > 0 ? "warning" : "note",
+                    t + 1, why);
+        return 0;
+    }
+    if (frozen_passes(part, d))
+        return -1;
+    ts->g = part;
+    ts->parts = (int)(B / S);
+    if (!o->quiet)
+        printf("teacher %d runs in %d parts of %" PRId64 " samples (%" PRId64 " KB of tensors per sample, L2 %" PRId64
+               " KB%s)\n",
+               t + 1, ts->parts, S, (distill_bytes_per_sample(tg, B) + 1023) / 1024, l2 / 1024,
+               o->sub_batch > 0 ? ", --teacher-sub-batch" : "");
+    return 0;
 }
 
 int cmd_distill_like(int argc, char **argv, int train)
@@ -624,6 +674,11 @@ int cmd_distill_like(int argc, char **argv, int train)
             ts[t].g = tg;
             ts[t].weight = o.tweights[t];
             ts[t].output = o.teacher_output;
+            ts[t].parts = 1;
+            if (tg && !o.cache && teacher_in_parts(&a, &o, t, tg, B, &ts[t], &d)) {
+                free(tl);
+                goto out;
+            }
             if (!o.cache)
                 continue;
             Graph *tgi = o.teachers[t] ? load_model(&a, o.teachers[t], B, &d) : NULL;
@@ -704,7 +759,7 @@ int cmd_distill_like(int argc, char **argv, int train)
         /* the same step, standalone (header in the same file's folder) */
         Writer h;
         w_init(&h);
-        EmitOptions eo = {.name = "train_step", .header = "train_step.h"};
+        EmitOptions eo = {.name = "train_step", .header = "train_step.h", .share_functions = 1};
         Writer c2;
         w_init(&c2);
         int bad = emit_c(tg, &eo, &c2, &h, &d);

@@ -441,6 +441,13 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
     Writer call; /* the calls in run_ws */
     w_init(&call);
     call.indent = 1;
+    /* node functions already written, to share one between nodes whose functions would
+     * be the same text (copies of a layer on slices of a batch, passes/distill.c) */
+    typedef struct { uint64_t hash; size_t sig, siglen, text, textlen; char fname[96]; } Written;
+    Written *done = arena_array(g->arena, (size_t)g->nnodes + 1, sizeof(Written));
+    int ndone = 0;
+    if (!done)
+        return diag_error(d, NULL, "out of memory");
     for (int i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
         if (node_is_view(g, n))
@@ -465,6 +472,7 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
         c_ident(opname, sizeof opname, "", n->op_type);
         snprintf(fname, sizeof fname, "kd_n%d_%s", i, opname);
         /* comment: node, operator, values */
+        size_t node_comment_at = body.len;
         w_printf(&body, "/* node %d '", i);
         comment_safe(&body, n->name);
         w_printf(&body, "': %s", n->op_type);
@@ -481,8 +489,9 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
             }
         }
         w_puts(&body, " */\n");
-        w_printf(&body, "static void %s(", fname);
-        w_printf(&call, "%s(", fname);
+        Writer sig, args; /* the function's parameters and the call's arguments */
+        w_init(&sig);
+        w_init(&args);
         int first = 1;
         for (int pass = 0; pass < 2; pass++) {
             int cnt = pass ? n->noutputs : n->ninputs;
@@ -495,22 +504,60 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
                 if (!uses_ident(text, pn))
                     continue;
                 const Value *v = &g->values[vid];
-                if (!st.cname[vid] && v->role == VR_CONST && name_weight(&st, &weights, vid, &nweights, n, d))
+                if ((!st.cname[vid] && v->role == VR_CONST && name_weight(&st, &weights, vid, &nweights, n, d)) ||
+                    (!st.cname[vid] && diag_error(d, n, "internal error: value '%s' has no storage", v->name))) {
+                    w_free(&sig);
+                    w_free(&args);
                     return -1;
-                if (!st.cname[vid])
-                    return diag_error(d, n, "internal error: value '%s' has no storage", v->name);
-                w_printf(&body, "%s%s%s *%s%s", first ? "" : ", ", pass ? "" : "const ", dtype_ctype(v->dtype),
+                }
+                w_printf(&sig, "%s%s%s *%s%s", first ? "" : ", ", pass ? "" : "const ", dtype_ctype(v->dtype),
                          shares_written(g, n, pass, j) ? "" : "restrict ", pn);
-                w_printf(&call, "%s%s", first ? "" : ", ", st.cname[vid]);
+                w_printf(&args, "%s%s", first ? "" : ", ", st.cname[vid]);
                 first = 0;
             }
         }
         if (first)
-            w_puts(&body, "void");
-        w_puts(&body, ")\n{\n");
-        w_puts(&body, text);
-        w_puts(&body, "}\n\n");
-        w_puts(&call, ");\n");
+            w_puts(&sig, "void");
+        if (sig.oom || args.oom) {
+            w_free(&sig);
+            w_free(&args);
+            return diag_error(d, n, "out of memory while emitting");
+        }
+        const char *sg = sig.buf ? sig.buf : "";
+        size_t sl = strlen(sg), tl = strlen(text);
+        uint64_t hash = 1469598103934665603ull; /* FNV-1a of the parameters and the body */
+        for (size_t k = 0; k < sl; k++)
+            hash = (hash ^ (unsigned char)sg[k]) * 1099511628211ull;
+        for (size_t k = 0; k < tl; k++)
+            hash = (hash ^ (unsigned char)text[k]) * 1099511628211ull;
+        const Written *same = NULL;
+        for (int k = 0; k < ndone && !same && opt->share_functions; k++)
+            if (done[k].hash == hash && done[k].siglen == sl && done[k].textlen == tl &&
+                !memcmp(body.buf + done[k].sig, sg, sl) && !memcmp(body.buf + done[k].text, text, tl))
+                same = &done[k];
+        if (same) {
+            /* drop this node's comment: the call says which function it shares */
+            body.len = node_comment_at;
+            if (body.buf)
+                body.buf[body.len] = 0;
+            w_printf(&call, "%s(%s); /* node %d */\n", same->fname, args.buf ? args.buf : "", i);
+        } else {
+            Written *wr = &done[ndone++];
+            wr->hash = hash;
+            snprintf(wr->fname, sizeof wr->fname, "%s", fname);
+            w_printf(&body, "static void %s(", fname);
+            wr->sig = body.len;
+            wr->siglen = sl;
+            w_puts(&body, sg);
+            w_puts(&body, ")\n{\n");
+            wr->text = body.len;
+            wr->textlen = tl;
+            w_puts(&body, text);
+            w_puts(&body, "}\n\n");
+            w_printf(&call, "%s(%s);\n", fname, args.buf ? args.buf : "");
+        }
+        w_free(&sig);
+        w_free(&args);
         w_free(&nb);
     }
     /* copies for outputs that no node writes (inputs, constants, repeated outputs) */

@@ -20,6 +20,9 @@ typedef struct EmitOptions {
     const char *header;   /* file name of the header, as the .c includes it ("student.h") */
     const char *source;   /* model file name to mention in the header comment */
     const char *cmdline;  /* options to record in the header comment (deterministic) */
+    /* 1: nodes whose functions would be the same text share the first one's (the
+     * copies of a frozen teacher that kdcc distill runs on slices of the batch) */
+    int share_functions;
 } EmitOptions;
 
 /* Write NAME.c and NAME.h text for a planned graph (offsets set by pass_plan). */
