@@ -275,6 +275,8 @@ static int sgd_emit(Emitter *e, const Node *n, Diag *d)
     return 0;
 }
 
+#define ADAM_BLOCK 256 /* elements per block of the Adam update */
+
 static int adam_emit(Emitter *e, const Node *n, Diag *d)
 {
     (void)d;
@@ -289,7 +291,16 @@ static int adam_emit(Emitter *e, const Node *n, Diag *d)
     w_line(w, "const float c1 = (float)(1.0 / (1.0 - pow(%.17g, t)));", b1);
     w_line(w, "const float c2 = (float)(1.0 / (1.0 - pow(%.17g, t)));", b2);
     w_line(w, "const float scale = %s;", has_scale ? "x6[0]" : "1.0f");
-    em_for(w, "i", value_numel(wv));
+    /* W, m and v are updated in place (each output shares its input's buffer, so
+     * none is restrict): with 12 pairs of pointers that might overlap, gcc 12 gave
+     * up the runtime alias checks and ran the update scalar. Each block is computed
+     * into local arrays (which nothing aliases), then copied out. */
+    int64_t N = value_numel(wv);
+    w_open(w, "for (int64_t i0 = 0; i0 < %" PRId64 "; i0 += %d)", N, ADAM_BLOCK);
+    w_line(w, "const int64_t nb = %" PRId64 " - i0 < %d ? %" PRId64 " - i0 : %d;", N, ADAM_BLOCK, N, ADAM_BLOCK);
+    w_line(w, "float tw[%d], tm[%d], tv[%d];", ADAM_BLOCK, ADAM_BLOCK, ADAM_BLOCK);
+    w_open(w, "for (int64_t j = 0; j < nb; ++j)");
+    w_line(w, "const int64_t i = i0 + j;");
     w_printf(w, "const float gr = x1[i] * scale");
     if (wd != 0 && !decoupled) {
         w_puts(w, " + ");
@@ -307,9 +318,9 @@ static int adam_emit(Emitter *e, const Node *n, Diag *d)
     w_puts(w, " * x3[i] + ");
     w_float(w, (float)(1 - b2));
     w_line(w, " * gr * gr;");
-    w_line(w, "y1[i] = m;");
-    w_line(w, "y2[i] = v;");
-    w_puts(w, "y0[i] = x0[i] - lr * (m * c1 / (sqrtf(v * c2) + ");
+    w_line(w, "tm[j] = m;");
+    w_line(w, "tv[j] = v;");
+    w_puts(w, "tw[j] = x0[i] - lr * (m * c1 / (sqrtf(v * c2) + ");
     w_float(w, (float)eps);
     w_puts(w, ")");
     if (wd != 0 && decoupled) {
@@ -318,6 +329,12 @@ static int adam_emit(Emitter *e, const Node *n, Diag *d)
         w_puts(w, " * x0[i]");
     }
     w_line(w, ");");
+    w_close(w);
+    w_open(w, "for (int64_t j = 0; j < nb; ++j)");
+    w_line(w, "y0[i0 + j] = tw[j];");
+    w_line(w, "y1[i0 + j] = tm[j];");
+    w_line(w, "y2[i0 + j] = tv[j];");
+    w_close(w);
     w_close(w);
     return 0;
 }
