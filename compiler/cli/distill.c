@@ -456,11 +456,15 @@ static int teacher_in_parts(Arena *a, const Opts *o, int t, Graph *tg, int64_t B
     int64_t S = o->sub_batch < 0 ? B : o->sub_batch > 0 ? o->sub_batch : distill_sub_batch(tg, B, l2);
     if (S >= B)
         return 0;
-    Graph *full = load_model(a, o->teachers[t], B, d), *part = full ? load_model(a, o->teachers[t], S, d) : NULL;
-    if (!part)
-        return -1;
+    /* a teacher that cannot be bound to S samples (a batch written into a Reshape's
+     * shape) runs on the whole batch, as one that combines samples does */
+    Diag pd;
+    diag_init(&pd, NULL);
+    Graph *full = load_model(a, o->teachers[t], B, &pd), *part = full ? load_model(a, o->teachers[t], S, &pd) : NULL;
     char why[256];
-    if (!distill_split_ok(full, part, (int)(B / S), why, sizeof why)) {
+    if (!part)
+        snprintf(why, sizeof why, "at %" PRId64 " samples: %s", S, pd.msg);
+    if (!part || !distill_split_ok(full, part, (int)(B / S), why, sizeof why)) {
         if (!o->quiet)
             fprintf(stderr, "kdcc: %s: teacher %d runs on the whole batch: %s\n", o->sub_batch > 0 ? "warning" : "note",
                     t + 1, why);

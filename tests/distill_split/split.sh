@@ -6,8 +6,9 @@
 # whole-batch teacher gives, within float rounding (1e-5 of each tensor's largest
 # value; a permuted or misplaced slice moves them by far more, as does -T 3 instead
 # of 4, the control that shows the comparison can fail); the split must happen (the
-# report line, 8 Slice nodes, 8 calls of one shared Winograd function) and a
-# sub-batch that does not divide the batch is refused.
+# report line, 8 Slice nodes, 8 calls of one shared Winograd function); a teacher
+# that cannot be bound to the sub-batch or combines samples runs on the whole batch;
+# a sub-batch that does not divide the batch is refused.
 set -eu
 KDCC=$1
 W=$2
@@ -20,7 +21,7 @@ if [ ! -f $F/t10k-images-idx3-ubyte.gz ]; then
 fi
 rm -rf "$W" && mkdir -p "$W"
 export KDCC_TRAIN_CFLAGS=-O1
-common=(--teacher $S/cnn.onnx --student $S/student_mlp.onnx --data $F/t10k-images-idx3-ubyte.gz
+common=(--student $S/student_mlp.onnx --data $F/t10k-images-idx3-ubyte.gz
         --scale 0.00392156862745098 --labels $F/t10k-labels-idx1-ubyte.gz --limit 128
         --alpha 0.9 --epochs 1 --batch 64 --no-teacher-cache)
 fails=0
@@ -32,7 +33,7 @@ variant() {
   local n=$1
   shift
   mkdir -p "$W/$n"
-  "$KDCC" distill "${common[@]}" "$@" --onnx "$W/$n/s.onnx" --emit-train "$W/$n/train.c" >"$W/$n/out.txt" 2>&1 ||
+  "$KDCC" distill --teacher $S/cnn.onnx "${common[@]}" "$@" --onnx "$W/$n/s.onnx" --emit-train "$W/$n/train.c" >"$W/$n/out.txt" 2>&1 ||
     { cat "$W/$n/out.txt"; return 1; }
   $CC -std=c99 -O1 -Wall -Wextra -Wpedantic -Werror -I"$W/$n" "$KDCC_SOURCE/tests/distill_split/step.c" \
     "$W/$n/train.c" -o "$W/$n/step" -lm
@@ -70,12 +71,53 @@ else
   fail "structure: $nslice slices, $ndef Winograd functions, $ncall calls"
 fi
 if grep -q 'teacher1\.part' "$W/off/train.c"; then fail "off: the step is split"; else ok off_unsplit; fi
+# the split step is strict C99 for clang too (gcc built it above)
+if command -v clang >/dev/null; then
+  if clang -std=c99 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -I"$W/auto" "$W/auto/train.c"; then
+    ok clang_c99
+  else
+    fail clang_c99
+  fi
+else
+  ok "clang_c99 (no clang here)"
+fi
+
+# teachers that must run on the whole batch: one whose Reshape has the batch written in
+# (it cannot be bound to 8 samples), one that combines samples (a Softmax along the batch)
+/usr/bin/python3 - "$S/cnn.onnx" "$W" <<'PYEOF'
+import sys
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+src, w = sys.argv[1], sys.argv[2]
+m = onnx.load(src)
+for n in m.graph.node:
+    if n.op_type == "Reshape":
+        m.graph.initializer.append(numpy_helper.from_array(np.array([64, 1568], np.int64), "fixed_shape"))
+        n.input[1] = "fixed_shape"
+onnx.save(m, w + "/fixed.onnx")
+m = onnx.load(src)
+out = m.graph.output[0]
+m.graph.node.append(helper.make_node("Softmax", [out.name], ["mixed"], axis=0))
+out.name = "mixed"
+onnx.save(m, w + "/mixed.onnx")
+PYEOF
+for t in fixed mixed; do
+  mkdir -p "$W/$t"
+  if "$KDCC" distill --teacher "$W/$t.onnx" "${common[@]}" --emit-train "$W/$t/train.c" \
+      --onnx "$W/$t/s.onnx" >"$W/$t/out.txt" 2>&1 &&
+     grep -q "teacher 1 runs on the whole batch" "$W/$t/out.txt" && ! grep -q 'teacher1\.part' "$W/$t/train.c"; then
+    ok "whole_batch_$t ($(grep -o 'whole batch: .*' "$W/$t/out.txt" | cut -c14-80))"
+  else
+    fail "whole_batch_$t: $(grep -v 'left *$' "$W/$t/out.txt" | head -3)"
+  fi
+done
 
 # a sub-batch that does not divide the batch is refused
-if "$KDCC" distill "${common[@]}" --teacher-sub-batch 24 --onnx "$W/x.onnx" 2>"$W/err"; then
+if "$KDCC" distill --teacher $S/cnn.onnx "${common[@]}" --teacher-sub-batch 24 --onnx "$W/x.onnx" 2>"$W/err"; then
   fail "sub_batch_24 accepted"
 else
   grep -q -- "--teacher-sub-batch 24 does not divide" "$W/err" && ok sub_batch_24 || fail "sub_batch_24 message: $(cat "$W/err")"
 fi
-echo "$((8 - fails)) passed, $fails failed"
+echo "$((11 - fails)) passed, $fails failed"
 [ "$fails" -eq 0 ]
