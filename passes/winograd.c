@@ -3,7 +3,7 @@
  * kdcc.WinogradConv (compiler/ops/conv_wino.c), with the weights transformed
  * once here (U = G g G^T, [P, M, C]) in place of the original ones, which dead-
  * code elimination then drops. The tile is F(4x4,3x3) (P = 36) where wino_tile's
- * measured rule says so (output maps of 20x20 and more) and its scratch fits,
+ * measured rule says so (output maps of 16x16 and more) and its scratch fits,
  * else F(2x2,3x3) (P = 16). A WinogradConv cannot run without its scratch
  * (one chunk of transformed inputs), so a node is rewritten only when that
  * scratch fits passes/scratch.c's budget for it; on a target without scratch

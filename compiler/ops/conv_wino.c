@@ -30,11 +30,26 @@
  *     stride kh x kw without padding, applied after the epilogue; Y is then
  *     [N, M, OH / kh, OW / kw] while the epilogue's operands keep the Conv's shape)
  * Its scratch (passes/scratch.c) holds, per thread (Graph.threads), for one
- * chunk of tile rows, the transformed inputs V[P][C][TB] and the products
- * M[P][M][TB], the chunk's a rows of s = B^T d and a row of zeros (F(4x4) also
- * the phases of s and its output rows, below); the node cannot run without it,
- * so the pass rewrites a Conv only when the scratch fits the budget. All steps
- * vectorise along the chunk's tiles.
+ * chunk of tile rows, the transformed inputs V[P][C][TB] and the products of
+ * one register block of output channels M[P][MB][TB] (MB = min(M, 8)), the
+ * chunk's a rows of s = B^T d and a row of zeros (F(4x4) also the phases of s
+ * and its output rows, below); the node cannot run without it, so the pass
+ * rewrites a Conv only when the scratch fits the budget. All steps vectorise
+ * along the chunk's tiles.
+ *
+ * Per chunk: the input transform for all channels, then for each block of mr
+ * output channels its products and at once their output transform, while the
+ * block's products are in L1 (they were stored for all M channels before the
+ * output transform read them back: ResNet-8's 32->32 layer wrote and read 64 KB
+ * per chunk, and the scratch that took left its 16->16 layer 2 tile rows per
+ * chunk under the budget). Rows of tiles a multiple of 4 wide are compact
+ * (WINO_COMPACT): V and the products leave out the gap column of each tile row
+ * (below), which on small maps was much of the products' work: ResNet-8's 8x8
+ * maps as F(2x2) have rows of 4 tiles, whose 16 tiles took 24 columns, computed
+ * as two overlapping blocks of 16. ResNet-8 at batch 1, whole model (bench
+ * harness, one core, fastest call of alternating runs): 486 -> 464 us with the blocks'
+ * products, -> 424 with its 8x8 64->64 layer as F(2x2), -> 333 compact, -> 312
+ * with F(4x4) on its 16x16 maps (default 8x16 blocks, no tune file).
  *
  * F(4x4) differs from F(2x2) in two steps, because its tiles are 4 columns
  * apart: V = s B reads s split into 4 phases (unit stride) instead of at
@@ -66,9 +81,17 @@
 #define WINO_CHUNK_BYTES (64 * 1024)   /* transformed inputs and products of one chunk of tile rows */
 #define WINO_MIN_COLS 32               /* a chunk has at least this many tiles when the image does */
 /* fewer output pixels: the transforms and the short rows of tiles cost more than the
- * multiplications saved (ResNet-8's 64->64 layer on 8x8, timed alone: 166 us as a
- * Winograd layer against 149 us direct; its 32->32 layer on 16x16: 104 against 143) */
-#define WINO_MIN_PIXELS 100
+ * multiplications saved. ResNet-8's 64->64 layer on 8x8 (64 pixels) took 166 us as a
+ * Winograd layer against 149 us direct when the products were stored for all channels
+ * with gap columns; compact and a block at a time, the whole model went 464 -> 424 us
+ * with it (more below) */
+#define WINO_MIN_PIXELS 64
+/* the most output channels of a register block: the products buffer holds one block's */
+#define WINO_MR_MAX 8
+/* rows of TW tiles for which V and the products leave out the gap columns (the rows'
+ * loops over TW then vectorise whole; the distillation teacher's rows of 7 tiles keep
+ * the single loop over the chunk, which gcc vectorised where it did not the rows) */
+#define WINO_COMPACT(TW) ((TW) % 4 == 0)
 
 /* The transforms of one tile size, as C expression templates over operands {0},
  * {1}, ... (one per input of the 1-D transform), applied down the columns and then
@@ -132,10 +155,14 @@ typedef struct WinoGeom {
     int64_t N, C, M, H, W, OH, OW, pt, pl;
     int64_t TH, TW, T;   /* tiles: rows, columns, count */
     int64_t PW;          /* a padded input row: m * (TW + 1) columns */
-    int64_t mr, nr;      /* register block */
-    int64_t R, TB;       /* tile rows per chunk; the buffers' row length: a column per tile and one gap
-                            column per tile row (R * (TW + 1)), rounded up to 8 */
-    int64_t SL;          /* floats of one row of s for a chunk: m * (TB + 1) */
+    int64_t mr, nr;      /* register block (mr at most WINO_MR_MAX) */
+    int64_t MB;          /* output channels of the products buffer: one register block's, min(M, WINO_MR_MAX) */
+    int64_t R, TB;       /* tile rows per chunk; the row length of V and the products: TJ columns per
+                            tile row (R * TJ), rounded up to 8 */
+    int64_t TG;          /* R * (TW + 1) rounded up to 8: the columns of a chunk's rows of s, gap columns included */
+    int64_t SL;          /* floats of one row of s for a chunk: m * (TG + 1) */
+    int compact;         /* V and the products without the gap columns (WINO_COMPACT) */
+    int64_t TJ;          /* columns of V and the products per tile row: TW compact, else TW + 1 (a gap column) */
     int staged;          /* F(4x4): s split into m phases, outputs staged in rows (see wino_input_staged) */
     int64_t NT;          /* threads the batch is split over (Graph.threads), each with its own scratch */
     int64_t kh, kw;      /* a fused MaxPool's window (attribute pool; stride = window, no padding): 1 x 1 without */
@@ -149,7 +176,8 @@ typedef struct WinoGeom {
 int64_t wino_default_rows(int64_t tile, int64_t C, int64_t M, int64_t OH, int64_t OW)
 {
     int64_t a = tile + 2, TW = (OW + tile - 1) / tile, TH = (OH + tile - 1) / tile;
-    int64_t per_row = 4 * a * a * (C + M) * (TW + 1); /* bytes of V and products per tile row */
+    int64_t MB = M < WINO_MR_MAX ? M : WINO_MR_MAX;
+    int64_t per_row = 4 * a * a * (C + MB) * (TW + 1); /* bytes of V and products per tile row */
     int64_t r = WINO_CHUNK_BYTES / per_row, rmin = (WINO_MIN_COLS + TW - 1) / TW;
     if (r < rmin)
         r = rmin;
@@ -162,19 +190,23 @@ static void wino_chunk(WinoGeom *w, int64_t rows)
 {
     int64_t r = rows > 0 ? rows : wino_default_rows(w->m, w->C, w->M, w->OH, w->OW);
     w->R = r < w->TH ? r : w->TH;
-    w->TB = (w->R * (w->TW + 1) + 7) / 8 * 8;
-    w->SL = w->m * (w->TB + 1);
+    w->TJ = w->compact ? w->TW : w->TW + 1;
+    w->TB = (w->R * w->TJ + 7) / 8 * 8;
+    w->TG = (w->R * (w->TW + 1) + 7) / 8 * 8;
+    w->SL = w->m * (w->TG + 1);
 }
 
 /* columns of V and of the products a chunk of `rows` tile rows computes */
-static int64_t wino_cols(int64_t rows, int64_t TW) { return (rows * (TW + 1) + 7) / 8 * 8; }
+static int64_t wino_cols(const WinoGeom *g, int64_t rows) { return (rows * g->TJ + 7) / 8 * 8; }
+/* columns of the chunk's rows of s (gap columns included) */
+static int64_t wino_gcols(const WinoGeom *g, int64_t rows) { return (rows * (g->TW + 1) + 7) / 8 * 8; }
 
 /* Per thread: V and the products of a chunk, the chunk's `a` rows of s, a row of
  * zeros; staged, also the m phases of each row of s (SL floats per row) and m rows
  * of outputs (m * TB each). */
 static int64_t wino_thread_floats(const WinoGeom *w)
 {
-    return w->P * (w->C + w->M) * w->TB + w->a * w->SL + w->W + (w->staged ? w->a * w->SL + w->m * w->m * w->TB : 0);
+    return w->P * (w->C + w->MB) * w->TB + w->a * w->SL + w->W + (w->staged ? w->a * w->SL + w->m * w->m * w->TB : 0);
 }
 static int64_t wino_scratch_floats(const WinoGeom *w) { return w->NT * wino_thread_floats(w); }
 
@@ -190,9 +222,13 @@ static void wino_finish(const Graph *g, const Node *n, WinoGeom *w, int64_t tile
     w->TW = (w->OW + w->m - 1) / w->m;
     w->T = w->TH * w->TW;
     w->PW = w->m * (w->TW + 1);
+    w->compact = WINO_COMPACT(w->TW);
     conv_block(g, n, &w->mr, &w->nr);
+    if (w->mr > WINO_MR_MAX)
+        w->mr = WINO_MR_MAX;
     if (w->mr > w->M)
         w->mr = w->M;
+    w->MB = w->M < WINO_MR_MAX ? w->M : WINO_MR_MAX;
     wino_chunk(w, rows);
 }
 
@@ -286,6 +322,35 @@ static int wino_tunable(const Graph *g, const Node *n)
     return 1;
 }
 
+/* The loop of V = s B over a chunk's tiles: j indexes s's tiles (gap columns
+ * included), jo V's column. Without compact, one loop over both (gap columns
+ * computed, finite, never stored to y); compact, one loop per tile row over its TW
+ * tiles, which leaves the gap columns out of the products. */
+static void wino_v_open(Writer *w, const WinoGeom *g, int64_t rows)
+{
+    if (!g->compact) {
+        em_for(w, "j", wino_gcols(g, rows));
+        w_line(w, "const int64_t jo = j;");
+        return;
+    }
+    em_for(w, "rr", rows);
+    em_for(w, "tx", g->TW);
+    w_line(w, "const int64_t j = rr * %" PRId64 " + tx, jo = rr * %" PRId64 " + tx;", g->TW + 1, g->TW);
+}
+
+/* Compact: zeros in V's columns past the chunk's tiles up to the vector the products
+ * read (their products are never stored; zeros keep them finite and fast). */
+static void wino_v_tail(Writer *w, const WinoGeom *g, int64_t rows)
+{
+    int64_t lo = rows * g->TJ, hi = wino_cols(g, rows);
+    if (!g->compact || lo >= hi)
+        return;
+    em_for(w, "p", g->P);
+    em_for(w, "jo", hi - lo);
+    w_line(w, "vr[p * %" PRId64 " + %" PRId64 " + jo] = 0;", g->C * g->TB, lo);
+    em_close(w, 2);
+}
+
 /* Input transform of channel c for a chunk of tile rows: s = B^T d down the rows,
  * straight from the `a` input rows of each tile row (a row of zeros in scratch
  * stands for rows in the padding; the padding columns of s are zero from the
@@ -303,23 +368,24 @@ static int wino_tunable(const Graph *g, const Node *n)
 static void wino_input_phases(Writer *w, const WinoGeom *g, int64_t rows)
 {
     const WinoTf *tf = g->tf;
-    int64_t C = g->C, TB = g->TB, SL = g->SL, cols = wino_cols(rows, g->TW);
+    int64_t C = g->C, TB = g->TB, TG = g->TG, SL = g->SL, cols = wino_gcols(g, rows);
     char buf[640], ops[6][48];
     for (int i = 0; i < g->a; i++) {
         em_for(w, "j", cols + 1);
         for (int k = 0; k < g->m; k++)
-            w_line(w, "ph[%" PRId64 " + j] = s%d[%" PRId64 " * j + %d];", i * SL + k * (TB + 1), i, g->m, k);
+            w_line(w, "ph[%" PRId64 " + j] = s%d[%" PRId64 " * j + %d];", i * SL + k * (TG + 1), i, g->m, k);
         w_close(w);
-        em_for(w, "j", cols);
+        wino_v_open(w, g, rows);
         for (int q = 0; q < g->a; q++)
-            snprintf(ops[q], sizeof ops[q], "ph[%" PRId64 " + j%s]", i * SL + (q % g->m) * (TB + 1), q < g->m ? "" : " + 1");
+            snprintf(ops[q], sizeof ops[q], "ph[%" PRId64 " + j%s]", i * SL + (q % g->m) * (TG + 1), q < g->m ? "" : " + 1");
         for (int k = 0; k < g->a; k++) {
-            snprintf(buf, sizeof buf, "vr[%" PRId64 " + j] = ", (int64_t)(i * g->a + k) * C * TB);
+            snprintf(buf, sizeof buf, "vr[%" PRId64 " + jo] = ", (int64_t)(i * g->a + k) * C * TB);
             wino_expand(buf, sizeof buf, tf->bt[k], ops);
             w_line(w, "%s;", buf);
         }
-        w_close(w);
+        em_close(w, g->compact ? 2 : 1);
     }
+    wino_v_tail(w, g, rows);
 }
 
 static void wino_input(Writer *w, const WinoGeom *g, int64_t rows)
@@ -357,17 +423,18 @@ static void wino_input(Writer *w, const WinoGeom *g, int64_t rows)
         return;
     }
     for (int i = 0; i < g->a; i++) {
-        em_for(w, "j", wino_cols(rows, g->TW));
+        wino_v_open(w, g, rows);
         snprintf(ops[0], sizeof ops[0], "s%d[%" PRId64 " * j]", i, g->m);
         for (int q = 1; q < g->a; q++)
             snprintf(ops[q], sizeof ops[q], "s%d[%" PRId64 " * j + %d]", i, g->m, q);
         for (int k = 0; k < g->a; k++) {
-            snprintf(buf, sizeof buf, "vr[%" PRId64 " + j] = ", (int64_t)(i * g->a + k) * C * TB);
+            snprintf(buf, sizeof buf, "vr[%" PRId64 " + jo] = ", (int64_t)(i * g->a + k) * C * TB);
             wino_expand(buf, sizeof buf, tf->bt[k], ops);
             w_line(w, "%s;", buf);
         }
-        w_close(w);
+        em_close(w, g->compact ? 2 : 1);
     }
+    wino_v_tail(w, g, rows);
     w_close(w); /* c */
 }
 
@@ -378,7 +445,7 @@ static void wino_input(Writer *w, const WinoGeom *g, int64_t rows)
 static void wino_gemm_block(Writer *w, const WinoGeom *g, int64_t mb, int64_t nb)
 {
     int64_t C = g->C, TB = g->TB;
-    em_for(w, "p", g->P);
+    w_open(w, "%s", "");
     w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", mb, nb);
     w_line(w, "const float *restrict up = x1 + (p * %" PRId64 " + m0) * %" PRId64 ";", g->M, C);
     w_line(w, "const float *restrict vp = vb + p * %" PRId64 " + j0;", C * TB);
@@ -396,14 +463,21 @@ static void wino_gemm_block(Writer *w, const WinoGeom *g, int64_t mb, int64_t nb
     em_close(w, 3);
     em_for(w, "mm", mb);
     em_for(w, "v", nb);
-    w_line(w, "mt[(p * %" PRId64 " + m0 + mm) * %" PRId64 " + j0 + v] = acc[mm][v];", g->M, TB);
-    em_close(w, 3); /* v, mm, p */
+    w_line(w, "mt[(p * %" PRId64 " + mm) * %" PRId64 " + j0 + v] = acc[mm][v];", g->MB, TB);
+    em_close(w, 3); /* v, mm, the block */
 }
 
 /* The products for the nt tiles of a chunk and the output channels m0 .. m0 + mb - 1. */
-static void wino_gemm(Writer *w, const WinoGeom *g, int64_t mb, int64_t nt)
+static void wino_gemm(Emitter *e, const WinoGeom *g, int64_t mb, int64_t nt)
 {
+    Writer *w = e->w;
     int64_t nr = g->nr < nt ? g->nr : nt, full = nt / nr * nr;
+    /* without a batch split, --openmp shares out the positions of each block of
+     * output channels (the products buffer and the staged rows hold one block's, so
+     * the blocks cannot run side by side), when the chunk's products are worth it */
+    if (g->NT == 1)
+        em_omp_for(e, g->P * g->M * g->C * nt, 1);
+    em_for(w, "p", g->P);
     w_open(w, "for (int64_t j0 = 0; j0 < %" PRId64 "; j0 += %" PRId64 ")", full, nr);
     wino_gemm_block(w, g, mb, nr);
     w_close(w);
@@ -421,6 +495,7 @@ static void wino_gemm(Writer *w, const WinoGeom *g, int64_t mb, int64_t nt)
         wino_gemm_block(w, g, mb, overlap ? nr : nt - full);
         w_close(w);
     }
+    w_close(w); /* p */
 }
 
 /* The nrows output rows of tile row r: Y = A^T M A per tile, plus the bias; the
@@ -428,7 +503,7 @@ static void wino_gemm(Writer *w, const WinoGeom *g, int64_t mb, int64_t nt)
 static void wino_out_row(Writer *w, const WinoGeom *g, int64_t nrows)
 {
     const WinoTf *tf = g->tf;
-    int64_t S = g->M * g->TB, OW = g->OW, full = OW / g->m;
+    int64_t S = g->MB * g->TB, OW = g->OW, full = OW / g->m;
     char buf[640], ops[6][48];
     for (int pass = 0; pass < 2; pass++) {
         int64_t lo = pass ? full : 0, hi = pass ? g->TW : full, ncols = pass ? OW % g->m : g->m;
@@ -492,7 +567,7 @@ static void wino_output_pooled(Writer *w, const WinoGeom *g, const Epilogue *ep)
         for (int64_t i = i0; i < i0 + g->kh; i++) {
             int k = (int)(i - i0);
             char val[32], dst[16];
-            w_line(w, "float *restrict sr%d = so + %" PRId64 " + r * %" PRId64 ";", k, i * m * g->TB, g->PW);
+            w_line(w, "float *restrict sr%d = so + %" PRId64 " + r * %" PRId64 ";", k, i * m * g->TB, m * g->TJ);
             snprintf(val, sizeof val, "bias + sr%d[x]", k);
             snprintf(dst, sizeof dst, "sr%d[x]", k);
             em_for(w, "x", OW);
@@ -526,14 +601,14 @@ static void wino_output_pooled(Writer *w, const WinoGeom *g, const Epilogue *ep)
  * columns into ph (free after the input transform), then A along the rows: gcc
  * vectorised neither per-tile-row loops of 7 tiles (the teacher's 28x28) nor one
  * loop holding all 36 products of a tile; these two passes it does. */
-static void wino_output_staged(Writer *w, const WinoGeom *g, int64_t rows, int has_bias, const Epilogue *ep)
+static void wino_output_staged(Writer *w, const WinoGeom *g, int64_t rows, int64_t mb, int has_bias, const Epilogue *ep)
 {
     const WinoTf *tf = g->tf;
-    int64_t S = g->M * g->TB, OW = g->OW, m = g->m, cols = wino_cols(rows, g->TW), rem = g->OH % m;
+    int64_t S = g->MB * g->TB, OW = g->OW, m = g->m, cols = wino_cols(g, rows), rem = g->OH % m;
     char buf[640], ops[6][48];
-    em_for(w, "m", g->M);
+    w_open(w, "for (int64_t m = m0; m < m0 + %" PRId64 "; ++m)", mb);
     w_line(w, has_bias ? "const float bias = x2[m];" : "const float bias = 0.0f;");
-    w_line(w, "const float *restrict mp = mt + m * %" PRId64 ";", g->TB);
+    w_line(w, "const float *restrict mp = mt + (m - m0) * %" PRId64 ";", g->TB);
     /* A^T down the columns of each tile into ph (free after the input transform):
      * ph[(i * a + k) * TB + j] = row i of A^T M, column k; then A along the rows */
     for (int k = 0; k < g->a; k++) {
@@ -571,7 +646,7 @@ static void wino_output_staged(Writer *w, const WinoGeom *g, int64_t rows, int h
             w_open(w, "if (oy + %" PRId64 " < %" PRId64 ")", i, g->OH);
         else
             w_open(w, "%s", "");
-        w_line(w, "const float *restrict sr = so + %" PRId64 " + r * %" PRId64 ";", i * m * g->TB, g->PW);
+        w_line(w, "const float *restrict sr = so + %" PRId64 " + r * %" PRId64 ";", i * m * g->TB, m * g->TJ);
         em_for(w, "x", OW);
         conv_store(w, ep, DT_FLOAT, "bias + sr[x]", "(b * %" PRId64 " + m) * %" PRId64 " + (oy + %" PRId64 ") * %" PRId64 " + x",
                    g->M, g->OH * OW, i, OW);
@@ -580,15 +655,15 @@ static void wino_output_staged(Writer *w, const WinoGeom *g, int64_t rows, int h
     em_close(w, 2); /* r, m */
 }
 
-static void wino_output(Writer *w, const WinoGeom *g, int has_bias)
+static void wino_output(Writer *w, const WinoGeom *g, int64_t mb, int has_bias)
 {
     int64_t OW = g->OW, rem = g->OH % g->m;
-    em_for(w, "m", g->M);
+    w_open(w, "for (int64_t m = m0; m < m0 + %" PRId64 "; ++m)", mb);
     w_line(w, "float *restrict ym = yb + m * %" PRId64 ";", g->OH * OW);
     w_line(w, has_bias ? "const float bias = x2[m];" : "const float bias = 0.0f;");
     w_open(w, "for (int64_t r = 0; r < rows; ++r)");
     w_line(w, "const int64_t oy = %" PRId64 " * (ty0 + r);", g->m);
-    w_line(w, "const float *restrict mp = mt + m * %" PRId64 " + r * %" PRId64 ";", g->TB, g->TW + 1);
+    w_line(w, "const float *restrict mp = mt + (m - m0) * %" PRId64 " + r * %" PRId64 ";", g->TB, g->TJ);
     w_line(w, "float *restrict y0r = ym + oy * %" PRId64 ";", OW);
     if (rem) { /* the last tile row has only rem output rows */
         w_open(w, "if (oy + %" PRId64 " < %" PRId64 ")", g->m - 1, g->OH);
@@ -613,28 +688,27 @@ static void wino_output(Writer *w, const WinoGeom *g, int has_bias)
 static void wino_chunk_body(Emitter *e, const WinoGeom *g, int64_t rows, int has_bias, const Epilogue *ep)
 {
     Writer *w = e->w;
-    int64_t M = g->M, nt = wino_cols(rows, g->TW);
+    int64_t M = g->M, nt = wino_cols(g, rows);
     w_line(w, "const int64_t rows = %" PRId64 ";", rows);
     w_line(w, "(void)rows;");
     wino_input(w, g, rows);
     int64_t mr = g->mr, nfull = M / mr, rem = M % mr;
-    if (g->NT == 1)
-        em_omp_for(e, g->P * nfull * mr * g->C * nt, 1);
-    w_open(w, "for (int64_t m0 = 0; m0 < %" PRId64 "; m0 += %" PRId64 ")", nfull * mr, mr);
-    wino_gemm(w, g, mr, nt);
-    w_close(w);
-    if (rem) {
-        w_open(w, "%s", "");
-        w_line(w, "const int64_t m0 = %" PRId64 ";", nfull * mr);
-        wino_gemm(w, g, rem, nt);
+    for (int part = 0; part < 2; part++) {
+        int64_t mb = part ? rem : mr;
+        if (!mb)
+            continue;
+        if (part) {
+            w_open(w, "%s", "");
+            w_line(w, "const int64_t m0 = %" PRId64 ";", nfull * mr);
+        } else
+            w_open(w, "for (int64_t m0 = 0; m0 < %" PRId64 "; m0 += %" PRId64 ")", nfull * mr, mr);
+        wino_gemm(e, g, mb, nt);
+        if (g->staged)
+            wino_output_staged(w, g, rows, mb, has_bias, ep);
+        else
+            wino_output(w, g, mb, has_bias);
         w_close(w);
     }
-    if (g->NT == 1 && !g->staged) /* staged, the channels share the output rows in scratch */
-        em_omp_for(e, 2 * g->P * M * nt, 1);
-    if (g->staged)
-        wino_output_staged(w, g, rows, has_bias, ep);
-    else
-        wino_output(w, g, has_bias);
 }
 
 /* The node: with NT > 1, thread th takes images [th * N / NT, (th + 1) * N / NT)
@@ -660,7 +734,7 @@ static int emit_wino(Emitter *e, const Node *n, Diag *d)
     w_open(w, "for (int64_t th = 0; th < %" PRId64 "; ++th)", g.NT);
     w_line(w, "float *restrict vb = y%d + th * %" PRId64 ";", sy, wino_thread_floats(&g));
     w_line(w, "float *restrict mt = vb + %" PRId64 ";", g.P * C * TB);
-    w_line(w, "float *restrict s0 = vb + %" PRId64 ";", g.P * (C + M) * TB);
+    w_line(w, "float *restrict s0 = vb + %" PRId64 ";", g.P * (C + g.MB) * TB);
     buf[0] = 0;
     for (int i = 1; i < g.a; i++) {
         size_t l = strlen(buf);
@@ -741,16 +815,19 @@ int wino_eligible(const Graph *g, const Node *n, int64_t pads[4])
  *     16->16 on 12x12, batch 8                                                106 -> 95 us
  *     8->8 on 12x12, batch 8                                                  37 -> 37 us
  * so: output maps at least 20 wide and high (5 tiles, whose gap column, below,
- * is then at most 1/6 of the work); on smaller ones F(4x4) gains 10% at most and
- * its weights take 36/16 of F(2x2)'s bytes. The pass falls back to F(2x2) when
- * the F(4x4) scratch does not fit (a chunk is at least one row of tiles: 64->64
- * on 224 wide needs 1.2 MB). */
+ * is then at most 1/6 of the work); on smaller ones F(4x4) gained 10% at most and
+ * its weights take 36/16 of F(2x2)'s bytes. Since compact rows (WINO_COMPACT),
+ * also 16 wide maps 16 or more high, whose rows of 4 tiles have no gap column:
+ * ResNet-8 whole, its 32->32 layer on 16x16 as F(4x4), 329-369 -> 310-346 us (4
+ * alternating runs). The pass falls back to F(2x2) when the F(4x4) scratch does
+ * not fit (a chunk is at least one row of tiles: 64->64 on 224 wide needs 1.2 MB). */
 int64_t wino_tile(const Graph *g, const Node *n)
 {
     const Value *y = node_out(g, n, 0);
     if (!y || y->rank != 4)
         return 2;
-    return y->dims[2] >= 20 && y->dims[3] >= 20 ? 4 : 2;
+    int64_t OH = y->dims[2], OW = y->dims[3];
+    return (OH >= 20 && OW >= 20) || (OH >= 16 && OW >= 16 && WINO_COMPACT((OW + 3) / 4)) ? 4 : 2;
 }
 
 /* U[p][m][c] = (G g G^T)[p] for the 3x3 kernel g = W[m][c] (computed in double,
