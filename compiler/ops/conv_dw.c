@@ -451,6 +451,16 @@ typedef struct PwPlan {
 
 /* Fewer pixels than this: the channel-vector form. */
 #define PW_CHAN_MAX_P 48
+/* Also that form when the pixels are not a whole number of vectors (the rows of X
+ * start off the vector boundary and the last block reads a padded copy) and there
+ * are at least this many input channels (the scattered stores, one per output and
+ * lane, stay few against the multiply-adds). Timed on the AMD EPYC (AVX2) with
+ * --tune, best block of each form, us: 64->64 on 125 pixels (DS-CNN) 20.4 pixel
+ * form against 17.4, on 121 pixels 25.4 against 19.5, 32->64 on 225 pixels 24.2
+ * against 19.9, 128->128 on 63 pixels 43.1 against 33.7; with whole vectors the
+ * pixel form won (64->64 on 144 pixels 19.1 against 22.0, MobileNet's layers on
+ * 24x24 and 48x48 maps by 1.4x to 7x). */
+#define PW_CHAN_MIN_C 32
 
 static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_chan, PwPlan *p)
 {
@@ -464,7 +474,8 @@ static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_
     for (int i = 0; i < cg->nsp; i++)
         p->P *= cg->out[i];
     pw_block_size(g, n, &p->mr, &p->nr);
-    p->chan = p->vl > 1 && ((p->P < PW_CHAN_MAX_P && Mg >= p->vl) || force_chan);
+    p->chan = p->vl > 1 && ((Mg >= p->vl && (p->P < PW_CHAN_MAX_P || (p->P % p->vl && Cg >= PW_CHAN_MIN_C))) ||
+                            force_chan);
     if (p->chan) {
         /* the block's pixels x channels are --tune's mr x nr, channels in vectors */
         p->nr = (p->nr + p->vl - 1) / p->vl * p->vl;
@@ -628,7 +639,8 @@ static void pw_columns(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_
 }
 
 /* The channel-vector form, for layers of few pixels (P < PW_CHAN_MAX_P: a 6 x 6 or
- * 3 x 3 map, where blocks of pixels would be mostly padding): the roles swap, the
+ * 3 x 3 map, where blocks of pixels would be mostly padding) and for many input
+ * channels over pixels that are not whole vectors (PW_CHAN_MIN_C): the roles swap, the
  * vectors run over output channels. A block of np pixels x nc channels (nc a
  * multiple of the vector, the weights packed as wp[Cg][nc] with zeros past Mg)
  * accumulates np x nc / vl vector arrays; per input channel, np pixels of X are
