@@ -246,6 +246,9 @@ pw("pw_p36_relu", 1, 40, 48, 6, 6, epi="relu", blocks=("4x24", "8x16", "5x40"))
 pw("pw_group2_clip", 1, 16, 12, 5, 9, g=2, epi="clip")                    # grouped 1x1, P = 45
 pw("pw_group2_p9", 1, 16, 32, 3, 3, g=2, epi="relu")   # grouped, vectors over channels, weights packed
 pw("pw_m12_p9", 1, 24, 12, 3, 3, epi="add")    # 12 channels: the in-place rows padded to 16
+# P not a whole number of vectors, >= 32 input channels: vectors over channels too
+pw("pw_p125_c64", 1, 64, 64, 25, 5, epi="relu", blocks=("2x32", "3x32", "4x24", "5x40"))   # DS-CNN's layer
+pw("pw_p121_add", 2, 32, 40, 11, 11, epi="add", blocks=("3x32", "8x16"))   # batch 2, 40 channels: a last block of 8
 m = Model("pw1d")
 x, wt = arr((1, 12, 37)), arr((7, 12, 1), 0.3)
 m.input("x", x)
