@@ -245,8 +245,9 @@ static void usage(FILE *f, int train)
             "  --teacher-sub-batch N|off with --no-teacher-cache: run each teacher on N samples at a time\n"
             "                            (N divides --batch; one copy of its layers per slice of the batch,\n"
             "                            one set of weights), so its intermediates stay in the L2 cache;\n"
-            "                            0 (default) = the largest N whose tensors fit the L2 of the step's\n"
-            "                            cores, off = the whole batch at once (the logits are the same)\n"
+            "                            0 (default) = the largest N whose tensors fit the L2 cache (on one\n"
+            "                            thread; with --threads > 1 the whole batch, so the weights match\n"
+            "                            one thread's bit for bit), off = the whole batch at once\n"
             "  -o OUT.c                  the trained student as C (OUT.c, OUT.h)   --onnx OUT.onnx  as ONNX\n"
             "  --limit N                 use only the first N samples of --data\n"
             "  --labelled N              keep the labels of N samples (chosen with --seed), mark the rest\n"
@@ -452,8 +453,16 @@ static int first_input(const Graph *g)
 static int teacher_in_parts(Arena *a, const Opts *o, int t, Graph *tg, int64_t B, TeacherSpec *ts, Diag *d)
 {
     const Target *tgt = tg->target ? tg->target : target_default();
-    int64_t l2 = tgt->l2 * trainer_threads();
+    int64_t l2 = tgt->l2;
     int64_t S = o->sub_batch < 0 ? B : o->sub_batch > 0 ? o->sub_batch : distill_sub_batch(tg, B, l2);
+    /* Chosen for more than one thread, the teacher stays whole: its Conv layers' loops
+     * over the images of a slice, outlined by OpenMP, came out of gcc 12 with other
+     * multiply-adds fused (-ffp-contract=fast) than the same loops on one thread, so
+     * training on 2 threads no longer gave one thread's weights bit for bit (slices of
+     * 8 or 16 samples; the whole batch of 64 gave the same bits, as tests/e2e/threads.sh
+     * checks). --teacher-sub-batch N still splits it, rounding aside. */
+    if (o->sub_batch == 0 && trainer_threads() > 1)
+        S = B;
     if (S >= B)
         return 0;
     /* a teacher that cannot be bound to S samples (a batch written into a Reshape's
