@@ -37,6 +37,12 @@ void em_for(Writer *w, const char *var, int64_t n)
     w_open(w, "for (int64_t %s = 0; %s < %" PRId64 "; ++%s)", var, var, n, var);
 }
 
+void em_for_lanes(Writer *w, const char *var, int64_t n)
+{
+    w_line(w, "KD_LANES");
+    em_for(w, var, n);
+}
+
 const char *em_half_load(Emitter *e, DType t)
 {
     if (t == DT_FLOAT16) {

@@ -184,6 +184,10 @@ const char *em_tmp(Emitter *e, char *buf, size_t n);
 void em_literal(Writer *w, DType dt, double x);
 /* Loop helper: "for (int64_t i = 0; i < N; ++i) {" with indent; close with w_close. */
 void em_for(Writer *w, const char *var, int64_t n);
+/* A loop over the lanes of a register block's vectors (arrays of one vector each):
+ * em_for after KD_LANES, which tells gcc not to unroll it before the vectoriser
+ * runs (see the KD_LANES definition in compiler/emit/emit.c). */
+void em_for_lanes(Writer *w, const char *var, int64_t n);
 
 /* Open nested loops over all elements of `out`; inside, the C variable `i` is the flat
  * output index and `j0`, `j1`, ... the flat index of each of ins[0..nin-1] under numpy
