@@ -384,6 +384,28 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
                 if (again >= 0 && again < ts[k])
                     ts[k] = again;
             }
+            /* then the three fastest again, in turn, twice more, so that close
+             * candidates are decided by several runs each (after two rounds alone, a
+             * retune gave two MobileNet layers blocks with which the model ran ~5%
+             * slower than with the earlier choices) */
+            for (int round = 0; round < 2; round++) {
+                int top[3] = {-1, -1, -1};
+                for (int k = 0; k < NCANDS; k++)
+                    for (int j = 0; j < 3; j++)
+                        if (top[j] < 0 || ts[k] < ts[top[j]]) {
+                            for (int i = 2; i > j; i--)
+                                top[i] = top[i - 1];
+                            top[j] = k;
+                            break;
+                        }
+                for (int j = 0; j < 3 && top[j] >= 0; j++) {
+                    char bin[4200];
+                    snprintf(bin, sizeof bin, "%s/tune-%d", dir, top[j]);
+                    double again = rerun(bin);
+                    if (again >= 0 && again < ts[top[j]])
+                        ts[top[j]] = again;
+                }
+            }
             for (int k = 0; k < NCANDS; k++) {
                 double ns = ts[k];
                 if (tl < sizeof times)
