@@ -882,6 +882,24 @@ static int conv_tunable(const Graph *g, const Node *n)
     return dw >= 0 ? dw : conv_scratch(g, n, INT64_MAX) > 0;
 }
 
+/* The accumulators of a named-array register block, c{mm}_{q}[8] for mb channels by
+ * nq vectors, set to the channel's bias (x2[m0 + mm]) or 0. */
+static void vec_acc_init(Writer *w, int64_t mb, int64_t nq, int has_bias)
+{
+    for (int64_t mm = 0; mm < mb; mm++)
+        for (int64_t q = 0; q < nq; q++)
+            w_line(w, "float c%" PRId64 "_%" PRId64 "[8];", mm, q);
+    em_for_lanes(w, "l", 8);
+    for (int64_t mm = 0; mm < mb; mm++)
+        for (int64_t q = 0; q < nq; q++) {
+            if (has_bias)
+                w_line(w, "c%" PRId64 "_%" PRId64 "[l] = x2[m0 + %" PRId64 "];", mm, q, mm);
+            else
+                w_line(w, "c%" PRId64 "_%" PRId64 "[l] = 0;", mm, q);
+        }
+    w_close(w);
+}
+
 /* pp_block with one named 8-float array per output vector (c{mm}_{q}[8], q the block's
  * q-th vector: row q / (VW / 8), columns from q % (VW / 8) * 8), the form gcc keeps in
  * registers (gemm.c's blocks), and every loop over the lanes (per tap, the bias, the
@@ -898,18 +916,7 @@ static void pp_block_vec(Writer *w, const ConvGeom *cg, const PpGeom *p, int has
     w_open(w, "for (int64_t bk = 0; bk < %" PRId64 "; ++bk)", p->NYB * p->NXB);
     w_line(w, "const int64_t oy0 = bk / %" PRId64 " * %" PRId64 ", ox0 = bk %% %" PRId64 " * %" PRId64 ";",
            p->NXB, R, p->NXB, VW);
-    for (int64_t mm = 0; mm < mb; mm++)
-        for (int64_t q = 0; q < nq; q++)
-            w_line(w, "float c%" PRId64 "_%" PRId64 "[8];", mm, q);
-    em_for_lanes(w, "l", 8);
-    for (int64_t mm = 0; mm < mb; mm++)
-        for (int64_t q = 0; q < nq; q++) {
-            if (has_bias)
-                w_line(w, "c%" PRId64 "_%" PRId64 "[l] = x2[m0 + %" PRId64 "];", mm, q, mm);
-            else
-                w_line(w, "c%" PRId64 "_%" PRId64 "[l] = 0;", mm, q);
-        }
-    w_close(w);
+    vec_acc_init(w, mb, nq, has_bias);
     em_for(w, "ci", Cg);
     w_line(w, "const float *restrict xr = ys + ci * %" PRId64 " + oy0 * %" PRId64 " + ox0;", p->CS, p->PW);
     w_line(w, "const float *restrict wc = x1 + (m0 * %" PRId64 " + ci) * %" PRId64 ";", Cg, KSZ);
@@ -1092,18 +1099,7 @@ static void ic_block_vec(Writer *w, const ConvGeom *cg, const IcGeom *ic, int ha
         w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %" PRId64 ")", ic->pp, nr);
     else
         w_open(w, "for (int64_t q0 = 0; q0 < pc; q0 += %" PRId64 ")", nr);
-    for (int64_t mm = 0; mm < mb; mm++)
-        for (int64_t q = 0; q < nq; q++)
-            w_line(w, "float c%" PRId64 "_%" PRId64 "[8];", mm, q);
-    em_for_lanes(w, "l", 8);
-    for (int64_t mm = 0; mm < mb; mm++)
-        for (int64_t q = 0; q < nq; q++) {
-            if (has_bias)
-                w_line(w, "c%" PRId64 "_%" PRId64 "[l] = x2[m0 + %" PRId64 "];", mm, q, mm);
-            else
-                w_line(w, "c%" PRId64 "_%" PRId64 "[l] = 0;", mm, q);
-        }
-    w_close(w);
+    vec_acc_init(w, mb, nq, has_bias);
     em_for(w, "k", ic->rows);
     w_line(w, "const float *restrict cr = ys + k * %" PRId64 " + q0;", ic->pp);
     for (int64_t mm = 0; mm < mb; mm++)
