@@ -310,7 +310,7 @@ def main():
         w("## Conv layers timed alone (--tune)")
         w("")
         w("`kdcc --tune` times each tunable Conv layer alone, warm, in the register block it keeps (the "
-          "fastest of its candidates, best of two rounds; `bench/tune/MODEL.tune` records the time). MACs "
+          "fastest of its candidates, best of two rounds and two more for the three fastest; `bench/tune/MODEL.tune` records the time). MACs "
           "are the direct convolution's, also for Winograd layers (which do fewer multiplications), so "
           "GFLOP/s = 2 x MACs / time compares with sgemm's %.1f GFLOP/s above. Layers under 200 k MACs "
           "are left out (call overhead, not arithmetic)." % peak)
