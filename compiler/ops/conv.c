@@ -882,6 +882,24 @@ static int conv_tunable(const Graph *g, const Node *n)
     return dw >= 0 ? dw : conv_scratch(g, n, INT64_MAX) > 0;
 }
 
+/* Open a padded-plane block's loops over input channels and kernel rows (closed with
+ * em_close(w, 2)): xk, the plane row the block's first output row reads at kernel row
+ * k0, and wk, channel m0's weights of that row (ys, x1, oy0, ox0, m0 in scope). */
+static void pp_taps_open(Writer *w, const ConvGeom *cg, const PpGeom *p)
+{
+    int64_t Cg = cg->C / cg->G, K0 = cg->k[0], K1 = cg->k[1], KSZ = K0 * K1;
+    em_for(w, "ci", Cg);
+    w_line(w, "const float *restrict xr = ys + ci * %" PRId64 " + oy0 * %" PRId64 " + ox0;", p->CS, p->PW);
+    w_line(w, "const float *restrict wc = x1 + (m0 * %" PRId64 " + ci) * %" PRId64 ";", Cg, KSZ);
+    em_for(w, "k0", K0);
+    if (p->S0 == 1)
+        w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 ";", cg->dl[0] * p->PW);
+    else   /* input row (oy * S0 + k0 * dl): phase row k0 * dl % S0, plane row oy + k0 * dl / S0 */
+        w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 " %% %" PRId64 " * %" PRId64 " + k0 * %" PRId64
+               " / %" PRId64 " * %" PRId64 ";", cg->dl[0], p->S0, p->S1 * p->PS, cg->dl[0], p->S0, p->PW);
+    w_line(w, "const float *restrict wk = wc + k0 * %" PRId64 ";", K1);
+}
+
 /* The accumulators of a named-array register block, c{mm}_{q}[8] for mb channels by
  * nq vectors, set to the channel's bias (x2[m0 + mm]) or 0. */
 static void vec_acc_init(Writer *w, int64_t mb, int64_t nq, int has_bias)
@@ -917,16 +935,7 @@ static void pp_block_vec(Writer *w, const ConvGeom *cg, const PpGeom *p, int has
     w_line(w, "const int64_t oy0 = bk / %" PRId64 " * %" PRId64 ", ox0 = bk %% %" PRId64 " * %" PRId64 ";",
            p->NXB, R, p->NXB, VW);
     vec_acc_init(w, mb, nq, has_bias);
-    em_for(w, "ci", Cg);
-    w_line(w, "const float *restrict xr = ys + ci * %" PRId64 " + oy0 * %" PRId64 " + ox0;", p->CS, p->PW);
-    w_line(w, "const float *restrict wc = x1 + (m0 * %" PRId64 " + ci) * %" PRId64 ";", Cg, KSZ);
-    em_for(w, "k0", K0);
-    if (p->S0 == 1)
-        w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 ";", cg->dl[0] * p->PW);
-    else
-        w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 " %% %" PRId64 " * %" PRId64 " + k0 * %" PRId64
-               " / %" PRId64 " * %" PRId64 ";", cg->dl[0], p->S0, p->S1 * p->PS, cg->dl[0], p->S0, p->PW);
-    w_line(w, "const float *restrict wk = wc + k0 * %" PRId64 ";", K1);
+    pp_taps_open(w, cg, p);
     for (int64_t kl = 0; kl < K1; kl++) {
         int64_t e1 = kl * cg->dl[1], off = e1 % p->S1 * p->PS + e1 / p->S1;
         w_open(w, "%s", "");
@@ -987,16 +996,7 @@ static void pp_block(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bia
     em_for(w, "v", VW);
     w_line(w, has_bias ? "acc[mm][r][v] = x2[m0 + mm];" : "acc[mm][r][v] = 0;");
     em_close(w, 3);
-    em_for(w, "ci", Cg);
-    w_line(w, "const float *restrict xr = ys + ci * %" PRId64 " + oy0 * %" PRId64 " + ox0;", p->CS, p->PW);
-    w_line(w, "const float *restrict wc = x1 + (m0 * %" PRId64 " + ci) * %" PRId64 ";", Cg, KSZ);
-    em_for(w, "k0", K0);
-    if (p->S0 == 1)
-        w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 ";", cg->dl[0] * p->PW);
-    else   /* input row (oy * S0 + k0 * dl): phase row k0 * dl % S0, plane row oy + k0 * dl / S0 */
-        w_line(w, "const float *restrict xk = xr + k0 * %" PRId64 " %% %" PRId64 " * %" PRId64 " + k0 * %" PRId64
-               " / %" PRId64 " * %" PRId64 ";", cg->dl[0], p->S0, p->S1 * p->PS, cg->dl[0], p->S0, p->PW);
-    w_line(w, "const float *restrict wk = wc + k0 * %" PRId64 ";", K1);
+    pp_taps_open(w, cg, p);
     for (int64_t kl = 0; kl < K1; kl++) {
         int64_t e1 = kl * cg->dl[1], off = e1 % p->S1 * p->PS + e1 / p->S1;
         em_for(w, "mm", mb);
