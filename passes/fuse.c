@@ -1,10 +1,11 @@
 /* Fusion: work the emitted code would do in separate passes over memory, done in one.
  *
- * 1. BatchNormalization (inference) folded into the Conv before it, so the
- *    normalisation costs nothing at run time: with s = scale / sqrt(var + eps),
+ * 1. BatchNormalization (inference) folded into the Conv, Gemm or MatMul before
+ *    it, so the normalisation costs nothing at run time: with
+ *    s = scale / sqrt(var + eps), per output channel oc,
  *        W'[oc] = W[oc] * s[oc],   b'[oc] = (b[oc] - mean[oc]) * s[oc] + bias[oc].
- *    Only when the Conv's output feeds nothing but the BatchNormalization, every
- *    parameter is constant, and the result is computed in double.
+ *    Only when the producer's output feeds nothing but the BatchNormalization, every
+ *    parameter is constant, and the result is computed in double (fold_bn).
  *
  * 2. Epilogues: a float Conv, Gemm or MatMul whose output has one consumer (and is
  *    not a graph output) takes that consumer in when it is an elementwise step on
@@ -83,16 +84,42 @@ static int uses_of(const Graph *g, int v)
     return n;
 }
 
-static int fold_bn(Graph *g, Node *conv, Node *bn, Diag *d)
+static int in_domain(const Node *n, const char *dom)
 {
-    Value *w = node_in(g, conv, 1), *b = node_in(g, conv, 2);
+    const char *nd = n->domain ? n->domain : "";
+    if (!strcmp(nd, "ai.onnx"))
+        nd = "";
+    return strcmp(nd, dom) == 0;
+}
+
+/* Fold an inference BatchNormalization over channel axis 1 into its producer p: a
+ * Conv (weights [M][...], one row of weights per channel), a Gemm on [rows, N]
+ * (channel = column n: B's row n with transB, else its column n) or a MatMul of two
+ * matrices (B [K][N], column n), which becomes a Gemm to take the bias. Gemm's
+ * alpha stays as it is (it scales A B, which the fold scales per column); its C,
+ * per column or one element, is folded with beta into the new bias and beta
+ * becomes 1. 1 when folded, 0 when the shapes or constants do not allow it. */
+static int fold_bn(Graph *g, Node *p, Node *bn, Diag *d)
+{
+    int conv = !strcmp(p->op_type, "Conv"), matmul = !strcmp(p->op_type, "MatMul");
+    Value *w = node_in(g, p, 1), *b = node_in(g, p, 2);
     Value *sc = node_in(g, bn, 1), *bi = node_in(g, bn, 2), *mu = node_in(g, bn, 3), *var = node_in(g, bn, 4);
     if (!w || !sc || !bi || !mu || !var || !value_is_const(w) || (b && !value_is_const(b)) || !value_is_const(sc) ||
         !value_is_const(bi) || !value_is_const(mu) || !value_is_const(var) || w->dtype != DT_FLOAT)
         return 0;
-    int64_t oc = w->dims[0], per = value_numel(w) / (oc ? oc : 1);
+    /* rows: channel o's weights are w[o * per + k]; else w[k * oc + o] */
+    int rows = conv || (!matmul && attr_int(p, "transB", 0));
+    double beta = conv || matmul ? 1.0 : attr_float(p, "beta", 1.0);
+    if (!conv) {
+        const Value *a = node_in(g, p, 0), *y = node_out(g, p, 0);
+        if (!a || !y || a->rank != 2 || w->rank != 2 || y->rank != 2 || (b && value_numel(b) != 1 &&
+            (b->rank < 1 || b->rank > 2 || (b->rank == 2 && b->dims[0] != 1))))
+            return 0;
+    }
+    int64_t oc = rows ? w->dims[0] : w->dims[1], per = value_numel(w) / (oc ? oc : 1);
+    int64_t bstep = b && value_numel(b) == 1 && !conv ? 0 : 1;   /* one element broadcast over the columns */
     if (value_numel(sc) != oc || value_numel(bi) != oc || value_numel(mu) != oc || value_numel(var) != oc ||
-        (b && value_numel(b) != oc))
+        (b && bstep && value_numel(b) != oc))
         return 0;
     double eps = attr_float(bn, "epsilon", 1e-5);
     char nm[512];
@@ -100,31 +127,42 @@ static int fold_bn(Graph *g, Node *conv, Node *bn, Diag *d)
     int wid = graph_new_value(g, nm);
     snprintf(nm, sizeof nm, "%s/folded_bias", bn->name && bn->name[0] ? bn->name : w->name);
     int bid = graph_new_value(g, nm);
-    if (wid < 0 || bid < 0)
+    const OpDef *gemm = matmul ? op_lookup("", "Gemm") : NULL;
+    if (wid < 0 || bid < 0 || (matmul && !gemm))
         return diag_error(d, bn, "out of memory");
-    w = node_in(g, conv, 1); /* the value table may have moved */
-    b = node_in(g, conv, 2);
+    w = node_in(g, p, 1); /* the value table may have moved */
+    b = node_in(g, p, 2);
     sc = node_in(g, bn, 1), bi = node_in(g, bn, 2), mu = node_in(g, bn, 3), var = node_in(g, bn, 4);
     float *nw = value_make_const(g, &g->values[wid], DT_FLOAT, w->rank, w->dims);
     int64_t bd[1] = {oc};
     float *nb = value_make_const(g, &g->values[bid], DT_FLOAT, 1, bd);
     if (!nw || !nb)
         return diag_error(d, bn, "out of memory");
+    const float *src = (const float *)w->data;
     for (int64_t o = 0; o < oc; o++) {
         double s = const_get_f64(sc, o) / sqrt(const_get_f64(var, o) + eps);
-        for (int64_t k = 0; k < per; k++)
-            nw[o * per + k] = (float)((double)((const float *)w->data)[o * per + k] * s);
-        nb[o] = (float)(((b ? const_get_f64(b, o) : 0.0) - const_get_f64(mu, o)) * s + const_get_f64(bi, o));
+        for (int64_t k = 0; k < per; k++) {
+            int64_t at = rows ? o * per + k : k * oc + o;
+            nw[at] = (float)((double)src[at] * s);
+        }
+        nb[o] = (float)(((b ? beta * const_get_f64(b, o * bstep) : 0.0) - const_get_f64(mu, o)) * s + const_get_f64(bi, o));
     }
     int *ins = arena_array(g->arena, 3, sizeof(int));
     if (!ins)
         return diag_error(d, bn, "out of memory");
-    ins[0] = conv->inputs[0];
+    ins[0] = p->inputs[0];
     ins[1] = wid;
     ins[2] = bid;
-    conv->inputs = ins;
-    conv->ninputs = 3;
-    conv->outputs[0] = bn->outputs[0];
+    p->inputs = ins;
+    p->ninputs = 3;
+    p->outputs[0] = bn->outputs[0];
+    if (matmul) {
+        p->op_type = "Gemm";
+        p->op = gemm;
+    }
+    for (int i = 0; i < p->nattrs && beta != 1.0; i++)
+        if (!strcmp(p->attrs[i].name, "beta"))
+            p->attrs[i].f = 1.0;
     bn->dead = 1;
     return 1;
 }
@@ -143,10 +181,11 @@ static int fold_bns(Graph *g, Diag *d)
         Value *x = node_in(g, bn, 0);
         if (nout != 1 || !x || x->producer < 0 || x->is_output || uses_of(g, bn->inputs[0]) != 1)
             continue;
-        Node *conv = g->nodes[x->producer];
-        if (conv->dead || strcmp(conv->op_type, "Conv") || (conv->domain && conv->domain[0]) || conv->noutputs != 1)
+        Node *p = g->nodes[x->producer];
+        if (p->dead || !in_domain(p, "") || p->noutputs != 1 ||
+            (strcmp(p->op_type, "Conv") && strcmp(p->op_type, "Gemm") && strcmp(p->op_type, "MatMul")))
             continue;
-        int r = fold_bn(g, conv, bn, d);
+        int r = fold_bn(g, p, bn, d);
         if (r < 0)
             return -1;
     }
@@ -156,13 +195,6 @@ static int fold_bns(Graph *g, Diag *d)
 
 /* ---------------------------------------------------------------- epilogues */
 
-static int in_domain(const Node *n, const char *dom)
-{
-    const char *nd = n->domain ? n->domain : "";
-    if (!strcmp(nd, "ai.onnx"))
-        nd = "";
-    return strcmp(nd, dom) == 0;
-}
 
 /* the node index of v's only consumer, or -1 (no consumer, more than one use, or a
  * graph output) */

@@ -220,6 +220,42 @@ U = F.elu(G @ t64(w4) + t64(b4), 0.5)
 run_case(m, ["kdcc.FusedGemm", "kdcc.FusedGemm", "kdcc.FusedGemm", "Gemm", "Add", "Elu", "Sigmoid"],
          [torch.tanh(G @ t64(w3)), U, torch.sigmoid(U)])
 
+# ---- BatchNormalization folded into Gemm and MatMul: transB with alpha and a
+#      per-column C under beta, then Relu (one row: the layout pass also transposes
+#      its weight); MatMul -> Gemm with the folded bias; Gemm without transB with a
+#      one-element C under beta; four rows through the dot-product kernel
+m = Model("bn_gemm")
+x, x2 = arr((1, 24)), arr((4, 24))
+w1, c1, w2, w3, cs, w4 = arr((32, 24), 0.2), arr((32,), 0.1), arr((32, 40), 0.2), arr((32, 16), 0.2), arr((1,), 0.3), arr((32, 24), 0.2)
+m.input("x", x); m.input("x2", x2)
+bns = {}
+for nm, a in (("w1", w1), ("c1", c1), ("w2", w2), ("w3", w3), ("cs", cs), ("w4", w4)):
+    m.init(nm, a)
+for i, n in ((1, 32), (2, 40), (3, 16), (4, 32)):
+    bns[i] = (arr((n,)), arr((n,)), arr((n,)), (np.abs(arr((n,))) + 0.5).astype(np.float32))
+    for nm, a in zip(("sc", "bi", "mu", "var"), bns[i]):
+        m.init("%s%d" % (nm, i), a)
+m.node("h = Gemm<transB = 1, alpha = 0.7, beta = 0.5>(x, w1, c1)")
+m.node("n1 = BatchNormalization<epsilon = 0.001>(h, sc1, bi1, mu1, var1)")
+m.node("r = Relu(n1)")
+m.node("p = MatMul(r, w2)")
+m.node("y1 = BatchNormalization(p, sc2, bi2, mu2, var2)")
+m.node("q = Gemm<beta = 2.0>(r, w3, cs)")
+m.node("y2 = BatchNormalization(q, sc3, bi3, mu3, var3)")
+m.node("u = Gemm<transB = 1>(x2, w4)")
+m.node("y3 = BatchNormalization(u, sc4, bi4, mu4, var4)")
+m.output("y1", (1, 40)); m.output("y2", (1, 16)); m.output("y3", (4, 32))
+
+
+def bn64(v, i, eps=1e-5):
+    sc, bi, mu, var = (t64(a) for a in bns[i])
+    return (v - mu) / torch.sqrt(var + eps) * sc + bi
+
+
+R = F.relu(bn64(0.7 * t64(x) @ t64(w1).T + 0.5 * t64(c1), 1, 1e-3))
+run_case(m, ["kdcc.FusedGemm", "Gemm", "Gemm", "Gemm"],
+         [bn64(R @ t64(w2), 2), bn64(R @ t64(w3) + 2.0 * t64(cs), 3), bn64(t64(x2) @ t64(w4).T, 4)])
+
 # ---- batched MatMul + bias + HardSigmoid + residual; Gelu tanh approximation
 m = Model("matmul_batched", opset=20)
 x, w, b, r = arr((3, 5, 16)), arr((16, 20), 0.3), arr((20,), 0.2), arr((3, 5, 20))
