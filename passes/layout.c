@@ -12,7 +12,15 @@
  * dim). The original weights die and dead-code elimination drops them, so flash
  * grows only by the padding (none when M is a multiple of the vector). Training
  * graphs are untouched: only constant weights qualify, and the pass runs in the
- * inference pipeline. */
+ * inference pipeline.
+ *
+ * And a Gemm (or kdcc.FusedGemm) of one row, y[1][N] = a[1][K] B^T with a constant
+ * transB weight [N][K] (PyTorch's Linear at batch 1): B becomes B^T, [K][N], and
+ * transB 0. compiler/ops/gemm.c then runs it as a row of A times rows of B into a
+ * block of whole vectors of y held in registers (one broadcast and a few loads per
+ * multiply-add vector), where the transposed form needs one dot product per
+ * output: two loads per multiply-add and a horizontal sum each. The weight is
+ * replaced, not copied, so flash does not grow. */
 #include "compiler/ops/ops.h"
 #include "passes/passes.h"
 
@@ -54,6 +62,54 @@ static int to_cm(Graph *g, Node *n, int64_t mp, Diag *d)
     return 0;
 }
 
+static int uses_of(const Graph *g, int v)
+{
+    int k = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        for (int j = 0; !g->nodes[i]->dead && j < g->nodes[i]->ninputs; j++)
+            k += g->nodes[i]->inputs[j] == v;
+    return k + g->values[v].is_output;
+}
+
+/* a one-row Gemm with a constant transB weight that only it reads */
+static int gemv_transposable(const Graph *g, const Node *n)
+{
+    const Value *b = node_in(g, n, 1), *y = node_out(g, n, 0);
+    return b && y && y->rank == 2 && y->dims[0] == 1 && b->rank == 2 && b->dtype == DT_FLOAT && value_is_const(b) &&
+           attr_int(n, "transB", 0) && uses_of(g, n->inputs[1]) == 1;
+}
+
+static int to_kn(Graph *g, Node *n, Diag *d)
+{
+    const Value *b = node_in(g, n, 1);
+    int64_t N = b->dims[0], K = b->dims[1];
+    char nm[512];
+    snprintf(nm, sizeof nm, "%s/kn", b->name ? b->name : "B");
+    int id = graph_new_value(g, nm);
+    if (id < 0)
+        return diag_error(d, n, "out of memory");
+    b = node_in(g, n, 1);
+    int64_t dims[2] = {K, N};
+    float *t = value_make_const(g, &g->values[id], DT_FLOAT, 2, dims);
+    Attr *attrs = arena_array(g->arena, (size_t)n->nattrs, sizeof(Attr));
+    int *ins = arena_array(g->arena, (size_t)n->ninputs, sizeof(int));
+    if (!t || !attrs || !ins)
+        return diag_error(d, n, "out of memory");
+    const float *src = (const float *)b->data;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < N; j++)
+            t[k * N + j] = src[j * K + k];
+    memcpy(attrs, n->attrs, (size_t)n->nattrs * sizeof(Attr));   /* transB is one of them */
+    for (int i = 0; i < n->nattrs; i++)
+        if (!strcmp(attrs[i].name, "transB"))
+            attrs[i].i = 0;
+    memcpy(ins, n->inputs, (size_t)n->ninputs * sizeof(int));
+    ins[1] = id;
+    n->inputs = ins;
+    n->attrs = attrs;
+    return 0;
+}
+
 int pass_layout(Graph *g, Diag *d)
 {
     for (int i = 0; i < g->nnodes; i++) {
@@ -64,6 +120,9 @@ int pass_layout(Graph *g, Diag *d)
         const char *dom = n->domain ? n->domain : "";
         int conv = !strcmp(dom, "") && !strcmp(n->op_type, "Conv");
         int fused = !strcmp(dom, "kdcc") && !strcmp(n->op_type, "FusedConv");
+        int gemm = (!strcmp(dom, "") && !strcmp(n->op_type, "Gemm")) || (!strcmp(dom, "kdcc") && !strcmp(n->op_type, "FusedGemm"));
+        if (gemm && gemv_transposable(g, n) && to_kn(g, n, d))
+            return -1;
         if (!conv && !fused)
             continue;
         if (conv_pointwise_cm(g, n, &mp) && to_cm(g, n, mp, d))

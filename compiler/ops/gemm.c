@@ -154,51 +154,84 @@ static void mm_store_acc(Writer *w, const MmEpi *x, DType t, int init_zero, cons
 
 #define MM_BM 2
 #define MM_BN 32
+#define MM_BN1 96   /* columns of a block when A has one row */
 
-/* A block of whole vectors (nw a multiple of 8): one named array of 8 floats per
- * row and vector, updated in one loop over the lanes, which gcc 12 keeps in
- * registers; as acc[mb][nw] with loops over both, it spilled (the distillation
- * student's 64x64 by 64x784 weight gradient: 148 us at 4x32 in that form against
- * 90 us at 2x32 in this one, 98 us at 4x24). */
-static void emit_mm_block_vec(Writer *w, int64_t mb, int64_t nw, int64_t N, int64_t K, int64_t am, int64_t ak,
-                              int64_t bk, int init_zero, const double *alpha)
+/* The row values of A at k (a C expression) for a block's mb rows: a0, a1, ... */
+static void mm_block_a(Writer *w, int64_t mb, int64_t am, int64_t ak, const double *alpha, const char *k)
 {
-    int64_t nv = nw / 8;
-    for (int64_t i = 0; i < mb; i++)
-        for (int64_t v = 0; v < nv; v++)
-            w_line(w, "float c%" PRId64 "_%" PRId64 "[8];", i, v);
-    em_for(w, "l", 8);
-    for (int64_t i = 0; i < mb; i++)
-        for (int64_t v = 0; v < nv; v++) {
-            if (init_zero)
-                w_line(w, "c%" PRId64 "_%" PRId64 "[l] = 0;", i, v);
-            else
-                w_line(w, "c%" PRId64 "_%" PRId64 "[l] = yb[(m0 + %" PRId64 ") * %" PRId64 " + n0 + %" PRId64 " + l];", i, v,
-                       i, N, v * 8);
-        }
-    w_close(w);
-    em_for(w, "k", K);
-    w_line(w, "const float *restrict br = bb + k * %" PRId64 " + n0;", bk);
     for (int64_t i = 0; i < mb; i++) {
         w_printf(w, "const float a%" PRId64 " = ", i);
         if (alpha) {
             em_literal(w, DT_FLOAT, *alpha);
             w_puts(w, " * ");
         }
-        w_printf(w, "ab[(m0 + %" PRId64 ") * %" PRId64 " + k * %" PRId64 "];\n", i, am, ak);
+        w_printf(w, "ab[(m0 + %" PRId64 ") * %" PRId64 " + (%s) * %" PRId64 "];\n", i, am, k, ak);
     }
-    em_for(w, "l", 8);
+}
+
+/* A block of whole vectors (nw a multiple of 8): one named array of 8 floats per
+ * row and vector, updated in one loop over the lanes, which gcc 12 keeps in
+ * registers; as acc[mb][nw] with loops over both, it spilled (the distillation
+ * student's 64x64 by 64x784 weight gradient: 148 us at 4x32 in that form against
+ * 90 us at 2x32 in this one, 98 us at 4x24).
+ * With K >= 2 the first product is added where the block is loaded from Y and the
+ * last where it is stored, in the same order as in the loop. A loop that only copies
+ * Y into the arrays (or back) becomes a memcpy in gcc 12 (loop distribution), and
+ * an array that a memcpy reads or writes stays in memory: every accumulator was
+ * loaded and stored on each k (a one-row block of 8 vectors over 784 k, the
+ * 784-64-10 MLP's first layer, ran at a third of the speed). */
+static void emit_mm_block_vec(Writer *w, int64_t mb, int64_t nw, int64_t N, int64_t K, int64_t am, int64_t ak,
+                              int64_t bk, int init_zero, const double *alpha)
+{
+    int64_t nv = nw / 8;
+    int peel = K >= 2;
+    for (int64_t i = 0; i < mb; i++)
+        for (int64_t v = 0; v < nv; v++)
+            w_line(w, "float c%" PRId64 "_%" PRId64 "[8];", i, v);
+    w_open(w, "%s", "");
+    if (peel) {
+        w_line(w, "const float *restrict br = bb + n0;");
+        mm_block_a(w, mb, am, ak, alpha, "0");
+    }
+    em_for_lanes(w, "l", 8);
+    for (int64_t i = 0; i < mb; i++)
+        for (int64_t v = 0; v < nv; v++) {
+            w_printf(w, "c%" PRId64 "_%" PRId64 "[l] = ", i, v);
+            if (!init_zero)
+                w_printf(w, "yb[(m0 + %" PRId64 ") * %" PRId64 " + n0 + %" PRId64 " + l]%s", i, N, v * 8, peel ? " + " : "");
+            if (peel)
+                w_printf(w, "a%" PRId64 " * br[%" PRId64 " + l]", i, v * 8);
+            else if (init_zero)
+                w_puts(w, "0");
+            w_puts(w, ";\n");
+        }
+    em_close(w, 2);
+    w_open(w, "for (int64_t k = %d; k < %" PRId64 "; ++k)", peel, K - peel);
+    w_line(w, "const float *restrict br = bb + k * %" PRId64 " + n0;", bk);
+    mm_block_a(w, mb, am, ak, alpha, "k");
+    em_for_lanes(w, "l", 8);
     for (int64_t i = 0; i < mb; i++)
         for (int64_t v = 0; v < nv; v++)
             w_line(w, "c%" PRId64 "_%" PRId64 "[l] += a%" PRId64 " * br[%" PRId64 " + l];", i, v, i, v * 8);
     em_close(w, 2);
+    w_open(w, "%s", "");
+    if (peel) {
+        w_line(w, "const float *restrict br = bb + %" PRId64 " * %" PRId64 " + n0;", K - 1, bk);
+        char kl[32];
+        snprintf(kl, sizeof kl, "%" PRId64, K - 1);
+        mm_block_a(w, mb, am, ak, alpha, kl);
+    }
     for (int64_t i = 0; i < mb; i++)
         for (int64_t v = 0; v < nv; v++) {
-            em_for(w, "l", 8);
-            w_line(w, "yb[(m0 + %" PRId64 ") * %" PRId64 " + n0 + %" PRId64 " + l] = c%" PRId64 "_%" PRId64 "[l];", i, N,
-                   v * 8, i, v);
+            em_for_lanes(w, "l", 8);
+            w_printf(w, "yb[(m0 + %" PRId64 ") * %" PRId64 " + n0 + %" PRId64 " + l] = c%" PRId64 "_%" PRId64 "[l]", i, N,
+                     v * 8, i, v);
+            if (peel)
+                w_printf(w, " + a%" PRId64 " * br[%" PRId64 " + l]", i, v * 8);
+            w_puts(w, ";\n");
             w_close(w);
         }
+    w_close(w);
 }
 
 static void emit_mm_block_acc(Writer *w, int64_t mb, int64_t nw, int64_t N, int64_t K, int64_t am, int64_t ak,
@@ -253,6 +286,15 @@ static void emit_mm_blocked(Writer *w, int64_t M, int64_t N, int64_t K, int64_t 
                             int init_zero, const double *alpha, const MmEpi *x)
 {
     int64_t bn = N < MM_BN + MM_BN / 4 ? N : MM_BN, bm = M < MM_BM ? M : MM_BM;
+    if (M == 1 && N >= 8) {
+        /* one row: every multiply-add of a block waits for the one before it on the
+         * same vector (its whole k loop is one chain per vector), so the block is as
+         * wide as the registers allow, up to MM_BN1 columns, in even whole vectors */
+        int64_t nblk = (N + MM_BN1 - 1) / MM_BN1;
+        bn = ((N + nblk - 1) / nblk + 7) / 8 * 8;
+        if (bn > N / 8 * 8)
+            bn = N / 8 * 8;
+    }
     int64_t nf = N / bn * bn, mf = M / bm * bm;
     for (int np = 0; np < 2; np++) {
         int64_t nw = np ? N - nf : bn;
@@ -392,7 +434,7 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
         w_close(w);
         return;
     }
-    if (t == DT_FLOAT && bn == 1 && M >= 2 && N >= MM_BN / 2) {
+    if (t == DT_FLOAT && bn == 1 && N >= MM_BN / 2) {
         em_omp_for(e, M * N * K, 1);   /* the first column-block loop it opens */
         emit_mm_blocked(w, M, N, K, am, ak, bk, init_zero, alpha, x);
         return;
