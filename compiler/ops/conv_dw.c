@@ -180,27 +180,27 @@ static void dw_taps(Writer *w, const DwPlan *p, int64_t k0)
 /* Stride 1 with output rows as wide as input rows ("same" padding along the last
  * dimension: DS-CNN's 25 x 5 maps, MobileNet's 6 x 6 and 3 x 3): the output plane is
  * read as one flat run q = oy * OW + ox, and tap (k0, k1) reads input q + (k0 d0 - pt)
- * IW + dx with dx = k1 d1 - pl, a constant offset. A read with ox + dx outside the
- * row lands in a neighbouring row's first or last |dx| columns, so each distinct dx
- * gets its own copy of the input plane with those columns zeroed (dx < 0: the last
- * -dx, dx > 0: the first dx; dx = 0 none), between zero margins for the rows above
- * and below. Then every output pixel is computed once (no dropped columns, unlike the
- * phase planes, which on a 5-wide map compute 7 columns per row and on 6 x 6 round 48
- * pixels up to a block of 64), in blocks of DWF_NR with the accumulators in registers,
- * and the block goes through the epilogue straight into Y (no second pass). The
- * copies are whole-plane loops plus one strided column store per masked column.
- * Taken wherever it applies. Measured with gcc 12 -O3 -march=native on the AMD EPYC,
- * whole models at batch 1, best of 3 alternating runs: DS-CNN (four 64 x 25 x 5
- * layers) 121 -> 114 us; MobileNetV1 x0.25 (48 x 48 down to 3 x 3) unchanged within
- * the noise (the phase planes waste little on its larger maps). */
-#define DWF_NR 64
-#define DWF_MAX_K1 8    /* copies per input channel */
+ * IW + dx with dx = k1 d1 - pl, a constant offset, from one copy of the input plane
+ * between zero margins for the rows above and below. A read with ox + dx outside the
+ * row lands in a neighbouring row's first or last |dx| columns, so such a read is
+ * replaced by zero where ox + dx is outside the row: a constant table per dx, one
+ * byte per output pixel (`kd_dwm<k1>`). Every output pixel is computed once (no dropped
+ * columns, unlike the phase planes, which on a 5-wide map compute 7 columns per row
+ * and on 6 x 6 round 48 pixels up to a block of 64), a vector of pixels at a time
+ * with the kernel's weights and the accumulators in registers, and the vector goes
+ * through the epilogue straight into Y.
+ * Before, each dx had its own copy of the plane with the crossing columns zeroed
+ * (K1 copies, and K1 x the scratch), and each tap updated a block of 64 pixels in
+ * memory: on DS-CNN the copies were memcpy calls taking 7% of the model's time,
+ * and its four depthwise layers ran at about 25 GFLOP/s. Taken wherever it applies. */
+#define DWF_MAX_K1 8    /* kernel columns */
 
 typedef struct DwfPlan {
     DwGeom geo;
     int64_t P;     /* output pixels per plane, OH * OW */
-    int64_t lead;  /* zeros before the plane in each copy: pt * IW + pl */
-    int64_t FS;    /* floats per copy: lead + plane + the zeros the last reads reach */
+    int64_t PV;    /* pixels computed: P, rounded up to whole vectors on vector targets */
+    int64_t lead;  /* zeros before the plane in the copy: pt * IW + pl */
+    int64_t FS;    /* floats of the copy: lead + plane + the zeros the last reads reach */
     int64_t floats;
 } DwfPlan;
 
@@ -211,38 +211,79 @@ static int dwf_plan(const Graph *g, const Node *n, const ConvGeom *cg, DwfPlan *
         return 0;
     if (p->geo.s0 != 1 || p->geo.s1 != 1 || p->geo.OW != p->geo.IW || p->geo.K1 > DWF_MAX_K1 || p->geo.K0 * p->geo.K1 > 64)
         return 0;
+    const Target *tg = g->target ? g->target : target_default();
     p->P = p->geo.OH * p->geo.OW;
+    p->PV = tg->vector_bytes >= 16 ? (p->P + 7) / 8 * 8 : p->P;
     p->lead = p->geo.pt * p->geo.IW + p->geo.pl;
     int64_t maxoff = ((p->geo.K0 - 1) * p->geo.d0 - p->geo.pt) * p->geo.IW + (p->geo.K1 - 1) * p->geo.d1 - p->geo.pl;
-    int64_t end = p->P + maxoff, plane = p->geo.IH * p->geo.IW;
+    int64_t end = p->PV + maxoff, plane = p->geo.IH * p->geo.IW;
     p->FS = p->lead + (end > plane ? end : plane);
-    p->floats = p->geo.K1 * p->FS;
+    p->floats = p->FS;
     return 1;
 }
 
-/* A block of `width` output pixels from q0 (a C expression) of output channel m. */
-static void dwf_block(Writer *w, const ConvGeom *cg, const DwfPlan *p, int has_bias, const char *q0, int64_t width,
-                      const Epilogue *ep)
+/* the output columns [*lo, *hi) whose reads at column offset dx cross the row edge */
+static void dwf_crossing(const DwfPlan *p, int64_t dx, int64_t *lo, int64_t *hi)
 {
-    w_open(w, "%s", "");
-    w_line(w, "float dwacc[%" PRId64 "];", width);
-    em_for(w, "v", width);
-    w_line(w, has_bias ? "dwacc[v] = x2[m];" : "dwacc[v] = 0;");
-    w_close(w);
+    int64_t IW = p->geo.IW;
+    *lo = *hi = 0;
+    if (dx < 0)
+        *hi = -dx < IW ? -dx : IW;   /* ox + dx < 0 */
+    else if (dx > 0)
+        *lo = IW - dx > 0 ? IW - dx : 0, *hi = IW;   /* ox + dx >= IW */
+}
+
+static int64_t dwf_dx(const DwfPlan *p, int64_t k1) { return k1 * p->geo.d1 - p->geo.pl; }
+
+/* The `width` (<= 8) output pixels from q0 (a C expression) of output channel m, in
+ * one loop over the pixels (a lanes loop when the width is a whole vector): the
+ * whole block is straight-line vector code, the sum in a register. The taps add in
+ * the order of the kernel (rows, then columns); a masked read adds w * 0, as the
+ * zeroed columns of the former per-dx copies did, so the sums are bitwise those of
+ * that kernel. The read is made before the choice: a load under a condition is not
+ * if-converted by gcc 12 (nor, under the default -ftrapping-math, an add under one:
+ * masking the sum of a column of taps instead left the loop scalar).
+ * With store < width (the last, partial vector of the plane) the whole vector is
+ * computed into cv, whose first `store` pixels are then stored: the copy and the
+ * masks reach that far, and one vector costs less than a scalar loop. */
+static void dwf_block(Writer *w, const ConvGeom *cg, const DwfPlan *p, int has_bias, const char *q0, int64_t width,
+                      int64_t store, const Epilogue *ep)
+{
+    if (store < width) {
+        w_open(w, "%s", "");
+        w_line(w, "float cv[%" PRId64 "];", width);
+    }
+    (width == 8 ? em_for_lanes : em_for)(w, "l", width);
+    for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
+        int64_t lo, hi;
+        dwf_crossing(p, dwf_dx(p, k1), &lo, &hi);
+        if (hi > lo && hi - lo < p->geo.IW)
+            w_line(w, "const int in%" PRId64 " = kd_dwm%" PRId64 "[%s + l];", k1, k1, q0);
+    }
+    w_line(w, "float c = %s;", has_bias ? "bm" : "0");
     for (int64_t k0 = 0; k0 < p->geo.K0; k0++)
         for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
-            int64_t off = k1 * p->FS + p->lead + (k0 * p->geo.d0 - p->geo.pt) * p->geo.IW + k1 * p->geo.d1 - p->geo.pl;
-            w_open(w, "%s", "");
-            w_line(w, "const float wv = wc[%" PRId64 "];", k0 * p->geo.K1 + k1);
-            w_line(w, "const float *restrict xq = y1 + %" PRId64 " + %s;", off, q0);
-            em_for(w, "v", width);
-            w_line(w, "dwacc[v] += wv * xq[v];");
-            w_close(w);
-            w_close(w);
+            int64_t dx = dwf_dx(p, k1), lo, hi, k = k0 * p->geo.K1 + k1;
+            int64_t off = p->lead + (k0 * p->geo.d0 - p->geo.pt) * p->geo.IW + dx;
+            dwf_crossing(p, dx, &lo, &hi);
+            if (hi - lo >= p->geo.IW)
+                continue;   /* every read of this column of taps is outside the row */
+            if (hi > lo) {
+                w_line(w, "const float v%" PRId64 " = y1[%" PRId64 " + %s + l];", k, off, q0);
+                w_line(w, "c += w%" PRId64 " * (in%" PRId64 " ? v%" PRId64 " : 0.0f);", k, k1, k);
+            } else {
+                w_line(w, "c += w%" PRId64 " * y1[%" PRId64 " + %s + l];", k, off, q0);
+            }
         }
-    em_for(w, "v", width);
-    conv_store(w, ep, DT_FLOAT, "dwacc[v]", "(b * %" PRId64 " + m) * %" PRId64 " + %s + v", cg->M, p->P, q0);
-    w_close(w);
+    if (store < width) {
+        w_line(w, "cv[l] = c;");
+        w_close(w);
+        em_for(w, "l", store);
+        conv_store(w, ep, DT_FLOAT, "cv[l]", "(b * %" PRId64 " + m) * %" PRId64 " + %s + l", cg->M, p->P, q0);
+        w_close(w);
+    } else {
+        conv_store(w, ep, DT_FLOAT, "c", "(b * %" PRId64 " + m) * %" PRId64 " + %s + l", cg->M, p->P, q0);
+    }
     w_close(w);
 }
 
@@ -250,53 +291,60 @@ static void emit_dwf(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_b
 {
     Writer *w = e->w;
     int64_t Mg = cg->M / cg->G, plane = p->geo.IH * p->geo.IW, KSZ = p->geo.K0 * p->geo.K1;
-    w_line(w, "/* depthwise: flat, %" PRId64 " masked copies of each input plane */", p->geo.K1);
-    /* the margins, which the copies below never write */
+    const Target *tg = e->g->target ? e->g->target : target_default();
+    int vec = tg->vector_bytes >= 16;
+    w_line(w, "/* depthwise: flat over a zero-margined copy of each input plane, row-crossing taps masked */");
     for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
-        if (p->lead) {
-            em_for(w, "j", p->lead);
-            w_line(w, "y1[%" PRId64 " + j] = 0;", k1 * p->FS);
-            w_close(w);
+        int64_t lo, hi;
+        dwf_crossing(p, dwf_dx(p, k1), &lo, &hi);
+        if (hi <= lo || hi - lo >= p->geo.IW)
+            continue;
+        /* 1 where output pixel q's reads at this dx stay in its row; as int32_t where
+         * the target has vectors (gcc 12 vectorised the loop over 2 floats at a time
+         * when the table was of bytes), else as bytes, a quarter of the flash */
+        w_printf(w, "static const %s kd_dwm%" PRId64 "[%" PRId64 "] = {", vec ? "int32_t" : "unsigned char", k1, p->PV);
+        for (int64_t q = 0; q < p->PV; q++) {
+            int64_t ox = q % p->geo.IW;
+            w_printf(w, "%s%s%d", q ? "," : "", q && q % 40 == 0 ? "\n    " : "", ox < lo || ox >= hi);
         }
-        if (p->FS > p->lead + plane) {
-            em_for(w, "j", p->FS - p->lead - plane);
-            w_line(w, "y1[%" PRId64 " + j] = 0;", k1 * p->FS + p->lead + plane);
-            w_close(w);
-        }
+        w_puts(w, "};\n");
+    }
+    /* the margins, which the copies below never write */
+    if (p->lead) {
+        em_for(w, "j", p->lead);
+        w_line(w, "y1[j] = 0;");
+        w_close(w);
+    }
+    if (p->FS > p->lead + plane) {
+        em_for(w, "j", p->FS - p->lead - plane);
+        w_line(w, "y1[%" PRId64 " + j] = 0;", p->lead + plane);
+        w_close(w);
     }
     em_for(w, "b", cg->N);
     em_for(w, "g", cg->G);
     w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g) * %" PRId64 ";", cg->C, plane);
-    for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
-        int64_t dx = k1 * p->geo.d1 - p->geo.pl, zlo = 0, zhi = 0;
-        if (dx < 0)
-            zlo = p->geo.IW + dx < 0 ? 0 : p->geo.IW + dx, zhi = p->geo.IW;
-        else if (dx > 0)
-            zlo = 0, zhi = dx < p->geo.IW ? dx : p->geo.IW;
-        em_for(w, "j", plane);   /* a loop, not memcpy: inline and vectorised for the small planes */
-        w_line(w, "y1[%" PRId64 " + j] = xc[j];", k1 * p->FS + p->lead);
-        w_close(w);
-        if (zhi > zlo) {
-            em_for(w, "r", p->geo.IH);
-            em_for(w, "c", zhi - zlo);
-            w_line(w, "y1[%" PRId64 " + r * %" PRId64 " + c] = 0;", k1 * p->FS + p->lead + zlo, p->geo.IW);
-            em_close(w, 2);
-        }
-    }
+    em_for(w, "j", plane);
+    w_line(w, "y1[%" PRId64 " + j] = xc[j];", p->lead);
+    w_close(w);
     em_for(w, "mo", Mg);
     w_line(w, "const int64_t m = g * %" PRId64 " + mo;", Mg);
     w_line(w, "const float *restrict wc = x1 + m * %" PRId64 ";", KSZ);
-    int64_t nfull = p->P / DWF_NR, rem = p->P % DWF_NR;
+    /* the kernel's weights (and bias) as scalars, so they stay in registers */
+    for (int64_t k = 0; k < KSZ; k++)
+        w_line(w, "const float w%" PRId64 " = wc[%" PRId64 "];", k, k);
+    if (has_bias)
+        w_line(w, "const float bm = x2[m];");
+    int64_t nfull = p->P / 8 * 8, rem = p->P % 8;
     if (nfull) {
-        em_omp_for(e, nfull * DWF_NR * KSZ, 1);
-        w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %d)", nfull * DWF_NR, DWF_NR);
-        dwf_block(w, cg, p, has_bias, "q0", DWF_NR, ep);
+        em_omp_for(e, nfull * KSZ, 1);
+        w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += 8)", nfull);
+        dwf_block(w, cg, p, has_bias, "q0", 8, 8, ep);
         w_close(w);
     }
     if (rem) {
         char q0[32];
-        snprintf(q0, sizeof q0, "%" PRId64, nfull * DWF_NR);
-        dwf_block(w, cg, p, has_bias, q0, rem, ep);
+        snprintf(q0, sizeof q0, "%" PRId64, nfull);
+        dwf_block(w, cg, p, has_bias, q0, p->PV - nfull, rem, ep);
     }
     w_close(w);   /* mo */
     em_close(w, 2);   /* g, b */
