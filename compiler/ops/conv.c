@@ -683,16 +683,18 @@ static void conv_batch_images(Writer *w, int64_t nt, int64_t N)
  * times as many multiply-adds; with padding the input channels are copied into
  * zero-padded planes as in the padded-plane kernel, without they are read in place.
  * Stride 1, any padding and dilation, one group, output channels a multiple of two
- * vectors. Blocks are 6 pixels x 2 vectors whatever --tune's block: measured on the
- * AMD EPYC (AVX2), gcc 12 -O3, LeNet-5's layer took 12.0-12.9 us so (17.1-18.3 us in
- * the padded-plane kernel), but 4 x 2, 8 x 1, 2 x 4 and the like took 8 to 17 times
- * as long (gcc vectorised the loop over the kernel rows or input channels instead
- * of the lanes, as in-order reductions), and written as a[8] arrays per vector,
- * with every tap written out or not, the same. Chosen after the padded plane within
+ * vectors. Blocks are --tune's (pixels x channels, cv_plan), else 6 pixels x 2
+ * vectors. With the block as one acc[np][nc] array, 4 x 2, 8 x 1, 2 x 4 and the like
+ * took 8 to 17 times as long as 6 x 2 (gcc vectorised the loop over the kernel rows
+ * or input channels instead of the lanes, as in-order reductions); with named
+ * arrays and KD_LANES (cv_block) every block vectorises, and on the AMD EPYC (AVX2),
+ * gcc 12 -O3, LeNet-5's layer took 9.1 us in 4 x 2 against 11.6 in 6 x 2 (12.0-12.9
+ * in the old form; 17.1-18.3 us in the padded-plane kernel). Chosen after the padded plane within
  * PP_MAX_WASTE and im2col over whole images: on ResNet-8's 32->64 stride-2 layer on
  * 8 x 8 it took 93 us against im2col's 47, on the distillation teacher's 16->32
  * stride-2 layer 834 us against 646. */
 #define CV_MAX_P 256   /* output pixels per image: at most this many */
+#define CV_MAX_ACC 12  /* vector accumulators of a block (of 16 registers on AVX2) */
 
 typedef struct CvPlan {
     int64_t vl, np, nc, MP, K;
@@ -724,8 +726,14 @@ static int cv_plan(const Graph *g, const Node *n, const ConvGeom *cg, CvPlan *p)
         p->PW = cg->in[1];
     }
     p->PS = p->PH * p->PW;
-    p->nc = 2 * p->vl;
+    /* --tune's block (pixels x channels) when it fits: whole vectors of channels that
+     * divide M, at most CV_MAX_ACC vector accumulators; else 6 x 2 vectors */
+    int64_t mr, nr;
+    conv_block(g, n, &mr, &nr);
     p->np = 6;
+    p->nc = 2 * p->vl;
+    if ((n->block_m > 0 || n->block_n > 0) && nr % p->vl == 0 && cg->M % nr == 0 && mr * (nr / p->vl) <= CV_MAX_ACC)
+        p->np = mr, p->nc = nr;
     return cg->M % p->nc == 0 && cg->out[0] * cg->out[1] >= p->np;
 }
 
@@ -735,18 +743,20 @@ static int64_t cv_scratch(const ConvGeom *cg, const CvPlan *p)
 }
 
 /* One block: np pixels from p0 (valid of them inside the image) x nc channels from
- * m0 (C variables p0, m0, b and xb in scope). */
+ * m0 (C variables p0, m0, b and xb in scope). One named array of vl floats per pixel
+ * and vector, c{j}_{v}, zeroed in its declaration, and every loop over the lanes
+ * behind KD_LANES: the form gcc keeps in registers (see pp_block_vec). A loop that
+ * zeroed them would be a memset to gcc 12, which keeps an array it touches in
+ * memory; the bias is added at the store, as before. */
 static void cv_block(Writer *w, const ConvGeom *cg, const CvPlan *p, int has_bias, int64_t nc, int64_t valid,
                      const Epilogue *ep)
 {
     int64_t np = p->np, vl = p->vl, nv = nc / vl, OW = cg->out[1], P = cg->out[0] * OW;
     int64_t K0 = cg->k[0], K1 = cg->k[1];
     w_open(w, "%s", "");
-    w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", np, nc);
-    em_for(w, "j", np);
-    em_for(w, "l", nc);
-    w_line(w, "acc[j][l] = 0;");
-    em_close(w, 2);
+    for (int64_t j = 0; j < np; j++)
+        for (int64_t v = 0; v < nv; v++)
+            w_line(w, "float c%" PRId64 "_%" PRId64 "[%" PRId64 "] = {0};", j, v, vl);
     /* each pixel's first input value in the planes; pixels past the valid ones repeat the last */
     for (int64_t j = 0; j < np; j++)
         w_line(w, "const int64_t o%" PRId64 " = (p0 + %" PRId64 ") / %" PRId64 " * %" PRId64 " + (p0 + %" PRId64 ") %% %" PRId64
@@ -761,22 +771,19 @@ static void cv_block(Writer *w, const ConvGeom *cg, const CvPlan *p, int has_bia
         w_open(w, "%s", "");
         for (int64_t j = 0; j < np; j++)
             w_line(w, "const float a%" PRId64 " = xk[o%" PRId64 " + %" PRId64 "];", j, j, k1 * cg->dl[1]);
-        em_for(w, "l", vl);
+        em_for_lanes(w, "l", vl);
         for (int64_t j = 0; j < np; j++)
             for (int64_t v = 0; v < nv; v++)
-                w_line(w, "acc[%" PRId64 "][%" PRId64 " + l] += a%" PRId64 " * wk[%" PRId64 " + l];", j, v * vl, j,
-                       k1 * p->MP + v * vl);
+                w_line(w, "c%" PRId64 "_%" PRId64 "[l] += a%" PRId64 " * wk[%" PRId64 " + l];", j, v, j, k1 * p->MP + v * vl);
         em_close(w, 2);
     }
     em_close(w, 2);   /* k0, ci */
     for (int64_t v = 0; v < nv; v++) {
-        em_for(w, "l", vl);
+        em_for_lanes(w, "l", vl);
         w_line(w, "const int64_t m = m0 + %" PRId64 " + l;", v * vl);
-        if (p->MP > cg->M)
-            w_line(w, "if (m >= %" PRId64 ") break;", cg->M);
         for (int64_t j = 0; j < valid; j++) {
             char val[96];
-            snprintf(val, sizeof val, has_bias ? "acc[%" PRId64 "][%" PRId64 " + l] + x2[m]" : "acc[%" PRId64 "][%" PRId64 " + l]", j, v * vl);
+            snprintf(val, sizeof val, has_bias ? "c%" PRId64 "_%" PRId64 "[l] + x2[m]" : "c%" PRId64 "_%" PRId64 "[l]", j, v);
             conv_store(w, ep, DT_FLOAT, val, "(b * %" PRId64 " + m) * %" PRId64 " + p0 + %" PRId64, cg->M, P, j);
         }
         w_close(w);
