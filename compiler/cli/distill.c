@@ -8,6 +8,7 @@
 #include "compiler/cli/cli.h"
 #include "compiler/emit/train_driver.h"
 #include "compiler/ir/target.h"
+#include "compiler/ir/tmpdir.h"
 #include "frontends/data.h"
 #include "frontends/onnx_export.h"
 #include "runtime/trainer.h"
@@ -515,11 +516,9 @@ int cmd_distill_like(int argc, char **argv, int train)
     dataset_init(&VY);
     Module train_m = {0}, eval_m = {0}, teach_m[MAX_TEACHERS] = {{0}};
     float *soft = NULL, *xb = NULL, *sb = NULL, *logits = NULL, *zb = NULL;
-    char dir[] = "/tmp/kdcc-train-XXXXXX";
-    if (!mkdtemp(dir)) {
-        diag_error(&d, NULL, "cannot make a temporary folder: %s", strerror(errno));
+    char dir[KD_TMPDIR_MAX] = "";
+    if (tmpdir_make(dir, sizeof dir, "train", &d))
         goto out;
-    }
     const int64_t B = o.batch;
 
     /* the student: its input shape tells how to read the data */
@@ -909,12 +908,8 @@ out:
     dataset_free(&VX);
     dataset_free(&VY);
     arena_free(&a);
-    if (dir[16] != 'X' && !getenv("KDCC_KEEP_TRAIN_DIR")) {
-        char cmd[256];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "kdcc: warning: could not remove %s\n", dir);
-    }
+    if (!getenv("KDCC_KEEP_TRAIN_DIR"))
+        tmpdir_remove(dir);
     return rc;
 }
 
@@ -978,11 +973,9 @@ int cmd_eval(int argc, char **argv)
     float *xb = NULL, *yb = NULL, *logits = NULL;
     int64_t *conf = NULL;
     int rc = 1;
-    char dir[] = "/tmp/kdcc-eval-XXXXXX";
-    if (!mkdtemp(dir)) {
-        diag_error(&d, NULL, "cannot make a temporary folder");
+    char dir[KD_TMPDIR_MAX] = "";
+    if (tmpdir_make(dir, sizeof dir, "eval", &d))
         goto out;
-    }
     Graph *g = load_model(&a, model, B, &d);
     if (!g)
         goto out;
@@ -1055,12 +1048,7 @@ out:
     dataset_free(&X);
     dataset_free(&Y);
     arena_free(&a);
-    if (dir[15] != 'X') {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "kdcc: warning: could not remove %s\n", dir);
-    }
+    tmpdir_remove(dir);
     return rc;
 }
 
@@ -1114,11 +1102,9 @@ int cmd_soft_targets(int argc, char **argv)
     Module m = {0};
     float *xb = NULL, *yb = NULL, *res = NULL;
     int rc = 1;
-    char dir[] = "/tmp/kdcc-soft-XXXXXX";
-    if (!mkdtemp(dir)) {
-        diag_error(&d, NULL, "cannot make a temporary folder");
+    char dir[KD_TMPDIR_MAX] = "";
+    if (tmpdir_make(dir, sizeof dir, "soft", &d))
         goto out;
-    }
     Graph *g = load_model(&a, teacher, B, &d);
     if (!g)
         goto out;
@@ -1161,11 +1147,6 @@ out:
     free(res);
     dataset_free(&X);
     arena_free(&a);
-    if (dir[15] != 'X') {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "kdcc: warning: could not remove %s\n", dir);
-    }
+    tmpdir_remove(dir);
     return rc;
 }

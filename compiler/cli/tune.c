@@ -17,6 +17,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "compiler/cli/cli.h"
 #include "compiler/emit/emit.h"
+#include "compiler/ir/tmpdir.h"
 #include "compiler/ops/ops.h"
 #include "passes/passes.h"
 
@@ -331,8 +332,7 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
 {
     TuneTable tab = {0};
     int rc = -1, changed = 0;
-    char dir[] = "/tmp/kdcc-tune-XXXXXX";
-    int made = 0;
+    char dir[KD_TMPDIR_MAX] = ""; /* made at the first layer to time */
     if (o->file && read_table(o->file, &tab, d))
         goto out;
     const char *cflags = getenv("KDCC_TUNE_CFLAGS") ? getenv("KDCC_TUNE_CFLAGS") : "-O3 -march=native -ffp-contract=fast";
@@ -350,13 +350,9 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
         }
         TuneEntry *e = find(&tab, kw.buf);
         if (!e && o->tune) {
-            if (!made) {
-                if (!mkdtemp(dir)) {
-                    w_free(&kw);
-                    diag_error(d, NULL, "--tune: cannot make a temporary folder");
-                    goto out;
-                }
-                made = 1;
+            if (!dir[0] && tmpdir_make(dir, sizeof dir, "tune", d)) {
+                w_free(&kw);
+                goto out;
             }
             Arena ta;
             arena_init(&ta);
@@ -437,12 +433,7 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
         goto out;
     rc = 0;
 out:
-    if (made) {
-        char cmd[256];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "kdcc: warning: could not remove %s\n", dir);
-    }
+    tmpdir_remove(dir);
     table_free(&tab);
     return rc;
 }
