@@ -1,5 +1,6 @@
 /* Compile, load and call emitted modules on the host. */
 #include "runtime/trainer.h"
+#include "compiler/ir/tmpdir.h"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -42,23 +43,23 @@ int trainer_openmp(void)
     const char *env = getenv("KDCC_OPENMP");
     if (env && strcmp(env, "0") == 0)
         return known;
-    char dir[] = "/tmp/kdcc-omp-XXXXXX";
-    if (!mkdtemp(dir))
-        return known;
-    char src[64], cmd[512];
+    char dir[KD_TMPDIR_MAX];
+    Diag quiet;
+    diag_init(&quiet, NULL);
+    if (tmpdir_make(dir, sizeof dir, "omp", &quiet))
+        return known;   /* no folder for the probe: OpenMP taken as absent */
+    char src[KD_TMPDIR_MAX + 8], cmd[4 * KD_TMPDIR_MAX];
     snprintf(src, sizeof src, "%s/t.c", dir);
     FILE *f = fopen(src, "w");
     if (f) {
         fputs("#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n", f);
         if (fclose(f) == 0) {
             const char *cc = getenv("CC") && getenv("CC")[0] ? getenv("CC") : "cc";
-            snprintf(cmd, sizeof cmd, "%s -fopenmp -o %s/t %s > /dev/null 2>&1 && %s/t", cc, dir, src, dir);
+            snprintf(cmd, sizeof cmd, "%s -fopenmp -o '%s/t' '%s' > /dev/null 2>&1 && '%s/t'", cc, dir, src, dir);
             known = system(cmd) == 0;
         }
     }
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        (void)0;
+    tmpdir_remove(dir);
     return known;
 }
 
