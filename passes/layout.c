@@ -27,38 +27,49 @@
 #include <stdio.h>
 #include <string.h>
 
-static int to_cm(Graph *g, Node *n, int64_t mp, Diag *d)
+/* Replace n's input 1 (a constant weight) by a new float constant "<its name>/<suffix>"
+ * of the given shape, and give n copies of its input list and of its attributes with
+ * `extra` free slots after them (n->nattrs unchanged). The new data, for the caller
+ * to fill (having taken the old weight's data pointer before), or NULL after an
+ * error in d. */
+static float *new_weight(Graph *g, Node *n, const char *suffix, int rank, const int64_t *dims, int extra, Diag *d)
 {
     const Value *w = node_in(g, n, 1);
-    int64_t M = w->dims[0], C = w->dims[1];
     char nm[512];
-    snprintf(nm, sizeof nm, "%s/cm", w->name ? w->name : "W");
+    snprintf(nm, sizeof nm, "%s/%s", w->name ? w->name : "W", suffix);
     int id = graph_new_value(g, nm);
-    if (id < 0)
-        return diag_error(d, n, "out of memory");
-    w = node_in(g, n, 1); /* the value table may have moved */
-    int64_t dims[KD_MAX_RANK];
-    dims[0] = C;
-    dims[1] = mp;
-    for (int i = 2; i < w->rank; i++)
-        dims[i] = 1;
-    float *t = value_make_const(g, &g->values[id], DT_FLOAT, w->rank, dims);
-    Attr *attrs = arena_array(g->arena, (size_t)n->nattrs + 1, sizeof(Attr));
+    float *t = id < 0 ? NULL : value_make_const(g, &g->values[id], DT_FLOAT, rank, dims);
+    Attr *attrs = arena_array(g->arena, (size_t)n->nattrs + (size_t)extra, sizeof(Attr));
     int *ins = arena_array(g->arena, (size_t)n->ninputs, sizeof(int));
-    if (!t || !attrs || !ins)
-        return diag_error(d, n, "out of memory");
-    const float *src = (const float *)w->data;
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t m = 0; m < mp; m++)
-            t[c * mp + m] = m < M ? src[m * C + c] : 0.0f;
+    if (!t || !attrs || !ins) {
+        diag_error(d, n, "out of memory");
+        return NULL;
+    }
     if (n->nattrs) /* a node without attributes may have no array at all */
         memcpy(attrs, n->attrs, (size_t)n->nattrs * sizeof(Attr));
-    attrs[n->nattrs] = (Attr){.name = "weight_cm", .type = AT_INT, .i = M};
     memcpy(ins, n->inputs, (size_t)n->ninputs * sizeof(int));
     ins[1] = id;
     n->inputs = ins;
     n->attrs = attrs;
-    n->nattrs++;
+    return t;
+}
+
+static int to_cm(Graph *g, Node *n, int64_t mp, Diag *d)
+{
+    const Value *w = node_in(g, n, 1);
+    int64_t M = w->dims[0], C = w->dims[1], dims[KD_MAX_RANK];
+    const float *src = (const float *)w->data;
+    dims[0] = C;
+    dims[1] = mp;
+    for (int i = 2; i < w->rank; i++)
+        dims[i] = 1;
+    float *t = new_weight(g, n, "cm", w->rank, dims, 1, d);
+    if (!t)
+        return -1;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t m = 0; m < mp; m++)
+            t[c * mp + m] = m < M ? src[m * C + c] : 0.0f;
+    n->attrs[n->nattrs++] = (Attr){.name = "weight_cm", .type = AT_INT, .i = M};
     return 0;
 }
 
@@ -82,31 +93,17 @@ static int gemv_transposable(const Graph *g, const Node *n)
 static int to_kn(Graph *g, Node *n, Diag *d)
 {
     const Value *b = node_in(g, n, 1);
-    int64_t N = b->dims[0], K = b->dims[1];
-    char nm[512];
-    snprintf(nm, sizeof nm, "%s/kn", b->name ? b->name : "B");
-    int id = graph_new_value(g, nm);
-    if (id < 0)
-        return diag_error(d, n, "out of memory");
-    b = node_in(g, n, 1);
-    int64_t dims[2] = {K, N};
-    float *t = value_make_const(g, &g->values[id], DT_FLOAT, 2, dims);
-    Attr *attrs = arena_array(g->arena, (size_t)n->nattrs, sizeof(Attr));
-    int *ins = arena_array(g->arena, (size_t)n->ninputs, sizeof(int));
-    if (!t || !attrs || !ins)
-        return diag_error(d, n, "out of memory");
+    int64_t N = b->dims[0], K = b->dims[1], dims[2] = {K, N};
     const float *src = (const float *)b->data;
+    float *t = new_weight(g, n, "kn", 2, dims, 0, d);
+    if (!t)
+        return -1;
     for (int64_t k = 0; k < K; k++)
         for (int64_t j = 0; j < N; j++)
             t[k * N + j] = src[j * K + k];
-    memcpy(attrs, n->attrs, (size_t)n->nattrs * sizeof(Attr));   /* transB is one of them */
-    for (int i = 0; i < n->nattrs; i++)
-        if (!strcmp(attrs[i].name, "transB"))
-            attrs[i].i = 0;
-    memcpy(ins, n->inputs, (size_t)n->ninputs * sizeof(int));
-    ins[1] = id;
-    n->inputs = ins;
-    n->attrs = attrs;
+    for (int i = 0; i < n->nattrs; i++)   /* n's own copy */
+        if (!strcmp(n->attrs[i].name, "transB"))
+            n->attrs[i].i = 0;
     return 0;
 }
 
