@@ -194,6 +194,11 @@ static void dw_taps(Writer *w, const DwPlan *p, int64_t k0)
  * memory: on DS-CNN the copies were memcpy calls taking 7% of the model's time,
  * and its four depthwise layers ran at about 25 GFLOP/s. Taken wherever it applies. */
 #define DWF_MAX_K1 8    /* kernel columns */
+/* Input planes copied before any is read: the taps' unaligned loads of a plane just
+ * written by the copy's vector stores wait for those stores to leave the store
+ * buffer (a load that spans two stores is not forwarded), so a few channels are
+ * copied first, then computed. */
+#define DWF_CB 4
 
 typedef struct DwfPlan {
     DwGeom geo;
@@ -201,6 +206,7 @@ typedef struct DwfPlan {
     int64_t PV;    /* pixels computed: P, rounded up to whole vectors on vector targets */
     int64_t lead;  /* zeros before the plane in the copy: pt * IW + pl */
     int64_t FS;    /* floats of the copy: lead + plane + the zeros the last reads reach */
+    int64_t cb;    /* channels copied at a time (DWF_CB, or fewer groups) */
     int64_t floats;
 } DwfPlan;
 
@@ -218,7 +224,8 @@ static int dwf_plan(const Graph *g, const Node *n, const ConvGeom *cg, DwfPlan *
     int64_t maxoff = ((p->geo.K0 - 1) * p->geo.d0 - p->geo.pt) * p->geo.IW + (p->geo.K1 - 1) * p->geo.d1 - p->geo.pl;
     int64_t end = p->PV + maxoff, plane = p->geo.IH * p->geo.IW;
     p->FS = p->lead + (end > plane ? end : plane);
-    p->floats = p->FS;
+    p->cb = cg->G < DWF_CB ? cg->G : DWF_CB;
+    p->floats = p->cb * p->FS;
     return 1;
 }
 
@@ -269,10 +276,10 @@ static void dwf_block(Writer *w, const ConvGeom *cg, const DwfPlan *p, int has_b
             if (hi - lo >= p->geo.IW)
                 continue;   /* every read of this column of taps is outside the row */
             if (hi > lo) {
-                w_line(w, "const float v%" PRId64 " = y1[%" PRId64 " + %s + l];", k, off, q0);
+                w_line(w, "const float v%" PRId64 " = ys[%" PRId64 " + %s + l];", k, off, q0);
                 w_line(w, "c += w%" PRId64 " * (in%" PRId64 " ? v%" PRId64 " : 0.0f);", k, k1, k);
             } else {
-                w_line(w, "c += w%" PRId64 " * y1[%" PRId64 " + %s + l];", k, off, q0);
+                w_line(w, "c += w%" PRId64 " * ys[%" PRId64 " + %s + l];", k, off, q0);
             }
         }
     if (store < width) {
@@ -287,45 +294,19 @@ static void dwf_block(Writer *w, const ConvGeom *cg, const DwfPlan *p, int has_b
     w_close(w);
 }
 
-static void emit_dwf(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_bias, const Epilogue *ep)
+/* cnt groups from g0 (in scope): their planes copied into the slots, then computed */
+static void dwf_chunk(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_bias, int64_t cnt, const Epilogue *ep)
 {
     Writer *w = e->w;
     int64_t Mg = cg->M / cg->G, plane = p->geo.IH * p->geo.IW, KSZ = p->geo.K0 * p->geo.K1;
-    const Target *tg = e->g->target ? e->g->target : target_default();
-    int vec = tg->vector_bytes >= 16;
-    w_line(w, "/* depthwise: flat over a zero-margined copy of each input plane, row-crossing taps masked */");
-    for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
-        int64_t lo, hi;
-        dwf_crossing(p, dwf_dx(p, k1), &lo, &hi);
-        if (hi <= lo || hi - lo >= p->geo.IW)
-            continue;
-        /* 1 where output pixel q's reads at this dx stay in its row; as int32_t where
-         * the target has vectors (gcc 12 vectorised the loop over 2 floats at a time
-         * when the table was of bytes), else as bytes, a quarter of the flash */
-        w_printf(w, "static const %s kd_dwm%" PRId64 "[%" PRId64 "] = {", vec ? "int32_t" : "unsigned char", k1, p->PV);
-        for (int64_t q = 0; q < p->PV; q++) {
-            int64_t ox = q % p->geo.IW;
-            w_printf(w, "%s%s%d", q ? "," : "", q && q % 40 == 0 ? "\n    " : "", ox < lo || ox >= hi);
-        }
-        w_puts(w, "};\n");
-    }
-    /* the margins, which the copies below never write */
-    if (p->lead) {
-        em_for(w, "j", p->lead);
-        w_line(w, "y1[j] = 0;");
-        w_close(w);
-    }
-    if (p->FS > p->lead + plane) {
-        em_for(w, "j", p->FS - p->lead - plane);
-        w_line(w, "y1[%" PRId64 " + j] = 0;", p->lead + plane);
-        w_close(w);
-    }
-    em_for(w, "b", cg->N);
-    em_for(w, "g", cg->G);
-    w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g) * %" PRId64 ";", cg->C, plane);
+    em_for(w, "gi", cnt);
+    w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g0 + gi) * %" PRId64 ";", cg->C, plane);
     em_for(w, "j", plane);
-    w_line(w, "y1[%" PRId64 " + j] = xc[j];", p->lead);
-    w_close(w);
+    w_line(w, "y1[gi * %" PRId64 " + %" PRId64 " + j] = xc[j];", p->FS, p->lead);
+    em_close(w, 2);
+    em_for(w, "gi", cnt);
+    w_line(w, "const int64_t g = g0 + gi;");
+    w_line(w, "const float *restrict ys = y1 + gi * %" PRId64 ";", p->FS);
     em_for(w, "mo", Mg);
     w_line(w, "const int64_t m = g * %" PRId64 " + mo;", Mg);
     w_line(w, "const float *restrict wc = x1 + m * %" PRId64 ";", KSZ);
@@ -346,8 +327,60 @@ static void emit_dwf(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_b
         snprintf(q0, sizeof q0, "%" PRId64, nfull);
         dwf_block(w, cg, p, has_bias, q0, p->PV - nfull, rem, ep);
     }
-    w_close(w);   /* mo */
-    em_close(w, 2);   /* g, b */
+    em_close(w, 2);   /* mo, gi */
+}
+
+static void emit_dwf(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_bias, const Epilogue *ep)
+{
+    Writer *w = e->w;
+    int64_t plane = p->geo.IH * p->geo.IW;
+    const Target *tg = e->g->target ? e->g->target : target_default();
+    int vec = tg->vector_bytes >= 16;
+    w_line(w, "/* depthwise: flat over a zero-margined copy of each input plane, row-crossing taps masked */");
+    for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
+        int64_t lo, hi;
+        dwf_crossing(p, dwf_dx(p, k1), &lo, &hi);
+        if (hi <= lo || hi - lo >= p->geo.IW)
+            continue;
+        /* 1 where output pixel q's reads at this dx stay in its row; as int32_t where
+         * the target has vectors (gcc 12 vectorised the loop over 2 floats at a time
+         * when the table was of bytes), else as bytes, a quarter of the flash */
+        w_printf(w, "static const %s kd_dwm%" PRId64 "[%" PRId64 "] = {", vec ? "int32_t" : "unsigned char", k1, p->PV);
+        for (int64_t q = 0; q < p->PV; q++) {
+            int64_t ox = q % p->geo.IW;
+            w_printf(w, "%s%s%d", q ? "," : "", q && q % 40 == 0 ? "\n    " : "", ox < lo || ox >= hi);
+        }
+        w_puts(w, "};\n");
+    }
+    /* the margins, which the copies below never write */
+    em_for(w, "s", p->cb);
+    if (p->lead) {
+        em_for(w, "j", p->lead);
+        w_line(w, "y1[s * %" PRId64 " + j] = 0;", p->FS);
+        w_close(w);
+    }
+    if (p->FS > p->lead + plane) {
+        em_for(w, "j", p->FS - p->lead - plane);
+        w_line(w, "y1[s * %" PRId64 " + %" PRId64 " + j] = 0;", p->FS, p->lead + plane);
+        w_close(w);
+    }
+    w_close(w);
+    em_for(w, "b", cg->N);
+    int64_t gf = cg->G / p->cb * p->cb;
+    for (int part = 0; part < 2; part++) {
+        int64_t cnt = part ? cg->G - gf : p->cb;
+        if (!cnt || (!part && !gf))
+            continue;
+        if (part) {
+            w_open(w, "%s", "");
+            w_line(w, "const int64_t g0 = %" PRId64 ";", gf);
+        } else {
+            w_open(w, "for (int64_t g0 = 0; g0 < %" PRId64 "; g0 += %" PRId64 ")", gf, p->cb);
+        }
+        dwf_chunk(e, cg, p, has_bias, cnt, ep);
+        w_close(w);
+    }
+    w_close(w);   /* b */
 }
 
 int emit_conv_depthwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epilogue *ep)
