@@ -156,8 +156,10 @@ static void mm_store_acc(Writer *w, const MmEpi *x, DType t, int init_zero, cons
 #define MM_BN 32
 #define MM_BN1 96   /* columns of a block when A has one row */
 
-/* The row values of A at k (a C expression) for a block's mb rows: a0, a1, ... */
-static void mm_block_a(Writer *w, int64_t mb, int64_t am, int64_t ak, const double *alpha, const char *k)
+/* The row values of A at k for a block's mb rows: a0, a1, ...; k is the loop's
+ * variable when k < 0, else a constant (folded here: an int product widened to a
+ * pointer offset is a finding of the static-analysis test) */
+static void mm_block_a(Writer *w, int64_t mb, int64_t am, int64_t ak, const double *alpha, int64_t k)
 {
     for (int64_t i = 0; i < mb; i++) {
         w_printf(w, "const float a%" PRId64 " = ", i);
@@ -165,7 +167,10 @@ static void mm_block_a(Writer *w, int64_t mb, int64_t am, int64_t ak, const doub
             em_literal(w, DT_FLOAT, *alpha);
             w_puts(w, " * ");
         }
-        w_printf(w, "ab[(m0 + %" PRId64 ") * %" PRId64 " + (%s) * %" PRId64 "];\n", i, am, k, ak);
+        if (k < 0)
+            w_printf(w, "ab[(m0 + %" PRId64 ") * %" PRId64 " + k * %" PRId64 "];\n", i, am, ak);
+        else
+            w_printf(w, "ab[(m0 + %" PRId64 ") * %" PRId64 " + %" PRId64 "];\n", i, am, k * ak);
     }
 }
 
@@ -191,7 +196,7 @@ static void emit_mm_block_vec(Writer *w, int64_t mb, int64_t nw, int64_t N, int6
     w_open(w, "%s", "");
     if (peel) {
         w_line(w, "const float *restrict br = bb + n0;");
-        mm_block_a(w, mb, am, ak, alpha, "0");
+        mm_block_a(w, mb, am, ak, alpha, 0);
     }
     em_for_lanes(w, "l", 8);
     for (int64_t i = 0; i < mb; i++)
@@ -208,7 +213,7 @@ static void emit_mm_block_vec(Writer *w, int64_t mb, int64_t nw, int64_t N, int6
     em_close(w, 2);
     w_open(w, "for (int64_t k = %d; k < %" PRId64 "; ++k)", peel, K - peel);
     w_line(w, "const float *restrict br = bb + k * %" PRId64 " + n0;", bk);
-    mm_block_a(w, mb, am, ak, alpha, "k");
+    mm_block_a(w, mb, am, ak, alpha, -1);
     em_for_lanes(w, "l", 8);
     for (int64_t i = 0; i < mb; i++)
         for (int64_t v = 0; v < nv; v++)
@@ -216,10 +221,8 @@ static void emit_mm_block_vec(Writer *w, int64_t mb, int64_t nw, int64_t N, int6
     em_close(w, 2);
     w_open(w, "%s", "");
     if (peel) {
-        w_line(w, "const float *restrict br = bb + %" PRId64 " * %" PRId64 " + n0;", K - 1, bk);
-        char kl[32];
-        snprintf(kl, sizeof kl, "%" PRId64, K - 1);
-        mm_block_a(w, mb, am, ak, alpha, kl);
+        w_line(w, "const float *restrict br = bb + %" PRId64 " + n0;", (K - 1) * bk);
+        mm_block_a(w, mb, am, ak, alpha, K - 1);
     }
     for (int64_t i = 0; i < mb; i++)
         for (int64_t v = 0; v < nv; v++) {
