@@ -20,7 +20,9 @@
  * block of whole vectors of y held in registers (one broadcast and a few loads per
  * multiply-add vector), where the transposed form needs one dot product per
  * output: two loads per multiply-add and a horizontal sum each. The weight is
- * replaced, not copied, so flash does not grow. */
+ * replaced, not copied, so flash does not grow. Only when the weight fits in L2
+ * (gemm_row_blocked): a larger one is read from L3 or memory, where the dot
+ * products' row-by-row stream beats the blocks' column panels. */
 #include "compiler/ops/ops.h"
 #include "passes/passes.h"
 
@@ -87,7 +89,7 @@ static int gemv_transposable(const Graph *g, const Node *n)
 {
     const Value *b = node_in(g, n, 1), *y = node_out(g, n, 0);
     return b && y && y->rank == 2 && y->dims[0] == 1 && b->rank == 2 && b->dtype == DT_FLOAT && value_is_const(b) &&
-           attr_int(n, "transB", 0) && uses_of(g, n->inputs[1]) == 1;
+           attr_int(n, "transB", 0) && uses_of(g, n->inputs[1]) == 1 && gemm_row_blocked(g, b->dims[1], b->dims[0]);
 }
 
 static int to_kn(Graph *g, Node *n, Diag *d)

@@ -343,6 +343,12 @@ static void dot_store(Writer *w, const MmEpi *x, DType t, int init_zero, const d
     w_puts(w, "acc;\n");
 }
 
+int gemm_row_blocked(const Graph *g, int64_t K, int64_t N)
+{
+    const Target *tg = g->target ? g->target : target_default();
+    return K * N * (int64_t)sizeof(float) <= tg->l2;
+}
+
 /* Emit Y[M,N] (=|+=) A[M,K] * B[K,N] with given element strides, into the row
  * pointers yb/ab/bb already declared by the caller. A(m,k) = ab[m*am + k*ak],
  * B(k,n) = bb[k*bk + n*bn], Y(m,n) = yb[m*N + n]. `alpha` (may be NULL) scales A.
@@ -437,7 +443,7 @@ static void emit_mm_kernel(Emitter *e, DType t, int64_t M, int64_t N, int64_t K,
         w_close(w);
         return;
     }
-    if (t == DT_FLOAT && bn == 1 && N >= MM_BN / 2) {
+    if (t == DT_FLOAT && bn == 1 && N >= MM_BN / 2 && (M >= 2 || gemm_row_blocked(e->g, K, N))) {
         em_omp_for(e, M * N * K, 1);   /* the first column-block loop it opens */
         emit_mm_blocked(w, M, N, K, am, ak, bk, init_zero, alpha, x);
         return;

@@ -141,6 +141,14 @@ int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t tile, int64_t 
                            int64_t rows);
 int64_t wino_default_rows(int64_t tile, int64_t C, int64_t M, int64_t OH, int64_t OW);
 
+/* ---- compiler/ops/gemm.c, for passes/layout.c ---- */
+/* 1 if a product of one row of A by a K x N float B whose rows are contiguous runs
+ * through compiler/ops/gemm.c's register blocks: B fits in the target's L2 (the
+ * blocks read it a column panel at a time, rows apart; a larger B streams better
+ * row by row). passes/layout.c transposes a transB weight for it on the same
+ * condition. */
+int gemm_row_blocked(const Graph *g, int64_t K, int64_t N);
+
 /* ---- emission context (the emitter, compiler/emit, drives it) ----
  * Every node becomes one static C function whose parameters are x0, x1, ... (inputs,
  * `const T *restrict`) and y0, y1, ... (outputs, `T *restrict`), flat row-major arrays
