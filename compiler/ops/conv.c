@@ -866,8 +866,9 @@ static int64_t conv_scratch(const Graph *g, const Node *n, int64_t budget)
     int64_t bytes;
     if (conv_geom(g, n, 0, &cg, &d))
         return 0;
-    if (conv_dw_scratch(g, n, &cg) > 0)
-        return conv_dw_scratch(g, n, &cg);
+    int64_t dw = conv_dw_scratch(g, n, &cg, budget);
+    if (dw > 0)
+        return dw;
     conv_choose(g, n, &cg, budget, &bytes);
     return bytes;
 }

@@ -54,8 +54,9 @@ void conv_pad_row(Writer *w, int64_t IH, int64_t IW, int64_t PW, int64_t clo, in
 
 /* ---- compiler/ops/conv_dw.c: depthwise and pointwise kernels ---- */
 /* Scratch bytes of the depthwise or pointwise kernel for node n (geometry cg,
- * flattened or not), 0 if neither takes it or it needs none. */
-int64_t conv_dw_scratch(const Graph *g, const Node *n, const ConvGeom *cg);
+ * flattened or not), 0 if neither takes it or it needs none; a form whose scratch
+ * exceeds the node's budget gives way to one whose scratch is smaller. */
+int64_t conv_dw_scratch(const Graph *g, const Node *n, const ConvGeom *cg, int64_t budget);
 /* For OpDef.tunable: 1 if the pointwise kernel takes n (it honours the block), 0 if
  * the depthwise kernel does (it has none), -1 if neither. */
 int conv_dw_tunable(const Graph *g, const Node *n);

@@ -235,6 +235,13 @@ for spec in [
     ("dw9x9_s2_loop", dict(n=1, c=2, mult=1, h=33, w_=32, k=(9, 9), stride=(2, 2), pads=(4, 3, 4, 3)), None),
     ("dw1x1_mult2", dict(n=1, c=3, mult=2, h=9, w_=8, k=(1, 1)), None),
     ("dw_narrow_25x5", dict(n=1, c=8, mult=1, h=25, w_=5, k=(3, 3), pads=(1, 1, 1, 1)), "relu"),
+    # channels last (tiny maps of 16 or more channels, conv_dw.c's dwc_emit; its scratch
+    # is within a one-node model's budget from 2-3 images on); at n=1 the last falls
+    # back to the flat form
+    ("dw_cl_3x3_relu", dict(n=2, c=24, mult=1, h=3, w_=3, k=(3, 3), pads=(1, 1, 1, 1)), "relu"),
+    ("dw_cl_4x4_dil2_add", dict(n=3, c=16, mult=1, h=4, w_=4, k=(3, 3), pads=(2, 2, 2, 2), dil=(2, 2)), "add"),
+    ("dw_cl_3x4_asym", dict(n=2, c=32, mult=1, h=3, w_=4, k=(3, 3), pads=(0, 1, 2, 1)), None),
+    ("dw_cl_3x4_asym_flat", dict(n=1, c=32, mult=1, h=3, w_=4, k=(3, 3), pads=(0, 1, 2, 1)), None),
 ]:
     name, kw, epi = spec
     m, x, ref = dw(name, **kw)
