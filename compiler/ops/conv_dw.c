@@ -205,9 +205,9 @@ static void dw_taps(Writer *w, const DwPlan *p, int64_t k0)
  * (dwc_emit): the input is copied channels-last into a padded [PH][PW][C] map and
  * the weights into [K0 * K1][C], and every output pixel is C / 8 vectors of taps,
  * whose lanes are stored to the channels' planes. Its scratch is larger than the
- * flat form's; a node whose budget does not hold it keeps the flat form. MobileNet's 256 x 3 x 3 layer
- * (perf, no inlining) went from 2.6% of the model's time to 1.0%; its 128 x 6 x 6
- * layers from 1.3% to 1.7% each, so 6 x 6 stays flat. */
+ * flat form's; a node whose budget does not hold it keeps the flat form.
+ * MobileNet's 256 x 3 x 3 layer (perf, no inlining) went from 2.6% of the model's
+ * time to 1.0%; its 128 x 6 x 6 layers from 1.3% to 1.7% each, so 6 x 6 stays flat. */
 #define DWC_MAX_P 16   /* output pixels per channel */
 #define DWC_MIN_C 16
 
@@ -350,8 +350,9 @@ static void dwf_chunk(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_
     em_close(w, 2);   /* mo, gi */
 }
 
-/* The channels-last form (p->clf, see DWC_MAX_P), when the node got its scratch. Each output is the bias plus the
- * taps in the kernel's order, padding adding w * 0: the flat form's sums. */
+/* The channels-last form (p->clf, see DWC_MAX_P), when the node got its scratch.
+ * Each output is the bias plus the taps in the kernel's order, padding adding
+ * w * 0: the flat form's sums. */
 static void dwc_emit(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_bias, const Epilogue *ep)
 {
     Writer *w = e->w;
@@ -447,12 +448,13 @@ int emit_conv_depthwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epi
     DwfPlan fp;
     if (dwf_plan(e->g, n, cg, &fp)) {
         const Value *ft = n->noutputs == 2 ? node_out(e->g, n, 1) : NULL;
-        if (!ft || ft->dtype != DT_FLOAT || value_numel(ft) < fp.floats)
-            return 0;
-        if (fp.clf && value_numel(ft) >= fp.clf)
+        int64_t got = ft && ft->dtype == DT_FLOAT ? value_numel(ft) : 0;
+        if (fp.clf && got >= fp.clf)
             dwc_emit(e, cg, &fp, node_in(e->g, n, 2) != NULL, ep);
-        else
+        else if (got >= fp.floats)
             emit_dwf(e, cg, &fp, node_in(e->g, n, 2) != NULL, ep);
+        else
+            return 0;
         return 1;
     }
     DwPlan p;
