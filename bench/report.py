@@ -134,7 +134,10 @@ def tune_layers(d):
             y = [int(v) for v in dims["y"].split(",")]
             ny = math.prod(y)
             if op.endswith("WinogradConv"):
-                macs, kind = ny * w_[2] * 9, "Winograd F(%dx%d,3x3)" % ((2, 2) if w_[0] == 16 else (4, 4))
+                if re.search(r"\bkernel=5\b", key):  # F(2x2,5x5): U[36, M, C]
+                    macs, kind = ny * w_[2] * 25, "Winograd F(2x2,5x5)"
+                else:
+                    macs, kind = ny * w_[2] * 9, "Winograd F(%dx%d,3x3)" % ((2, 2) if w_[0] == 16 else (4, 4))
             else:
                 # weight_cm (passes/layout.c): a pointwise W stored [C][Mp]; each output sums C inputs
                 macs = ny * (x[1] if re.search(r"weight_cm=\d+", key) else math.prod(w_[1:]))

@@ -1,10 +1,11 @@
-/* The Winograd pass: a 3x3, stride-1, ungrouped float Conv (or kdcc.FusedConv)
- * with constant weights and at least 8 input and output channels becomes
- * kdcc.WinogradConv (compiler/ops/conv_wino.c), with the weights transformed
- * once here (U = G g G^T, [P, M, C]) in place of the original ones, which dead-
- * code elimination then drops. The tile is F(4x4,3x3) (P = 36) where wino_tile's
- * measured rule says so (output maps of 16x16 and more) and its scratch fits,
- * else F(2x2,3x3) (P = 16). A WinogradConv cannot run without its scratch
+/* The Winograd pass: a 3x3 or 5x5, stride-1, ungrouped float Conv (or
+ * kdcc.FusedConv) with constant weights and at least 8 input and output channels
+ * becomes kdcc.WinogradConv (compiler/ops/conv_wino.c), with the weights
+ * transformed once here (U = G g G^T, [P, M, C]) in place of the original ones,
+ * which dead-code elimination then drops. A 3x3 layer's tile is F(4x4,3x3)
+ * (P = 36) where wino_tile's measured rule says so (output maps of 16x16 and
+ * more) and its scratch fits, else F(2x2,3x3) (P = 16); a 5x5 layer's is
+ * F(2x2,5x5) (P = 36), when chunks of at least WINO5_MIN_TILES fit. A WinogradConv cannot run without its scratch
  * (one chunk of transformed inputs), so a node is rewritten only when that
  * scratch fits passes/scratch.c's budget for it; on a target without scratch
  * (cortex-m4) nothing changes. Training graphs: only frozen (constant) weights
@@ -31,7 +32,18 @@
 #include <stdio.h>
 #include <string.h>
 
-static int rewrite(Graph *g, Node *n, const int64_t pads[4], int64_t tile, int64_t rows, Diag *d)
+/* F(2x2,5x5) only with chunks of more than one vector of tiles: its V holds 36
+ * positions per channel and tile, so a tight budget leaves chunks of 8 tiles, whose
+ * products ran as 8x8 blocks (8 broadcasts per vector load). 32->32 channels on a
+ * 16x16 map under its own tensors' budget (chunks of 8 tiles): 307 us direct,
+ * 475 us as F(2x2,5x5); with 14 tiles or more per chunk it was 2.2-2.5x faster than
+ * direct: 8->16 on 28x28 136 -> 67 us, 16->32 on 28x28 540-620 -> 220-245 us,
+ * 32->32 on 32x32 1250-1510 -> 472-500 us (bench harness, one layer with bias and
+ * Relu, gcc 12 -O3 -march=native, one core, fastest calls). mnist-8's 8->16 layer on
+ * 14x14 does not fit under its model's 32 KB arena peak and stays direct. */
+#define WINO5_MIN_TILES 9
+
+static int rewrite(Graph *g, Node *n, const int64_t pads[4], int64_t tile, int64_t r, int64_t rows, Diag *d)
 {
     const Value *wt = node_in(g, n, 1);
     int64_t M = wt->dims[0], C = wt->dims[1];
@@ -41,14 +53,14 @@ static int rewrite(Graph *g, Node *n, const int64_t pads[4], int64_t tile, int64
     if (uid < 0)
         return diag_error(d, n, "out of memory");
     wt = node_in(g, n, 1); /* the value table may have moved */
-    int64_t ud[3] = {(tile + 2) * (tile + 2), M, C};
+    int64_t ud[3] = {(tile + r - 1) * (tile + r - 1), M, C};
     float *u = value_make_const(g, &g->values[uid], DT_FLOAT, 3, ud);
-    Attr *attrs = arena_array(g->arena, (size_t)n->nattrs + 3, sizeof(Attr));
+    Attr *attrs = arena_array(g->arena, (size_t)n->nattrs + 4, sizeof(Attr));
     int64_t *pv = arena_array(g->arena, 4, sizeof(int64_t));
     const OpDef *o = op_lookup("kdcc", "WinogradConv");
     if (!u || !attrs || !pv || !o)
         return diag_error(d, n, "out of memory");
-    wino_transform_weights(tile, (const float *)wt->data, M, C, u);
+    wino_transform_weights(tile, r, (const float *)wt->data, M, C, u);
     /* attributes: the resolved pads and the epilogue; the Conv ones are implied */
     int na = 0;
     for (int i = 0; i < n->nattrs; i++)
@@ -59,6 +71,8 @@ static int rewrite(Graph *g, Node *n, const int64_t pads[4], int64_t tile, int64
     attrs[na++] = (Attr){.name = "tile_rows", .type = AT_INT, .i = rows};
     if (tile != 2) /* absent: 2, so F(2x2) layers keep their --tune keys */
         attrs[na++] = (Attr){.name = "tile", .type = AT_INT, .i = tile};
+    if (r != 3) /* absent: 3, likewise */
+        attrs[na++] = (Attr){.name = "kernel", .type = AT_INT, .i = r};
     int *ins = arena_array(g->arena, (size_t)n->ninputs, sizeof(int));
     if (!ins)
         return diag_error(d, n, "out of memory");
@@ -155,10 +169,10 @@ static void fuse_pool(Graph *g, Node *n)
     for (int i = 0; i < n->nattrs; i++)
         if (!strcmp(attrs[i].name, "tile_rows"))
             tr = &attrs[i];
-    int64_t rows = tr ? tr->i : wino_default_rows(4, C, M, OH, OW);
-    while (rows > 1 && (rows - 1) * TW >= 8 && wino_scratch_bytes(g, n, 4, C, M, OH, OW, rows) > budget)
+    int64_t rows = tr ? tr->i : wino_default_rows(4, 3, C, M, OH, OW);
+    while (rows > 1 && (rows - 1) * TW >= 8 && wino_scratch_bytes(g, n, 4, 3, C, M, OH, OW, rows) > budget)
         rows--;
-    if (tr && wino_scratch_bytes(g, n, 4, C, M, OH, OW, rows) <= budget) {
+    if (tr && wino_scratch_bytes(g, n, 4, 3, C, M, OH, OW, rows) <= budget) {
         tr->i = rows;
         return;
     }
@@ -175,25 +189,27 @@ int pass_winograd(Graph *g, Diag *d)
         return 0;
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
-        int64_t pads[4];
-        if (n->dead || !wino_eligible(g, n, pads))
+        int64_t pads[4], r = 3;
+        if (n->dead || !wino_eligible(g, n, pads, &r))
             continue;
         /* the chunk of tile rows: the default, or fewer until the scratch fits (at
-         * least 8 tiles, one vector of columns) */
+         * least 8 tiles, one vector of columns; F(2x2,5x5) at least 9, below) */
         const Value *x = node_in(g, n, 0), *wt = node_in(g, n, 1), *y = node_out(g, n, 0);
         int64_t C = x->dims[1], M = wt->dims[0], OH = y->dims[2], OW = y->dims[3];
-        int64_t budget = pass_scratch_budget(g, n), tile = wino_tile(g, n), rows = 0;
+        int64_t budget = pass_scratch_budget(g, n), tile = wino_tile(g, n, r), rows = 0, TW = 0;
+        int64_t min_tiles = r == 5 ? WINO5_MIN_TILES : 8;
         for (;; tile = 2) { /* F(4x4) when it fits, else F(2x2) */
-            int64_t TW = (OW + tile - 1) / tile;
-            rows = wino_default_rows(tile, C, M, OH, OW);
-            while (rows > 1 && (rows - 1) * TW >= 8 && wino_scratch_bytes(g, n, tile, C, M, OH, OW, rows) > budget)
+            TW = (OW + tile - 1) / tile;
+            rows = wino_default_rows(tile, r, C, M, OH, OW);
+            while (rows > 1 && (rows - 1) * TW >= min_tiles &&
+                   wino_scratch_bytes(g, n, tile, r, C, M, OH, OW, rows) > budget)
                 rows--;
-            if (wino_scratch_bytes(g, n, tile, C, M, OH, OW, rows) <= budget || tile == 2)
+            if (wino_scratch_bytes(g, n, tile, r, C, M, OH, OW, rows) <= budget || tile == 2)
                 break;
         }
-        if (wino_scratch_bytes(g, n, tile, C, M, OH, OW, rows) > budget)
+        if (wino_scratch_bytes(g, n, tile, r, C, M, OH, OW, rows) > budget || (r == 5 && rows * TW < min_tiles))
             continue;
-        if (rewrite(g, n, pads, tile, rows, d))
+        if (rewrite(g, n, pads, tile, r, rows, d))
             return -1;
     }
     for (int i = 0; i < g->nnodes; i++) {

@@ -1,10 +1,11 @@
-/* kdcc.WinogradConv: a 3x3, stride 1 Conv computed by Winograd's minimal
- * filtering F(m x m, 3x3), which makes each m x m block of outputs from an
- * a x a patch of inputs (a = m + 2) with a^2 multiplications per input and
- * output channel pair instead of 9 m^2: F(2x2) 16 for 4 outputs (2.25x fewer),
- * F(4x4) 36 for 16 (4x fewer). For each tile t and channel pair (m, c):
+/* kdcc.WinogradConv: a 3x3 or 5x5, stride 1 Conv computed by Winograd's minimal
+ * filtering F(m x m, r x r), which makes each m x m block of outputs from an
+ * a x a patch of inputs (a = m + r - 1) with a^2 multiplications per input and
+ * output channel pair instead of r^2 m^2: F(2x2,3x3) 16 for 4 outputs (2.25x
+ * fewer), F(4x4,3x3) 36 for 16 (4x fewer), F(2x2,5x5) 36 for 4 (2.78x fewer).
+ * For each tile t and channel pair (m, c):
  *
- *     Y = A^T [ U ⊙ V ] A,   U = G g G^T (a x a, from the 3x3 kernel g),
+ *     Y = A^T [ U ⊙ V ] A,   U = G g G^T (a x a, from the r x r kernel g),
  *                            V = B^T d B (a x a, from the input patch d)
  *   F(2x2):
  *     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
@@ -14,18 +15,22 @@
  *     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
  *     G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
  *     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ *   F(2x2,5x5), the same points: B^T as F(4x4,3x3)'s,
+ *     G   = [1/4 0 0 0 0; -1/6 -1/6 -1/6 -1/6 -1/6; -1/6 1/6 -1/6 1/6 -1/6;
+ *            1/24 1/12 1/6 1/3 2/3; 1/24 -1/12 1/6 -1/3 2/3; 0 0 0 0 1]
+ *     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1]
  *
  * and the sum over c is, for each of the P = a^2 transform positions p, a matrix
  * product M_p[m][t] = sum_c U_p[m][c] V_p[c][t], which runs in the same
  * register-blocked form as the other Conv kernels (compiler/ops/conv.c). One
- * emitter serves both sizes: the transforms are tables of C expressions (WinoTf).
+ * emitter serves all three: the transforms are tables of C expressions (WinoTf).
  *
  * The node is made by passes/winograd.c from a Conv or kdcc.FusedConv whose
  * weights are constant, so U = G g G^T is computed once at compile time (in
  * double, rounded once) and replaces the weights (P/9 of their bytes):
  *     kdcc.WinogradConv(X[N,C,H,W], U[P,M,C], B[M]?, operands...) -> Y[N,M,OH,OW]
  *     attributes: pads (4 ints: top, left, bottom, right), tile (2 or 4; absent:
- *     2), tile_rows (rows of tiles per chunk; optional), the epilogue (fused.h),
+ *     2), kernel (3 or 5, 5 with tile 2 only; absent: 3), tile_rows (rows of tiles per chunk; optional), the epilogue (fused.h),
  *     pool (2 ints, F(4x4) only: a fused MaxPool's window kh x kw, each 2 or 4, at
  *     stride kh x kw without padding, applied after the epilogue; Y is then
  *     [N, M, OH / kh, OW / kw] while the epilogue's operands keep the Conv's shape)
@@ -66,7 +71,7 @@
  * different order than the direct sum; the difference is a few float rounding
  * errors, larger for F(4x4), whose transforms scale by up to 5 and 8 and whose
  * G has 1/6 and 1/24 (tests/winograd, of the output's largest magnitude: F(2x2)
- * at most 4.4e-7, F(4x4) 4.9e-6). The F(4x4) expressions group the sums and
+ * at most 4.4e-7, F(4x4) 4.9e-6, F(2x2,5x5), whose taps are 25 terms, 2.1e-6). The F(4x4) expressions group the sums and
  * differences that the rows share; a float simulation of 300 random 16-channel
  * tiles gave the same worst error (5.9e-6) for Lavin's scaling as above and no
  * better for G scaled to integers with the factors moved into A or B. */
@@ -98,14 +103,14 @@
  * along the rows. bt: V = B^T d B, `a` rows; at: Y = A^T M A, `m` rows (at_used
  * says which operands each row reads, for the partial tiles at the right edge). */
 typedef struct WinoTf {
-    int m, a;                 /* outputs and inputs of a 1-D tile */
+    int m, r, a;              /* outputs, kernel taps and inputs of a 1-D tile (a = m + r - 1) */
     const char *bt[6], *at[4];
     unsigned at_used[4];      /* bit k: row reads operand {k} */
-    double G[6][3];           /* U = G g G^T */
+    double G[6][5];           /* U = G g G^T */
 } WinoTf;
 
 static const WinoTf wino_f2 = {
-    2, 4,
+    2, 3, 4,
     {"{0} - {2}", "{1} + {2}", "{2} - {1}", "{1} - {3}"},
     {"{0} + {1} + {2}", "{1} - {2} - {3}"},
     {0x7, 0xe},
@@ -115,7 +120,7 @@ static const WinoTf wino_f2 = {
 /* F(4x4,3x3) at the points 0, 1, -1, 2, -2 and infinity, with the sums and
  * differences shared the way the expressions group them. */
 static const WinoTf wino_f4 = {
-    4, 6,
+    4, 3, 6,
     {"4.0f * {0} - 5.0f * {2} + {4}", "({3} + {4}) - 4.0f * ({1} + {2})", "({4} - {3}) + 4.0f * ({1} - {2})",
      "({4} - {2}) + 2.0f * ({3} - {1})", "({4} - {2}) - 2.0f * ({3} - {1})", "4.0f * {1} - 5.0f * {3} + {5}"},
     {"{0} + ({1} + {2}) + ({3} + {4})", "({1} - {2}) + 2.0f * ({3} - {4})", "({1} + {2}) + 4.0f * ({3} + {4})",
@@ -129,7 +134,35 @@ static const WinoTf wino_f4 = {
      {0, 0, 1}},
 };
 
-static const WinoTf *wino_tf(int64_t tile) { return tile == 4 ? &wino_f4 : &wino_f2; }
+/* F(2x2,5x5) at the same points as F(4x4,3x3): B^T depends on the points alone, so
+ * it is F(4x4)'s; G's row for point p is (1, p, p^2, p^3, p^4) over the product of
+ * p's differences to the other finite points, and A^T's rows are the points' powers
+ * 0 and 1 (the point at infinity adds its product to the last row). */
+static const WinoTf wino_f25 = {
+    2, 5, 6,
+    {"4.0f * {0} - 5.0f * {2} + {4}", "({3} + {4}) - 4.0f * ({1} + {2})", "({4} - {3}) + 4.0f * ({1} - {2})",
+     "({4} - {2}) + 2.0f * ({3} - {1})", "({4} - {2}) - 2.0f * ({3} - {1})", "4.0f * {1} - 5.0f * {3} + {5}"},
+    {"{0} + ({1} + {2}) + ({3} + {4})", "({1} - {2}) + 2.0f * ({3} - {4}) + {5}"},
+    {0x1f, 0x3e},
+    {{1.0 / 4, 0, 0, 0, 0},
+     {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
+     {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
+     {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
+     {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
+     {0, 0, 0, 0, 1}},
+};
+
+/* the transforms of F(tile x tile, r x r); NULL for a pair kdcc has none for */
+static const WinoTf *wino_tf(int64_t tile, int64_t r)
+{
+    if (r == 5)
+        return tile == 2 ? &wino_f25 : NULL;
+    return r != 3 ? NULL : tile == 4 ? &wino_f4 : tile == 2 ? &wino_f2 : NULL;
+}
+
+/* Tile slots per row of tiles in s: the TW tiles and the gap after them, which is
+ * as many tiles as the last tile's inputs reach past its m columns (r - 1 more). */
+static int64_t wino_gap(int64_t m, int64_t r) { return (r - 1 + m - 1) / m; }
 
 /* Append template t to buf with each {k} replaced by operand k's text ops[k]. */
 static void wino_expand(char *buf, size_t n, const char *t, char ops[][48])
@@ -151,19 +184,21 @@ static void wino_expand(char *buf, size_t n, const char *t, char ops[][48])
 
 typedef struct WinoGeom {
     const WinoTf *tf;    /* the tile size's transforms */
-    int64_t m, a, P;     /* outputs per tile side, inputs per tile side, transform positions (a * a) */
+    int64_t m, r, a, P;  /* outputs per tile side, kernel side, inputs per tile side, transform positions (a * a) */
+    int64_t gt;          /* gap tiles after each row of tiles in s (wino_gap) */
     int64_t N, C, M, H, W, OH, OW, pt, pl;
     int64_t TH, TW, T;   /* tiles: rows, columns, count */
-    int64_t PW;          /* a padded input row: m * (TW + 1) columns */
+    int64_t PW;          /* a padded input row: m * (TW + gt) columns */
     int64_t mr, nr;      /* register block (mr at most WINO_MR_MAX) */
     int64_t MB;          /* output channels of the products buffer: one register block's, min(M, WINO_MR_MAX) */
     int64_t R, TB;       /* tile rows per chunk; the row length of V and the products: TJ columns per
                             tile row (R * TJ), rounded up to 8 */
-    int64_t TG;          /* R * (TW + 1) rounded up to 8: the columns of a chunk's rows of s, gap columns included */
-    int64_t SL;          /* floats of one row of s for a chunk: m * (TG + 1) */
+    int64_t TG;          /* R * (TW + gt) rounded up to 8: the columns of a chunk's rows of s, gap columns included */
+    int64_t SL;          /* floats of one row of s for a chunk: m * (TG + gt) */
     int compact;         /* V and the products without the gap columns (WINO_COMPACT) */
-    int64_t TJ;          /* columns of V and the products per tile row: TW compact, else TW + 1 (a gap column) */
-    int staged;          /* F(4x4): s split into m phases, outputs staged in rows (see wino_input_staged) */
+    int64_t TJ;          /* columns of V and the products per tile row: TW compact, else TW + gt (gap columns) */
+    int staged;          /* F(4x4): outputs staged in rows (see wino_output_staged) */
+    int phased;          /* F(4x4) and F(2x2,5x5): s split into m phases (see wino_input_phases) */
     int64_t NT;          /* threads the batch is split over (Graph.threads), each with its own scratch */
     int64_t kh, kw;      /* a fused MaxPool's window (attribute pool; stride = window, no padding): 1 x 1 without */
 } WinoGeom;
@@ -173,11 +208,11 @@ typedef struct WinoGeom {
  * buffers within WINO_CHUNK_BYTES but at least WINO_MIN_COLS tiles. The rows do
  * not depend on the register block, so neither does the scratch size: --tune's
  * candidates all fit. */
-int64_t wino_default_rows(int64_t tile, int64_t C, int64_t M, int64_t OH, int64_t OW)
+int64_t wino_default_rows(int64_t tile, int64_t ksize, int64_t C, int64_t M, int64_t OH, int64_t OW)
 {
-    int64_t a = tile + 2, TW = (OW + tile - 1) / tile, TH = (OH + tile - 1) / tile;
+    int64_t a = tile + ksize - 1, TW = (OW + tile - 1) / tile, TH = (OH + tile - 1) / tile;
     int64_t MB = M < WINO_MR_MAX ? M : WINO_MR_MAX;
-    int64_t per_row = 4 * a * a * (C + MB) * (TW + 1); /* bytes of V and products per tile row */
+    int64_t per_row = 4 * a * a * (C + MB) * (TW + wino_gap(tile, ksize)); /* bytes of V and products per tile row */
     int64_t r = WINO_CHUNK_BYTES / per_row, rmin = (WINO_MIN_COLS + TW - 1) / TW;
     if (r < rmin)
         r = rmin;
@@ -188,40 +223,44 @@ int64_t wino_default_rows(int64_t tile, int64_t C, int64_t M, int64_t OH, int64_
 
 static void wino_chunk(WinoGeom *w, int64_t rows)
 {
-    int64_t r = rows > 0 ? rows : wino_default_rows(w->m, w->C, w->M, w->OH, w->OW);
+    int64_t r = rows > 0 ? rows : wino_default_rows(w->m, w->r, w->C, w->M, w->OH, w->OW);
     w->R = r < w->TH ? r : w->TH;
-    w->TJ = w->compact ? w->TW : w->TW + 1;
+    w->TJ = w->compact ? w->TW : w->TW + w->gt;
     w->TB = (w->R * w->TJ + 7) / 8 * 8;
-    w->TG = (w->R * (w->TW + 1) + 7) / 8 * 8;
-    w->SL = w->m * (w->TG + 1);
+    w->TG = (w->R * (w->TW + w->gt) + 7) / 8 * 8;
+    w->SL = w->m * (w->TG + w->gt);
 }
 
 /* columns of V and of the products a chunk of `rows` tile rows computes */
 static int64_t wino_cols(const WinoGeom *g, int64_t rows) { return (rows * g->TJ + 7) / 8 * 8; }
 /* columns of the chunk's rows of s (gap columns included) */
-static int64_t wino_gcols(const WinoGeom *g, int64_t rows) { return (rows * (g->TW + 1) + 7) / 8 * 8; }
+static int64_t wino_gcols(const WinoGeom *g, int64_t rows) { return (rows * (g->TW + g->gt) + 7) / 8 * 8; }
 
 /* Per thread: V and the products of a chunk, the chunk's `a` rows of s, a row of
- * zeros; staged, also the m phases of each row of s (SL floats per row) and m rows
- * of outputs (m * TB each). */
+ * zeros; phased, also the m phases of each row of s (SL floats per row); staged,
+ * also m rows of outputs (m * TB each). */
 static int64_t wino_thread_floats(const WinoGeom *w)
 {
-    return w->P * (w->C + w->MB) * w->TB + w->a * w->SL + w->W + (w->staged ? w->a * w->SL + w->m * w->m * w->TB : 0);
+    return w->P * (w->C + w->MB) * w->TB + w->a * w->SL + w->W + (w->phased ? w->a * w->SL : 0) +
+           (w->staged ? w->m * w->m * w->TB : 0);
 }
 static int64_t wino_scratch_floats(const WinoGeom *w) { return w->NT * wino_thread_floats(w); }
 
-static void wino_finish(const Graph *g, const Node *n, WinoGeom *w, int64_t tile, int64_t rows)
+static void wino_finish(const Graph *g, const Node *n, WinoGeom *w, int64_t tile, int64_t r, int64_t rows)
 {
-    w->tf = wino_tf(tile);
+    w->tf = wino_tf(tile, r);
     w->m = w->tf->m;
+    w->r = w->tf->r;
     w->a = w->tf->a;
+    w->gt = wino_gap(w->m, w->r);
     w->P = w->a * w->a;
     w->staged = w->m == 4;
+    w->phased = w->staged || w->r == 5;
     w->NT = g->threads > 1 && w->N > 1 ? (g->threads < w->N ? g->threads : w->N) : 1;
     w->TH = (w->OH + w->m - 1) / w->m;
     w->TW = (w->OW + w->m - 1) / w->m;
     w->T = w->TH * w->TW;
-    w->PW = w->m * (w->TW + 1);
+    w->PW = w->m * (w->TW + w->gt);
     w->compact = WINO_COMPACT(w->TW);
     conv_block(g, n, &w->mr, &w->nr);
     if (w->mr > WINO_MR_MAX)
@@ -237,20 +276,20 @@ static int wino_geom(const Graph *g, const Node *n, WinoGeom *w, Diag *d)
 {
     const Value *x = node_in(g, n, 0), *u = node_in(g, n, 1);
     memset(w, 0, sizeof *w);
-    int64_t tile = attr_int(n, "tile", 2);
-    if (tile != 2 && tile != 4)
-        return diag_error(d, n, "WinogradConv: tile must be 2 or 4, not %" PRId64, tile);
-    int64_t P = (tile + 2) * (tile + 2);
+    int64_t tile = attr_int(n, "tile", 2), r = attr_int(n, "kernel", 3);
+    if (!wino_tf(tile, r))
+        return diag_error(d, n, "WinogradConv: no F(%" PRId64 "x%" PRId64 ",%" PRId64 "x%" PRId64 ") (tile 2 or 4 with kernel 3, tile 2 with kernel 5)", tile, tile, r, r);
+    int64_t P = (tile + r - 1) * (tile + r - 1);
     if (!x || !u || x->rank != 4 || u->rank != 3 || u->dims[0] != P)
-        return diag_error(d, n, "WinogradConv (tile %" PRId64 ") wants X[N,C,H,W] and U[%" PRId64 ",M,C]", tile, P);
+        return diag_error(d, n, "WinogradConv (tile %" PRId64 ", kernel %" PRId64 ") wants X[N,C,H,W] and U[%" PRId64 ",M,C]", tile, r, P);
     if (u->dims[2] != x->dims[1])
         return diag_error(d, n, "WinogradConv: U has %" PRId64 " input channels, X has %" PRId64, u->dims[2], x->dims[1]);
     const int64_t *p;
     if (attr_ints(n, "pads", &p) != 4)
         return diag_error(d, n, "WinogradConv wants 4 pads (top, left, bottom, right)");
     for (int i = 0; i < 4; i++)
-        if (p[i] < 0 || p[i] > 2)
-            return diag_error(d, n, "WinogradConv: pads must be in [0, 2]");
+        if (p[i] < 0 || p[i] > r - 1)
+            return diag_error(d, n, "WinogradConv: pads must be in [0, %" PRId64 "]", r - 1);
     w->N = x->dims[0];
     w->C = x->dims[1];
     w->H = x->dims[2];
@@ -258,8 +297,8 @@ static int wino_geom(const Graph *g, const Node *n, WinoGeom *w, Diag *d)
     w->M = u->dims[1];
     w->pt = p[0];
     w->pl = p[1];
-    w->OH = w->H + p[0] + p[2] - 2;
-    w->OW = w->W + p[1] + p[3] - 2;
+    w->OH = w->H + p[0] + p[2] - (r - 1);
+    w->OW = w->W + p[1] + p[3] - (r - 1);
     if (w->OH < 1 || w->OW < 1)
         return diag_error(d, n, "WinogradConv: the input is smaller than the kernel");
     int64_t rows = attr_int(n, "tile_rows", 0);
@@ -275,7 +314,7 @@ static int wino_geom(const Graph *g, const Node *n, WinoGeom *w, Diag *d)
         w->kh = p[0];
         w->kw = p[1];
     }
-    wino_finish(g, n, w, tile, rows);
+    wino_finish(g, n, w, tile, r, rows);
     return 0;
 }
 
@@ -335,7 +374,7 @@ static void wino_v_open(Writer *w, const WinoGeom *g, int64_t rows)
     }
     em_for(w, "rr", rows);
     em_for(w, "tx", g->TW);
-    w_line(w, "const int64_t j = rr * %" PRId64 " + tx, jo = rr * %" PRId64 " + tx;", g->TW + 1, g->TW);
+    w_line(w, "const int64_t j = rr * %" PRId64 " + tx, jo = rr * %" PRId64 " + tx;", g->TW + g->gt, g->TW);
 }
 
 /* Compact: zeros in V's columns past the chunk's tiles up to the vector the products
@@ -355,29 +394,35 @@ static void wino_v_tail(Writer *w, const WinoGeom *g, int64_t rows)
  * straight from the `a` input rows of each tile row (a row of zeros in scratch
  * stands for rows in the padding; the padding columns of s are zero from the
  * start of the call), then V = s B along the tiles' columns. The rows of s lie end
- * to end, PW = m * (TW + 1) floats each, so tile tx of tile row r starts at s
- * column m * j with j = r * (TW + 1) + tx: one loop over j covers the whole chunk,
- * at the price of one unused column per tile row (its values are finite and never
- * stored to y). Measured on the distillation teacher's 16->16 layer: per-row loops
+ * to end, PW = m * (TW + gt) floats each, so tile tx of tile row r starts at s
+ * column m * j with j = r * (TW + gt) + tx: one loop over j covers the whole chunk,
+ * at the price of gt unused columns per tile row (one, but two for F(2x2,5x5); their
+ * values are finite and never stored to y). Measured on the distillation teacher's 16->16 layer: per-row loops
  * of 14 tiles spent most of the input transform in their scalar remainders. */
-/* Staged (F(4x4)): V = s B from s split by phase, ph_i,k[j] = s_i[m * j + k], so
- * that operand q of tile j is ph_i,q[j] (q < m) or ph_i,q-m[j + 1]: the split reads
- * s once in groups of m, and the transform then runs at unit stride. Measured on the
- * distillation teacher's 16->16 layer (callgrind, 6 calls): the input transform
- * read straight from s at stride 4 took 70 million instructions, this 28. */
+/* Phased (F(4x4,3x3), F(2x2,5x5)): V = s B from s split by phase, ph_i,k[j] =
+ * s_i[m * j + k], so that operand q of tile j is ph_i,(q % m)[j + q / m]: the split
+ * reads s once in groups of m, and the transform then runs at unit stride. Measured
+ * on the distillation teacher's 16->16 layer (callgrind, 6 calls): the input
+ * transform read straight from s at stride 4 took 70 million instructions, this 28;
+ * F(2x2,5x5), whose 6 operands at stride 2 gcc loaded as shuffled halves, 16->32 on
+ * 28x28: 285 -> 220-245 us. */
 static void wino_input_phases(Writer *w, const WinoGeom *g, int64_t rows)
 {
     const WinoTf *tf = g->tf;
     int64_t C = g->C, TB = g->TB, TG = g->TG, SL = g->SL, cols = wino_gcols(g, rows);
     char buf[640], ops[6][48];
     for (int i = 0; i < g->a; i++) {
-        em_for(w, "j", cols + 1);
+        em_for(w, "j", cols + g->gt);
         for (int k = 0; k < g->m; k++)
-            w_line(w, "ph[%" PRId64 " + j] = s%d[%" PRId64 " * j + %d];", i * SL + k * (TG + 1), i, g->m, k);
+            w_line(w, "ph[%" PRId64 " + j] = s%d[%" PRId64 " * j + %d];", i * SL + k * (TG + g->gt), i, g->m, k);
         w_close(w);
         wino_v_open(w, g, rows);
-        for (int q = 0; q < g->a; q++)
-            snprintf(ops[q], sizeof ops[q], "ph[%" PRId64 " + j%s]", i * SL + (q % g->m) * (TG + 1), q < g->m ? "" : " + 1");
+        for (int q = 0; q < g->a; q++) {
+            char off[16] = "";
+            if (q >= g->m)
+                snprintf(off, sizeof off, " + %d", q / (int)g->m);
+            snprintf(ops[q], sizeof ops[q], "ph[%" PRId64 " + j%s]", i * SL + (q % g->m) * (TG + g->gt), off);
+        }
         for (int k = 0; k < g->a; k++) {
             snprintf(buf, sizeof buf, "vr[%" PRId64 " + jo] = ", (int64_t)(i * g->a + k) * C * TB);
             wino_expand(buf, sizeof buf, tf->bt[k], ops);
@@ -417,7 +462,7 @@ static void wino_input(Writer *w, const WinoGeom *g, int64_t rows)
     }
     em_close(w, 2); /* q, r */
     w_line(w, "float *restrict vr = vb + c * %" PRId64 ";", TB);
-    if (g->staged) {
+    if (g->phased) {
         wino_input_phases(w, g, rows);
         w_close(w); /* c */
         return;
@@ -749,6 +794,8 @@ static int emit_wino(Emitter *e, const Node *n, Diag *d)
     w_line(w, "const float *zr = zw;");
     if (g.staged)
         w_line(w, "float *restrict ph = zw + %" PRId64 ", *restrict so = ph + %" PRId64 ";", g.W, g.a * g.SL);
+    else if (g.phased)
+        w_line(w, "float *restrict ph = zw + %" PRId64 ";", g.W);
     w_open(w, "for (int64_t b = th * %" PRId64 " / %" PRId64 "; b < (th + 1) * %" PRId64 " / %" PRId64 "; ++b)", g.N, g.NT,
            g.N, g.NT);
     w_line(w, "const float *restrict xb = x0 + b * %" PRId64 ";", C * g.H * g.W);
@@ -776,7 +823,7 @@ static int emit_wino(Emitter *e, const Node *n, Diag *d)
 
 /* ---------------------------------------------------------------- the rewrite */
 
-int wino_eligible(const Graph *g, const Node *n, int64_t pads[4])
+int wino_eligible(const Graph *g, const Node *n, int64_t pads[4], int64_t *ksize)
 {
     Diag d = {0};
     ConvGeom cg;
@@ -789,12 +836,15 @@ int wino_eligible(const Graph *g, const Node *n, int64_t pads[4])
         return 0;
     if (n->noutputs != 1 || conv_geom(g, n, 0, &cg, &d))
         return 0;
-    if (cg.nsp != 2 || cg.G != 1 || cg.k[0] != 3 || cg.k[1] != 3 || cg.s[0] != 1 || cg.s[1] != 1 || cg.dl[0] != 1 ||
-        cg.dl[1] != 1 || cg.C < WINO_MIN_CH || cg.M < WINO_MIN_CH || cg.out[0] * cg.out[1] < WINO_MIN_PIXELS)
+    if (cg.nsp != 2 || cg.G != 1 || (cg.k[0] != 3 && cg.k[0] != 5) || cg.k[1] != cg.k[0] || cg.s[0] != 1 ||
+        cg.s[1] != 1 || cg.dl[0] != 1 || cg.dl[1] != 1 || cg.C < WINO_MIN_CH || cg.M < WINO_MIN_CH ||
+        cg.out[0] * cg.out[1] < WINO_MIN_PIXELS)
         return 0;
+    int64_t r = cg.k[0];
     for (int i = 0; i < 2; i++)
-        if (cg.pb[i] < 0 || cg.pb[i] > 2 || cg.pe[i] < 0 || cg.pe[i] > 2)
+        if (cg.pb[i] < 0 || cg.pb[i] > r - 1 || cg.pe[i] < 0 || cg.pe[i] > r - 1)
             return 0;
+    *ksize = r;
     pads[0] = cg.pb[0];
     pads[1] = cg.pb[1];
     pads[2] = cg.pe[0];
@@ -821,37 +871,44 @@ int wino_eligible(const Graph *g, const Node *n, int64_t pads[4])
  * ResNet-8 whole, its 32->32 layer on 16x16 as F(4x4), 329-369 -> 310-346 us (4
  * alternating runs). The pass falls back to F(2x2) when the F(4x4) scratch does
  * not fit (a chunk is at least one row of tiles: 64->64 on 224 wide needs 1.2 MB). */
-int64_t wino_tile(const Graph *g, const Node *n)
+int64_t wino_tile(const Graph *g, const Node *n, int64_t r)
 {
     const Value *y = node_out(g, n, 0);
-    if (!y || y->rank != 4)
+    if (!y || y->rank != 4 || r != 3)
         return 2;
     int64_t OH = y->dims[2], OW = y->dims[3];
     return (OH >= 20 && OW >= 20) || (OH >= 16 && OW >= 16 && WINO_COMPACT((OW + 3) / 4)) ? 4 : 2;
 }
 
-/* U[p][m][c] = (G g G^T)[p] for the 3x3 kernel g = W[m][c] (computed in double,
+/* U[p][m][c] = (G g G^T)[p] for the r x r kernel g = W[m][c] (computed in double,
  * rounded once). */
-void wino_transform_weights(int64_t tile, const float *wt, int64_t M, int64_t C, float *u)
+void wino_transform_weights(int64_t tile, int64_t r, const float *wt, int64_t M, int64_t C, float *u)
 {
-    const WinoTf *tf = wino_tf(tile);
-    int a = tf->a;
+    const WinoTf *tf = wino_tf(tile, r);
+    int a = tf->a, R = tf->r;
     for (int64_t m = 0; m < M; m++)
         for (int64_t c = 0; c < C; c++) {
-            const float *k = wt + (m * C + c) * 9;
-            double t[6][3];
+            const float *k = wt + (m * C + c) * R * R;
+            double t[6][5];
             for (int i = 0; i < a; i++)
-                for (int j = 0; j < 3; j++)
-                    t[i][j] = tf->G[i][0] * k[0 * 3 + j] + tf->G[i][1] * k[1 * 3 + j] + tf->G[i][2] * k[2 * 3 + j];
+                for (int j = 0; j < R; j++) {
+                    double v = 0;
+                    for (int q = 0; q < R; q++)
+                        v += tf->G[i][q] * k[q * R + j];
+                    t[i][j] = v;
+                }
             for (int i = 0; i < a; i++)
-                for (int j = 0; j < a; j++)
-                    u[((int64_t)(i * a + j) * M + m) * C + c] =
-                        (float)(t[i][0] * tf->G[j][0] + t[i][1] * tf->G[j][1] + t[i][2] * tf->G[j][2]);
+                for (int j = 0; j < a; j++) {
+                    double v = 0;
+                    for (int q = 0; q < R; q++)
+                        v += t[i][q] * tf->G[j][q];
+                    u[((int64_t)(i * a + j) * M + m) * C + c] = (float)v;
+                }
         }
 }
 
-int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t tile, int64_t C, int64_t M, int64_t OH, int64_t OW,
-                           int64_t rows)
+int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t tile, int64_t r, int64_t C, int64_t M, int64_t OH,
+                           int64_t OW, int64_t rows)
 {
     WinoGeom w = {0};
     w.N = node_in(g, n, 0)->dims[0];
@@ -860,7 +917,7 @@ int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t tile, int64_t 
     w.OH = OH;
     w.OW = OW;
     w.W = node_in(g, n, 0)->dims[3];
-    wino_finish(g, n, &w, tile, rows);
+    wino_finish(g, n, &w, tile, r, rows);
     return wino_scratch_floats(&w) * (int64_t)sizeof(float);
 }
 
@@ -868,8 +925,8 @@ static const OpDef op_wino = {
     .name = "WinogradConv", .domain = "kdcc", .since = 1,
     .min_inputs = 2, .max_inputs = -1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_wino, .emit = emit_wino, .scratch = wino_scratch, .tunable = wino_tunable,
-    .summary = "3x3 stride-1 Conv by Winograd F(2x2,3x3) or F(4x4,3x3) (attribute tile) over weights transformed at "
-               "compile time, with an epilogue (made by the Winograd pass)",
+    .summary = "3x3 or 5x5 stride-1 Conv by Winograd F(2x2,3x3), F(4x4,3x3) or F(2x2,5x5) (attributes tile and kernel) "
+               "over weights transformed at compile time, with an epilogue (made by the Winograd pass)",
 };
 
 const OpDef *const ops_conv_wino[] = {&op_wino, NULL};

@@ -128,18 +128,21 @@ extern const OpDef *const ops_quant[];
 int conv_pointwise_cm(const Graph *g, const Node *n, int64_t *mp);
 
 /* ---- compiler/ops/conv_wino.c, for passes/winograd.c ---- */
-/* 1 if Conv/kdcc.FusedConv node n can become kdcc.WinogradConv (3x3, stride 1, no dilation, one
- * group, float, constant weights, >= 8 channels in and out); pads gets top, left, bottom, right. */
-int wino_eligible(const Graph *g, const Node *n, int64_t pads[4]);
-/* 2 or 4: the output tile side (F(2x2,3x3) or F(4x4,3x3)) node n takes as a WinogradConv. */
-int64_t wino_tile(const Graph *g, const Node *n);
-/* U[P][M][C] = G g G^T of each 3x3 kernel of W[M][C][3][3]; P = (tile + 2)^2. */
-void wino_transform_weights(int64_t tile, const float *w, int64_t M, int64_t C, float *u);
-/* The scratch bytes node n would take as a WinogradConv of C -> M channels and OH x OW outputs
- * in chunks of `rows` rows of tile x tile tiles; wino_default_rows: the rows it takes by default. */
-int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t tile, int64_t C, int64_t M, int64_t OH, int64_t OW,
-                           int64_t rows);
-int64_t wino_default_rows(int64_t tile, int64_t C, int64_t M, int64_t OH, int64_t OW);
+/* 1 if Conv/kdcc.FusedConv node n can become kdcc.WinogradConv (3x3 or 5x5, stride 1, no dilation,
+ * one group, float, constant weights, >= 8 channels in and out); pads gets top, left, bottom,
+ * right, *ksize the kernel side r. */
+int wino_eligible(const Graph *g, const Node *n, int64_t pads[4], int64_t *ksize);
+/* The output tile side node n of kernel side r takes as a WinogradConv: 2 or 4 for 3x3
+ * (F(2x2,3x3) or F(4x4,3x3)), 2 for 5x5 (F(2x2,5x5)). */
+int64_t wino_tile(const Graph *g, const Node *n, int64_t r);
+/* U[P][M][C] = G g G^T of each r x r kernel of W[M][C][r][r]; P = (tile + r - 1)^2. */
+void wino_transform_weights(int64_t tile, int64_t r, const float *w, int64_t M, int64_t C, float *u);
+/* The scratch bytes node n would take as a WinogradConv of C -> M channels, r x r kernels and
+ * OH x OW outputs in chunks of `rows` rows of tile x tile tiles; wino_default_rows: the rows it
+ * takes by default. */
+int64_t wino_scratch_bytes(const Graph *g, const Node *n, int64_t tile, int64_t r, int64_t C, int64_t M, int64_t OH,
+                           int64_t OW, int64_t rows);
+int64_t wino_default_rows(int64_t tile, int64_t r, int64_t C, int64_t M, int64_t OH, int64_t OW);
 
 /* ---- compiler/ops/gemm.c, for passes/layout.c ---- */
 /* 1 if a product of one row of A by a K x N float B whose rows are contiguous runs

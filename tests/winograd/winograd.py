@@ -14,7 +14,10 @@ scratch comes from the room under the model's peak (compiled with a real --tune)
 a wide F(4x4)
 candidate whose scratch does not fit (it falls back to F(2x2)), and the layers
 the pass must not take (strided, dilated, grouped, few channels, small maps, no
-scratch on the target). A MaxPool fused into an F(4x4) layer (attribute pool): the
+scratch on the target). 5x5 layers as F(2x2,5x5): every candidate block, odd sizes
+with pads up to 4, several chunks, compact rows, and the 5x5 layers the pass leaves
+(mnist-8's 8->16 on 14x14, whose 16-tile chunks do not fit its budget; stride 2; 5x3
+and 7x7 kernels). A MaxPool fused into an F(4x4) layer (attribute pool): the
 distillation teacher's block (bias, Relu, residual, 2x2), odd sizes whose last
 windows are dropped, 4x4 and 4x2 windows with asymmetric padding, several chunks,
 ceil_mode that rounds as floor, --openmp, every candidate block; and the pools that
@@ -26,8 +29,8 @@ sanitize also runs under AddressSanitizer and UBSan.
 TOL: F(2x2) differs from the direct sum by at most 4.4e-7 of the output's scale
 here, F(4x4) by at most 4.9e-6 (f4_residual_only, 32 input channels: its
 transforms multiply by up to 5 and 8 and its weights by 1/6 and 1/24, each
-rounded to float): 1e-5 holds both, twice F(4x4)'s worst, and a reference off by
-1e-4 (below) still fails.
+rounded to float), F(2x2,5x5) (the same points) by at most 2.1e-6: 1e-5 holds
+all, twice F(4x4)'s worst, and a reference off by 1e-4 (below) still fails.
 
 usage: winograd.py KDCC WORKDIR [--sanitized]   (Debian's /usr/bin/python3 with numpy and torch)
 """
@@ -65,11 +68,12 @@ TOL = 1e-5
 
 
 def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(), blocks=("",), sanitize=False,
-         inits=(), tiles=None, openmp=False, pools=None):
+         inits=(), tiles=None, openmp=False, pools=None, kernels=None):
     """post: extra node lines after the Conv (output c), reading the extra initializers
     inits ((name, array) pairs); the model's output is y. blocks: "" for the default
     block, "tune" for a real --tune run, or MxN forced through a tune file. tiles: the
-    tile (2 or 4) of each WinogradConv in want, default 2. openmp: compile with --openmp
+    tile (2 or 4) of each WinogradConv in want, default 2; kernels: its kernel side (3 or 5),
+    default 3. openmp: compile with --openmp
     and -fopenmp, run on two threads. pools: the fused MaxPool window ("2, 2") of each
     WinogradConv in want, None for none (default: none anywhere)."""
     d = os.path.join(WORK, name)
@@ -132,6 +136,9 @@ def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(
         got_tiles = [int(re.search(r"\btile: int = (\d+)", a).group(1)) if "tile: int" in a else 2 for a in wattrs]
         want_tiles = list(tiles) if tiles else [2] * want.count("kdcc.WinogradConv")
         check(tag + "_tiles", got_tiles == want_tiles, "tiles %s, want %s" % (got_tiles, want_tiles))
+        got_k = [int(re.search(r"\bkernel: int = (\d+)", a).group(1)) if "kernel: int" in a else 3 for a in wattrs]
+        want_k = list(kernels) if kernels else [3] * want.count("kdcc.WinogradConv")
+        check(tag + "_kernels", got_k == want_k, "kernel sides %s, want %s" % (got_k, want_k))
         got_pools = [re.search(r"\bpool: ints = \[([0-9, ]+)\]", a).group(1) if "pool: ints" in a else "" for a in wattrs]
         want_pools = [p or "" for p in pools] if pools else [""] * want.count("kdcc.WinogradConv")
         check(tag + "_pools", got_pools == want_pools, "fused pools %s, want %s" % (got_pools, want_pools))
@@ -265,6 +272,41 @@ x, w, b = arr((1, 16, 22, 32)), arr((16, 16, 3, 3), 0.2), arr((16,), 0.1)
 ref = F.relu(F.conv2d(t64(x), t64(w), t64(b), padding=1) + t64(x))
 case("compact_f4", x, w, b, "pads = [1, 1, 1, 1]", ref, post=("a = Add(c, x)", "y = Relu(a)"), tiles=(4,),
      sanitize=True, blocks=("", "8x16", "4x24", "4x32", "6x16", "8x8", "4x16", "8x24", "2x32", "2x16", "3x32"))
+
+# F(2x2,5x5): 8 -> 16 channels on 28 x 28 (mnist-8's second layer on a map twice as
+# wide: rows of 14 tiles and two gap columns each), pads 2, bias and Relu, every
+# candidate block, under the sanitizers too
+x, w, b = arr((1, 8, 28, 28)), arr((16, 8, 5, 5), 0.2), arr((16,), 0.1)
+case("k5_relu", x, w, b, "pads = [2, 2, 2, 2]", F.relu(F.conv2d(t64(x), t64(w), t64(b), padding=2)),
+     post=("y = Relu(c)",), sanitize=True, kernels=(5,),
+     blocks=("", "8x16", "4x24", "4x32", "6x16", "8x8", "4x16", "8x24", "2x32", "3x8"))
+# odd sizes and asymmetric padding (output 17 x 18: half tiles at the bottom; pads up to
+# 4), 9 -> 13 channels, batch 4 (for the scratch of 16-tile chunks to fit), a bias
+x, w, b = arr((4, 9, 17, 18)), arr((13, 9, 5, 5), 0.2), arr((13,), 0.2)
+ref = F.conv2d(F.pad(t64(x), (1, 3, 4, 0)), t64(w), t64(b))
+case("k5_asymmetric_pads", x, w, b, "pads = [4, 1, 0, 3]", ref, sanitize=True, kernels=(5,), blocks=("", "4x24", "6x16"))
+# no padding, several chunks of tile rows (40 x 35 outputs, rows of 18 tiles whose last
+# has one column), 16 -> 24 channels, a residual Add
+x, w = arr((1, 16, 44, 39)), arr((24, 16, 5, 5), 0.1)
+r_in = arr((1, 24, 40, 35))
+case("k5_valid_chunks", x, w, None, "pads = [0, 0, 0, 0]", F.conv2d(t64(x), t64(w)) + t64(r_in),
+     post=("y = Add(c, r)",), inits=(("r", r_in),), kernels=(5,))
+# compact rows (16 wide: rows of 8 tiles, no gap columns in V and the products), batch 4,
+# auto_pad SAME_UPPER
+x, w = arr((4, 8, 16, 16)), arr((8, 8, 5, 5), 0.2)
+case("k5_compact_same", x, w, None, "auto_pad = \"SAME_UPPER\"", F.conv2d(t64(x), t64(w), padding=2), sanitize=True,
+     kernels=(5,))
+# 5x5 layers the pass leaves alone: mnist-8's 8 -> 16 on 14 x 14, whose chunks of 16
+# tiles do not fit under its own tensors (19 KB); stride 2; a 5x3 kernel; a 7x7 one
+x, w, b = arr((1, 8, 14, 14)), arr((16, 8, 5, 5), 0.2), arr((16,), 0.1)
+case("k5_mnist8_stays", x, w, b, "pads = [2, 2, 2, 2]", F.relu(F.conv2d(t64(x), t64(w), t64(b), padding=2)),
+     post=("y = Relu(c)",), want=("kdcc.FusedConv",))
+x, w = arr((1, 8, 20, 20)), arr((8, 8, 5, 5), 0.2)
+case("k5_stride2_stays", x, w, None, "pads = [2, 2, 2, 2], strides = [2, 2]",
+     F.conv2d(t64(x), t64(w), padding=2, stride=2), want=("Conv",))
+w53, w7 = arr((8, 8, 5, 3), 0.2), arr((8, 8, 7, 7), 0.2)
+case("k53_stays", x, w53, None, "pads = [2, 1, 2, 1]", F.conv2d(t64(x), t64(w53), padding=(2, 1)), want=("Conv",))
+case("k7_stays", x, w7, None, "pads = [3, 3, 3, 3]", F.conv2d(t64(x), t64(w7), padding=3), want=("Conv",))
 
 # auto_pad SAME_UPPER resolves to explicit pads the pass keeps
 x, w = arr((2, 8, 24, 24)), arr((8, 8, 3, 3), 0.3)
