@@ -14,6 +14,13 @@
  * graphs are untouched: only constant weights qualify, and the pass runs in the
  * inference pipeline.
  *
+ * A Conv whose output is a tiny map of few channels from many input channels
+ * (conv_channel_dots: a detector's 3x3 heads) stores W as [M][K0][K1][C] with the
+ * attribute weight_hwc = 1, for compiler/ops/conv.c's channel-dot kernel, which
+ * reads each output channel's kernel row as one run along the input channels. Only
+ * when the kernel's scratch fits the node's budget: no other kernel reads that
+ * order.
+ *
  * And a Gemm (or kdcc.FusedGemm) of one row, y[1][N] = a[1][K] B^T with a constant
  * transB weight [N][K] (PyTorch's Linear at batch 1): B becomes B^T, [K][N], and
  * transB 0. compiler/ops/gemm.c then runs it as a row of A times rows of B into a
@@ -75,6 +82,23 @@ static int to_cm(Graph *g, Node *n, int64_t mp, Diag *d)
     return 0;
 }
 
+/* W[M][C][K0][K1] -> [M][K0][K1][C], weight_hwc = 1: the channel-dot kernel's order */
+static int to_hwc(Graph *g, Node *n, Diag *d)
+{
+    const Value *w = node_in(g, n, 1);
+    int64_t M = w->dims[0], C = w->dims[1], K0 = w->dims[2], K1 = w->dims[3], dims[4] = {M, K0, K1, C};
+    const float *src = (const float *)w->data;
+    float *t = new_weight(g, n, "hwc", 4, dims, 1, d);
+    if (!t)
+        return -1;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t k = 0; k < K0 * K1; k++)
+                t[(m * K0 * K1 + k) * C + c] = src[(m * C + c) * K0 * K1 + k];
+    n->attrs[n->nattrs++] = (Attr){.name = "weight_hwc", .type = AT_INT, .i = 1};
+    return 0;
+}
+
 static int uses_of(const Graph *g, int v)
 {
     int k = 0;
@@ -125,6 +149,8 @@ int pass_layout(Graph *g, Diag *d)
         if (!conv && !fused)
             continue;
         if (conv_pointwise_cm(g, n, &mp) && to_cm(g, n, mp, d))
+            return -1;
+        if (conv_channel_dots(g, n, pass_scratch_budget(g, n)) && uses_of(g, n->inputs[1]) == 1 && to_hwc(g, n, d))
             return -1;
     }
     return 0;

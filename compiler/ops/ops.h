@@ -126,6 +126,10 @@ extern const OpDef *const ops_quant[];
  * constant weights input-channel-major ([C][*mp], rows padded with zeros to
  * *mp >= M), which it does when the node has the attribute weight_cm = M. */
 int conv_pointwise_cm(const Graph *g, const Node *n, int64_t *mp);
+/* 1 if the channel-dot kernel (compiler/ops/conv.c: tiny maps, many input channels, few
+ * output channels) takes Conv/kdcc.FusedConv node n with its constant weights stored
+ * [M][K0][K1][C] (attribute weight_hwc = 1) with its scratch within `budget` bytes. */
+int conv_channel_dots(const Graph *g, const Node *n, int64_t budget);
 
 /* ---- compiler/ops/conv_wino.c, for passes/winograd.c ---- */
 /* 1 if Conv/kdcc.FusedConv node n can become kdcc.WinogradConv (3x3 or 5x5, stride 1, no dilation,

@@ -1,6 +1,6 @@
 """tests/kernels: the depthwise and pointwise Conv kernels of compiler/ops/conv_dw.c,
 and the padded-plane (phase planes for strides), im2col and channel-vector kernels
-of compiler/ops/conv.c.
+of compiler/ops/conv.c, and its channel-dot kernel (tiny maps of many input channels).
 
 Each case is a small model in the ONNX textual syntax; the compiled C must give the
 outputs PyTorch computes in double from the same float weights and inputs (an
@@ -368,6 +368,33 @@ for spec in [
     name, kw, epi = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
     case(m, finish(m, ref, epi), "channel vectors")
+
+# channel dots (compiler/ops/conv.c): tiny maps of many input channels, vectors over
+# the input channels, weights stored [M][K0][K1][C] by passes/layout.c. Detector heads
+# (256 -> 6 and 128 -> 12 on 4 x 5), stride 2 with asymmetric padding, dilation 2 (one
+# run per tap), a 5x3 kernel with 40 output channels (a remainder block), epilogues,
+# forced blocks; batches of 3-4, for the channels-last map to fit a one-node model's
+# budget
+for spec in [
+    ("cd_head_256x6_relu", dict(n=3, c=256, mult=6, h=4, w_=5, k=(3, 3), pads=(1, 1, 1, 1)), "relu",
+     ("2x6", "4x3", "1x8", "6x2", "12x1")),
+    ("cd_head_12_add", dict(n=3, c=128, mult=12, h=4, w_=5, k=(3, 3), pads=(1, 1, 1, 1)), "add", ()),
+    ("cd_s2_asym_clip", dict(n=3, c=64, mult=20, h=9, w_=8, k=(3, 3), stride=(2, 2), pads=(0, 1, 2, 0)), "clip", ()),
+    ("cd_dil2", dict(n=3, c=64, mult=8, h=6, w_=6, k=(3, 3), pads=(2, 2, 2, 2), dil=(2, 2)), None, ()),
+    ("cd_5x3_m40_relu", dict(n=4, c=72, mult=40, h=5, w_=7, k=(5, 3), pads=(2, 1, 2, 1)), "relu", ("4x3",)),
+]:
+    name, kw, epi, blocks = spec
+    m, x, ref = dw(name, cpg=kw["c"], **kw)
+    case(m, finish(m, ref, epi), "channel dots", blocks)
+# one image: the 43 KB map does not fit under the node's own 21 KB of tensors, so the
+# weights keep their order and another kernel takes the layer
+m, x, ref = dw("cd_one_image_falls_back", n=1, c=256, mult=6, h=4, w_=5, k=(3, 3), pads=(1, 1, 1, 1), cpg=256)
+ref = finish(m, ref, "relu")
+m.out = "float[%s] y" % ",".join(str(d) for d in ref.shape)
+res = build_run(m, os.path.join(WORK, m.name), [])
+if res:
+    check(m.name + "_other_kernel", "/* channel dots:" not in res[0], "the channel-dot kernel took it")
+    compare(m.name + "_output", res[1], ref)
 
 # the comparison can fail: a 0.1% error is beyond the tolerance
 probe = np.array([1.0, 2.0, 3.0])
