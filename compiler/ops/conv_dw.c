@@ -19,6 +19,10 @@
  * vectorises the block). The PW - OW columns past each output row are computed and
  * dropped when the run is copied out of the scratch into Y, through the epilogue.
  * Only the phases some tap reads are copied (stride 1: one plane, the padded one).
+ * Most layers take the flat form instead (dwf_*, below: stride 1 with "same" rows,
+ * and strides up to DWF_MAX_S whose taps read no input column past a phase plane's
+ * row of OW); the phase-plane form keeps the rest (kernels wider than DWF_MAX_K1,
+ * "valid" strided rows, the flat form's scratch over the node's budget).
  *
  * Pointwise (1x1, stride 1, no padding; conv.c's conv_flatten_pointwise made it
  * 1-D over the P pixels): per image and group, Y[Mg][P] = W[Mg][Cg] x X[Cg][P],
@@ -192,7 +196,28 @@ static void dw_taps(Writer *w, const DwPlan *p, int64_t k0)
  * Before, each dx had its own copy of the plane with the crossing columns zeroed
  * (K1 copies, and K1 x the scratch), and each tap updated a block of 64 pixels in
  * memory: on DS-CNN the copies were memcpy calls taking 7% of the model's time,
- * and its four depthwise layers ran at about 25 GFLOP/s. Taken wherever it applies. */
+ * and its four depthwise layers ran at about 25 GFLOP/s. Taken wherever it applies.
+ *
+ * Strided (dwf_phases): the same, over phase planes whose rows are OW wide. Tap
+ * (k0, k1) reads input row oy s0 + k0 d0 - pt = (oy + dy) s0 + a and column
+ * ox s1 + k1 d1 - pl = (ox + dx) s1 + b (a, b the phases, dy, dx floor quotients),
+ * so with plane (a, b) holding input row i s0 + a, column j s1 + b at i * OW + j,
+ * every tap reads its plane at q + dy OW + dx, q = oy * OW + ox the flat output
+ * pixel: one run over q again, straight into Y, with the row-crossing reads (ox + dx
+ * outside [0, OW)) masked as before. The planes' columns past a phase's input columns
+ * and rows past its input rows are zeros, written once per call with the margins; a
+ * layer where some tap reads an input column at j >= OW (a "valid" row of a stride-2
+ * layer: 48 columns to 23 outputs, the last tap at column 46) cannot be laid out so
+ * and keeps the phase-plane form. The copy de-interleaves each input row once (gcc
+ * loads it and permutes); only the phases some tap reads are kept. The sums are in
+ * the phase-plane form's order (bias, then the taps in the kernel's order, padding
+ * adding w * 0), so the outputs are bitwise those of that form.
+ * MobileNetV1 x0.25's stride-2 layers (3x3, pads 1, Clip), us per call alone, gcc 12
+ * -O3 -march=native on the AMD EPYC, best of ~30000 calls, phase-plane form -> flat:
+ * 16 x 48 x 48 10.6 -> 9.7, 32 x 24 x 24 8.2 -> 5.3, 64 x 12 x 12 5.5 -> 2.7 (and
+ * 128 x 6 x 6 -> 3 x 3 2.4 -> 2.3, channels last). On the 48 x 48 map the copy is
+ * over half the time (the de-interleave alone, without the taps, 6.3 us; a plain
+ * copy of the same floats 3.5). */
 #define DWF_MAX_K1 8    /* kernel columns */
 /* Input planes copied before any is read: the taps' unaligned loads of a plane just
  * written by the copy's vector stores wait for those stores to leave the store
@@ -207,52 +232,146 @@ static void dw_taps(Writer *w, const DwPlan *p, int64_t k0)
  * whose lanes are stored to the channels' planes. Its scratch is larger than the
  * flat form's; a node whose budget does not hold it keeps the flat form.
  * MobileNet's 256 x 3 x 3 layer (perf, no inlining) went from 2.6% of the model's
- * time to 1.0%; its 128 x 6 x 6 layers from 1.3% to 1.7% each, so 6 x 6 stays flat. */
+ * time to 1.0%; its 128 x 6 x 6 layers from 1.3% to 1.7% each, so 6 x 6 stays flat.
+ * Strides too: output pixel (oy, ox) reads the padded map at (oy s0, ox s1), and
+ * the input rows and columns past the last tap's reach are not copied. */
 #define DWC_MAX_P 16   /* output pixels per channel */
 #define DWC_MIN_C 16
+
+#define DWF_MAX_S 4     /* strides (phases per dimension) */
+#define DWF_L1_FLOATS 4096   /* 16 KiB */
 
 typedef struct DwfPlan {
     DwGeom geo;
     int64_t P;     /* output pixels per plane, OH * OW */
     int64_t PV;    /* pixels computed: P, rounded up to whole vectors on vector targets */
-    int64_t lead;  /* zeros before the plane in the copy: pt * IW + pl */
-    int64_t FS;    /* floats of the copy: lead + plane + the zeros the last reads reach */
+    int64_t lead;  /* zeros before each (phase) plane in the copy */
+    int64_t FS;    /* floats of one (phase) plane's copy: lead + plane + the zeros the last reads reach */
+    int64_t CS;    /* floats per channel: nph * FS */
     int64_t cb;    /* channels copied at a time (DWF_CB, or fewer groups) */
     int64_t floats;
     int64_t clf;   /* channels last (dwc_emit), for a tiny map of many channels: its
                     * scratch floats when it applies (taken when the node got them), else 0 */
     int64_t PH, PW;  /* channels last: the padded map's rows and columns */
+    /* strided (s0 or s1 > 1): phase planes of rows OW floats wide */
+    int strided, nph;
+    int slot[DWF_MAX_S][DWF_MAX_S];  /* (row phase, column phase) -> plane, -1 if unread */
+    int64_t HC[DWF_MAX_S];  /* per row phase: input rows copied */
+    int64_t WC[DWF_MAX_S];  /* per column phase: input columns copied */
 } DwfPlan;
+
+/* a tap's input offset t = k d - pad as phase t mod s and plane offset floor(t / s) */
+static void dwf_phase(int64_t t, int64_t s, int *ph, int64_t *off)
+{
+    *off = conv_floordiv(t, s);
+    *ph = (int)(t - *off * s);
+}
+
+/* The strided form's phase planes (see DWF_MAX_S); 0 if a tap reads input columns
+ * past the plane's row of OW, which rows that wide cannot hold. */
+static int dwf_phases(DwfPlan *p)
+{
+    const DwGeom *d = &p->geo;
+    int64_t OW = d->OW, minoff = 0, maxoff = 0, maxdy[DWF_MAX_S];
+    for (int a = 0; a < DWF_MAX_S; a++) {
+        maxdy[a] = INT64_MIN;
+        p->HC[a] = p->WC[a] = 0;
+        for (int b = 0; b < DWF_MAX_S; b++)
+            p->slot[a][b] = -1;
+    }
+    for (int64_t k0 = 0; k0 < d->K0; k0++)
+        for (int64_t k1 = 0; k1 < d->K1; k1++) {
+            int a, b;
+            int64_t dy, dx;
+            dwf_phase(k0 * d->d0 - d->pt, d->s0, &a, &dy);
+            dwf_phase(k1 * d->d1 - d->pl, d->s1, &b, &dx);
+            int64_t wb = b < d->IW ? (d->IW - b + d->s1 - 1) / d->s1 : 0;   /* input columns of phase b */
+            if (dx > 0 && wb > OW)
+                return 0;
+            if (p->slot[a][b] < 0)
+                p->slot[a][b] = p->nph++;
+            if (dy > maxdy[a])
+                maxdy[a] = dy;
+            int64_t off = dy * OW + dx;
+            if (!k0 && !k1)
+                minoff = maxoff = off;
+            minoff = off < minoff ? off : minoff;
+            maxoff = off > maxoff ? off : maxoff;
+            p->WC[b] = wb < OW ? wb : OW;
+        }
+    int64_t body = 0;
+    for (int a = 0; a < d->s0; a++) {
+        if (maxdy[a] == INT64_MIN)
+            continue;
+        int64_t ha = a < d->IH ? (d->IH - a + d->s0 - 1) / d->s0 : 0, need = d->OH + maxdy[a];
+        p->HC[a] = ha < need ? ha : need;
+        if (p->HC[a] < 0)
+            p->HC[a] = 0;
+        if (p->HC[a] * OW > body)
+            body = p->HC[a] * OW;
+    }
+    p->lead = minoff < 0 ? -minoff : 0;
+    p->FS = p->lead + (p->PV + maxoff > body ? p->PV + maxoff : body);
+    return 1;
+}
 
 static int dwf_plan(const Graph *g, const Node *n, const ConvGeom *cg, DwfPlan *p)
 {
     memset(p, 0, sizeof *p);
     if (!dw_geom(g, n, cg, 1, &p->geo))
         return 0;
-    if (p->geo.s0 != 1 || p->geo.s1 != 1 || p->geo.OW != p->geo.IW || p->geo.K1 > DWF_MAX_K1 || p->geo.K0 * p->geo.K1 > 64)
+    p->strided = p->geo.s0 > 1 || p->geo.s1 > 1;
+    if (p->geo.K1 > DWF_MAX_K1 || p->geo.K0 * p->geo.K1 > 64)
+        return 0;
+    if (p->strided ? p->geo.s0 > DWF_MAX_S || p->geo.s1 > DWF_MAX_S : p->geo.OW != p->geo.IW)
         return 0;
     const Target *tg = g->target ? g->target : target_default();
     p->P = p->geo.OH * p->geo.OW;
     p->PV = tg->vector_bytes >= 16 ? (p->P + 7) / 8 * 8 : p->P;
-    p->lead = p->geo.pt * p->geo.IW + p->geo.pl;
-    int64_t maxoff = ((p->geo.K0 - 1) * p->geo.d0 - p->geo.pt) * p->geo.IW + (p->geo.K1 - 1) * p->geo.d1 - p->geo.pl;
-    int64_t end = p->PV + maxoff, plane = p->geo.IH * p->geo.IW;
-    p->FS = p->lead + (end > plane ? end : plane);
+    if (p->strided) {
+        if (!dwf_phases(p))
+            return 0;
+    } else {
+        p->nph = 1;
+        p->lead = p->geo.pt * p->geo.IW + p->geo.pl;
+        int64_t maxoff = ((p->geo.K0 - 1) * p->geo.d0 - p->geo.pt) * p->geo.IW + (p->geo.K1 - 1) * p->geo.d1 - p->geo.pl;
+        int64_t end = p->PV + maxoff, plane = p->geo.IH * p->geo.IW;
+        p->FS = p->lead + (end > plane ? end : plane);
+    }
+    p->CS = p->nph * p->FS;
     p->cb = cg->G < DWF_CB ? cg->G : DWF_CB;
-    p->floats = p->cb * p->FS;
+    /* strided: the channels copied at a time within DWF_L1_FLOATS (the phase planes
+     * are read back from L1: MobileNet's 16 x 48 x 48 stride-2 layer, 9.6 KB of
+     * planes per channel, 10.4 us in chunks of 4 channels, 9.8 in chunks of 1) */
+    if (p->strided && p->cb > 1 && p->cb * p->CS > DWF_L1_FLOATS)
+        p->cb = DWF_L1_FLOATS / p->CS > 1 ? DWF_L1_FLOATS / p->CS : 1;
+    p->floats = p->cb * p->CS;
     if (tg->vector_bytes >= 16 && cg->G == cg->C && cg->M == cg->C && cg->C % 8 == 0 && cg->C >= DWC_MIN_C &&
         p->P <= DWC_MAX_P) {
-        p->PH = p->geo.OH + (p->geo.K0 - 1) * p->geo.d0;
-        p->PW = p->geo.OW + (p->geo.K1 - 1) * p->geo.d1;
+        p->PH = (p->geo.OH - 1) * p->geo.s0 + (p->geo.K0 - 1) * p->geo.d0 + 1;
+        p->PW = (p->geo.OW - 1) * p->geo.s1 + (p->geo.K1 - 1) * p->geo.d1 + 1;
         p->clf = (p->PH * p->PW + p->geo.K0 * p->geo.K1) * cg->C;
     }
+    return 1;
+}
+
+/* Fit the form into `avail` floats of scratch: 1 if its scratch fits, or, strided,
+ * fits when fewer channels (at least one) are copied at a time, which then it does. */
+static int dwf_fit(DwfPlan *p, int64_t avail)
+{
+    if (p->floats <= avail)
+        return 1;
+    if (!p->strided || p->CS > avail)
+        return 0;
+    p->cb = avail / p->CS;
+    p->floats = p->cb * p->CS;
     return 1;
 }
 
 /* the output columns [*lo, *hi) whose reads at column offset dx cross the row edge */
 static void dwf_crossing(const DwfPlan *p, int64_t dx, int64_t *lo, int64_t *hi)
 {
-    int64_t IW = p->geo.IW;
+    int64_t IW = p->geo.OW;   /* the rows' width: the input's (stride 1) or the phase planes' */
     *lo = *hi = 0;
     if (dx < 0)
         *hi = -dx < IW ? -dx : IW;   /* ox + dx < 0 */
@@ -260,7 +379,17 @@ static void dwf_crossing(const DwfPlan *p, int64_t dx, int64_t *lo, int64_t *hi)
         *lo = IW - dx > 0 ? IW - dx : 0, *hi = IW;   /* ox + dx >= IW */
 }
 
-static int64_t dwf_dx(const DwfPlan *p, int64_t k1) { return k1 * p->geo.d1 - p->geo.pl; }
+static int64_t dwf_dx(const DwfPlan *p, int64_t k1) { return conv_floordiv(k1 * p->geo.d1 - p->geo.pl, p->geo.s1); }
+
+/* tap (k0, k1)'s read offset from output pixel q in its channel's copy */
+static int64_t dwf_off(const DwfPlan *p, int64_t k0, int64_t k1)
+{
+    int a, b;
+    int64_t dy, dx;
+    dwf_phase(k0 * p->geo.d0 - p->geo.pt, p->geo.s0, &a, &dy);
+    dwf_phase(k1 * p->geo.d1 - p->geo.pl, p->geo.s1, &b, &dx);
+    return p->slot[a][b] * p->FS + p->lead + dy * p->geo.OW + dx;
+}
 
 /* The `width` (<= 8) output pixels from q0 (a C expression) of output channel m, in
  * one loop over the pixels (a lanes loop when the width is a whole vector): the
@@ -284,16 +413,16 @@ static void dwf_block(Writer *w, const ConvGeom *cg, const DwfPlan *p, int has_b
     for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
         int64_t lo, hi;
         dwf_crossing(p, dwf_dx(p, k1), &lo, &hi);
-        if (hi > lo && hi - lo < p->geo.IW)
+        if (hi > lo && hi - lo < p->geo.OW)
             w_line(w, "const int in%" PRId64 " = kd_dwm%" PRId64 "[%s + l];", k1, k1, q0);
     }
     w_line(w, "float c = %s;", has_bias ? "bm" : "0");
     for (int64_t k0 = 0; k0 < p->geo.K0; k0++)
         for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
             int64_t dx = dwf_dx(p, k1), lo, hi, k = k0 * p->geo.K1 + k1;
-            int64_t off = p->lead + (k0 * p->geo.d0 - p->geo.pt) * p->geo.IW + dx;
+            int64_t off = dwf_off(p, k0, k1);
             dwf_crossing(p, dx, &lo, &hi);
-            if (hi - lo >= p->geo.IW)
+            if (hi - lo >= p->geo.OW)
                 continue;   /* every read of this column of taps is outside the row */
             if (hi > lo) {
                 w_line(w, "const float v%" PRId64 " = ys[%" PRId64 " + %s + l];", k, off, q0);
@@ -314,6 +443,74 @@ static void dwf_block(Writer *w, const ConvGeom *cg, const DwfPlan *p, int has_b
     w_close(w);
 }
 
+/* The copy of input plane xc into its phase planes at y1 + gi * CS: per row phase a
+ * and copied row i, input row i * s0 + a de-interleaved into its column phases, one
+ * loop over the columns for all of them (gcc loads each stretch of the row once and
+ * permutes it), then the columns only some phases have. */
+static void dwf_copy_phases(Writer *w, const DwfPlan *p)
+{
+    const DwGeom *d = &p->geo;
+    for (int a = 0; a < d->s0; a++) {
+        int64_t jc = -1, hc = p->HC[a];
+        for (int b = 0; b < d->s1; b++)
+            if (p->slot[a][b] >= 0 && (jc < 0 || p->WC[b] < jc))
+                jc = p->WC[b];
+        if (jc < 0 || hc <= 0)
+            continue;
+        em_for(w, "i", hc);
+        w_line(w, "const float *restrict xr = xc + (i * %" PRId64 " + %d) * %" PRId64 ";", d->s0, a, d->IW);
+        w_line(w, "float *restrict pr = y1 + gi * %" PRId64 " + %" PRId64 " + i * %" PRId64 ";", p->CS, p->lead, d->OW);
+        if (jc > 0) {
+            em_for(w, "j", jc);
+            for (int b = 0; b < d->s1; b++)
+                if (p->slot[a][b] >= 0)
+                    w_line(w, "pr[%" PRId64 " + j] = xr[j * %" PRId64 " + %d];", p->slot[a][b] * p->FS, d->s1, b);
+            w_close(w);
+        }
+        for (int b = 0; b < d->s1; b++)
+            if (p->slot[a][b] >= 0 && p->WC[b] > jc) {
+                w_open(w, "for (int64_t j = %" PRId64 "; j < %" PRId64 "; ++j)", jc, p->WC[b]);
+                w_line(w, "pr[%" PRId64 " + j] = xr[j * %" PRId64 " + %d];", p->slot[a][b] * p->FS, d->s1, b);
+                w_close(w);
+            }
+        w_close(w);   /* i */
+    }
+}
+
+/* The zeros of the strided form's planes, which the copies never write: before the
+ * plane, the columns past a phase's input columns, the rows past its input rows. */
+static void dwf_zero_phases(Writer *w, const DwfPlan *p)
+{
+    const DwGeom *d = &p->geo;
+    em_for(w, "s", p->cb);
+    for (int a = 0; a < d->s0; a++)
+        for (int b = 0; b < d->s1; b++) {
+            if (p->slot[a][b] < 0)
+                continue;
+            int64_t base = p->slot[a][b] * p->FS, body = p->lead + p->HC[a] * d->OW;
+            w_open(w, "%s", "");
+            w_line(w, "float *restrict pz = y1 + s * %" PRId64 " + %" PRId64 ";", p->CS, base);
+            if (p->lead) {
+                em_for(w, "j", p->lead);
+                w_line(w, "pz[j] = 0;");
+                w_close(w);
+            }
+            if (p->WC[b] < d->OW && p->HC[a] > 0) {
+                em_for(w, "i", p->HC[a]);
+                w_open(w, "for (int64_t j = %" PRId64 "; j < %" PRId64 "; ++j)", p->WC[b], d->OW);
+                w_line(w, "pz[%" PRId64 " + i * %" PRId64 " + j] = 0;", p->lead, d->OW);
+                em_close(w, 2);
+            }
+            if (p->FS > body) {
+                em_for(w, "j", p->FS - body);
+                w_line(w, "pz[%" PRId64 " + j] = 0;", body);
+                w_close(w);
+            }
+            w_close(w);
+        }
+    w_close(w);   /* s */
+}
+
 /* cnt groups from g0 (in scope): their planes copied into the slots, then computed */
 static void dwf_chunk(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_bias, int64_t cnt, const Epilogue *ep)
 {
@@ -321,12 +518,17 @@ static void dwf_chunk(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_
     int64_t Mg = cg->M / cg->G, plane = p->geo.IH * p->geo.IW, KSZ = p->geo.K0 * p->geo.K1;
     em_for(w, "gi", cnt);
     w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g0 + gi) * %" PRId64 ";", cg->C, plane);
-    em_for(w, "j", plane);
-    w_line(w, "y1[gi * %" PRId64 " + %" PRId64 " + j] = xc[j];", p->FS, p->lead);
-    em_close(w, 2);
+    if (p->strided)
+        dwf_copy_phases(w, p);
+    else {
+        em_for(w, "j", plane);
+        w_line(w, "y1[gi * %" PRId64 " + %" PRId64 " + j] = xc[j];", p->FS, p->lead);
+        w_close(w);
+    }
+    w_close(w);
     em_for(w, "gi", cnt);
     w_line(w, "const int64_t g = g0 + gi;");
-    w_line(w, "const float *restrict ys = y1 + gi * %" PRId64 ";", p->FS);
+    w_line(w, "const float *restrict ys = y1 + gi * %" PRId64 ";", p->CS);
     em_for(w, "mo", Mg);
     w_line(w, "const int64_t m = g * %" PRId64 " + mo;", Mg);
     w_line(w, "const float *restrict wc = x1 + m * %" PRId64 ";", KSZ);
@@ -370,15 +572,18 @@ static void dwc_emit(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_b
     em_for(w, "b", cg->N);
     em_for(w, "c", C);
     w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + c) * %" PRId64 ";", C, IH * IW);
-    em_for(w, "iy", IH);
-    em_for(w, "ix", IW);
+    /* the input rows and columns the taps reach (with strides, maybe not the last) */
+    int64_t nh = IH < p->PH - p->geo.pt ? IH : p->PH - p->geo.pt, nw = IW < p->PW - p->geo.pl ? IW : p->PW - p->geo.pl;
+    em_for(w, "iy", nh);
+    em_for(w, "ix", nw);
     w_line(w, "xt[((iy + %" PRId64 ") * %" PRId64 " + ix + %" PRId64 ") * %" PRId64 " + c] = xc[iy * %" PRId64 " + ix];",
            p->geo.pt, p->PW, p->geo.pl, C, IW);
     em_close(w, 3);
     em_for(w, "oy", p->geo.OH);
     em_for(w, "ox", p->geo.OW);
     w_open(w, "for (int64_t c0 = 0; c0 < %" PRId64 "; c0 += 8)", C);
-    w_line(w, "const float *restrict xp = xt + (oy * %" PRId64 " + ox) * %" PRId64 " + c0;", p->PW, C);
+    w_line(w, "const float *restrict xp = xt + (oy * %" PRId64 " + ox * %" PRId64 ") * %" PRId64 " + c0;",
+           p->geo.s0 * p->PW, p->geo.s1, C);
     em_for_lanes(w, "l", 8);
     w_line(w, "float c = %s;", has_bias ? "x2[c0 + l]" : "0");
     for (int64_t k0 = 0; k0 < p->geo.K0; k0++)
@@ -396,7 +601,11 @@ static void emit_dwf(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_b
     int64_t plane = p->geo.IH * p->geo.IW;
     const Target *tg = e->g->target ? e->g->target : target_default();
     int vec = tg->vector_bytes >= 16;
-    w_line(w, "/* depthwise: flat over a zero-margined copy of each input plane, row-crossing taps masked */");
+    if (p->strided)
+        w_line(w, "/* depthwise: flat over %d zero-margined phase plane(s) of %" PRId64 "-wide rows per input channel, row-crossing taps masked */",
+               p->nph, p->geo.OW);
+    else
+        w_line(w, "/* depthwise: flat over a zero-margined copy of each input plane, row-crossing taps masked */");
     for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
         int64_t lo, hi;
         dwf_crossing(p, dwf_dx(p, k1), &lo, &hi);
@@ -407,12 +616,15 @@ static void emit_dwf(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_b
          * when the table was of bytes), else as bytes, a quarter of the flash */
         w_printf(w, "static const %s kd_dwm%" PRId64 "[%" PRId64 "] = {", vec ? "int32_t" : "unsigned char", k1, p->PV);
         for (int64_t q = 0; q < p->PV; q++) {
-            int64_t ox = q % p->geo.IW;
+            int64_t ox = q % p->geo.OW;
             w_printf(w, "%s%s%d", q ? "," : "", q && q % 40 == 0 ? "\n    " : "", ox < lo || ox >= hi);
         }
         w_puts(w, "};\n");
     }
     /* the margins, which the copies below never write */
+    if (p->strided)
+        dwf_zero_phases(w, p);
+    else {
     em_for(w, "s", p->cb);
     if (p->lead) {
         em_for(w, "j", p->lead);
@@ -425,6 +637,7 @@ static void emit_dwf(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_b
         w_close(w);
     }
     w_close(w);
+    }
     em_for(w, "b", cg->N);
     int64_t gf = cg->G / p->cb * p->cb;
     for (int part = 0; part < 2; part++) {
@@ -449,13 +662,17 @@ int emit_conv_depthwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epi
     if (dwf_plan(e->g, n, cg, &fp)) {
         const Value *ft = n->noutputs == 2 ? node_out(e->g, n, 1) : NULL;
         int64_t got = ft && ft->dtype == DT_FLOAT ? value_numel(ft) : 0;
-        if (fp.clf && got >= fp.clf)
+        if (fp.clf && got >= fp.clf) {
             dwc_emit(e, cg, &fp, node_in(e->g, n, 2) != NULL, ep);
-        else if (got >= fp.floats)
+            return 1;
+        }
+        if (dwf_fit(&fp, got)) {
             emit_dwf(e, cg, &fp, node_in(e->g, n, 2) != NULL, ep);
-        else
+            return 1;
+        }
+        if (!fp.strided)
             return 0;
-        return 1;
+        /* strided, without the scratch of one channel's phase planes: the phase-plane form */
     }
     DwPlan p;
     if (n->noutputs != 2 || !node_out(e->g, n, 1) || !dw_plan(e->g, n, cg, &p))
@@ -948,8 +1165,15 @@ int64_t conv_dw_scratch(const Graph *g, const Node *n, const ConvGeom *cg, int64
     DwPlan p;
     PwPlan q;
     DwfPlan f;
-    if (dwf_plan(g, n, cg, &f))   /* channels last when its scratch fits the budget */
-        return (f.clf && f.clf * (int64_t)sizeof(float) <= budget ? f.clf : f.floats) * (int64_t)sizeof(float);
+    if (dwf_plan(g, n, cg, &f)) {   /* channels last when its scratch fits the budget */
+        if (f.clf && f.clf * (int64_t)sizeof(float) <= budget)
+            return f.clf * (int64_t)sizeof(float);
+        /* strided: fewer channels at a time, else the phase-plane form (the emitter
+         * makes the same choice from the scratch it got) */
+        if (!f.strided || dwf_fit(&f, budget / (int64_t)sizeof(float)) || !dw_plan(g, n, cg, &p))
+            return f.floats * (int64_t)sizeof(float);
+        return p.floats * (int64_t)sizeof(float);
+    }
     if (dw_plan(g, n, cg, &p))
         return p.floats * (int64_t)sizeof(float);
     if (pw_plan(g, n, cg, 0, &q))

@@ -242,6 +242,19 @@ for spec in [
     ("dw_cl_4x4_dil2_add", dict(n=3, c=16, mult=1, h=4, w_=4, k=(3, 3), pads=(2, 2, 2, 2), dil=(2, 2)), "add"),
     ("dw_cl_3x4_asym", dict(n=2, c=32, mult=1, h=3, w_=4, k=(3, 3), pads=(0, 1, 2, 1)), None),
     ("dw_cl_3x4_asym_flat", dict(n=1, c=32, mult=1, h=3, w_=4, k=(3, 3), pads=(0, 1, 2, 1)), None),
+    # strided, flat over phase planes (conv_dw.c's dwf_phases): odd sizes, asymmetric
+    # padding, dilation, a multiplier, one stride of 1, stride 3, chunks of fewer
+    # channels (planes past DWF_L1_FLOATS), and channels last on tiny strided maps
+    ("dws_odd_relu", dict(n=1, c=5, mult=1, h=47, w_=45, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu"),
+    ("dws_asym_clip", dict(n=2, c=7, mult=1, h=15, w_=17, k=(3, 3), stride=(2, 2), pads=(0, 1, 1, 0)), "clip"),
+    ("dws_pad_tb", dict(n=1, c=3, mult=1, h=14, w_=9, k=(3, 3), stride=(2, 2), pads=(2, 0, 0, 2)), None),
+    ("dws_dil2", dict(n=1, c=3, mult=1, h=12, w_=13, k=(3, 3), stride=(2, 2), pads=(2, 2, 2, 2), dil=(2, 2)), "relu"),
+    ("dws_mult2_add", dict(n=1, c=4, mult=2, h=11, w_=12, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "add"),
+    ("dws_s1x2", dict(n=1, c=3, mult=1, h=9, w_=16, k=(3, 3), stride=(1, 2), pads=(1, 1, 1, 1)), None),
+    ("dws_s2x1", dict(n=1, c=3, mult=1, h=16, w_=9, k=(3, 3), stride=(2, 1), pads=(1, 1, 1, 1)), None),
+    ("dws_s3_5x5", dict(n=1, c=4, mult=1, h=20, w_=19, k=(5, 5), stride=(3, 3), pads=(2, 2, 2, 2)), "relu"),
+    ("dws_cl_7x6", dict(n=2, c=16, mult=1, h=7, w_=6, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "clip"),
+    ("dws_cl_6x6_asym", dict(n=3, c=24, mult=1, h=6, w_=6, k=(3, 3), stride=(2, 2), pads=(0, 0, 1, 1)), "add"),
 ]:
     name, kw, epi = spec
     m, x, ref = dw(name, **kw)
@@ -255,6 +268,25 @@ m.init("w", wt)
 m.node("c = Conv<group = 4, strides = [2], pads = [2, 1]>(x, w)")
 ref = F.conv1d(F.pad(t64(x), (2, 1)), t64(wt), stride=2, groups=4)
 case(m, finish(m, ref, "relu"), "depthwise")
+m = Model("dws1d_flat")
+x, wt = arr((1, 6, 63)), arr((6, 1, 3), 0.3)
+m.input("x", x)
+m.init("w", wt)
+m.node("c = Conv<group = 6, strides = [2], pads = [1, 1]>(x, w)")
+ref = F.conv1d(F.pad(t64(x), (1, 1)), t64(wt), stride=2, groups=6)
+case(m, finish(m, ref, "clip"), "depthwise")
+
+# which form the strided cases took: the flat one over phase planes, or channels last
+for name in ["dw3x3_s2_clip", "dw3x3_s2_asym", "dw5x3_s3", "dw_mult3_s2", "dws_odd_relu", "dws_asym_clip",
+             "dws_pad_tb", "dws_dil2", "dws_mult2_add", "dws_s1x2", "dws_s2x1", "dws_s3_5x5", "dws1d_flat",
+             "dws_cl_7x6", "dws_cl_6x6_asym"]:
+    want = "channels last" if "_cl_" in name else "flat over"
+    try:
+        with open(os.path.join(WORK, name, "m.c")) as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    check(name + "_form", ("/* depthwise: " + want) in text, "no '/* depthwise: %s' line" % want)
 
 
 # ---- pointwise
