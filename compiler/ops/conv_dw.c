@@ -198,6 +198,12 @@ static void dw_taps(Writer *w, const DwPlan *p, int64_t k0)
  * memory: on DS-CNN the copies were memcpy calls taking 7% of the model's time,
  * and its four depthwise layers ran at about 25 GFLOP/s. Taken wherever it applies.
  *
+ * In place: a read q + (k0 d0 - pt) IW + dx that lands inside the input plane is in
+ * a valid row whenever its column is (masked otherwise), so the vectors whose reads
+ * all land inside it (all but the first and last few rows) read the input plane in
+ * place, and only the floats the others read are copied into the zero-margined
+ * buffer (on 48 x 48, 210 of 2304 per channel; on 6 x 6 the whole plane still).
+ *
  * Strided (dwf_phases): the same, over phase planes whose rows are OW wide. Tap
  * (k0, k1) reads input row oy s0 + k0 d0 - pt = (oy + dy) s0 + a and column
  * ox s1 + k1 d1 - pl = (ox + dx) s1 + b (a, b the phases, dy, dx floor quotients),
@@ -258,6 +264,8 @@ typedef struct DwfPlan {
     int slot[DWF_MAX_S][DWF_MAX_S];  /* (row phase, column phase) -> plane, -1 if unread */
     int64_t HC[DWF_MAX_S];  /* per row phase: input rows copied */
     int64_t WC[DWF_MAX_S];  /* per column phase: input columns copied */
+    /* stride 1: the vectors q0 in [qa, qb) read the input plane in place (0, 0: none) */
+    int64_t qa, qb, top, bot;   /* and the copy: plane floats [0, top) and [bot, P) */
 } DwfPlan;
 
 /* a tap's input offset t = k d - pad as phase t mod s and plane offset floor(t / s) */
@@ -337,6 +345,19 @@ static int dwf_plan(const Graph *g, const Node *n, const ConvGeom *cg, DwfPlan *
         int64_t maxoff = ((p->geo.K0 - 1) * p->geo.d0 - p->geo.pt) * p->geo.IW + (p->geo.K1 - 1) * p->geo.d1 - p->geo.pl;
         int64_t end = p->PV + maxoff, plane = p->geo.IH * p->geo.IW;
         p->FS = p->lead + (end > plane ? end : plane);
+        /* the vectors whose reads all fall in the plane (in place, see the comment
+         * above DWF_MAX_K1), when they leave a copy of under half the plane */
+        int64_t qa = (p->lead + 7) / 8 * 8, last = plane - 8 - maxoff;
+        int64_t qb = last >= 0 ? last / 8 * 8 + 8 : 0;
+        if (qb > plane / 8 * 8)
+            qb = plane / 8 * 8;
+        if (qb - qa >= 16 && qb - p->lead >= qa + maxoff && (qa + maxoff) + (plane - qb + p->lead) < plane / 2 &&
+            (qa + maxoff > 0 || qb - p->lead < plane)) {   /* (nothing to copy, 1 x 1: the whole copy kept) */
+            p->qa = qa;
+            p->qb = qb;
+            p->top = qa + maxoff;
+            p->bot = qb - p->lead;
+        }
     }
     p->CS = p->nph * p->FS;
     p->cb = cg->G < DWF_CB ? cg->G : DWF_CB;
@@ -403,7 +424,7 @@ static int64_t dwf_off(const DwfPlan *p, int64_t k0, int64_t k1)
  * computed into cv, whose first `store` pixels are then stored: the copy and the
  * masks reach that far, and one vector costs less than a scalar loop. */
 static void dwf_block(Writer *w, const ConvGeom *cg, const DwfPlan *p, int has_bias, const char *q0, int64_t width,
-                      int64_t store, const Epilogue *ep)
+                      int64_t store, const Epilogue *ep, const char *src, int64_t shift)
 {
     if (store < width) {
         w_open(w, "%s", "");
@@ -420,15 +441,15 @@ static void dwf_block(Writer *w, const ConvGeom *cg, const DwfPlan *p, int has_b
     for (int64_t k0 = 0; k0 < p->geo.K0; k0++)
         for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {
             int64_t dx = dwf_dx(p, k1), lo, hi, k = k0 * p->geo.K1 + k1;
-            int64_t off = dwf_off(p, k0, k1);
+            int64_t off = dwf_off(p, k0, k1) - shift;
             dwf_crossing(p, dx, &lo, &hi);
             if (hi - lo >= p->geo.OW)
                 continue;   /* every read of this column of taps is outside the row */
             if (hi > lo) {
-                w_line(w, "const float v%" PRId64 " = ys[%" PRId64 " + %s + l];", k, off, q0);
+                w_line(w, "const float v%" PRId64 " = %s[%" PRId64 " + %s + l];", k, src, off, q0);
                 w_line(w, "c += w%" PRId64 " * (in%" PRId64 " ? v%" PRId64 " : 0.0f);", k, k1, k);
             } else {
-                w_line(w, "c += w%" PRId64 " * ys[%" PRId64 " + %s + l];", k, off, q0);
+                w_line(w, "c += w%" PRId64 " * %s[%" PRId64 " + %s + l];", k, src, off, q0);
             }
         }
     if (store < width) {
@@ -520,7 +541,19 @@ static void dwf_chunk(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_
     w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + g0 + gi) * %" PRId64 ";", cg->C, plane);
     if (p->strided)
         dwf_copy_phases(w, p);
-    else {
+    else if (p->qb > p->qa) {
+        /* only the floats the first and last vectors read */
+        if (p->top > 0) {
+            em_for(w, "j", p->top);
+            w_line(w, "y1[gi * %" PRId64 " + %" PRId64 " + j] = xc[j];", p->FS, p->lead);
+            w_close(w);
+        }
+        if (p->bot < plane) {
+            w_open(w, "for (int64_t j = %" PRId64 "; j < %" PRId64 "; ++j)", p->bot, plane);
+            w_line(w, "y1[gi * %" PRId64 " + %" PRId64 " + j] = xc[j];", p->FS, p->lead);
+            w_close(w);
+        }
+    } else {
         em_for(w, "j", plane);
         w_line(w, "y1[gi * %" PRId64 " + %" PRId64 " + j] = xc[j];", p->FS, p->lead);
         w_close(w);
@@ -528,7 +561,10 @@ static void dwf_chunk(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_
     w_close(w);
     em_for(w, "gi", cnt);
     w_line(w, "const int64_t g = g0 + gi;");
+    int64_t nfull = p->P / 8 * 8, rem = p->P % 8;
     w_line(w, "const float *restrict ys = y1 + gi * %" PRId64 ";", p->CS);
+    if (p->qb > p->qa)
+        w_line(w, "const float *restrict xs = x0 + (b * %" PRId64 " + g) * %" PRId64 ";", cg->C, plane);
     em_for(w, "mo", Mg);
     w_line(w, "const int64_t m = g * %" PRId64 " + mo;", Mg);
     w_line(w, "const float *restrict wc = x1 + m * %" PRId64 ";", KSZ);
@@ -537,17 +573,24 @@ static void dwf_chunk(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_
         w_line(w, "const float w%" PRId64 " = wc[%" PRId64 "];", k, k);
     if (has_bias)
         w_line(w, "const float bm = x2[m];");
-    int64_t nfull = p->P / 8 * 8, rem = p->P % 8;
-    if (nfull) {
-        em_omp_for(e, nfull * KSZ, 1);
-        w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += 8)", nfull);
-        dwf_block(w, cg, p, has_bias, "q0", 8, 8, ep);
+    /* the vectors from the copy, and those in [qa, qb) from the plane in place */
+    int64_t cut[4] = {0, p->qa, p->qb, nfull};
+    for (int part = 0; part < 3; part++) {
+        int64_t lo = p->qb > p->qa ? cut[part] : part ? nfull : 0, hi = p->qb > p->qa ? cut[part + 1] : nfull;
+        if (hi <= lo)
+            continue;
+        em_omp_for(e, (hi - lo) * KSZ, 1);
+        w_open(w, "for (int64_t q0 = %" PRId64 "; q0 < %" PRId64 "; q0 += 8)", lo, hi);
+        if (part == 1)
+            dwf_block(w, cg, p, has_bias, "q0", 8, 8, ep, "xs", p->lead);
+        else
+            dwf_block(w, cg, p, has_bias, "q0", 8, 8, ep, "ys", 0);
         w_close(w);
     }
     if (rem) {
         char q0[32];
         snprintf(q0, sizeof q0, "%" PRId64, nfull);
-        dwf_block(w, cg, p, has_bias, q0, p->PV - nfull, rem, ep);
+        dwf_block(w, cg, p, has_bias, q0, p->PV - nfull, rem, ep, "ys", 0);
     }
     em_close(w, 2);   /* mo, gi */
 }
@@ -604,6 +647,8 @@ static void emit_dwf(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_b
     if (p->strided)
         w_line(w, "/* depthwise: flat over %d zero-margined phase plane(s) of %" PRId64 "-wide rows per input channel, row-crossing taps masked */",
                p->nph, p->geo.OW);
+    else if (p->qb > p->qa)
+        w_line(w, "/* depthwise: flat over each input plane in place, its first and last rows over a zero-margined copy, row-crossing taps masked */");
     else
         w_line(w, "/* depthwise: flat over a zero-margined copy of each input plane, row-crossing taps masked */");
     for (int64_t k1 = 0; k1 < p->geo.K1; k1++) {

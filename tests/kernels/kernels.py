@@ -255,6 +255,10 @@ for spec in [
     ("dws_s3_5x5", dict(n=1, c=4, mult=1, h=20, w_=19, k=(5, 5), stride=(3, 3), pads=(2, 2, 2, 2)), "relu"),
     ("dws_cl_7x6", dict(n=2, c=16, mult=1, h=7, w_=6, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "clip"),
     ("dws_cl_6x6_asym", dict(n=3, c=24, mult=1, h=6, w_=6, k=(3, 3), stride=(2, 2), pads=(0, 0, 1, 1)), "add"),
+    # stride 1, the plane read in place but for its first and last rows
+    ("dwf_inplace_relu", dict(n=2, c=5, mult=1, h=30, w_=29, k=(3, 3), pads=(1, 1, 1, 1)), "relu"),
+    ("dwf_inplace_asym", dict(n=1, c=3, mult=1, h=33, w_=20, k=(3, 5), pads=(0, 2, 2, 2)), None),
+    ("dwf_inplace_dil2_mult2", dict(n=1, c=3, mult=2, h=26, w_=27, k=(3, 3), pads=(2, 2, 2, 2), dil=(2, 2)), "add"),
 ]:
     name, kw, epi = spec
     m, x, ref = dw(name, **kw)
@@ -276,11 +280,20 @@ m.node("c = Conv<group = 6, strides = [2], pads = [1, 1]>(x, w)")
 ref = F.conv1d(F.pad(t64(x), (1, 1)), t64(wt), stride=2, groups=6)
 case(m, finish(m, ref, "clip"), "depthwise")
 
+m = Model("dwf1d_inplace")
+x, wt = arr((1, 3, 301)), arr((3, 1, 5), 0.3)
+m.input("x", x)
+m.init("w", wt)
+m.node("c = Conv<group = 3, pads = [2, 2]>(x, w)")
+ref = F.conv1d(F.pad(t64(x), (2, 2)), t64(wt), groups=3)
+case(m, finish(m, ref, "relu"), "depthwise")
+
 # which form the strided cases took: the flat one over phase planes, or channels last
 for name in ["dw3x3_s2_clip", "dw3x3_s2_asym", "dw5x3_s3", "dw_mult3_s2", "dws_odd_relu", "dws_asym_clip",
              "dws_pad_tb", "dws_dil2", "dws_mult2_add", "dws_s1x2", "dws_s2x1", "dws_s3_5x5", "dws1d_flat",
-             "dws_cl_7x6", "dws_cl_6x6_asym"]:
-    want = "channels last" if "_cl_" in name else "flat over"
+             "dws_cl_7x6", "dws_cl_6x6_asym", "dwf_inplace_relu", "dwf_inplace_asym", "dwf_inplace_dil2_mult2",
+             "dwf1d_inplace"]:
+    want = "channels last" if "_cl_" in name else "flat over each input plane in place" if "inplace" in name else "flat over"
     try:
         with open(os.path.join(WORK, name, "m.c")) as f:
             text = f.read()
