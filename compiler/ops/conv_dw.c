@@ -203,6 +203,9 @@ static void dw_taps(Writer *w, const DwPlan *p, int64_t k0)
  * all land inside it (all but the first and last few rows) read the input plane in
  * place, and only the floats the others read are copied into the zero-margined
  * buffer (on 48 x 48, 210 of 2304 per channel; on 6 x 6 the whole plane still).
+ * MobileNetV1 x0.25's 8 x 48 x 48 layer alone, best of ~30000 calls: 9.8 us with
+ * the whole copy, 8.5 in place; in the model (perf, no inlining) the copies'
+ * memmove went from 2.1% of the time to 0.7%, the layers' own share up by 0.7%.
  *
  * Strided (dwf_phases): the same, over phase planes whose rows are OW wide. Tap
  * (k0, k1) reads input row oy s0 + k0 d0 - pt = (oy + dy) s0 + a and column
@@ -220,10 +223,11 @@ static void dw_taps(Writer *w, const DwPlan *p, int64_t k0)
  * adding w * 0), so the outputs are bitwise those of that form.
  * MobileNetV1 x0.25's stride-2 layers (3x3, pads 1, Clip), us per call alone, gcc 12
  * -O3 -march=native on the AMD EPYC, best of ~30000 calls, phase-plane form -> flat:
- * 16 x 48 x 48 10.6 -> 9.7, 32 x 24 x 24 8.2 -> 5.3, 64 x 12 x 12 5.5 -> 2.7 (and
- * 128 x 6 x 6 -> 3 x 3 2.4 -> 2.3, channels last). On the 48 x 48 map the copy is
- * over half the time (the de-interleave alone, without the taps, 6.3 us; a plain
- * copy of the same floats 3.5). */
+ * 16 x 48 x 48 10.6 -> 9.5, 32 x 24 x 24 7.8 -> 5.1, 64 x 12 x 12 5.5 -> 2.6 (and
+ * 128 x 6 x 6 -> 3 x 3 2.4 -> 2.3, channels last); the whole model (with the in-place
+ * reads above), best call, 301 -> 288 us. On the 48 x 48 map the copy is over half
+ * the time (the de-interleave alone, without the taps, 6.3 us; a plain copy of the
+ * same floats 3.5: gcc de-interleaves with two vpermd and a blend per vector). */
 #define DWF_MAX_K1 8    /* kernel columns */
 /* Input planes copied before any is read: the taps' unaligned loads of a plane just
  * written by the copy's vector stores wait for those stores to leave the store
