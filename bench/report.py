@@ -138,16 +138,24 @@ def tune_layers(d):
                     macs, kind = ny * w_[2] * 25, "Winograd F(2x2,5x5)"
                 else:
                     macs, kind = ny * w_[2] * 9, "Winograd F(%dx%d,3x3)" % ((2, 2) if w_[0] == 16 else (4, 4))
+                ks = [5, 5] if re.search(r"\bkernel=5\b", key) else [3, 3]
+            elif re.search(r"\bweight_hwc=1\b", key):
+                # weight_hwc (passes/layout.c): W stored [M][K0][K1][C] for compiler/ops/conv.c's
+                # channel-dot kernel, whose block is --tune's when it has at most 12
+                # accumulators, else 3 x 4 (cd_plan)
+                macs, ks, kind = ny * math.prod(w_[1:]), w_[1:3], "channel dots"
+                bm, bn = (int(v) for v in blk.split("x"))
+                blk = blk if bm * bn <= 12 else "3x4"
             else:
                 # weight_cm (passes/layout.c): a pointwise W stored [C][Mp]; each output sums C inputs
                 macs = ny * (x[1] if re.search(r"weight_cm=\d+", key) else math.prod(w_[1:]))
+                ks = w_[2:]
                 st = re.search(r"strides=([0-9,]+)", key)
                 kind = "1x1" if w_[2:] == [1, 1] else ("strided" if st and set(st.group(1).split(",")) != {"1"} else "direct")
                 g = re.search(r"group=(\d+)", key)
                 if g and int(g.group(1)) > 1:
                     kind = "grouped"
-            shape = "%d->%d %s on %s" % (x[1], y[1], "x".join(str(k) for k in (w_[2:] if not op.endswith("WinogradConv") else [3, 3])),
-                                         "x".join(str(v) for v in y[2:]))
+            shape = "%d->%d %s on %s" % (x[1], y[1], "x".join(str(k) for k in ks), "x".join(str(v) for v in y[2:]))
             out.append(dict(model=model, shape=shape, kind=kind + " " + blk, macs=macs, ns=int(ns)))
     return out
 
