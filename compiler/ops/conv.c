@@ -678,6 +678,49 @@ static void conv_batch_images(Writer *w, int64_t nt, int64_t N)
     w_open(w, "for (int64_t b = th * %" PRId64 " / %" PRId64 "; b < (th + 1) * %" PRId64 " / %" PRId64 "; ++b)", N, nt, N, nt);
 }
 
+/* Blocks of output channels x pixels over one image, as the channel-vector and
+ * channel-dot kernels take them: m0 over M channels in steps of mb (then the
+ * remainder), and within each, p0 over P pixels in steps of np (then the partial
+ * last block); emit writes a block's code for `channels` channels and `valid`
+ * pixels, with m0 and p0 in scope. */
+typedef void (*ConvBlockFn)(Writer *w, const void *ctx, int64_t channels, int64_t valid);
+
+static void conv_block_loops(Writer *w, int64_t M, int64_t mb, int64_t P, int64_t np, ConvBlockFn emit, const void *ctx)
+{
+    int64_t nfull = M / mb, rem = M % mb, pf = P / np * np;
+    for (int part = 0; part < 2; part++) {
+        int64_t ch = part ? rem : mb;
+        if (!ch || (!part && !nfull))
+            continue;
+        if (part) {
+            w_open(w, "%s", "");
+            w_line(w, "const int64_t m0 = %" PRId64 ";", nfull * mb);
+        } else {
+            w_open(w, "for (int64_t m0 = 0; m0 < %" PRId64 "; m0 += %" PRId64 ")", nfull * mb, mb);
+        }
+        if (pf) {
+            w_open(w, "for (int64_t p0 = 0; p0 < %" PRId64 "; p0 += %" PRId64 ")", pf, np);
+            emit(w, ctx, ch, np);
+            w_close(w);
+        }
+        if (pf < P) {
+            w_open(w, "%s", "");
+            w_line(w, "const int64_t p0 = %" PRId64 ";", pf);
+            emit(w, ctx, ch, P - pf);
+            w_close(w);
+        }
+        w_close(w);
+    }
+}
+
+/* what a block of the channel-vector or channel-dot kernel reads besides its size */
+typedef struct ConvBlockCtx {
+    const ConvGeom *cg;
+    const void *plan;
+    int has_bias;
+    const Epilogue *ep;
+} ConvBlockCtx;
+
 /* The channel-vector kernel, for small maps whose rows would leave the padded-plane
  * kernel's blocks mostly padding (LeNet-5's 6->16 5x5 layer on 10 x 10 outputs:
  * blocks of 8 columns cover 16 of every 10): the vectors run over the output
@@ -798,21 +841,10 @@ static void cv_block(Writer *w, const ConvGeom *cg, const CvPlan *p, int has_bia
     w_close(w);
 }
 
-/* Channels m0 .. m0 + nc - 1 (m0 in scope) over every pixel of image b. */
-static void cv_rows(Writer *w, const ConvGeom *cg, const CvPlan *p, int has_bias, int64_t nc, const Epilogue *ep)
+static void cv_block_fn(Writer *w, const void *ctx, int64_t channels, int64_t valid)
 {
-    int64_t P = cg->out[0] * cg->out[1], pf = P / p->np * p->np;
-    if (pf) {
-        w_open(w, "for (int64_t p0 = 0; p0 < %" PRId64 "; p0 += %" PRId64 ")", pf, p->np);
-        cv_block(w, cg, p, has_bias, nc, p->np, ep);
-        w_close(w);
-    }
-    if (pf < P) {
-        w_open(w, "%s", "");
-        w_line(w, "const int64_t p0 = %" PRId64 ";", pf);
-        cv_block(w, cg, p, has_bias, nc, P - pf, ep);
-        w_close(w);
-    }
+    const ConvBlockCtx *c = ctx;
+    cv_block(w, c->cg, c->plan, c->has_bias, channels, valid, c->ep);
 }
 
 /* The channel-dot kernel, for tiny maps (CD_MAX_P pixels) that many input channels
@@ -937,21 +969,10 @@ static void cd_block(Writer *w, const ConvGeom *cg, const CdPlan *p, int has_bia
     w_close(w);
 }
 
-/* Channels m0 .. m0 + mb - 1 (m0 in scope) over every pixel of image b. */
-static void cd_pixels(Writer *w, const ConvGeom *cg, const CdPlan *p, int has_bias, int64_t mb, const Epilogue *ep)
+static void cd_block_fn(Writer *w, const void *ctx, int64_t channels, int64_t valid)
 {
-    int64_t P = cg->out[0] * cg->out[1], pf = P / p->pb * p->pb;
-    if (pf) {
-        w_open(w, "for (int64_t p0 = 0; p0 < %" PRId64 "; p0 += %" PRId64 ")", pf, p->pb);
-        cd_block(w, cg, p, has_bias, mb, p->pb, ep);
-        w_close(w);
-    }
-    if (pf < P) {
-        w_open(w, "%s", "");
-        w_line(w, "const int64_t p0 = %" PRId64 ";", pf);
-        cd_block(w, cg, p, has_bias, mb, P - pf, ep);
-        w_close(w);
-    }
+    const ConvBlockCtx *c = ctx;
+    cd_block(w, c->cg, c->plan, c->has_bias, channels, valid, c->ep);
 }
 
 
@@ -1497,7 +1518,6 @@ static int emit_conv_chanvec(Emitter *e, const Node *n, const ConvGeom *cg, cons
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
     int64_t IH = cg->in[0], IW = cg->in[1], pt = cg->pb[0], pl = cg->pb[1];
-    int64_t nfull = p.MP / p.nc, rem = p.MP % p.nc;
     w_line(w, "/* channel vectors: blocks of %" PRId64 " pixels x %" PRId64 " channels, vectors over the output channels, "
            "weights packed as [%" PRId64 "][%" PRId64 "]%s */", p.np, p.nc, p.K, p.MP, p.plane ? ", padded planes" : "");
     w_line(w, "float *restrict wp = y1;");
@@ -1528,17 +1548,8 @@ static int emit_conv_chanvec(Emitter *e, const Node *n, const ConvGeom *cg, cons
     } else {
         w_line(w, "const float *restrict xb = x0 + b * %" PRId64 ";", cg->C * IH * IW);
     }
-    if (nfull) {
-        w_open(w, "for (int64_t m0 = 0; m0 < %" PRId64 "; m0 += %" PRId64 ")", nfull * p.nc, p.nc);
-        cv_rows(w, cg, &p, has_bias, p.nc, ep);
-        w_close(w);
-    }
-    if (rem) {
-        w_open(w, "%s", "");
-        w_line(w, "const int64_t m0 = %" PRId64 ";", nfull * p.nc);
-        cv_rows(w, cg, &p, has_bias, rem, ep);
-        w_close(w);
-    }
+    ConvBlockCtx ctx = {cg, &p, has_bias, ep};
+    conv_block_loops(w, p.MP, p.nc, cg->out[0] * cg->out[1], p.np, cv_block_fn, &ctx);
     w_close(w);   /* b */
     return 1;
 }
@@ -1551,7 +1562,6 @@ static int emit_conv_chandot(Emitter *e, const Node *n, const ConvGeom *cg, cons
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
     int64_t C = cg->C, IH = cg->in[0], IW = cg->in[1], pt = cg->pb[0], pl = cg->pb[1];
-    int64_t nfull = cg->M / p.mb, rem = cg->M % p.mb;
     w_line(w, "/* channel dots: blocks of %" PRId64 " channels x %" PRId64 " pixels, vectors over the input channels, "
            "the input channels-last in a padded %" PRId64 " x %" PRId64 " map, weights [M][K0][K1][C] */", p.mb, p.pb, p.PH, p.PW);
     w_line(w, "float *restrict xs = y1;");
@@ -1570,17 +1580,8 @@ static int emit_conv_chandot(Emitter *e, const Node *n, const ConvGeom *cg, cons
     em_for(w, "c", C);
     w_line(w, "xp[c] = 0;");
     em_close(w, 4); /* c, else, q, r */
-    if (nfull) {
-        w_open(w, "for (int64_t m0 = 0; m0 < %" PRId64 "; m0 += %" PRId64 ")", nfull * p.mb, p.mb);
-        cd_pixels(w, cg, &p, has_bias, p.mb, ep);
-        w_close(w);
-    }
-    if (rem) {
-        w_open(w, "%s", "");
-        w_line(w, "const int64_t m0 = %" PRId64 ";", nfull * p.mb);
-        cd_pixels(w, cg, &p, has_bias, rem, ep);
-        w_close(w);
-    }
+    ConvBlockCtx ctx = {cg, &p, has_bias, ep};
+    conv_block_loops(w, cg->M, p.mb, cg->out[0] * cg->out[1], p.pb, cd_block_fn, &ctx);
     w_close(w); /* b */
     return 1;
 }

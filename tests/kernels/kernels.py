@@ -264,29 +264,17 @@ for spec in [
     m, x, ref = dw(name, **kw)
     case(m, finish(m, ref, epi), "depthwise")
 
-# 1-D depthwise
-m = Model("dw1d_s2")
-x, wt = arr((1, 4, 79)), arr((4, 1, 5), 0.3)
-m.input("x", x)
-m.init("w", wt)
-m.node("c = Conv<group = 4, strides = [2], pads = [2, 1]>(x, w)")
-ref = F.conv1d(F.pad(t64(x), (2, 1)), t64(wt), stride=2, groups=4)
-case(m, finish(m, ref, "relu"), "depthwise")
-m = Model("dws1d_flat")
-x, wt = arr((1, 6, 63)), arr((6, 1, 3), 0.3)
-m.input("x", x)
-m.init("w", wt)
-m.node("c = Conv<group = 6, strides = [2], pads = [1, 1]>(x, w)")
-ref = F.conv1d(F.pad(t64(x), (1, 1)), t64(wt), stride=2, groups=6)
-case(m, finish(m, ref, "clip"), "depthwise")
-
-m = Model("dwf1d_inplace")
-x, wt = arr((1, 3, 301)), arr((3, 1, 5), 0.3)
-m.input("x", x)
-m.init("w", wt)
-m.node("c = Conv<group = 3, pads = [2, 2]>(x, w)")
-ref = F.conv1d(F.pad(t64(x), (2, 2)), t64(wt), groups=3)
-case(m, finish(m, ref, "relu"), "depthwise")
+# 1-D depthwise: stride 2 (phase-plane form, and flat), and stride 1 read in place
+for name, c, length, k, stride, pads, epi in [("dw1d_s2", 4, 79, 5, 2, (2, 1), "relu"),
+                                               ("dws1d_flat", 6, 63, 3, 2, (1, 1), "clip"),
+                                               ("dwf1d_inplace", 3, 301, 5, 1, (2, 2), "relu")]:
+    m = Model(name)
+    x, wt = arr((1, c, length)), arr((c, 1, k), 0.3)
+    m.input("x", x)
+    m.init("w", wt)
+    m.node("c = Conv<group = %d, strides = [%d], pads = [%d, %d]>(x, w)" % (c, stride, pads[0], pads[1]))
+    ref = F.conv1d(F.pad(t64(x), pads), t64(wt), stride=stride, groups=c)
+    case(m, finish(m, ref, epi), "depthwise")
 
 # which form the strided cases took: the flat one over phase planes, or channels last
 for name in ["dw3x3_s2_clip", "dw3x3_s2_asym", "dw5x3_s3", "dw_mult3_s2", "dws_odd_relu", "dws_asym_clip",
