@@ -17,6 +17,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "compiler/cli/cli.h"
 #include "compiler/emit/emit.h"
+#include "compiler/ir/target.h"
 #include "compiler/ir/tmpdir.h"
 #include "compiler/ops/ops.h"
 #include "passes/passes.h"
@@ -35,8 +36,13 @@ typedef struct {
  * products have only C (often 16) terms each, and there small blocks won (the
  * distillation teacher's 16->16 layer: 2x16 4.43 ms, 8x16 4.73, 3x32 5.31, 4x48
  * 7.38 for 64 images, best of 3 alternating). */
-static const Block cands[] = {{8, 16}, {4, 24}, {4, 32}, {6, 16}, {8, 8}, {4, 16}, {8, 24}, {2, 32}, {2, 16}, {3, 32}};
-#define NCANDS ((int)(sizeof cands / sizeof cands[0]))
+static const Block cands_base[] = {{8, 16}, {4, 24}, {4, 32}, {6, 16}, {8, 8}, {4, 16}, {8, 24}, {2, 32}, {2, 16}, {3, 32}};
+#define NCANDS ((int)(sizeof cands_base / sizeof cands_base[0]))
+/* and on targets with vectors of 16 floats (x86-64-v4: 32 zmm registers), blocks of
+ * up to 24 accumulators, which the list above (at most 16) leaves out */
+static const Block cands_wide[] = {{8, 32}, {12, 32}, {6, 48}, {4, 64}, {6, 64}};
+#define NWIDE ((int)(sizeof cands_wide / sizeof cands_wide[0]))
+#define MAXCANDS (NCANDS + NWIDE)
 
 typedef struct {
     char *key;
@@ -335,7 +341,19 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
     char dir[KD_TMPDIR_MAX] = ""; /* made at the first layer to time */
     if (o->file && read_table(o->file, &tab, d))
         goto out;
-    const char *cflags = getenv("KDCC_TUNE_CFLAGS") ? getenv("KDCC_TUNE_CFLAGS") : "-O3 -march=native -ffp-contract=fast";
+    /* the host's build of what the target's flags would build: with 16-float vectors
+     * (x86-64-v4), the zmm registers the target's flags ask for */
+    const Target *tg = g->target ? g->target : target_default();
+    int wide = tg->vector_bytes >= 64;
+    const char *cflags = getenv("KDCC_TUNE_CFLAGS") ? getenv("KDCC_TUNE_CFLAGS")
+                         : wide ? "-O3 -march=native -mprefer-vector-width=512 -ffp-contract=fast"
+                                : "-O3 -march=native -ffp-contract=fast";
+    Block cands[MAXCANDS];
+    int ncands = 0;
+    for (int k = 0; k < NCANDS; k++)
+        cands[ncands++] = cands_base[k];
+    for (int k = 0; wide && k < NWIDE; k++)
+        cands[ncands++] = cands_wide[k];
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
         if (!tunable(g, n))
@@ -364,8 +382,8 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
              * on a shared machine during one candidate's run then does not decide (a
              * noisy single round picked a block 12% slower for the distillation
              * teacher's Winograd layer) */
-            double ts[NCANDS];
-            for (int k = 0; k < NCANDS; k++) {
+            double ts[MAXCANDS];
+            for (int k = 0; k < ncands; k++) {
                 ts[k] = time_block(&ta, g, n, cands[k], k, dir, cflags, d);
                 if (ts[k] < 0) {
                     arena_free(&ta);
@@ -373,7 +391,7 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
                     goto out;
                 }
             }
-            for (int k = 0; k < NCANDS; k++) {
+            for (int k = 0; k < ncands; k++) {
                 char bin[4200];
                 snprintf(bin, sizeof bin, "%s/tune-%d", dir, k);
                 double again = rerun(bin);
@@ -386,7 +404,7 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
              * slower than with the earlier choices) */
             for (int round = 0; round < 2; round++) {
                 int top[3] = {-1, -1, -1};
-                for (int k = 0; k < NCANDS; k++)
+                for (int k = 0; k < ncands; k++)
                     for (int j = 0; j < 3; j++)
                         if (top[j] < 0 || ts[k] < ts[top[j]]) {
                             for (int i = 2; i > j; i--)
@@ -402,7 +420,7 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
                         ts[top[j]] = again;
                 }
             }
-            for (int k = 0; k < NCANDS; k++) {
+            for (int k = 0; k < ncands; k++) {
                 double ns = ts[k];
                 if (tl < sizeof times)
                     tl += (size_t)snprintf(times + tl, sizeof times - tl, "%s%dx%d %.1f us", k ? ", " : "", cands[k].m,

@@ -14,7 +14,7 @@ static const Target targets[] = {
     {"x86-64-v3", "x86-64 with AVX2 and FMA (Haswell, Zen 1-3)",
      32, 16, 32 * 1024, 512 * 1024, 8, 16, 1024 * 1024, "-O3 -march=x86-64-v3 -ffp-contract=fast"},
     {"x86-64-v4", "x86-64 with AVX-512 (Skylake-SP, Ice Lake, Zen 4)",
-     64, 32, 48 * 1024, 1024 * 1024, 8, 32, 2 * 1024 * 1024, "-O3 -march=x86-64-v4 -ffp-contract=fast"},
+     64, 32, 48 * 1024, 1024 * 1024, 8, 32, 2 * 1024 * 1024, "-O3 -march=x86-64-v4 -mprefer-vector-width=512 -ffp-contract=fast"},
     {"cortex-a53", "Arm Cortex-A53 (AArch64, NEON 128-bit)",
      16, 32, 32 * 1024, 512 * 1024, 8, 8, 256 * 1024, "-O3 -mcpu=cortex-a53"},
     {"cortex-m7", "Arm Cortex-M7 with FPv5 (scalar single precision, small caches)",

@@ -579,6 +579,16 @@ void conv_block(const Graph *g, const Node *n, int64_t *mr, int64_t *nr)
     *nr = n->block_n > 0 ? n->block_n : t->block_n;
 }
 
+/* With AVX-512 (x86-64-v4, built with -mprefer-vector-width=512), arrays of 16
+ * floats make gcc use zmm registers; arrays of 8 stay in ymm whatever the flags,
+ * at half the multiply-adds per instruction. */
+int64_t conv_lanes(const Graph *g, int64_t width)
+{
+    const Target *t = g->target ? g->target : target_default();
+    int64_t vl = t->vector_bytes / 4;
+    return vl > 8 && width % vl == 0 ? vl : 8;
+}
+
 #define IC_MIN_PIXELS 128 /* images of fewer output pixels share a panel in a batch */
 
 typedef struct IcGeom {
@@ -587,6 +597,7 @@ typedef struct IcGeom {
     int64_t cr;       /* output rows per chunk (OH: the whole image) */
     int64_t pp;       /* panel columns: a chunk's pixels rounded up to nr */
     int64_t mr, nr;   /* register block */
+    int64_t lv;       /* floats per accumulator array (conv_lanes) */
 } IcGeom;
 
 static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t avail, IcGeom *ic);
@@ -619,6 +630,7 @@ typedef struct PpGeom {
     int64_t mr, nr;     /* register block: channels x pixels */
     int64_t VW, R;      /* a block's columns and rows (R * VW <= nr) */
     int64_t NXB, NYB;   /* blocks along a row, along the columns */
+    int64_t lv;         /* floats per accumulator array (conv_lanes) */
 } PpGeom;
 
 /* Fraction of a padded-plane layer's block pixels that fall outside the output. */
@@ -643,6 +655,7 @@ static int pp_plan(const Graph *g, const Node *n, const ConvGeom *cg, PpGeom *p)
     p->PS = p->PH * p->PW;
     p->CS = p->S0 * p->S1 * p->PS;
     conv_block_shape(p->nr, OH, OW, &p->VW, &p->R);
+    p->lv = conv_lanes(g, p->VW);
     p->NXB = (OW + p->VW - 1) / p->VW;
     p->NYB = (OH + p->R - 1) / p->R;
     /* reads of a block beyond the plane: its rows past OH, its columns past PW */
@@ -1082,14 +1095,14 @@ static void pp_taps_open(Writer *w, const ConvGeom *cg, const PpGeom *p)
     w_line(w, "const float *restrict wk = wc + k0 * %" PRId64 ";", K1);
 }
 
-/* The accumulators of a named-array register block, c{mm}_{q}[8] for mb channels by
- * nq vectors, set to the channel's bias (x2[m0 + mm]) or 0. */
-static void vec_acc_init(Writer *w, int64_t mb, int64_t nq, int has_bias)
+/* The accumulators of a named-array register block, c{mm}_{q}[lv] for mb channels
+ * by nq vectors, set to the channel's bias (x2[m0 + mm]) or 0. */
+static void vec_acc_init(Writer *w, int64_t mb, int64_t nq, int64_t lv, int has_bias)
 {
     for (int64_t mm = 0; mm < mb; mm++)
         for (int64_t q = 0; q < nq; q++)
-            w_line(w, "float c%" PRId64 "_%" PRId64 "[8];", mm, q);
-    em_for_lanes(w, "l", 8);
+            w_line(w, "float c%" PRId64 "_%" PRId64 "[%" PRId64 "];", mm, q, lv);
+    em_for_lanes(w, "l", lv);
     for (int64_t mm = 0; mm < mb; mm++)
         for (int64_t q = 0; q < nq; q++) {
             if (has_bias)
@@ -1112,22 +1125,22 @@ static void vec_acc_init(Writer *w, int64_t mb, int64_t nq, int has_bias)
 static void pp_block_vec(Writer *w, const ConvGeom *cg, const PpGeom *p, int has_bias, int64_t mb, const Epilogue *ep)
 {
     int64_t Cg = cg->C / cg->G, K0 = cg->k[0], K1 = cg->k[1], KSZ = K0 * K1;
-    int64_t OH = cg->out[0], OW = cg->out[1], OSZ = OH * OW, R = p->R, VW = p->VW, vr = VW / 8, nq = R * vr;
+    int64_t OH = cg->out[0], OW = cg->out[1], OSZ = OH * OW, R = p->R, VW = p->VW, lv = p->lv, vr = VW / lv, nq = R * vr;
     w_open(w, "for (int64_t bk = 0; bk < %" PRId64 "; ++bk)", p->NYB * p->NXB);
     w_line(w, "const int64_t oy0 = bk / %" PRId64 " * %" PRId64 ", ox0 = bk %% %" PRId64 " * %" PRId64 ";",
            p->NXB, R, p->NXB, VW);
-    vec_acc_init(w, mb, nq, has_bias);
+    vec_acc_init(w, mb, nq, lv, has_bias);
     pp_taps_open(w, cg, p);
     for (int64_t kl = 0; kl < K1; kl++) {
         int64_t e1 = kl * cg->dl[1], off = e1 % p->S1 * p->PS + e1 / p->S1;
         w_open(w, "%s", "");
         for (int64_t mm = 0; mm < mb; mm++)
             w_line(w, "const float w%" PRId64 " = wk[%" PRId64 "];", mm, mm * Cg * KSZ + kl);
-        em_for_lanes(w, "l", 8);
+        em_for_lanes(w, "l", lv);
         for (int64_t mm = 0; mm < mb; mm++)
             for (int64_t q = 0; q < nq; q++)
                 w_line(w, "c%" PRId64 "_%" PRId64 "[l] += w%" PRId64 " * xk[%" PRId64 " + l];", mm, q, mm,
-                       q / vr * p->PW + q % vr * 8 + off);
+                       q / vr * p->PW + q % vr * lv + off);
         em_close(w, 2);
     }
     em_close(w, 2);   /* k0, ci */
@@ -1138,14 +1151,14 @@ static void pp_block_vec(Writer *w, const ConvGeom *cg, const PpGeom *p, int has
     }
     for (int64_t mm = 0; mm < mb; mm++)
         for (int64_t q = 0; q < nq; q++) {
-            int64_t r = q / vr, v0 = q % vr * 8;
+            int64_t r = q / vr, v0 = q % vr * lv;
             char val[48];
             snprintf(val, sizeof val, "c%" PRId64 "_%" PRId64 "[l]", mm, q);
             if (partial) {
-                w_open(w, "if (%" PRId64 " < nrow && nv >= %" PRId64 ")", r, v0 + 8);
-                em_for_lanes(w, "l", 8);
+                w_open(w, "if (%" PRId64 " < nrow && nv >= %" PRId64 ")", r, v0 + lv);
+                em_for_lanes(w, "l", lv);
             } else
-                em_for_lanes(w, "l", 8);
+                em_for_lanes(w, "l", lv);
             conv_store(w, ep, DT_FLOAT, val, "(b * %" PRId64 " + m0 + %" PRId64 ") * %" PRId64 " + (oy0 + %" PRId64 ") * %" PRId64
                        " + ox0 + %" PRId64 " + l", cg->M, mm, OSZ, r, OW, v0);
             w_close(w);
@@ -1229,6 +1242,7 @@ static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t av
 {
     const Value *x = node_in(g, n, 0);
     conv_block(g, n, &ic->mr, &ic->nr);
+    ic->lv = conv_lanes(g, ic->nr);
     if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp != 2 || cg->M / cg->G < PP_MIN_M)
         return 0;
     if (cg->k[1] > UNROLL_TAPS || (cg->k[0] == 1 && cg->k[1] == 1 && cg->s[0] == 1 && cg->s[1] == 1))
@@ -1275,21 +1289,21 @@ static int ic_plan(const Graph *g, const Node *n, const ConvGeom *cg, int64_t av
  * us, its 32->64 one 51 -> 46, DS-CNN's 1->64 10x4 stride-2 first layer 15.3 -> 10.4. */
 static void ic_block_vec(Writer *w, const ConvGeom *cg, const IcGeom *ic, int has_bias, int64_t mb)
 {
-    int64_t P = cg->out[0] * cg->out[1], OW = cg->out[1], nr = ic->nr, nq = nr / 8;
+    int64_t P = cg->out[0] * cg->out[1], OW = cg->out[1], nr = ic->nr, lv = ic->lv, nq = nr / lv;
     int whole = ic->ib == 1 && ic->cr == cg->out[0];
     if (whole)
         w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %" PRId64 ")", ic->pp, nr);
     else
         w_open(w, "for (int64_t q0 = 0; q0 < pc; q0 += %" PRId64 ")", nr);
-    vec_acc_init(w, mb, nq, has_bias);
+    vec_acc_init(w, mb, nq, lv, has_bias);
     em_for(w, "k", ic->rows);
     w_line(w, "const float *restrict cr = ys + k * %" PRId64 " + q0;", ic->pp);
     for (int64_t mm = 0; mm < mb; mm++)
         w_line(w, "const float w%" PRId64 " = x1[(m0 + %" PRId64 ") * %" PRId64 " + k];", mm, mm, ic->rows);
-    em_for_lanes(w, "l", 8);
+    em_for_lanes(w, "l", lv);
     for (int64_t mm = 0; mm < mb; mm++)
         for (int64_t q = 0; q < nq; q++)
-            w_line(w, "c%" PRId64 "_%" PRId64 "[l] += w%" PRId64 " * cr[%" PRId64 " + l];", mm, q, mm, q * 8);
+            w_line(w, "c%" PRId64 "_%" PRId64 "[l] += w%" PRId64 " * cr[%" PRId64 " + l];", mm, q, mm, q * lv);
     em_close(w, 2);
     /* the stores: the columns below `lim` (the image's pixels, or the chunk's: pc) */
     char lim[32];
@@ -1302,27 +1316,27 @@ static void ic_block_vec(Writer *w, const ConvGeom *cg, const IcGeom *ic, int ha
                 snprintf(dst, sizeof dst, "y0[((b0 + j) * %" PRId64 " + m0 + %" PRId64 ") * %" PRId64 " + p]", cg->M, mm, P);
             else if (whole)
                 snprintf(dst, sizeof dst, "y0[(b * %" PRId64 " + m0 + %" PRId64 ") * %" PRId64 " + q0 + %" PRId64 " + l]", cg->M,
-                         mm, P, q * 8);
+                         mm, P, q * lv);
             else
                 snprintf(dst, sizeof dst, "y0[(b * %" PRId64 " + m0 + %" PRId64 ") * %" PRId64 " + oc * %" PRId64 " + q0 + %" PRId64
-                         " + l]", cg->M, mm, P, OW, q * 8);
+                         " + l]", cg->M, mm, P, OW, q * lv);
             if (ic->ib > 1) {   /* each column's image and pixel */
-                w_open(w, "for (int64_t l = 0; l < 8 && q0 + %" PRId64 " + l < pc; ++l)", q * 8);
+                w_open(w, "for (int64_t l = 0; l < %" PRId64 " && q0 + %" PRId64 " + l < pc; ++l)", lv, q * lv);
                 w_line(w, "const int64_t j = (q0 + %" PRId64 " + l) / %" PRId64 ", p = q0 + %" PRId64 " + l - j * %" PRId64 ";",
-                       q * 8, P, q * 8, P);
+                       q * lv, P, q * lv, P);
                 w_line(w, "%s = c%" PRId64 "_%" PRId64 "[l];", dst, mm, q);
                 w_close(w);
                 continue;
             }
             if (guard) {
-                w_open(w, "if (q0 + %" PRId64 " <= %s)", q * 8 + 8, lim);
-                em_for_lanes(w, "l", 8);
+                w_open(w, "if (q0 + %" PRId64 " <= %s)", q * lv + lv, lim);
+                em_for_lanes(w, "l", lv);
                 w_line(w, "%s = c%" PRId64 "_%" PRId64 "[l];", dst, mm, q);
                 em_close(w, 2);
                 w_open(w, "else");
-                w_open(w, "for (int64_t l = 0; q0 + %" PRId64 " + l < %s; ++l)", q * 8, lim);
+                w_open(w, "for (int64_t l = 0; q0 + %" PRId64 " + l < %s; ++l)", q * lv, lim);
             } else
-                em_for_lanes(w, "l", 8);
+                em_for_lanes(w, "l", lv);
             w_line(w, "%s = c%" PRId64 "_%" PRId64 "[l];", dst, mm, q);
             em_close(w, guard ? 2 : 1);
         }

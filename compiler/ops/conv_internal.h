@@ -38,6 +38,10 @@ void conv_epilogue_planes(Writer *w, const Epilogue *ep, int64_t M, int64_t OSZ,
  * (Node.block_m/n), else the target's. */
 void conv_block(const Graph *g, const Node *n, int64_t *mr, int64_t *nr);
 
+/* The floats of one named accumulator array in a block `width` floats wide: the
+ * target's vector (16 on x86-64-v4) when it divides width, else 8. */
+int64_t conv_lanes(const Graph *g, int64_t width);
+
 /* The padded-plane kernel's block of nr output pixels on an OH x OW map: VW columns
  * (a multiple of 8 that divides nr, or nr itself) by R = nr / VW rows (at most OH),
  * the shape with the fewest pixels outside the output, the widest of those. */

@@ -201,6 +201,7 @@ typedef struct WinoGeom {
     int phased;          /* F(4x4) and F(2x2,5x5): s split into m phases (see wino_input_phases) */
     int64_t NT;          /* threads the batch is split over (Graph.threads), each with its own scratch */
     int64_t kh, kw;      /* a fused MaxPool's window (attribute pool; stride = window, no padding): 1 x 1 without */
+    int64_t vl;          /* the target's floats per vector (the products' accumulator arrays) */
 } WinoGeom;
 
 /* Chunks of whole tile rows: the node's tile_rows attribute (the Winograd pass
@@ -263,6 +264,7 @@ static void wino_finish(const Graph *g, const Node *n, WinoGeom *w, int64_t tile
     w->PW = w->m * (w->TW + w->gt);
     w->compact = WINO_COMPACT(w->TW);
     conv_block(g, n, &w->mr, &w->nr);
+    w->vl = (g->target ? g->target : target_default())->vector_bytes / 4;
     if (w->mr > WINO_MR_MAX)
         w->mr = WINO_MR_MAX;
     if (w->mr > w->M)
@@ -483,33 +485,70 @@ static void wino_input(Writer *w, const WinoGeom *g, int64_t rows)
     w_close(w); /* c */
 }
 
-/* Products of the mb x nb block (m0, j0) for the P positions: mt[p][m][j]. The
- * accumulators start from channel 0's products instead of zeros (the same sums,
- * in the same order): the distillation teacher's 16->16 layer with its pool, 8x16
- * block, 2.77-2.83 -> 2.70-2.74 ms (best of 6 alternating runs). */
+/* Products of the mb x nb block (m0, j0) for the P positions: mt[p][m][j].
+ * Blocks of a part vector: acc[mb][nb], started from channel 0's products instead
+ * of zeros (the distillation teacher's 16->16 layer with its pool, 8x16 block,
+ * 2.77-2.83 -> 2.70-2.74 ms on the AMD EPYC, best of 6 alternating runs).
+ *
+ * Blocks a whole number of 8-float vectors wide: one named array of lv floats per
+ * output channel and vector of columns (c{mm}_{q}[lv]), the form gcc keeps in
+ * registers, from zeros over all C channels. As acc[mb][nb], gcc 12 left one row of
+ * an 8 x 16 block in memory on x86-64-v4 (a store and reload per multiply-add, 30%
+ * of the layer's time); and with the named arrays started from channel 0's products,
+ * the loop over the other 63 channels of a 64-channel layer kept every accumulator
+ * in memory (an odd trip count; 64 iterations did not). */
 static void wino_gemm_block(Writer *w, const WinoGeom *g, int64_t mb, int64_t nb)
 {
     int64_t C = g->C, TB = g->TB;
     w_open(w, "%s", "");
-    w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", mb, nb);
     w_line(w, "const float *restrict up = x1 + (p * %" PRId64 " + m0) * %" PRId64 ";", g->M, C);
     w_line(w, "const float *restrict vp = vb + p * %" PRId64 " + j0;", C * TB);
-    em_for(w, "mm", mb);
-    w_line(w, "const float wv = up[mm * %" PRId64 "];", C);
-    em_for(w, "v", nb);
-    w_line(w, "acc[mm][v] = wv * vp[v];");
-    em_close(w, 2);
-    w_open(w, "for (int64_t c = 1; c < %" PRId64 "; ++c)", C);
+    if (nb % 8) {
+        w_line(w, "float acc[%" PRId64 "][%" PRId64 "];", mb, nb);
+        em_for(w, "mm", mb);
+        w_line(w, "const float wv = up[mm * %" PRId64 "];", C);
+        em_for(w, "v", nb);
+        w_line(w, "acc[mm][v] = wv * vp[v];");
+        em_close(w, 2);
+        w_open(w, "for (int64_t c = 1; c < %" PRId64 "; ++c)", C);
+        w_line(w, "const float *restrict vr = vp + c * %" PRId64 ";", TB);
+        em_for(w, "mm", mb);
+        w_line(w, "const float wv = up[mm * %" PRId64 " + c];", C);
+        em_for(w, "v", nb);
+        w_line(w, "acc[mm][v] += wv * vr[v];");
+        em_close(w, 3);
+        em_for(w, "mm", mb);
+        em_for(w, "v", nb);
+        w_line(w, "mt[(p * %" PRId64 " + mm) * %" PRId64 " + j0 + v] = acc[mm][v];", g->MB, TB);
+        em_close(w, 3); /* v, mm, the block */
+        return;
+    }
+    int64_t lv = g->vl > 8 && nb % g->vl == 0 ? g->vl : 8, nq = nb / lv;
+    for (int64_t mm = 0; mm < mb; mm++)
+        for (int64_t q = 0; q < nq; q++)
+            w_line(w, "float c%" PRId64 "_%" PRId64 "[%" PRId64 "];", mm, q, lv);
+    em_for_lanes(w, "l", lv);
+    for (int64_t mm = 0; mm < mb; mm++)
+        for (int64_t q = 0; q < nq; q++)
+            w_line(w, "c%" PRId64 "_%" PRId64 "[l] = 0;", mm, q);
+    w_close(w);
+    w_open(w, "for (int64_t c = 0; c < %" PRId64 "; ++c)", C);
     w_line(w, "const float *restrict vr = vp + c * %" PRId64 ";", TB);
-    em_for(w, "mm", mb);
-    w_line(w, "const float wv = up[mm * %" PRId64 " + c];", C);
-    em_for(w, "v", nb);
-    w_line(w, "acc[mm][v] += wv * vr[v];");
-    em_close(w, 3);
-    em_for(w, "mm", mb);
-    em_for(w, "v", nb);
-    w_line(w, "mt[(p * %" PRId64 " + mm) * %" PRId64 " + j0 + v] = acc[mm][v];", g->MB, TB);
-    em_close(w, 3); /* v, mm, the block */
+    for (int64_t mm = 0; mm < mb; mm++)
+        w_line(w, "const float w%" PRId64 " = up[%" PRId64 " + c];", mm, mm * C);
+    em_for_lanes(w, "l", lv);
+    for (int64_t mm = 0; mm < mb; mm++)
+        for (int64_t q = 0; q < nq; q++)
+            w_line(w, "c%" PRId64 "_%" PRId64 "[l] += w%" PRId64 " * vr[%" PRId64 " + l];", mm, q, mm, q * lv);
+    em_close(w, 2);
+    for (int64_t mm = 0; mm < mb; mm++)
+        for (int64_t q = 0; q < nq; q++) {
+            em_for_lanes(w, "l", lv);
+            w_line(w, "mt[(p * %" PRId64 " + %" PRId64 ") * %" PRId64 " + j0 + %" PRId64 " + l] = c%" PRId64 "_%" PRId64 "[l];",
+                   g->MB, mm, TB, q * lv, mm, q);
+            w_close(w);
+        }
+    w_close(w); /* the block */
 }
 
 /* The products for the nt tiles of a chunk and the output channels m0 .. m0 + mb - 1. */

@@ -129,10 +129,11 @@ def compare(name, got, ref, tol=1e-4):
     check(name, err <= tol, "max relative error %.3g (tolerance %.1g)" % (err, tol))
 
 
-def case(m, ref, kernel, blocks=(), groups=1, m4=False):
+def case(m, ref, kernel, blocks=(), groups=1, m4=False, v4=False):
     """kernel: 'depthwise', 'pointwise', 'padded plane' or 'im2col', the comment the kernel writes.
     m4: the kernel also takes the layer on cortex-m4 (a pointwise layer of one group
-    with constant weights, which passes/layout.c stores input-channel-major: no scratch)."""
+    with constant weights, which passes/layout.c stores input-channel-major: no scratch).
+    v4: also built for x86-64-v4, whose blocks hold accumulator arrays of 16 floats."""
     ref = ref.numpy() if isinstance(ref, torch.Tensor) else ref
     m.out = "float[%s] y" % ",".join(str(d) for d in ref.shape)
     d = os.path.join(WORK, m.name)
@@ -149,6 +150,14 @@ def case(m, ref, kernel, blocks=(), groups=1, m4=False):
         check(m.name + "_m4_without_" + kernel, "/* %s:" % kernel not in res[0], "cortex-m4 took the %s kernel" % kernel)
     if res and res[1] is not None:
         compare(m.name + "_m4_output", res[1], ref)
+    if v4:
+        res = build_run(m, d + "_v4", ["--target", "x86-64-v4"], run=not SANITIZED_KDCC)
+        if res:
+            check(m.name + "_v4_takes_" + kernel, "/* %s:" % kernel in res[0], "x86-64-v4: no '/* %s:' line" % kernel)
+            check(m.name + "_v4_lanes", re.search(r"float c\d+_\d+\[16\];", res[0]) is not None,
+                  "x86-64-v4: no accumulator array of 16 floats")
+            if res[1] is not None:
+                compare(m.name + "_v4_output", res[1], ref)
     if blocks:
         # the tune file's key for the layer, from one --tune run; then each block forced
         t = os.path.join(d, "t")
@@ -321,6 +330,10 @@ m.init("w", wt)
 m.node("c = Conv(x, w)")
 case(m, finish(m, F.conv1d(t64(x), t64(wt)), None), "pointwise", m4=True)
 
+# built for x86-64-v4 as well (16-float accumulator arrays): rows of 28, 37 and 16
+# columns, im2col panels of one image and of several
+V4_CASES = {"pl_c1_3x3_relu", "pl_5x3_wide", "ph_16to32_s2", "ic_s2_relu", "ic_s2_batch5_add"}
+
 # ---- padded plane and im2col (compiler/ops/conv.c): dense layers; blocks of whole
 # output rows with partial blocks at the right edge and the bottom; the plane when
 # the im2col panel exceeds the scratch budget; every candidate block forced
@@ -339,7 +352,7 @@ for spec in [
 ]:
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
-    case(m, finish(m, ref, epi), "padded plane", blocks)
+    case(m, finish(m, ref, epi), "padded plane", blocks, v4=name in V4_CASES)
 # strided layers through phase planes (the padded plane per stride phase): few
 # input channels, or rows of 16 outputs or more; partial blocks at the right and
 # the bottom; strides 2, 3 and 4, a stride-2 5x5, dilation with a stride
@@ -357,7 +370,7 @@ for spec in [
 ]:
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
-    case(m, finish(m, ref, epi), "padded plane", blocks)
+    case(m, finish(m, ref, epi), "padded plane", blocks, v4=name in V4_CASES)
     c = open(os.path.join(WORK, name, "m.c")).read()
     check(name + "_phase_planes", "phase planes of" in c, "no phase planes in the generated C")
 for spec in [
@@ -374,7 +387,7 @@ for spec in [
 ]:
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
-    case(m, finish(m, ref, epi), "im2col", blocks)
+    case(m, finish(m, ref, epi), "im2col", blocks, v4=name in V4_CASES)
     if "batch" in name:
         c = open(os.path.join(WORK, name, "m.c")).read()
         imgs = re.search(r"/\* im2col: .*, (\d+) image", c)

@@ -61,12 +61,26 @@ check tuned_outputs close "$W/t2/out.txt" "$W/ref/out.txt"
 # the file is honoured without timing anything, and gives the same C every time
 check tune_file_deterministic bash -c "'$KDCC' '$MODEL' --batch 2 --name m -o '$W/t3/m.c' --tune-file '$W/t/m.tune' 2>'$W/t3.err' && cmp <(sed 3d '$W/t2/m.c') <(sed 3d '$W/t3/m.c') && ! grep -q 'tune: node' '$W/t3.err'"
 
+# has_block FILE M N: the C holds an M x N register block, as acc[M][N] or as a run of
+# named arrays c{row}_{q}[lanes] (M rows, N / lanes vectors)
+has_block() {
+  grep -q "float acc\[$2\]\[$3\]" "$1" || /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+import re, sys
+src = open(sys.argv[1]).read()
+for run in re.findall(r"(?:[ \t]*float c\d+_\d+\[\d+\];\n)+", src):
+    a = [tuple(map(int, t)) for t in re.findall(r"c(\d+)_(\d+)\[(\d+)\]", run)]
+    if (max(i for i, _, _ in a) + 1, (max(q for _, q, _ in a) + 1) * a[0][2]) == (int(sys.argv[2]), int(sys.argv[3])):
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+
 # every candidate block, remainders included (16 and 32 channels by 3 or 6 rows),
 # computes what the scratch-free path computes
 for blk in 8x16 4x24 4x32 6x16 8x8 4x16 8x24 2x32 2x16 3x32 3x8 5x40; do
   sed "s/\t[0-9]*x[0-9]*\t/\t$blk\t/" "$W/t/m.tune" > "$W/b$blk.tune"
   m=${blk%x*} n=${blk#*x}
-  check "block_${blk}" bash -c "$(declare -f build); KDCC='$KDCC' MODEL='$MODEL' CC='$CC' W='$W'; build '$W/b$blk' --tune-file '$W/b$blk.tune' && grep -q 'float acc\[$m\]\[$n\]' '$W/b$blk/m.c'"
+  check "block_${blk}" bash -c "$(declare -f build has_block); KDCC='$KDCC' MODEL='$MODEL' CC='$CC' W='$W'; build '$W/b$blk' --tune-file '$W/b$blk.tune' && has_block '$W/b$blk/m.c' $m $n"
   check "block_${blk}_outputs" close "$W/b$blk/out.txt" "$W/ref/out.txt"
 done
 

@@ -67,15 +67,27 @@ check = Checks()
 TOL = 1e-5
 
 
+def gemm_blocks(src):
+    """(rows, columns) of each register block of the products in emitted C: acc[rows][columns],
+    or runs of named arrays c{row}_{q}[lanes] (q the block's q-th vector of columns)."""
+    out = [(int(r), int(c)) for r, c in re.findall(r"float acc\[(\d+)\]\[(\d+)\]", src)]
+    for run in re.findall(r"(?:[ \t]*float c\d+_\d+\[\d+\];\n)+", src):
+        arrs = [(int(i), int(q), int(lv)) for i, q, lv in re.findall(r"c(\d+)_(\d+)\[(\d+)\]", run)]
+        out.append((max(a[0] for a in arrs) + 1, (max(a[1] for a in arrs) + 1) * arrs[0][2]))
+    return out
+
+
 def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(), blocks=("",), sanitize=False,
-         inits=(), tiles=None, openmp=False, pools=None, kernels=None):
+         inits=(), tiles=None, openmp=False, pools=None, kernels=None, lanes=None):
     """post: extra node lines after the Conv (output c), reading the extra initializers
     inits ((name, array) pairs); the model's output is y. blocks: "" for the default
     block, "tune" for a real --tune run, or MxN forced through a tune file. tiles: the
     tile (2 or 4) of each WinogradConv in want, default 2; kernels: its kernel side (3 or 5),
     default 3. openmp: compile with --openmp
     and -fopenmp, run on two threads. pools: the fused MaxPool window ("2, 2") of each
-    WinogradConv in want, None for none (default: none anywhere)."""
+    WinogradConv in want, None for none (default: none anywhere). lanes: the floats of every
+    named accumulator arrays the C must declare (16 on x86-64-v4; a block's remainder may
+    take 8)."""
     d = os.path.join(WORK, name)
     os.makedirs(d, exist_ok=True)
     if os.path.exists(os.path.join(d, "keys.tune")):
@@ -149,9 +161,12 @@ def case(name, x, w, b, attrs, ref, post=(), want=("kdcc.WinogradConv",), opts=(
             mm, nn = blk.split("x")
             src = open(os.path.join(d, "m.c")).read()
             # the block's columns are cut to the chunk's when it has fewer (F(4x4): 16 per row of 4x4 tiles)
-            ncols = [int(v) for v in re.findall(r"float acc\[%s\]\[(\d+)\]" % mm, src)]
+            ncols = [c for r, c in gemm_blocks(src) if r == int(mm)]
             check(tag + "_block_used", bool(ncols) and max(ncols) == min(int(nn), max(ncols)) and
-                  (int(nn) in ncols or max(ncols) < int(nn)), "no acc[%s][%s] in m.c (%s)" % (mm, nn, ncols))
+                  (int(nn) in ncols or max(ncols) < int(nn)), "no %sx%s block in m.c (%s)" % (mm, nn, ncols))
+        if lanes:
+            got_lv = sorted({int(v) for v in re.findall(r"float c\d+_\d+\[(\d+)\];", open(os.path.join(d, "m.c")).read())})
+            check(tag + "_lanes", lanes in got_lv, "accumulator arrays of %s floats, want some of %d" % (got_lv, lanes))
         if SANITIZED_KDCC:
             continue
         # -O1 and no variable tracking: at -O2 -g gcc took 30 s per sanitized build of
@@ -396,6 +411,18 @@ case("pool_3x3_stays", x, w, None, "pads = [1, 1, 1, 1]", maxpool(conv, (3, 3)),
 x, w = arr((2, 16, 14, 16)), arr((16, 16, 3, 3), 0.2)
 case("pool_f2_stays", x, w, None, "pads = [1, 1, 1, 1]", maxpool(F.conv2d(t64(x), t64(w), padding=1), (2, 2)),
      post=("y = %s(c)" % mp((2, 2)),), want=("kdcc.WinogradConv", "MaxPool"))
+
+# x86-64-v4: accumulator arrays of 16 floats (one AVX-512 register each), also in the
+# wide blocks --tune offers there; F(2x2) 64 -> 64 on 8 x 8 (ResNet-8's last layers:
+# 16 columns, one vector; a batch of 4 for the scratch budget) with a residual, and F(4x4) 24 -> 40 on 20 x 20 with Relu
+x, w, b = arr((4, 64, 8, 8)), arr((64, 64, 3, 3), 0.05), arr((64,), 0.1)
+r_in = arr((4, 64, 8, 8))
+case("v4_f2_64ch_8x8", x, w, b, "pads = [1, 1, 1, 1]", F.conv2d(t64(x), t64(w), t64(b), padding=1) + t64(r_in),
+     post=("y = Add(c, r)",), inits=(("r", r_in),), opts=("--target", "x86-64-v4"), lanes=16,
+     blocks=("", "6x64", "8x32", "4x64"))
+x, w, b = arr((1, 24, 20, 20)), arr((40, 24, 3, 3), 0.1), arr((40,), 0.1)
+case("v4_f4_24to40", x, w, b, "pads = [1, 1, 1, 1]", F.relu(F.conv2d(t64(x), t64(w), t64(b), padding=1)),
+     post=("y = Relu(c)",), tiles=(4,), opts=("--target", "x86-64-v4"), lanes=16, blocks=("", "8x32", "6x48", "4x64"))
 
 # layers the pass must leave alone: stride 2, dilation 2, two groups, 4 channels,
 # and every layer on a target without scratch memory
