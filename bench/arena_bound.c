@@ -1,8 +1,8 @@
-/* arena_bound MODEL [BATCH [TUNE_FILE]]: how good is kdcc's memory plan?
+/* arena_bound MODEL [BATCH [TARGET [TUNE_FILE]]]: how good is kdcc's memory plan?
  *
  * Runs kdcc's inference pipeline (import, bind, infer+fold, fuse, winograd, dce,
  * alias, the register blocks of TUNE_FILE as `kdcc --tune-file` sets them, scratch,
- * plan) on MODEL and prints one line, tab-separated:
+ * plan) for TARGET (kdcc's --target; default generic) on MODEL and prints one line, tab-separated:
  *
  *     planned  lower_bound  sum_of_intermediates  n_intermediates
  *
@@ -26,6 +26,7 @@
  * A benchmark tool, not part of the compiler: it links the compiler's libraries.
  */
 #include "compiler/cli/cli.h"
+#include "compiler/ir/target.h"
 #include "frontends/onnx.h"
 #include "passes/passes.h"
 
@@ -37,11 +38,16 @@ static int tune_hook(Graph *g, void *ctx, Diag *d) { return tune_graph(g, ctx, d
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || argc > 4) {
-        fprintf(stderr, "usage: arena_bound MODEL [BATCH [TUNE_FILE]]\n");
+    if (argc < 2 || argc > 5) {
+        fprintf(stderr, "usage: arena_bound MODEL [BATCH [TARGET [TUNE_FILE]]]\n");
         return 2;
     }
-    int64_t batch = argc == 3 ? strtoll(argv[2], NULL, 10) : 1;
+    int64_t batch = argc >= 3 ? strtoll(argv[2], NULL, 10) : 1;
+    const Target *target = argc >= 4 ? target_find(argv[3]) : NULL;
+    if (argc >= 4 && !target) {
+        fprintf(stderr, "arena_bound: no target named '%s'\n", argv[3]);
+        return 2;
+    }
     Arena a;
     arena_init(&a);
     Diag d;
@@ -51,9 +57,10 @@ int main(int argc, char **argv)
     PassOptions po = {0};
     po.batch = batch;
     po.fold = 1;
+    po.target = target;
     /* the register blocks of the benchmark's build: a block decides a Conv kernel's
      * scratch, which the plan counts */
-    TuneOptions to = {.file = argc == 4 ? argv[3] : NULL};
+    TuneOptions to = {.file = argc == 5 ? argv[4] : NULL};
     if (to.file) {
         po.before_scratch = tune_hook;
         po.before_scratch_ctx = &to;

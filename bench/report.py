@@ -117,7 +117,7 @@ def summarise(m):
 
 
 def tune_layers(d):
-    """The Conv layers of bench/tune/*.tune: model, shape, kernel, MACs and ns."""
+    """The Conv layers of bench/tune/TARGET/*.tune: model, shape, kernel, MACs and ns."""
     out = []
     for f in sorted(glob.glob(os.path.join(d, "*.tune"))):
         model = os.path.basename(f)[:-5]
@@ -185,7 +185,7 @@ def main():
     ap.add_argument("--cflags", default="-O3 -march=native")
     ap.add_argument("--cc", default="cc")
     ap.add_argument("--kdcc-flags", default="--batch 1")
-    ap.add_argument("--tune-dir", help="bench/tune: the Conv layers' --tune timings, tabulated against sgemm")
+    ap.add_argument("--tune-dir", help="bench/tune/TARGET: the Conv layers' --tune timings, tabulated against sgemm")
     a = ap.parse_args()
 
     models, sgemm, openblas, elapsed = load(a.raw)
@@ -224,6 +224,10 @@ def main():
     w("- **kdcc**: `kdcc MODEL --batch 1` writes C; `bench/harness.c` calls `m_run` in a loop "
       "(warm-up, then timed samples until the time is up; a sample is one call, "
       "or a block of calls lasting at least 20 µs for the tiniest models).")
+    w("- **Target**: the host's (`--target` in the kdcc row above): x86-64-v4 where the CPU has AVX-512, "
+      "x86-64-v3 with AVX2 and FMA, else generic. The target sets the register blocks and the floats per "
+      "accumulator array (16 on x86-64-v4, built with `-mprefer-vector-width=512`, without which gcc and clang "
+      "use 256-bit registers on these CPUs); --tune's blocks are kept per target in bench/tune/TARGET/.")
     w("- **ONNX Runtime**: `bench/ort.js`, in-process through onnxruntime-node: `intraOpNumThreads 1`, "
       "`interOpNumThreads 1`, sequential execution, graph optimisations `all`; warm-up, then per-call times of "
       "`session.run`. The Node binding's own cost per call (argument conversion, a hop to "
@@ -321,7 +325,7 @@ def main():
         w("## Conv layers timed alone (--tune)")
         w("")
         w("`kdcc --tune` times each tunable Conv layer alone, warm, in the register block it keeps (the "
-          "fastest of its candidates, best of two rounds and two more for the three fastest; `bench/tune/MODEL.tune` records the time). MACs "
+          "fastest of its candidates, best of two rounds and two more for the three fastest; `bench/tune/TARGET/MODEL.tune` records the time). MACs "
           "are the direct convolution's, also for Winograd layers (which do fewer multiplications), so "
           "GFLOP/s = 2 x MACs / time compares with sgemm's %.1f GFLOP/s above. Layers under 200 k MACs "
           "are left out (call overhead, not arithmetic)." % peak)

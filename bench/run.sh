@@ -3,6 +3,7 @@
 # in the same run. Writes docs/BENCHMARKS.md.
 #
 #   bash bench/run.sh [--build DIR] [--seconds S] [--rounds R] [--only SUBSTR] [--no-doc]
+#                     [--tune] [--target T]
 #
 #   --build DIR   reuse a kdcc build directory (default: build-bench, configured
 #                 and built here if kdcc is missing; Release)
@@ -12,7 +13,10 @@
 #   --only SUBSTR benchmark only the models whose name contains SUBSTR
 #   --no-doc      print the table, do not write docs/BENCHMARKS.md
 #   --tune        compile with kdcc --tune (Conv register blocks timed on this host,
-#                 recorded in bench/tune/NAME.tune and reused by later runs)
+#                 recorded in bench/tune/TARGET/NAME.tune and reused by later runs)
+#   --target T    kdcc's --target (default: this host's: x86-64-v4 with AVX-512,
+#                 x86-64-v3 with AVX2 and FMA, else generic); on x86-64-v4 the C is
+#                 built with -mprefer-vector-width=512, as the target's flags say
 #
 # What it installs if missing (apt-get, so root or sudo): node/npm,
 # libopenblas0-pthread, python3-onnx; and, with npm --ignore-scripts into
@@ -33,6 +37,7 @@ ROUNDS=5
 ONLY=
 DOC=1
 TUNE=0
+TARGET=
 ORT_VERSION=1.30.0
 while [ $# -gt 0 ]; do
     case $1 in
@@ -42,7 +47,8 @@ while [ $# -gt 0 ]; do
         --only) ONLY=$2; shift 2 ;;
         --no-doc) DOC=0; shift ;;
         --tune) TUNE=1; shift ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        --target) TARGET=$2; shift 2 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -93,7 +99,18 @@ RAW=$WORK/raw.tsv
 : > "$RAW"
 
 CC=${CC:-cc}
+if [ -z "$TARGET" ]; then
+    flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+    if [[ " $flags " == *" avx512f "* ]]; then TARGET=x86-64-v4
+    elif [[ " $flags " == *" avx2 "* && " $flags " == *" fma "* ]]; then TARGET=x86-64-v3
+    else TARGET=generic; fi
+fi
 CFLAGS_MODEL="-std=c99 -O3 -march=native -ffp-contract=fast"  # -std=c99 alone turns off gcc's FMA contraction
+# the host's build of the target: on x86-64-v4, gcc and clang use the zmm registers
+# only when told (their default there is 256 bits); --tune then times the same
+[ "$TARGET" = x86-64-v4 ] && CFLAGS_MODEL="-std=c99 -O3 -march=native -mprefer-vector-width=512 -ffp-contract=fast"
+TUNE_DIR=$BENCH/tune/$TARGET
+log "target $TARGET; C built with $CFLAGS_MODEL"
 HARNESS_WARN="-Wall -Wextra -Werror=implicit-function-declaration"
 $CC -std=c11 -O2 -Wall -Wextra -D_DEFAULT_SOURCE -I"$ROOT" -I"$BUILD" -I"$BUILD/gen" \
     "$BENCH/arena_bound.c" -o "$WORK/arena_bound" "$BUILD/libkdcc_cli.a" "$BUILD/libkdcc_emit.a" \
@@ -131,10 +148,10 @@ for spec in "${MODELS[@]}"; do
     t0=$(date +%s.%N)
     tune=()
     if [ "$TUNE" = 1 ]; then
-        mkdir -p "$BENCH/tune"
-        tune=(--tune --tune-file "$BENCH/tune/$name.tune")
+        mkdir -p "$TUNE_DIR"
+        tune=(--tune --tune-file "$TUNE_DIR/$name.tune")
     fi
-    if ! "$BUILD/kdcc" "$path" -o "$W/m.c" --name m --batch 1 "${tune[@]}" 2> "$W/kdcc.err"; then
+    if ! "$BUILD/kdcc" "$path" -o "$W/m.c" --name m --batch 1 --target "$TARGET" "${tune[@]}" 2> "$W/kdcc.err"; then
         record error "$name" kdcc "$(firstline "$W/kdcc.err")"
         log "$name: $(firstline "$W/kdcc.err")"
         continue
@@ -154,7 +171,7 @@ for spec in "${MODELS[@]}"; do
     info_macs=$("$BUILD/kdcc" info "$path" --batch 1 2>/dev/null | sed -n 's/^ *MACs *\([0-9]*\).*/\1/p' | head -1 || true)
     record info "$name" "${info_macs:--}"
     ws=$(sed -n 's/^#define M_WORKSPACE_BYTES \([0-9]*\).*/\1/p' "$W/m.h")
-    if "$WORK/arena_bound" "$path" 1 ${tune[@]:+"$BENCH/tune/$name.tune"} > "$W/arena.txt" 2> "$W/arena.err"; then
+    if "$WORK/arena_bound" "$path" 1 "$TARGET" ${tune[@]:+"$TUNE_DIR/$name.tune"} > "$W/arena.txt" 2> "$W/arena.err"; then
         record arena "$name" "$ws" $(cat "$W/arena.txt")
     else
         record arena "$name" "$ws" - - - -
@@ -178,11 +195,11 @@ done
 T_END=$(date +%s)
 record elapsed "$((T_END - T_START))"
 
-KFLAGS="--batch 1"
-[ "$TUNE" = 1 ] && KFLAGS="--batch 1 --tune (blocks in bench/tune/)"
+KFLAGS="--batch 1 --target $TARGET"
+[ "$TUNE" = 1 ] && KFLAGS="--batch 1 --target $TARGET --tune (blocks in bench/tune/$TARGET/)"
 args=(--raw "$RAW" --ort-version "$ORT_VERSION" --seconds "$SECS" --rounds "$ROUNDS" --cflags "$CFLAGS_MODEL" --cc "$CC"
       --kdcc-flags "$KFLAGS")
-[ "$TUNE" = 1 ] && args+=(--tune-dir "$BENCH/tune")
+[ "$TUNE" = 1 ] && args+=(--tune-dir "$TUNE_DIR")
 if [ $DOC = 1 ] && [ -z "$ONLY" ]; then
     $PY "$BENCH/report.py" "${args[@]}" --out "$ROOT/docs/BENCHMARKS.md"
     log "wrote docs/BENCHMARKS.md"
