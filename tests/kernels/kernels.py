@@ -129,11 +129,11 @@ def compare(name, got, ref, tol=1e-4):
     check(name, err <= tol, "max relative error %.3g (tolerance %.1g)" % (err, tol))
 
 
-def case(m, ref, kernel, blocks=(), groups=1, m4=False, v4=False):
+def case(m, ref, kernel, blocks=(), groups=1, m4=False, v4=None):
     """kernel: 'depthwise', 'pointwise', 'padded plane' or 'im2col', the comment the kernel writes.
     m4: the kernel also takes the layer on cortex-m4 (a pointwise layer of one group
     with constant weights, which passes/layout.c stores input-channel-major: no scratch).
-    v4: also built for x86-64-v4, whose blocks hold accumulator arrays of 16 floats."""
+    v4: also built for x86-64-v4, whose C must match this regex (its 16-float vectors)."""
     ref = ref.numpy() if isinstance(ref, torch.Tensor) else ref
     m.out = "float[%s] y" % ",".join(str(d) for d in ref.shape)
     d = os.path.join(WORK, m.name)
@@ -154,8 +154,7 @@ def case(m, ref, kernel, blocks=(), groups=1, m4=False, v4=False):
         res = build_run(m, d + "_v4", ["--target", "x86-64-v4"], run=not SANITIZED_KDCC)
         if res:
             check(m.name + "_v4_takes_" + kernel, "/* %s:" % kernel in res[0], "x86-64-v4: no '/* %s:' line" % kernel)
-            check(m.name + "_v4_lanes", re.search(r"float c\d+_\d+\[16\];", res[0]) is not None,
-                  "x86-64-v4: no accumulator array of 16 floats")
+            check(m.name + "_v4_lanes", re.search(v4, res[0]) is not None, "x86-64-v4: no match for %s" % v4)
             if res[1] is not None:
                 compare(m.name + "_v4_output", res[1], ref)
     if blocks:
@@ -229,6 +228,11 @@ def finish(m, ref, epi, x_like=None):
     return ref
 
 
+# built for x86-64-v4 as well: the flat depthwise form in vectors of 16 pixels (in place,
+# over phase planes, DS-CNN's 25 x 5 map, two outputs per channel)
+V4_DW = r"q0 \+= 16\)"
+V4_DW_CASES = {"dw_narrow_25x5", "dws_odd_relu", "dws_mult2_add", "dwf_inplace_relu", "dwf_inplace_asym", "dwf1d_inplace"}
+
 # ---- depthwise
 for spec in [
     ("dw3x3_relu", dict(n=1, c=5, mult=1, h=7, w_=9, k=(3, 3), pads=(1, 1, 1, 1)), "relu"),
@@ -271,7 +275,7 @@ for spec in [
 ]:
     name, kw, epi = spec
     m, x, ref = dw(name, **kw)
-    case(m, finish(m, ref, epi), "depthwise")
+    case(m, finish(m, ref, epi), "depthwise", v4=V4_DW if name in V4_DW_CASES else None)
 
 # 1-D depthwise: stride 2 (phase-plane form, and flat), and stride 1 read in place
 for name, c, length, k, stride, pads, epi in [("dw1d_s2", 4, 79, 5, 2, (2, 1), "relu"),
@@ -283,7 +287,7 @@ for name, c, length, k, stride, pads, epi in [("dw1d_s2", 4, 79, 5, 2, (2, 1), "
     m.init("w", wt)
     m.node("c = Conv<group = %d, strides = [%d], pads = [%d, %d]>(x, w)" % (c, stride, pads[0], pads[1]))
     ref = F.conv1d(F.pad(t64(x), pads), t64(wt), stride=stride, groups=c)
-    case(m, finish(m, ref, epi), "depthwise")
+    case(m, finish(m, ref, epi), "depthwise", v4=V4_DW if name in V4_DW_CASES else None)
 
 # which form the strided cases took: the flat one over phase planes, or channels last
 for name in ["dw3x3_s2_clip", "dw3x3_s2_asym", "dw5x3_s3", "dw_mult3_s2", "dws_odd_relu", "dws_asym_clip",
@@ -332,6 +336,7 @@ case(m, finish(m, F.conv1d(t64(x), t64(wt)), None), "pointwise", m4=True)
 
 # built for x86-64-v4 as well (16-float accumulator arrays): rows of 28, 37 and 16
 # columns, im2col panels of one image and of several
+V4_ACC = r"float c\d+_\d+\[16\];"
 V4_CASES = {"pl_c1_3x3_relu", "pl_5x3_wide", "ph_16to32_s2", "ic_s2_relu", "ic_s2_batch5_add"}
 
 # ---- padded plane and im2col (compiler/ops/conv.c): dense layers; blocks of whole
@@ -352,7 +357,7 @@ for spec in [
 ]:
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
-    case(m, finish(m, ref, epi), "padded plane", blocks, v4=name in V4_CASES)
+    case(m, finish(m, ref, epi), "padded plane", blocks, v4=V4_ACC if name in V4_CASES else None)
 # strided layers through phase planes (the padded plane per stride phase): few
 # input channels, or rows of 16 outputs or more; partial blocks at the right and
 # the bottom; strides 2, 3 and 4, a stride-2 5x5, dilation with a stride
@@ -370,7 +375,7 @@ for spec in [
 ]:
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
-    case(m, finish(m, ref, epi), "padded plane", blocks, v4=name in V4_CASES)
+    case(m, finish(m, ref, epi), "padded plane", blocks, v4=V4_ACC if name in V4_CASES else None)
     c = open(os.path.join(WORK, name, "m.c")).read()
     check(name + "_phase_planes", "phase planes of" in c, "no phase planes in the generated C")
 for spec in [
@@ -387,7 +392,7 @@ for spec in [
 ]:
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
-    case(m, finish(m, ref, epi), "im2col", blocks, v4=name in V4_CASES)
+    case(m, finish(m, ref, epi), "im2col", blocks, v4=V4_ACC if name in V4_CASES else None)
     if "batch" in name:
         c = open(os.path.join(WORK, name, "m.c")).read()
         imgs = re.search(r"/\* im2col: .*, (\d+) image", c)
