@@ -104,6 +104,7 @@ static int tune_hook(Graph *g, void *ctx, Diag *d) { return tune_graph(g, ctx, d
 static int frozen_passes(Graph *g, Diag *d)
 {
     g->threads = trainer_threads();
+    g->target = target_host();
     return pass_fuse(g, d) || pass_winograd(g, d);
 }
 
@@ -113,8 +114,11 @@ static int frozen_passes(Graph *g, Diag *d)
 static int build_module(Graph *g, const char *dir, const char *name, int infer_first, int64_t batch, Module *m,
                         Writer *keep_c, const TuneOptions *tune, Diag *d)
 {
-    PassOptions po = {.fold = 1, .batch = batch};
+    /* the step runs here: tiled for this host's CPU (the student's emitted C keeps
+     * the generic target) */
+    PassOptions po = {.fold = 1, .batch = batch, .target = target_host()};
     g->threads = trainer_threads(); /* kernels with scratch split the batch over the step's threads */
+    g->target = po.target;
     int tuning = tune && (tune->tune || tune->file);
     if (tuning) {
         po.before_scratch = tune_hook;

@@ -37,3 +37,15 @@ const Target *target_at(int i)
 {
     return i >= 0 && (size_t)i < sizeof targets / sizeof targets[0] ? &targets[i] : NULL;
 }
+
+const Target *target_host(void)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return target_find("x86-64-v4");
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return target_find("x86-64-v3");
+#endif
+    return target_default();
+}

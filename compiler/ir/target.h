@@ -28,5 +28,9 @@ const Target *target_find(const char *name);
 const Target *target_default(void);
 /* i-th target, NULL past the end (for --help and the docs). */
 const Target *target_at(int i);
+/* The target of this host's CPU, for code kdcc builds and runs here itself (the
+ * distillation step): x86-64-v4 with AVX-512, x86-64-v3 with AVX2 and FMA, else
+ * generic. Never a default for emitted C, which is for the device. */
+const Target *target_host(void);
 
 #endif
