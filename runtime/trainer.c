@@ -76,13 +76,10 @@ int module_build(const char *dir, const char *name, const Writer *c_text, const 
     if (write_all(cp, c_text) || write_all(hp, h_text))
         return diag_error(d, NULL, "cannot write '%s'", cp);
     const char *cc = getenv("CC") && getenv("CC")[0] ? getenv("CC") : "cc";
-    /* the host's build; with AVX-512 (target_host: x86-64-v4, whose kernels hold
-     * 16-float arrays) the 512-bit registers, which gcc and clang leave unused there
-     * unless told */
-    const char *flags = getenv("KDCC_TRAIN_CFLAGS") ? getenv("KDCC_TRAIN_CFLAGS")
-                        : target_host()->vector_bytes >= 64
-                            ? "-O3 -march=native -mprefer-vector-width=512 -ffp-contract=fast -fno-math-errno"
-                            : "-O3 -march=native -ffp-contract=fast -fno-math-errno";
+    /* the host's build of the step, which is tiled for target_host() */
+    char native[256];
+    snprintf(native, sizeof native, "-O3 %s -ffp-contract=fast -fno-math-errno", target_native_flags(target_host()));
+    const char *flags = getenv("KDCC_TRAIN_CFLAGS") ? getenv("KDCC_TRAIN_CFLAGS") : native;
     snprintf(cmd, sizeof cmd, "%s -std=c99 %s%s -fPIC -shared -o '%s' '%s' -lm > '%s' 2>&1", cc, flags,
              train_threads > 1 ? " -fopenmp" : "", so, cp, log);
     if (system(cmd) != 0)

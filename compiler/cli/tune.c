@@ -341,13 +341,12 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
     char dir[KD_TMPDIR_MAX] = ""; /* made at the first layer to time */
     if (o->file && read_table(o->file, &tab, d))
         goto out;
-    /* the host's build of what the target's flags would build: with 16-float vectors
-     * (x86-64-v4), the zmm registers the target's flags ask for */
+    /* the host's build of what the target's flags would build */
     const Target *tg = g->target ? g->target : target_default();
     int wide = tg->vector_bytes >= 64;
-    const char *cflags = getenv("KDCC_TUNE_CFLAGS") ? getenv("KDCC_TUNE_CFLAGS")
-                         : wide ? "-O3 -march=native -mprefer-vector-width=512 -ffp-contract=fast"
-                                : "-O3 -march=native -ffp-contract=fast";
+    char native[256];
+    snprintf(native, sizeof native, "-O3 %s -ffp-contract=fast", target_native_flags(tg));
+    const char *cflags = getenv("KDCC_TUNE_CFLAGS") ? getenv("KDCC_TUNE_CFLAGS") : native;
     Block cands[MAXCANDS];
     int ncands = 0;
     for (int k = 0; k < NCANDS; k++)

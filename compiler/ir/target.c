@@ -38,6 +38,13 @@ const Target *target_at(int i)
     return i >= 0 && (size_t)i < sizeof targets / sizeof targets[0] ? &targets[i] : NULL;
 }
 
+const char *target_native_flags(const Target *t)
+{
+    return t && t->vector_bytes >= 64 ? "-march=native -mprefer-vector-width=512" : "-march=native";
+}
+
+int64_t target_lanes(int64_t vl, int64_t width) { return vl > 8 && width % vl == 0 ? vl : 8; }
+
 const Target *target_host(void)
 {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)

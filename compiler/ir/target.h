@@ -32,5 +32,13 @@ const Target *target_at(int i);
  * distillation step): x86-64-v4 with AVX-512, x86-64-v3 with AVX2 and FMA, else
  * generic. Never a default for emitted C, which is for the device. */
 const Target *target_host(void);
+/* The flags that build this host's code for target t: -march=native, and on a target
+ * of 16-float vectors (x86-64-v4) -mprefer-vector-width=512, without which gcc and
+ * clang keep its accumulator arrays in 256-bit registers. For --tune's candidates
+ * and the distillation step. */
+const char *target_native_flags(const Target *t);
+/* The floats of one named accumulator array in a block `width` floats wide, for a
+ * target of vl floats per vector: vl when it is above 8 and divides width, else 8. */
+int64_t target_lanes(int64_t vl, int64_t width);
 
 #endif

@@ -585,8 +585,7 @@ void conv_block(const Graph *g, const Node *n, int64_t *mr, int64_t *nr)
 int64_t conv_lanes(const Graph *g, int64_t width)
 {
     const Target *t = g->target ? g->target : target_default();
-    int64_t vl = t->vector_bytes / 4;
-    return vl > 8 && width % vl == 0 ? vl : 8;
+    return target_lanes(t->vector_bytes / 4, width);
 }
 
 #define IC_MIN_PIXELS 128 /* images of fewer output pixels share a panel in a batch */

@@ -523,7 +523,7 @@ static void wino_gemm_block(Writer *w, const WinoGeom *g, int64_t mb, int64_t nb
         em_close(w, 3); /* v, mm, the block */
         return;
     }
-    int64_t lv = g->vl > 8 && nb % g->vl == 0 ? g->vl : 8, nq = nb / lv;
+    int64_t lv = target_lanes(g->vl, nb), nq = nb / lv;
     for (int64_t mm = 0; mm < mb; mm++)
         for (int64_t q = 0; q < nq; q++)
             w_line(w, "float c%" PRId64 "_%" PRId64 "[%" PRId64 "];", mm, q, lv);
