@@ -141,11 +141,13 @@ def tune_layers(d):
                 ks = [5, 5] if re.search(r"\bkernel=5\b", key) else [3, 3]
             elif re.search(r"\bweight_hwc=1\b", key):
                 # weight_hwc (passes/layout.c): W stored [M][K0][K1][C] for compiler/ops/conv.c's
-                # channel-dot kernel, whose block is --tune's when it has at most 12
-                # accumulators, else 3 x 4 (cd_plan)
+                # channel-dot kernel, whose block (cd_plan) is the tune file's when it has at
+                # most 12 accumulators, else mr channels x nr / 8 pixels when that has at most
+                # 24 (x86-64-v4's 32 registers; 12 on the others), else 3 x 4
                 macs, ks, kind = ny * math.prod(w_[1:]), w_[1:3], "channel dots"
                 bm, bn = (int(v) for v in blk.split("x"))
-                blk = blk if bm * bn <= 12 else "3x4"
+                most = 24 if os.path.basename(os.path.normpath(d)) == "x86-64-v4" else 12  # bench/tune/TARGET
+                blk = blk if bm * bn <= 12 else "%dx%d" % (bm, bn // 8) if bn >= 8 and bm * (bn // 8) <= most else "3x4"
             else:
                 # weight_cm (passes/layout.c): a pointwise W stored [C][Mp]; each output sums C inputs
                 macs = ny * (x[1] if re.search(r"weight_cm=\d+", key) else math.prod(w_[1:]))

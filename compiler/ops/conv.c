@@ -873,8 +873,7 @@ static void cv_block_fn(Writer *w, const void *ctx, int64_t channels, int64_t va
  * dilation). A block of mb output channels x pb pixels keeps one vector of partial
  * sums per pair (named arrays behind KD_LANES, as in cv_block) and loads mb weight
  * and pb input vectors per vector of mb x pb multiply-adds; the lanes are added at
- * the store. Blocks are --tune's (channels x pixels, at most CD_MAX_ACC
- * accumulators), else 3 x 4. */
+ * the store. Blocks are --tune's (see cd_plan), else 3 x 4. */
 #define CD_MAX_P 64    /* output pixels per image: at most this many */
 #define CD_MIN_C 64    /* input channels: at least this many (and whole vectors) */
 #define CD_MAX_M 128   /* output channels: at most this many */
@@ -905,12 +904,18 @@ static int cd_plan(const Graph *g, const Node *n, const ConvGeom *cg, CdPlan *p)
         return 0;
     p->PH = (cg->out[0] - 1) * cg->s[0] + (cg->k[0] - 1) * cg->dl[0] + 1;
     p->PW = (cg->out[1] - 1) * cg->s[1] + (cg->k[1] - 1) * cg->dl[1] + 1;
-    int64_t mr, nr;
+    /* --tune's block: taken as it is when it holds at most CD_MAX_ACC accumulators
+     * (a tune file's own), else read as the candidates are written for the other
+     * kernels, pixels in floats: mr channels x nr / 8 pixels, when that fits the
+     * target's registers (24 accumulators of 32 registers) */
+    int64_t mr, nr, most = t->vector_regs >= 32 ? 24 : CD_MAX_ACC;
     conv_block(g, n, &mr, &nr);
     p->mb = 3;
     p->pb = 4;
     if ((n->block_m > 0 || n->block_n > 0) && mr * nr <= CD_MAX_ACC)
         p->mb = mr, p->pb = nr;
+    else if ((n->block_m > 0 || n->block_n > 0) && nr >= 8 && mr * (nr / 8) <= most)
+        p->mb = mr, p->pb = nr / 8;
     if (p->mb > cg->M)
         p->mb = cg->M;
     if (p->pb > P)

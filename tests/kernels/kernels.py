@@ -428,7 +428,7 @@ for spec in [
 # budget
 for spec in [
     ("cd_head_256x6_relu", dict(n=3, c=256, mult=6, h=4, w_=5, k=(3, 3), pads=(1, 1, 1, 1)), "relu",
-     ("2x6", "4x3", "12x1")),
+     ("2x6", "4x3", "12x1", "6x16")),
     ("cd_head_12_add", dict(n=3, c=128, mult=12, h=4, w_=5, k=(3, 3), pads=(1, 1, 1, 1)), "add", ()),
     ("cd_s2_asym_clip", dict(n=3, c=64, mult=20, h=9, w_=8, k=(3, 3), stride=(2, 2), pads=(0, 1, 2, 0)), "clip", ()),
     ("cd_dil2", dict(n=3, c=64, mult=8, h=6, w_=6, k=(3, 3), pads=(2, 2, 2, 2), dil=(2, 2)), None, ()),
