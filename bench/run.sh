@@ -14,9 +14,10 @@
 #   --no-doc      print the table, do not write docs/BENCHMARKS.md
 #   --tune        compile with kdcc --tune (Conv register blocks timed on this host,
 #                 recorded in bench/tune/TARGET/NAME.tune and reused by later runs)
-#   --target T    kdcc's --target (default: this host's: x86-64-v4 with AVX-512,
-#                 x86-64-v3 with AVX2 and FMA, else generic); on x86-64-v4 the C is
-#                 built with -mprefer-vector-width=512, as the target's flags say
+#   --target T    kdcc's --target (default: this host's, as --target native picks it:
+#                 x86-64-v4 with AVX-512, x86-64-v3 with AVX2 and FMA, else generic);
+#                 on x86-64-v4 the C is built with -mprefer-vector-width=512, as the
+#                 target's flags say
 #
 # What it installs if missing (apt-get, so root or sudo): node/npm,
 # libopenblas0-pthread, python3-onnx; and, with npm --ignore-scripts into
@@ -48,7 +49,7 @@ while [ $# -gt 0 ]; do
         --no-doc) DOC=0; shift ;;
         --tune) TUNE=1; shift ;;
         --target) TARGET=$2; shift 2 ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -99,12 +100,9 @@ RAW=$WORK/raw.tsv
 : > "$RAW"
 
 CC=${CC:-cc}
-if [ -z "$TARGET" ]; then
-    flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
-    if [[ " $flags " == *" avx512f "* ]]; then TARGET=x86-64-v4
-    elif [[ " $flags " == *" avx2 "* && " $flags " == *" fma "* ]]; then TARGET=x86-64-v3
-    else TARGET=generic; fi
-fi
+# the host's target as kdcc's --target native takes it
+[ -n "$TARGET" ] || TARGET=$("$BUILD/kdcc" --target list | sed -n 's/^native .*: \(.*\) here$/\1/p')
+[ -n "$TARGET" ] || TARGET=generic
 CFLAGS_MODEL="-std=c99 -O3 -march=native -ffp-contract=fast"  # -std=c99 alone turns off gcc's FMA contraction
 # the host's build of the target: on x86-64-v4, gcc and clang use the zmm registers
 # only when told (their default there is 256 bits); --tune then times the same

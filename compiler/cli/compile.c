@@ -174,7 +174,8 @@ static void usage(FILE *f)
             "      --dump-after PASS   print the graph in textual syntax after PASS\n"
             "                          (import bind infer fuse winograd layout dce alias plan, or all) to stderr\n"
             "      --target NAME       tile the kernels for NAME: generic (default), x86-64-v3, x86-64-v4,\n"
-            "                          cortex-a53, cortex-m7, cortex-m4 (kdcc --target list describes them)\n"
+            "                          cortex-a53, cortex-m7, cortex-m4, or native (this host's CPU;\n"
+            "                          kdcc --target list describes them)\n"
             "      --tune              time candidate register blocks of each distinct Conv layer on this\n"
             "                          host ($CC, KDCC_TUNE_CFLAGS) and keep the fastest; the choices are\n"
             "                          recorded in the tune file (default OUT.tune)\n"
@@ -343,14 +344,17 @@ int cmd_compile(int argc, char **argv)
                     printf("%-11s %s\n            block %dx%d, scratch up to %" PRId64 " bytes; cflags: %s\n", t->name,
                            t->summary, t->block_m, t->block_n, t->max_scratch, t->cflags);
                 }
+                const Target *h = target_host();
+                printf("%-11s this host's CPU: %s here\n", "native", h->name);
                 return 0;
             }
-            o.pass.target = target_find(optarg);
+            o.pass.target = strcmp(optarg, "native") ? target_find(optarg) : target_host();
             if (!o.pass.target) {
                 Writer names;
                 w_init(&names);
                 for (int i = 0; target_at(i); i++)
                     w_printf(&names, "%s%s", i ? ", " : "", target_at(i)->name);
+                w_printf(&names, ", native");
                 diag_error(&d, NULL, "--target: no target named '%s' (targets: %s)", optarg, names.buf ? names.buf : "");
                 w_free(&names);
                 goto fail;

@@ -27,6 +27,9 @@ check deterministic bash -c "mkdir -p '$W/d1' '$W/d2' && '$KDCC' '$M/ultraface-r
 # print and the textual syntax: text -> C gives the same C as binary -> C
 check print bash -c "'$KDCC' print '$M/mnist-8/model.onnx' > '$W/mnist.txt' && grep -q 'Conv' '$W/mnist.txt'"
 check text_compiles_same bash -c "mkdir -p '$W/t1' '$W/t2' && '$KDCC' '$M/mnist-8/model.onnx' -o '$W/t1/' --name m && '$KDCC' '$W/mnist.txt' -o '$W/t2/' --name m && diff <(grep -v '^/\\* model:' '$W/t1/m.c') <(grep -v '^/\\* model:' '$W/t2/m.c') >/dev/null"
+# --target native: the target --target list names for this host, the same C as that target's
+check target_native bash -c "t=\$('$KDCC' --target list | sed -n 's/^native .*: \\(.*\\) here\$/\\1/p') && [ -n \"\$t\" ] && mkdir -p '$W/n1' '$W/n2' && '$KDCC' '$M/mnist-8/model.onnx' -o '$W/n1/' --name m --target native && '$KDCC' '$M/mnist-8/model.onnx' -o '$W/n2/' --name m --target \$t && cmp '$W/n1/m.c' '$W/n2/m.c'"
+check target_unknown bash -c "'$KDCC' '$M/mnist-8/model.onnx' -o '$W/u.c' --target nosuch 2>&1 | grep -q 'no target named .nosuch. (targets: .*native)'"
 check dump_after bash -c "'$KDCC' '$M/mnist-8/model.onnx' -o '$W/dump.c' --dump-after infer 2>&1 >/dev/null | grep -q '# after infer'"
 check dump_unknown_pass bash -c "'$KDCC' '$M/mnist-8/model.onnx' -o '$W/dump2.c' --dump-after nosuchpass; [ \$? -eq 1 ]"
 # the emitted C builds as C99 with warnings as errors under gcc and clang, and the reentrant form links
