@@ -9,6 +9,7 @@
 extern const char *const emit_prelude_half;
 extern const char *const emit_prelude_bf16;
 extern const char *const emit_prelude_round;
+extern const char *const emit_prelude_qround;
 
 /* A C identifier from an arbitrary ONNX name. */
 static void c_ident(char *out, size_t n, const char *prefix, const char *name)
@@ -615,6 +616,8 @@ int emit_c(const Graph *g, const EmitOptions *opt, Writer *c, Writer *h, Diag *d
         w_printf(c, "%s\n", emit_prelude_bf16);
     if (e.prelude & PRE_ROUND_EVEN)
         w_printf(c, "%s\n", emit_prelude_round);
+    if (e.prelude & PRE_QROUND)
+        w_printf(c, "%s\n", emit_prelude_qround);
     char up[96];
     snprintf(up, sizeof up, "%s", name);
     upper(up);

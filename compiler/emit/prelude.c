@@ -69,3 +69,41 @@ const char *const emit_prelude_round =
     "        r += 1.0f;\n"
     "    return r;\n"
     "}\n";
+
+/* QuantizeLinear's saturation and rounding in forms gcc vectorises (12, at every
+ * x86-64 level; clang too). Float selects do not do: once the scale and zero point
+ * are constants, gcc threads the loop's path through each clamp bound (where the
+ * rest folds to a constant) and then cannot if-convert the other path, whose float
+ * comparisons and conversions may trap under the default -ftrapping-math; floorf is
+ * not vectorised under it either. So the clamp compares the floats' bit patterns
+ * mapped to unsigned integers in the floats' order (NaN to 0, below every number),
+ * and the rounding truncates, then decides from the remainder counted in units of
+ * 2^-24 (exact from 1/2 up), with integer comparisons. Every step is exact, so the
+ * result does not depend on the rounding mode. */
+const char *const emit_prelude_qround =
+    "KD_UNUSED static uint32_t kd_fkey(float v)\n"
+    "{\n"
+    "    uint32_t b;\n"
+    "    memcpy(&b, &v, 4);\n"
+    "    return (b ^ ((0u - (b >> 31)) | 0x80000000u)) & ((uint32_t)((b & 0x7fffffffu) > 0x7f800000u) - 1u);\n"
+    "}\n"
+    "\n"
+    "/* v saturated to [l, h] (numbers, l <= h); NaN to l */\n"
+    "KD_UNUSED static float kd_clampf(float v, float l, float h)\n"
+    "{\n"
+    "    uint32_t k = kd_fkey(v);\n"
+    "    const uint32_t kl = kd_fkey(l), kh = kd_fkey(h);\n"
+    "    k = k > kl ? k : kl;\n"
+    "    k = k < kh ? k : kh;\n"
+    "    k ^= ((k >> 31) - 1u) | 0x80000000u;\n"
+    "    memcpy(&v, &k, 4);\n"
+    "    return v;\n"
+    "}\n"
+    "\n"
+    "/* v rounded half to even, |v| < 2^31 */\n"
+    "KD_UNUSED static int32_t kd_rint_i32(float v)\n"
+    "{\n"
+    "    const int32_t q = (int32_t)v;\n"
+    "    const int32_t u = (int32_t)((v - (float)q) * 16777216.0f);\n"
+    "    return q + (u > 8388608) - (u < -8388608) + ((u == 8388608) - (u == -8388608)) * (q & 1);\n"
+    "}\n";

@@ -1099,9 +1099,7 @@ static void pp_taps_open(Writer *w, const ConvGeom *cg, const PpGeom *p)
     w_line(w, "const float *restrict wk = wc + k0 * %" PRId64 ";", K1);
 }
 
-/* The accumulators of a named-array register block, c{mm}_{q}[lv] for mb channels
- * by nq vectors, set to the channel's bias (x2[m0 + mm]) or 0. */
-static void vec_acc_init(Writer *w, int64_t mb, int64_t nq, int64_t lv, int has_bias)
+void conv_vec_acc_init(Writer *w, int64_t mb, int64_t nq, int64_t lv, int has_bias)
 {
     for (int64_t mm = 0; mm < mb; mm++)
         for (int64_t q = 0; q < nq; q++)
@@ -1115,6 +1113,23 @@ static void vec_acc_init(Writer *w, int64_t mb, int64_t nq, int64_t lv, int has_
                 w_line(w, "c%" PRId64 "_%" PRId64 "[l] = 0;", mm, q);
         }
     w_close(w);
+}
+
+void conv_vec_taps(Writer *w, int64_t mb, int64_t wstride, int64_t K1, int64_t dl1, int64_t S1, int64_t PS, int64_t rs,
+                   int64_t nq, int64_t vr, int64_t lv)
+{
+    for (int64_t kl = 0; kl < K1; kl++) {
+        int64_t e1 = kl * dl1, off = e1 % S1 * PS + e1 / S1;
+        w_open(w, "%s", "");
+        for (int64_t mm = 0; mm < mb; mm++)
+            w_line(w, "const float w%" PRId64 " = wk[%" PRId64 "];", mm, mm * wstride + kl);
+        em_for_lanes(w, "l", lv);
+        for (int64_t mm = 0; mm < mb; mm++)
+            for (int64_t q = 0; q < nq; q++)
+                w_line(w, "c%" PRId64 "_%" PRId64 "[l] += w%" PRId64 " * xk[%" PRId64 " + l];", mm, q, mm,
+                       q / vr * rs + q % vr * lv + off);
+        em_close(w, 2);
+    }
 }
 
 /* pp_block with one named 8-float array per output vector (c{mm}_{q}[8], q the block's
@@ -1133,20 +1148,9 @@ static void pp_block_vec(Writer *w, const ConvGeom *cg, const PpGeom *p, int has
     w_open(w, "for (int64_t bk = 0; bk < %" PRId64 "; ++bk)", p->NYB * p->NXB);
     w_line(w, "const int64_t oy0 = bk / %" PRId64 " * %" PRId64 ", ox0 = bk %% %" PRId64 " * %" PRId64 ";",
            p->NXB, R, p->NXB, VW);
-    vec_acc_init(w, mb, nq, lv, has_bias);
+    conv_vec_acc_init(w, mb, nq, lv, has_bias);
     pp_taps_open(w, cg, p);
-    for (int64_t kl = 0; kl < K1; kl++) {
-        int64_t e1 = kl * cg->dl[1], off = e1 % p->S1 * p->PS + e1 / p->S1;
-        w_open(w, "%s", "");
-        for (int64_t mm = 0; mm < mb; mm++)
-            w_line(w, "const float w%" PRId64 " = wk[%" PRId64 "];", mm, mm * Cg * KSZ + kl);
-        em_for_lanes(w, "l", lv);
-        for (int64_t mm = 0; mm < mb; mm++)
-            for (int64_t q = 0; q < nq; q++)
-                w_line(w, "c%" PRId64 "_%" PRId64 "[l] += w%" PRId64 " * xk[%" PRId64 " + l];", mm, q, mm,
-                       q / vr * p->PW + q % vr * lv + off);
-        em_close(w, 2);
-    }
+    conv_vec_taps(w, mb, Cg * KSZ, K1, cg->dl[1], p->S1, p->PS, p->PW, nq, vr, lv);
     em_close(w, 2);   /* k0, ci */
     int partial = p->NYB * R != OH || p->NXB * VW != OW;
     if (partial) {
@@ -1299,7 +1303,7 @@ static void ic_block_vec(Writer *w, const ConvGeom *cg, const IcGeom *ic, int ha
         w_open(w, "for (int64_t q0 = 0; q0 < %" PRId64 "; q0 += %" PRId64 ")", ic->pp, nr);
     else
         w_open(w, "for (int64_t q0 = 0; q0 < pc; q0 += %" PRId64 ")", nr);
-    vec_acc_init(w, mb, nq, lv, has_bias);
+    conv_vec_acc_init(w, mb, nq, lv, has_bias);
     em_for(w, "k", ic->rows);
     w_line(w, "const float *restrict cr = ys + k * %" PRId64 " + q0;", ic->pp);
     for (int64_t mm = 0; mm < mb; mm++)

@@ -56,6 +56,20 @@ void conv_tap_range(const ConvGeom *cg, int L, int64_t kl, int64_t *lo, int64_t 
  * and in between pr[c] = xr[c * stride + off]. */
 void conv_pad_row(Writer *w, int64_t IH, int64_t IW, int64_t PW, int64_t clo, int64_t chi, int64_t stride, int64_t off);
 
+/* The accumulators of a named-array register block, c{mm}_{q}[lv] for mb channels
+ * by nq vectors, set to the channel's bias (x2[m0 + mm]) or 0. */
+void conv_vec_acc_init(Writer *w, int64_t mb, int64_t nq, int64_t lv, int has_bias);
+
+/* One kernel row's taps of a padded-plane block in named arrays (the body inside the
+ * loops that set xk, the plane row, and wk, the first channel's weights of that row):
+ * for each of the K1 taps, mb weights (channel mm's at wk[mm * wstride + kl]) times
+ * nq vectors of lv pixels, vector q at (q / vr) * rs floats from xk (rs: the plane's
+ * row stride), column q % vr * lv. Tap kl reads column kl * dl1 of the padded row, in
+ * phase plane (kl * dl1 % S1) of PS floats when the layer is strided along the row
+ * (S1 > 1). */
+void conv_vec_taps(Writer *w, int64_t mb, int64_t wstride, int64_t K1, int64_t dl1, int64_t S1, int64_t PS, int64_t rs,
+                   int64_t nq, int64_t vr, int64_t lv);
+
 /* ---- compiler/ops/conv_dw.c: depthwise and pointwise kernels ---- */
 /* Scratch bytes of the depthwise or pointwise kernel for node n (geometry cg,
  * flattened or not), 0 if neither takes it or it needs none; a form whose scratch

@@ -168,6 +168,7 @@ enum {
     PRE_HALF = 1 << 0,     /* static float kd_h2f(uint16_t), static uint16_t kd_f2h(float) */
     PRE_BF16 = 1 << 1,     /* kd_bf2f, kd_f2bf */
     PRE_ROUND_EVEN = 1 << 2, /* static float kd_rintf(float): round half to even, as ONNX Round */
+    PRE_QROUND = 1 << 3,   /* kd_clampf(v, l, h), kd_rint_i32(v): QuantizeLinear's steps, vectorisable */
 };
 
 typedef struct Emitter {

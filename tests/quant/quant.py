@@ -143,7 +143,8 @@ def rep_axis(v, shape, axis, bs=0):
 
 
 def quantize(x, s, z, dt, axis=1, bs=0):
-    q = np.rint(x / rep_axis(s, x.shape, axis, bs))  # numpy: in x's and s's common type
+    with np.errstate(over="ignore"):   # 5e9 / 0.25 in float16 and the like: inf, then saturated
+        q = np.rint(x / rep_axis(s, x.shape, axis, bs))  # numpy: in x's and s's common type
     zz = rep_axis(z, x.shape, axis, bs).astype(np.int64) if z is not None else 0
     lo, hi = RANGE[dt]
     return np.clip(q.astype(np.float64) + zz, lo, hi).astype(dt)
@@ -197,6 +198,19 @@ for dt, s, z in ((np.int8, 1.0, 0), (np.uint8, 0.5, 128), (np.int16, 0.25, -3), 
              [("x", x), ("s", sv), ("z", zv)], [("y", np.zeros(x.shape, dt))])
     same(name, run(name, m, [x, sv, zv], [np.zeros(x.shape, dt)], modes=("", "up", "down", "zero")),
          [quantize(x, sv, zv, dt)])
+
+# the scale and zero point as constants (the form of quantized models, where the C
+# compiler sees them), with infinities, signed zeros, tiny and near-half values; NaN
+# goes to the low end (kdcc's choice: ONNX leaves it open)
+x = np.array([np.inf, -np.inf, -0.0, 0.0, 1e-30, -1e-30, -0.7, 0.50000006, 0.49999997, -0.50000006,
+              126.5, 127.49999, -127.5, 255.5, 7.5, -7.5, np.nan, -np.nan], dtype=np.float32)
+for dt, s, z in ((np.uint8, 0.5, 113), (np.int8, 1.0, -3)):
+    sv, zv = np.array(s, np.float32), np.array(z, dt)
+    name = "q_const_%s" % dt.__name__
+    m = make(name, 13, [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])],
+             [("x", x)], [("y", np.zeros(x.shape, dt))], inits=[("s", sv), ("z", zv)])
+    want = quantize(np.nan_to_num(x, nan=-np.inf), sv, zv, dt)
+    same(name, run(name, m, [x], [np.zeros(x.shape, dt)], modes=("", "up", "down", "zero")), [want])
 
 # per axis with a negative axis, int8
 x = (rng.standard_normal((2, 3, 4)) * 40).astype(np.float32)
@@ -356,9 +370,13 @@ def qp_model(name, op, node_inputs, feeds, inits, want, **attrs):
     return make(name, 13, nodes, feeds + [("p", BIG)], [("y", want), ("o2", BIG)], inits=inits)
 
 
-def qp_check(name, m, feeds, want, kernel, chunk=None):
-    """run m with and without the exact-float kernel; both must give want"""
-    for tag, flags, fast in ((name, (), kernel), (name + "_m4", ("--target", "cortex-m4"), False)):
+def qp_check(name, m, feeds, want, kernel, chunk=None, vec=True):
+    """run m with and without the exact-float kernel (generic and x86-64-v4 targets, and
+    cortex-m4); every run must give want. vec: the blocks' accumulators are named arrays
+    of the target's lanes (8 floats, 16 on x86-64-v4 where the block row takes them)
+    rather than the acc[][][] form that rows read at a stride take"""
+    for tag, flags, fast in ((name, (), kernel), (name + "_v4", ("--target", "x86-64-v4"), kernel),
+                             (name + "_m4", ("--target", "cortex-m4"), False)):
         got = run(tag, m, [a for _, a in feeds] + [BIG], [want, BIG], flags=flags)
         if got is None:
             continue
@@ -366,12 +384,16 @@ def qp_check(name, m, feeds, want, kernel, chunk=None):
         hit = re.search(r"exact-float planes: .*?, (\d+) input channels? per exact chunk", src)
         check("%s: exact-float kernel %s" % (tag, "taken" if fast else "not taken"), bool(hit) == fast,
               "found" if hit else "missing")
+        if fast:
+            lanes = re.findall(r"float c0_0\[(\d+)\];", src)
+            check("%s: accumulators %s" % (tag, "in named arrays" if vec else "in acc[][][]"),
+                  bool(lanes) == vec and all(int(v) in ((8, 16) if flags else (8,)) for v in lanes), str(lanes))
         if hit and chunk is not None:
             check("%s: %d input channels per exact chunk" % (tag, chunk), int(hit.group(1)) == chunk, hit.group(0))
         same(tag, got, [want, 2 * BIG])
 
 
-def qp_conv(name, X, Wt, zx, zw, group, strides, pads, dil, w_input=False, kernel=True, chunk=None):
+def qp_conv(name, X, Wt, zx, zw, group, strides, pads, dil, w_input=False, kernel=True, chunk=None, vec=True):
     """ConvInteger(X, Wt, zx, zw) against conv_int; zx None: omitted; Wt a graph input when w_input"""
     M = Wt.shape[0]
     zwv = zw.reshape(-1, 1, 1, 1) if zw.size > 1 else int(zw)
@@ -383,7 +405,7 @@ def qp_conv(name, X, Wt, zx, zw, group, strides, pads, dil, w_input=False, kerne
     inits = ([] if w_input else [("w", Wt)]) + ([("zx", zx)] if zx is not None else []) + [("zw", zw)]
     m = qp_model(name, "ConvInteger", ["x", "w", "zx" if zx is not None else "", "zw"], feeds, inits, want,
                  group=group, strides=strides, pads=pads, dilations=dil)
-    qp_check(name, m, feeds, want, kernel, chunk)
+    qp_check(name, m, feeds, want, kernel, chunk, vec)
     return acc
 
 
@@ -399,7 +421,7 @@ qp_conv("qp_blocks", X, Wt, np.array(77, np.uint8), zw, 1, [1, 1], [2, 1, 2, 3],
 X = ints(np.int8, (1, 4, 17, 20))
 Wt = ints(np.uint8, (10, 2, 3, 2))
 qp_conv("qp_strides", X, Wt, np.array(-20, np.int8), np.array(200, np.uint8), 2, [2, 3], [1, 0, 0, 1], [1, 1],
-        w_input=True)
+        w_input=True, vec=False)
 
 # several exact chunks: 24 input channels of 5 x 5 taps at |x - zx| = 255 and
 # |w - zw| up to 255 take 10 channels per chunk (25 * 255 * 255 * 10 < 2^24), and
