@@ -876,6 +876,12 @@ typedef struct PwPlan {
  * pixel form won (64->64 on 144 pixels 19.1 against 22.0, MobileNet's layers on
  * 24x24 and 48x48 maps by 1.4x to 7x). */
 #define PW_CHAN_MIN_C 32
+/* ... and only with vectors of at most this many floats. With 16 (x86-64-v4, zmm),
+ * each block scatters twice as many lanes per vector, and the pixel form won on the
+ * Xeon (--tune, best block of each form, us): DS-CNN's 64->64 on 125 pixels 6.6
+ * against 7.4 (the model 44.3-44.9 against 49.1), UltraFace's 64->128 on 15 x 20
+ * 32.2 against 35.8, 128->128 65.2 against 68.2. */
+#define PW_CHAN_MAX_VL 8
 
 static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_chan, PwPlan *p)
 {
@@ -889,7 +895,7 @@ static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_
     for (int i = 0; i < cg->nsp; i++)
         p->P *= cg->out[i];
     pw_block_size(g, n, &p->mr, &p->nr);
-    p->chan = p->vl > 1 && ((Mg >= p->vl && (p->P < PW_CHAN_MAX_P || (p->P % p->vl && Cg >= PW_CHAN_MIN_C))) ||
+    p->chan = p->vl > 1 && ((Mg >= p->vl && (p->P < PW_CHAN_MAX_P || (p->P % p->vl && Cg >= PW_CHAN_MIN_C && p->vl <= PW_CHAN_MAX_VL))) ||
                             force_chan);
     if (p->chan) {
         /* the block's pixels x channels are --tune's mr x nr, channels in vectors */

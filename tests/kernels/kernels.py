@@ -304,7 +304,7 @@ for name in ["dw3x3_s2_clip", "dw3x3_s2_asym", "dw5x3_s3", "dw_mult3_s2", "dws_o
 
 
 # ---- pointwise
-def pw(name, n, c, mo, h, w_, g=1, epi=None, bias=True, blocks=()):
+def pw(name, n, c, mo, h, w_, g=1, epi=None, bias=True, blocks=(), v4=None):
     m = Model(name)
     x, wt, b = arr((n, c, h, w_)), arr((mo, c // g, 1, 1), 0.3), arr((mo,), 0.1)
     m.input("x", x)
@@ -313,7 +313,7 @@ def pw(name, n, c, mo, h, w_, g=1, epi=None, bias=True, blocks=()):
         m.init("b", b)
     m.node("c = Conv<group = %d>(x, w%s)" % (g, ", b" if bias else ""))
     ref = F.conv2d(t64(x), t64(wt), t64(b) if bias else None, groups=g)
-    case(m, finish(m, ref, epi), "pointwise", blocks, g, m4=g == 1)
+    case(m, finish(m, ref, epi), "pointwise", blocks, g, m4=g == 1, v4=v4)
 
 
 ALL = ("8x16", "4x24", "4x32", "6x16", "8x8", "4x16", "8x24", "2x32", "3x8", "5x40")
@@ -325,7 +325,10 @@ pw("pw_group2_clip", 1, 16, 12, 5, 9, g=2, epi="clip")                    # grou
 pw("pw_group2_p9", 1, 16, 32, 3, 3, g=2, epi="relu")   # grouped, vectors over channels, weights packed
 pw("pw_m12_p9", 1, 24, 12, 3, 3, epi="add")    # 12 channels: the in-place rows padded to 16
 # P not a whole number of vectors, >= 32 input channels: vectors over channels too
-pw("pw_p125_c64", 1, 64, 64, 25, 5, epi="relu", blocks=("2x32", "3x32", "4x24", "5x40"))   # DS-CNN's layer
+# with vectors of 8 floats; with 16 (x86-64-v4) over the pixels, the last block
+# through a padded copy of its columns
+pw("pw_p125_c64", 1, 64, 64, 25, 5, epi="relu", blocks=("2x32", "3x32", "4x24", "5x40"),   # DS-CNN's layer
+   v4=r"/\* pointwise: blocks of \d+ channels x \d+ pixels")
 pw("pw_p121_add", 2, 32, 40, 11, 11, epi="add", blocks=("3x32", "8x16"))   # batch 2, 40 channels: a last block of 8
 m = Model("pw1d")
 x, wt = arr((1, 12, 37)), arr((7, 12, 1), 0.3)
