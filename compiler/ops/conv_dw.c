@@ -365,6 +365,9 @@ static int dwf_plan(const Graph *g, const Node *n, const ConvGeom *cg, DwfPlan *
             p->qb = qb;
             p->top = qa + maxoff;
             p->bot = qb - p->lead;
+            /* the last vector, which ends at the plane's end (see dwf_chunk), reads from P - vw - lead */
+            if (p->P % vw && p->P >= vw && p->P - vw - p->lead < p->bot)
+                p->bot = p->P - vw - p->lead;
         }
     }
     p->CS = p->nph * p->FS;
@@ -596,9 +599,15 @@ static void dwf_chunk(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_
         w_close(w);
     }
     if (rem) {
+        /* the plane's last pixels: one whole vector ending at the plane's end, over
+         * the last vw - rem pixels again (the same sums, stored again), where the
+         * plane holds a vector; else the vector from nfull, of which rem pixels are
+         * stored. Storing rem lanes took 13 scalar stores and the shuffles to reach
+         * them: on DS-CNN's 25 x 5 planes a quarter of the layer's time */
         char q0[32];
-        snprintf(q0, sizeof q0, "%" PRId64, nfull);
-        dwf_block(w, cg, p, has_bias, q0, p->PV - nfull, rem, ep, "ys", 0);
+        int whole = p->P >= vw;
+        snprintf(q0, sizeof q0, "%" PRId64, whole ? p->P - vw : nfull);
+        dwf_block(w, cg, p, has_bias, q0, whole ? vw : p->PV - nfull, whole ? vw : rem, ep, "ys", 0);
     }
     em_close(w, 2);   /* mo, gi */
 }
