@@ -124,7 +124,9 @@ def tune_layers(d):
         for line in open(f):
             if line.startswith("#") or "\t" not in line:
                 continue
-            key, blk, ns = line.rstrip("\n").split("\t")[:3]
+            fields = line.rstrip("\n").split("\t")
+            key, blk, ns = fields[:3]
+            form = fields[3] if len(fields) > 3 else ""   # the pointwise kernel's form, where --tune chose one
             op = key.split()[0]
             dims = dict(re.findall(r"(\w+)=\w+\[([0-9,]+)\]", key))
             if "Conv" not in op or "x1" not in dims or "y" not in dims or not ns.isdigit():
@@ -158,7 +160,7 @@ def tune_layers(d):
                 if g and int(g.group(1)) > 1:
                     kind = "grouped"
             shape = "%d->%d %s on %s" % (x[1], y[1], "x".join(str(k) for k in ks), "x".join(str(v) for v in y[2:]))
-            out.append(dict(model=model, shape=shape, kind=kind + " " + blk, macs=macs, ns=int(ns)))
+            out.append(dict(model=model, shape=shape, kind=kind + " " + blk + (" " + form if form else ""), macs=macs, ns=int(ns)))
     return out
 
 

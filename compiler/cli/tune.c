@@ -9,8 +9,13 @@
  * block, compiles each with $CC and the flags of the real build, times it (CPU
  * time, best of several trials) and keeps the fastest.
  *
+ * Where a kernel can take more than one form whose speed depends on the machine
+ * (OpDef.tune_forms: the pointwise kernel's vectors over pixels or over channels),
+ * each block is timed in each form, and the form kept with the block.
+ *
  * The choices go to a tune file (--tune-file, default NAME.tune beside the
- * output), one line per layer: "KEY<TAB>MxN<TAB>ns". A build given that file
+ * output), one line per layer: "KEY<TAB>MxN<TAB>ns", and "<TAB>FORM" after it when
+ * the kernel has forms. A build given that file
  * without --tune reads the choices and times nothing, so it is deterministic; with
  * --tune, layers already in the file keep their recorded choice and only new ones
  * are timed. The file is rewritten atomically. */
@@ -30,24 +35,28 @@
 
 typedef struct {
     int m, n;
+    int form;   /* Node.block_form: 0, or 1 + the index of a form in the kernel's list */
 } Block;
 
 /* candidates, in the order ties are broken. 2x16 and 3x32: the Winograd layers'
  * products have only C (often 16) terms each, and there small blocks won (the
  * distillation teacher's 16->16 layer: 2x16 4.43 ms, 8x16 4.73, 3x32 5.31, 4x48
  * 7.38 for 64 images, best of 3 alternating). */
-static const Block cands_base[] = {{8, 16}, {4, 24}, {4, 32}, {6, 16}, {8, 8}, {4, 16}, {8, 24}, {2, 32}, {2, 16}, {3, 32}};
+static const Block cands_base[] = {{8, 16, 0}, {4, 24, 0}, {4, 32, 0}, {6, 16, 0}, {8, 8, 0}, {4, 16, 0}, {8, 24, 0}, {2, 32, 0}, {2, 16, 0}, {3, 32, 0}};
 #define NCANDS ((int)(sizeof cands_base / sizeof cands_base[0]))
 /* and on targets with vectors of 16 floats (x86-64-v4: 32 zmm registers), blocks of
  * up to 24 accumulators, which the list above (at most 16) leaves out */
-static const Block cands_wide[] = {{8, 32}, {12, 32}, {6, 48}, {4, 64}, {6, 64}};
+static const Block cands_wide[] = {{8, 32, 0}, {12, 32, 0}, {6, 48, 0}, {4, 64, 0}, {6, 64, 0}};
 #define NWIDE ((int)(sizeof cands_wide / sizeof cands_wide[0]))
 #define MAXCANDS (NCANDS + NWIDE)
+#define MAXFORMS 4   /* forms of one kernel timed at most */
+#define FORM_MAX 24  /* bytes of a form's name */
 
 typedef struct {
     char *key;
     int m, n;
     double ns;
+    char form[FORM_MAX];   /* the form's name; "" when the kernel has none */
 } TuneEntry;
 
 typedef struct {
@@ -95,7 +104,7 @@ static TuneEntry *find(TuneTable *t, const char *key)
     return NULL;
 }
 
-static TuneEntry *add(TuneTable *t, const char *key, int m, int n, double ns)
+static TuneEntry *add(TuneTable *t, const char *key, int m, int n, double ns, const char *form)
 {
     if (t->n == t->cap) {
         int cap = t->cap ? 2 * t->cap : 16;
@@ -108,7 +117,8 @@ static TuneEntry *add(TuneTable *t, const char *key, int m, int n, double ns)
     char *k = strdup(key);
     if (!k)
         return NULL;
-    t->e[t->n] = (TuneEntry){k, m, n, ns};
+    t->e[t->n] = (TuneEntry){k, m, n, ns, ""};
+    snprintf(t->e[t->n].form, FORM_MAX, "%s", form ? form : "");
     return &t->e[t->n++];
 }
 
@@ -133,14 +143,16 @@ static int read_table(const char *path, TuneTable *t, Diag *d)
             line[--len] = 0;
         if (!len || line[0] == '#')
             continue;
-        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
-        int m, n;
-        if (!t1 || !t2 || sscanf(t1 + 1, "%dx%d", &m, &n) != 2 || m < 1 || m > 64 || n < 1 || n > 256) {
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL, *t3 = t2 ? strchr(t2 + 1, '\t') : NULL;
+        int m, n, ok = t3 ? t3[1] && strlen(t3 + 1) < FORM_MAX : 1;
+        for (const char *c = t3 ? t3 + 1 : ""; ok && *c; c++)
+            ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
+        if (!t1 || !t2 || !ok || sscanf(t1 + 1, "%dx%d", &m, &n) != 2 || m < 1 || m > 64 || n < 1 || n > 256) {
             fclose(f);
-            return diag_error(d, NULL, "%s:%d: not a tune line (KEY<TAB>MxN<TAB>ns)", path, ln);
+            return diag_error(d, NULL, "%s:%d: not a tune line (KEY<TAB>MxN<TAB>ns[<TAB>form])", path, ln);
         }
         *t1 = 0;
-        if (!find(t, line) && !add(t, line, m, n, strtod(t2 + 1, NULL))) {
+        if (!find(t, line) && !add(t, line, m, n, strtod(t2 + 1, NULL), t3 ? t3 + 1 : NULL)) {
             fclose(f);
             return diag_error(d, NULL, "out of memory");
         }
@@ -156,9 +168,10 @@ static int write_table(const char *path, const TuneTable *t, Diag *d)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return diag_error(d, NULL, "cannot write '%s'", path);
-    fprintf(f, "# kdcc --tune: register block per layer (KEY<TAB>MxN<TAB>ns per call on the host that tuned)\n");
+    fprintf(f, "# kdcc --tune: register block per layer (KEY<TAB>MxN<TAB>ns per call on the host that tuned, then <TAB>FORM where the kernel has forms)\n");
     for (int i = 0; i < t->n; i++)
-        fprintf(f, "%s\t%dx%d\t%.0f\n", t->e[i].key, t->e[i].m, t->e[i].n, t->e[i].ns);
+        fprintf(f, "%s\t%dx%d\t%.0f%s%s\n", t->e[i].key, t->e[i].m, t->e[i].n, t->e[i].ns, t->e[i].form[0] ? "\t" : "",
+                t->e[i].form);
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         remove(tmp);
         return diag_error(d, NULL, "cannot write '%s'", path);
@@ -267,6 +280,7 @@ static double time_block(Arena *a, const Graph *g, const Node *n, Block b, int k
         return diag_error(d, n, "--tune: cannot build the layer alone: %s", quiet.msg), -1;
     t->nodes[0]->block_m = b.m;
     t->nodes[0]->block_n = b.n;
+    t->nodes[0]->block_form = b.form;
     if (pass_scratch_within(t, pass_scratch_budget(g, n), &quiet) || pass_plan(t, &quiet))
         return diag_error(d, n, "--tune: %s", quiet.msg), -1;
     Writer c, h, mw;
@@ -347,16 +361,23 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
     char native[256];
     snprintf(native, sizeof native, "-O3 %s -ffp-contract=fast", target_native_flags(tg));
     const char *cflags = getenv("KDCC_TUNE_CFLAGS") ? getenv("KDCC_TUNE_CFLAGS") : native;
-    Block cands[MAXCANDS];
-    int ncands = 0;
-    for (int k = 0; k < NCANDS; k++)
-        cands[ncands++] = cands_base[k];
-    for (int k = 0; wide && k < NWIDE; k++)
-        cands[ncands++] = cands_wide[k];
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
         if (!tunable(g, n))
             continue;
+        /* the candidates: every block, in each of the kernel's forms */
+        const char *const *forms = n->op->tune_forms ? n->op->tune_forms(g, n) : NULL;
+        int nforms = 0;
+        while (forms && forms[nforms] && nforms < MAXFORMS)
+            nforms++;
+        Block cands[MAXCANDS * MAXFORMS];
+        int ncands = 0;
+        for (int f = nforms ? 1 : 0; f <= nforms; f++) {
+            for (int k = 0; k < NCANDS; k++)
+                cands[ncands++] = (Block){cands_base[k].m, cands_base[k].n, f};
+            for (int k = 0; wide && k < NWIDE; k++)
+                cands[ncands++] = (Block){cands_wide[k].m, cands_wide[k].n, f};
+        }
         Writer kw;
         w_init(&kw);
         node_key(g, n, &kw);
@@ -375,13 +396,13 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
             arena_init(&ta);
             double best = -1;
             int bi = 0;
-            char times[1024] = "";
+            char times[4096] = "";
             size_t tl = 0;
             /* two rounds over the candidates, each candidate's best kept: a load change
              * on a shared machine during one candidate's run then does not decide (a
              * noisy single round picked a block 12% slower for the distillation
              * teacher's Winograd layer) */
-            double ts[MAXCANDS];
+            double ts[MAXCANDS * MAXFORMS];
             for (int k = 0; k < ncands; k++) {
                 ts[k] = time_block(&ta, g, n, cands[k], k, dir, cflags, d);
                 if (ts[k] < 0) {
@@ -422,15 +443,16 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
             for (int k = 0; k < ncands; k++) {
                 double ns = ts[k];
                 if (tl < sizeof times)
-                    tl += (size_t)snprintf(times + tl, sizeof times - tl, "%s%dx%d %.1f us", k ? ", " : "", cands[k].m,
-                                           cands[k].n, ns / 1000);
+                    tl += (size_t)snprintf(times + tl, sizeof times - tl, "%s%dx%d%s%s %.1f us", k ? ", " : "", cands[k].m,
+                                           cands[k].n, cands[k].form ? " " : "", cands[k].form ? forms[cands[k].form - 1] : "",
+                                           ns / 1000);
                 if (best < 0 || ns < best) {
                     best = ns;
                     bi = k;
                 }
             }
             arena_free(&ta);
-            e = add(&tab, kw.buf, cands[bi].m, cands[bi].n, best);
+            e = add(&tab, kw.buf, cands[bi].m, cands[bi].n, best, cands[bi].form ? forms[cands[bi].form - 1] : NULL);
             if (!e) {
                 w_free(&kw);
                 diag_error(d, NULL, "out of memory");
@@ -438,12 +460,24 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
             }
             changed = 1;
             if (o->verbose)
-                fprintf(stderr, "kdcc: tune: node '%s' (%s): %dx%d (%s)\n", n->name, n->op_type, e->m, e->n, times);
+                fprintf(stderr, "kdcc: tune: node '%s' (%s): %dx%d%s%s (%s)\n", n->name, n->op_type, e->m, e->n,
+                        e->form[0] ? " " : "", e->form, times);
         }
         w_free(&kw);
         if (e) {
             n->block_m = e->m;
             n->block_n = e->n;
+            /* the recorded form, where this build's kernel has forms (a file tuned for
+             * another target may name one where this one has none) */
+            n->block_form = 0;
+            for (int f = 0; e->form[0] && f < nforms; f++)
+                if (strcmp(forms[f], e->form) == 0)
+                    n->block_form = f + 1;
+            if (e->form[0] && nforms && !n->block_form) {
+                diag_error(d, n, "tune file '%s': form '%s' is not one of this layer's kernel forms (%s%s%s)", o->file, e->form,
+                           forms[0], nforms > 1 ? ", " : "", nforms > 1 ? forms[1] : "");
+                goto out;
+            }
         }
     }
     if (changed && o->file && write_table(o->file, &tab, d))

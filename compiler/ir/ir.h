@@ -223,6 +223,7 @@ typedef struct Node {
     int dead;             /* removed by a pass; compacted away by graph_compact */
     void *pass_data;      /* decisions of passes (fusion epilogue, tiling), owned by the arena */
     int block_m, block_n; /* register block chosen by --tune (compiler/cli/tune.c); 0 = the target's */
+    int block_form;       /* kernel form chosen by --tune: 1 + an index into OpDef.tune_forms' list; 0 = the kernel's rule */
 } Node;
 
 typedef struct Graph {

@@ -2273,6 +2273,7 @@ static const OpDef op_conv = {
     .name = "Conv", .domain = "", .since = 1,
     .min_inputs = 2, .max_inputs = 3, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_conv, .emit = emit_conv, .grad = grad_conv, .scratch_within = conv_scratch, .tunable = conv_tunable,
+    .tune_forms = conv_dw_forms,
     .summary = "n-D convolution (strides, pads, dilations, auto_pad, groups, bias)",
 };
 
@@ -2295,6 +2296,7 @@ static const OpDef op_fused_conv = {
     .name = "FusedConv", .domain = "kdcc", .since = 1,
     .min_inputs = 2, .max_inputs = -1, .min_outputs = 1, .max_outputs = 1,
     .infer = infer_fused_conv, .emit = emit_conv, .scratch_within = conv_scratch, .tunable = conv_tunable,
+    .tune_forms = conv_dw_forms,
     .summary = "Conv with an epilogue of elementwise steps (activation, residual add) at the store (made by the fusion pass)",
 };
 

@@ -870,6 +870,7 @@ int conv_dw_tunable(const Graph *g, const Node *n)
 typedef struct PwPlan {
     int64_t P, mr, nr, vl, pf, rem, tw, tail, pack;
     int chan;     /* few pixels: the channel-vector form (pwc_rows) */
+    int either;   /* either form would do (the choice conv_dw_forms offers --tune) */
     int64_t ws;   /* weights stored [C][ws] by passes/layout.c (weight_cm): read in place, no packing; 0: packed */
 } PwPlan;
 
@@ -889,8 +890,15 @@ typedef struct PwPlan {
  * each block scatters twice as many lanes per vector, and the pixel form won on the
  * Xeon (--tune, best block of each form, us): DS-CNN's 64->64 on 125 pixels 6.6
  * against 7.4 (the model 44.3-44.9 against 49.1), UltraFace's 64->128 on 15 x 20
- * 32.2 against 35.8, 128->128 65.2 against 68.2. */
+ * 32.2 against 35.8, 128->128 65.2 against 68.2.
+ * Which form wins on maps of PW_CHAN_MAX_P pixels or more is the machine's to say:
+ * the Xeon ran DS-CNN faster with the pixel form with vectors of 8 as well (generic
+ * target, untuned: 64 against 70 us), where the EPYC ran that layer faster in the
+ * channel form. So there the rule above is only the default: --tune times both
+ * forms (conv_dw_forms) and Node.block_form records the choice. */
 #define PW_CHAN_MAX_VL 8
+enum { PW_FORM_RULE, PW_FORM_PIXELS, PW_FORM_CHANNELS };
+static const char *const pw_form_names[] = {"pixels", "channels", NULL};
 
 static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_chan, PwPlan *p)
 {
@@ -904,8 +912,11 @@ static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_
     for (int i = 0; i < cg->nsp; i++)
         p->P *= cg->out[i];
     pw_block_size(g, n, &p->mr, &p->nr);
+    p->either = p->vl > 1 && Mg >= p->vl && p->P >= PW_CHAN_MAX_P;
     p->chan = p->vl > 1 && ((Mg >= p->vl && (p->P < PW_CHAN_MAX_P || (p->P % p->vl && Cg >= PW_CHAN_MIN_C && p->vl <= PW_CHAN_MAX_VL))) ||
                             force_chan);
+    if (p->either && !force_chan && n->block_form != PW_FORM_RULE)
+        p->chan = n->block_form == PW_FORM_CHANNELS;
     if (p->chan) {
         /* the block's pixels x channels are --tune's mr x nr, channels in vectors */
         p->nr = (p->nr + p->vl - 1) / p->vl * p->vl;
@@ -928,6 +939,16 @@ static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_
     p->tail = p->rem % p->vl ? Cg * p->tw : 0;
     p->pack = p->ws ? 0 : Cg * p->mr;
     return 1;
+}
+
+const char *const *conv_dw_forms(const Graph *g, const Node *n)
+{
+    Diag d = {0};
+    ConvGeom cg;
+    PwPlan p;
+    if (conv_geom(g, n, 0, &cg, &d) || conv_dw_tunable(g, n) != 1 || !pw_plan(g, n, &cg, 0, &p))
+        return NULL;
+    return p.either ? pw_form_names : NULL;
 }
 
 /* The accumulators of a pointwise block: rows x nv vector-wide arrays c<row>_<v>[vl]. */

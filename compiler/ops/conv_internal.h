@@ -78,6 +78,8 @@ int64_t conv_dw_scratch(const Graph *g, const Node *n, const ConvGeom *cg, int64
 /* For OpDef.tunable: 1 if the pointwise kernel takes n (it honours the block), 0 if
  * the depthwise kernel does (it has none), -1 if neither. */
 int conv_dw_tunable(const Graph *g, const Node *n);
+/* For OpDef.tune_forms: the pointwise kernel's forms where it could take either. */
+const char *const *conv_dw_forms(const Graph *g, const Node *n);
 /* Emit Conv through the kernel: 1 if emitted, 0 if the case is not one it takes. */
 int emit_conv_depthwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epilogue *ep);
 int emit_conv_pointwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epilogue *ep);

@@ -55,6 +55,10 @@ typedef struct OpDef {
     /* Optional: 1 if the emitted kernel for this node honours Node.block_m/block_n (its
      * register block), so --tune (compiler/cli/tune.c) may time candidates for it. */
     int (*tunable)(const Graph *g, const Node *n);
+    /* Optional: where the kernel for this node can take more than one form whose
+     * speed depends on the machine (a tunable node), the forms' names, NULL-terminated;
+     * --tune then times each block in each form and sets Node.block_form. NULL: one form. */
+    const char *const *(*tune_forms)(const Graph *g, const Node *n);
     /* In place: bit k set if output 0 may be written over input k. Set only where the
      * emitted kernel, for every flat index i, reads input k's element i (and no other
      * element of input k after it) before it writes output element i, with no

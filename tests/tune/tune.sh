@@ -84,6 +84,64 @@ for blk in 8x16 4x24 4x32 6x16 8x8 4x16 8x24 2x32 2x16 3x32 3x8 5x40; do
   check "block_${blk}_outputs" close "$W/b$blk/out.txt" "$W/ref/out.txt"
 done
 
+# kernel forms: a pointwise layer whose pixels (10 x 10) are not whole vectors can run
+# with vectors over the pixels or over the output channels; --tune times both and
+# records the form, and each form forced through the file computes the same numbers
+PW=$W/pw
+mkdir -p "$PW/ref" "$PW/t"
+/usr/bin/python3 - "$PW/model.txt" <<'PY'
+import sys, random
+random.seed(7)
+w = ", ".join("%.6f" % random.uniform(-0.5, 0.5) for _ in range(32 * 32))
+b = ", ".join("%.6f" % random.uniform(-0.2, 0.2) for _ in range(32))
+open(sys.argv[1], "w").write("""<
+   ir_version: 8,
+   opset_import: ["" : 17]
+>
+pw (float[1,32,10,10] x) => (float[1,32,10,10] y)
+<
+   float[32,32,1,1] w = {%s},
+   float[32] b = {%s}
+>
+{
+   c = Conv(x, w, b)
+   y = Relu(c)
+}
+""" % (w, b))
+PY
+cat > "$PW/main.c" <<'C'
+#include "m.h"
+#include <stdio.h>
+static float in[M_IN0_COUNT], out[M_OUT0_COUNT];
+int main(void)
+{
+    for (long k = 0; k < (long)M_IN0_COUNT; k++)
+        in[k] = (float)(k % 11) / 11.0f - 0.4f;
+    if (m_run(in, out) != 0)
+        return 1;
+    for (long k = 0; k < (long)M_OUT0_COUNT; k++)
+        printf("%.9g\n", out[k]);
+    return 0;
+}
+C
+# pwbuild DIR [kdcc options...]
+pwbuild() {
+  local d=$1; shift
+  mkdir -p "$d" && "$KDCC" "$PW/model.txt" --name m -o "$d/m.c" "$@" &&
+  $CC -std=c99 -O2 -ffp-contract=off -Wall -Wextra -Werror -I"$d" -o "$d/run" "$d/m.c" "$PW/main.c" -lm && "$d/run" > "$d/out.txt"
+}
+check pw_reference pwbuild "$PW/ref" --target cortex-m4
+check pw_tune_records_form env KDCC_TUNE_CFLAGS="-O2" bash -c "'$KDCC' '$PW/model.txt' --name m -o '$PW/t/m.c' --tune 2>'$PW/tune.err' && grep -Eq 'FusedConv x0=float\[1,32,10,10\].*'\$'\t''[0-9]+x[0-9]+'\$'\t''[0-9]+'\$'\t''(pixels|channels)\$' '$PW/t/m.tune' && grep -q ' pixels [0-9.]* us.* channels [0-9.]* us' '$PW/tune.err'"
+for form in pixels channels; do
+  sed -E "s/\t(pixels|channels)\$/\t$form/" "$PW/t/m.tune" > "$PW/$form.tune"
+  case $form in pixels) want='pointwise: blocks of [0-9]+ channels x [0-9]+ pixels' ;; *) want='vectors over the channels' ;; esac
+  check "pw_form_$form" bash -c "$(declare -f pwbuild); KDCC='$KDCC' CC='$CC' PW='$PW'; pwbuild '$PW/$form' --tune-file '$PW/$form.tune' && grep -Eq '$want' '$PW/$form/m.c'"
+  check "pw_form_${form}_outputs" close "$PW/$form/out.txt" "$PW/ref/out.txt"
+done
+# a form the kernel does not have is refused with one line naming the file
+sed -E "s/\t(pixels|channels)\$/\trows/" "$PW/t/m.tune" > "$PW/bad.tune"
+check pw_bad_form bash -c "'$KDCC' '$PW/model.txt' --name m -o '$PW/bad.c' --tune-file '$PW/bad.tune' 2>'$PW/bad.err'; [ \$? -eq 1 ] && grep -q \"bad.tune': form 'rows' is not one of\" '$PW/bad.err' && [ \$(wc -l < '$PW/bad.err') -eq 1 ] && [ ! -e '$PW/bad.c' ]"
+
 # a malformed tune file is refused with one line naming it
 printf 'kdcc.FusedConv x0=float[1]\t8by16\t12\n' > "$W/bad.tune"
 check bad_tune_file bash -c "'$KDCC' '$MODEL' --batch 2 --name m -o '$W/bad/m.c' --tune-file '$W/bad.tune' 2>'$W/bad.err'; [ \$? -eq 1 ] && grep -q 'bad.tune:1: not a tune line' '$W/bad.err' && [ \$(wc -l < '$W/bad.err') -eq 1 ] && [ ! -e '$W/bad/m.c' ]"
