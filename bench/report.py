@@ -328,8 +328,10 @@ def main():
     if layers and peak:
         w("## Conv layers timed alone (--tune)")
         w("")
-        w("`kdcc --tune` times each tunable Conv layer alone, warm, in the register block it keeps (the "
-          "fastest of its candidates, best of two rounds and two more for the three fastest; `bench/tune/TARGET/MODEL.tune` records the time). MACs "
+        w("`kdcc --tune` chose each tunable Conv layer's register block (and a pointwise layer's kernel form) "
+          "on this host, timing its candidates alone, warm (`bench/tune/TARGET/MODEL.tune` records the choice); "
+          "in this run `kdcc --tune-retime` timed each layer again in its recorded choice (best of four runs "
+          "of five trials), so the times below sit beside this run's sgemm. MACs "
           "are the direct convolution's, also for Winograd layers (which do fewer multiplications), so "
           "GFLOP/s = 2 x MACs / time compares with sgemm's %.1f GFLOP/s above. Layers under 200 k MACs "
           "are left out (call overhead, not arithmetic)." % peak)

@@ -40,6 +40,7 @@ typedef struct TuneOptions {
     int tune;             /* time candidates for layers the file lacks */
     const char *file;     /* the tune file: read, and rewritten when new layers were timed */
     int verbose;          /* one line per timed layer on stderr */
+    int retime;           /* time each recorded choice again and record the new time (choices kept) */
 } TuneOptions;
 int tune_graph(Graph *g, const TuneOptions *o, Diag *d);
 

@@ -181,6 +181,8 @@ static void usage(FILE *f)
             "                          recorded in the tune file (default OUT.tune)\n"
             "      --tune-file FILE    read the choices from FILE (a build that gives it without --tune\n"
             "                          times nothing); with --tune, add the layers it lacks\n"
+            "      --tune-retime       time each layer's recorded block (and form) again and rewrite its time\n"
+            "                          in the tune file; the choices stay (figures from one run)\n"
             "      --openmp            OpenMP pragmas (guarded by #ifdef _OPENMP) on the block loops of large\n"
             "                          Conv layers: build with -fopenmp for threads; results do not change\n"
             "      --max-model-bytes N refuse a model file (with its external data) larger than N bytes\n"
@@ -269,6 +271,7 @@ int cmd_compile(int argc, char **argv)
         {"openmp", no_argument, 0, 'P'},
         {"max-model-bytes", required_argument, 0, 'X'},
         {"tune-file", required_argument, 0, 'u'},
+        {"tune-retime", no_argument, 0, 'Y'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -337,6 +340,7 @@ int cmd_compile(int argc, char **argv)
             break;
         }
         case 'u': tune.file = optarg; break;
+        case 'Y': tune.retime = 1; break;
         case 'T':
             if (!strcmp(optarg, "list")) {
                 for (int i = 0; target_at(i); i++) {
@@ -431,7 +435,7 @@ int cmd_compile(int argc, char **argv)
     const char *mb = strrchr(model, '/');
     o.emit.source = mb ? mb + 1 : model;
 
-    if (tune.tune || tune.file) {
+    if (tune.tune || tune.file || tune.retime) {
         if (!tune.file) {
             snprintf(tpath, sizeof tpath, "%.*s.tune", (int)(strlen(cpath) - 2), cpath);
             tune.file = tpath;

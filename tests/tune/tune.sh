@@ -109,35 +109,23 @@ pw (float[1,32,10,10] x) => (float[1,32,10,10] y)
 }
 """ % (w, b))
 PY
-cat > "$PW/main.c" <<'C'
-#include "m.h"
-#include <stdio.h>
-static float in[M_IN0_COUNT], out[M_OUT0_COUNT];
-int main(void)
-{
-    for (long k = 0; k < (long)M_IN0_COUNT; k++)
-        in[k] = (float)(k % 11) / 11.0f - 0.4f;
-    if (m_run(in, out) != 0)
-        return 1;
-    for (long k = 0; k < (long)M_OUT0_COUNT; k++)
-        printf("%.9g\n", out[k]);
-    return 0;
-}
-C
-# pwbuild DIR [kdcc options...]
+# pwbuild DIR [kdcc options...]: as build, for the pointwise model (the same harness)
 pwbuild() {
   local d=$1; shift
   mkdir -p "$d" && "$KDCC" "$PW/model.txt" --name m -o "$d/m.c" "$@" &&
-  $CC -std=c99 -O2 -ffp-contract=off -Wall -Wextra -Werror -I"$d" -o "$d/run" "$d/m.c" "$PW/main.c" -lm && "$d/run" > "$d/out.txt"
+  $CC -std=c99 -O2 -ffp-contract=off -Wall -Wextra -Werror -I"$d" -o "$d/run" "$d/m.c" "$W/main.c" -lm && "$d/run" > "$d/out.txt"
 }
 check pw_reference pwbuild "$PW/ref" --target cortex-m4
 check pw_tune_records_form env KDCC_TUNE_CFLAGS="-O2" bash -c "'$KDCC' '$PW/model.txt' --name m -o '$PW/t/m.c' --tune 2>'$PW/tune.err' && grep -Eq 'FusedConv x0=float\[1,32,10,10\].*'\$'\t''[0-9]+x[0-9]+'\$'\t''[0-9]+'\$'\t''(pixels|channels)\$' '$PW/t/m.tune' && grep -q ' pixels [0-9.]* us.* channels [0-9.]* us' '$PW/tune.err'"
 for form in pixels channels; do
   sed -E "s/\t(pixels|channels)\$/\t$form/" "$PW/t/m.tune" > "$PW/$form.tune"
   case $form in pixels) want='pointwise: blocks of [0-9]+ channels x [0-9]+ pixels' ;; *) want='vectors over the channels' ;; esac
-  check "pw_form_$form" bash -c "$(declare -f pwbuild); KDCC='$KDCC' CC='$CC' PW='$PW'; pwbuild '$PW/$form' --tune-file '$PW/$form.tune' && grep -Eq '$want' '$PW/$form/m.c'"
+  check "pw_form_$form" bash -c "$(declare -f pwbuild); KDCC='$KDCC' CC='$CC' PW='$PW' W='$W'; pwbuild '$PW/$form' --tune-file '$PW/$form.tune' && grep -Eq '$want' '$PW/$form/m.c'"
   check "pw_form_${form}_outputs" close "$PW/$form/out.txt" "$PW/ref/out.txt"
 done
+# --tune-retime: each recorded choice timed again, the choices and the C unchanged
+cp "$PW/t/m.tune" "$PW/retime.tune"
+check pw_retime env KDCC_TUNE_CFLAGS="-O2" bash -c "'$KDCC' '$PW/model.txt' --name m -o '$PW/retime.c' --tune-file '$PW/retime.tune' --tune-retime 2>'$PW/retime.err' && grep -q 'again: [0-9.]* us' '$PW/retime.err' && cmp <(cut -f1,2,4 '$PW/t/m.tune' | sed 1d) <(cut -f1,2,4 '$PW/retime.tune' | sed 1d) && cmp <(sed 3d '$PW/t/m.c') <(sed 3d '$PW/retime.c')"
 # a form the kernel does not have is refused with one line naming the file
 sed -E "s/\t(pixels|channels)\$/\trows/" "$PW/t/m.tune" > "$PW/bad.tune"
 check pw_bad_form bash -c "'$KDCC' '$PW/model.txt' --name m -o '$PW/bad.c' --tune-file '$PW/bad.tune' 2>'$PW/bad.err'; [ \$? -eq 1 ] && grep -q \"bad.tune': form 'rows' is not one of\" '$PW/bad.err' && [ \$(wc -l < '$PW/bad.err') -eq 1 ] && [ ! -e '$PW/bad.c' ]"
