@@ -1210,21 +1210,21 @@ static void qp_block(Emitter *e, const ConvGeom *cg, const QpGeom *p, int64_t mb
                 w_line(w, "acc[%" PRId64 "][%" PRId64 "][%" PRId64 " + l] = c%" PRId64 "_%" PRId64 "[l];", mm, q / vr,
                        q % vr * lv, mm, q);
         w_close(w);
-    }
-    for (int64_t kl = 0; kl < (lv ? 0 : K1); kl++) {
-        em_for(w, "mm", mb);
-        w_line(w, "const float wv = wk[mm * %" PRId64 " + %" PRId64 "];", Cg * KK, kl);
-        em_for(w, "r", R);
-        em_for(w, "v", VW);
-        if (s1 == 1)
-            w_line(w, "acc[mm][r][v] += wv * xk[r * %" PRId64 " + v + %" PRId64 "];", s0 * p->PW, kl * cg->dl[1]);
-        else
-            w_line(w, "acc[mm][r][v] += wv * xk[r * %" PRId64 " + v * %" PRId64 " + %" PRId64 "];", s0 * p->PW, s1,
-                   kl * cg->dl[1]);
-        em_close(w, 3);
-    }
-    if (!lv)
+    } else {
+        for (int64_t kl = 0; kl < K1; kl++) {
+            em_for(w, "mm", mb);
+            w_line(w, "const float wv = wk[mm * %" PRId64 " + %" PRId64 "];", Cg * KK, kl);
+            em_for(w, "r", R);
+            em_for(w, "v", VW);
+            if (s1 == 1)
+                w_line(w, "acc[mm][r][v] += wv * xk[r * %" PRId64 " + v + %" PRId64 "];", s0 * p->PW, kl * cg->dl[1]);
+            else
+                w_line(w, "acc[mm][r][v] += wv * xk[r * %" PRId64 " + v * %" PRId64 " + %" PRId64 "];", s0 * p->PW, s1,
+                       kl * cg->dl[1]);
+            em_close(w, 3);
+        }
         em_close(w, 2);   /* k0, ci */
+    }
     if (chunks) {
         em_for(w, "mm", mb);
         em_for(w, "r", R);
