@@ -21,6 +21,9 @@
  * when the kernel's scratch fits the node's budget: no other kernel reads that
  * order.
  *
+ * Activations too, in one case (channels_last_ok): a pointwise layer's output that
+ * only channel-dot layers read is stored channels-last (Value.channels_last), the
+ * order both kernels work in, instead of transposed by the one and back by the others.
  * And a Gemm (or kdcc.FusedGemm) of one row, y[1][N] = a[1][K] B^T with a constant
  * transB weight [N][K] (PyTorch's Linear at batch 1): B becomes B^T, [K][N], and
  * transB 0. compiler/ops/gemm.c then runs it as a row of A times rows of B into a
@@ -133,6 +136,42 @@ static int to_kn(Graph *g, Node *n, Diag *d)
     return 0;
 }
 
+/* A pointwise layer whose kernel writes it through the channel-vector form (every
+ * vector a run of output channels of one pixel, scattered over the channel planes at
+ * the store) and whose only readers are channel-dot layers (each of which copies its
+ * input channels-last first, a transposing copy): the value is stored channels-last
+ * instead (Value.channels_last), so the store writes whole vectors and the readers
+ * copy runs. A detector's last feature map and its heads: UltraFace's 64->256 layer
+ * on 4 x 5 and its 256->6 and 256->12 3x3 heads. Not a graph output (callers read
+ * NCHW), no view of it (only Conv readers, as input 0 alone). */
+static int is_conv(const Node *n)
+{
+    const char *dom = n->domain ? n->domain : "";
+    return n->op_type &&
+           ((!strcmp(dom, "") && !strcmp(n->op_type, "Conv")) || (!strcmp(dom, "kdcc") && !strcmp(n->op_type, "FusedConv")));
+}
+
+static int channels_last_ok(const Graph *g, const Node *n)
+{
+    if (!is_conv(n) || n->noutputs < 1 || n->outputs[0] < 0 || !conv_pointwise_channels_last(g, n))
+        return 0;
+    int y = n->outputs[0], readers = 0;
+    if (g->values[y].is_output || g->values[y].rank != 4)
+        return 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *m = g->nodes[i];
+        int uses = 0;
+        for (int j = 0; !m->dead && j < m->ninputs; j++)
+            uses += m->inputs[j] == y;
+        if (!uses)
+            continue;
+        if (!is_conv(m) || uses != 1 || m->inputs[0] != y || attr_int(m, "weight_hwc", 0) != 1)
+            return 0;
+        readers++;
+    }
+    return readers > 0;
+}
+
 int pass_layout(Graph *g, Diag *d)
 {
     for (int i = 0; i < g->nnodes; i++) {
@@ -141,17 +180,21 @@ int pass_layout(Graph *g, Diag *d)
         if (n->dead || !n->op_type)
             continue;
         const char *dom = n->domain ? n->domain : "";
-        int conv = !strcmp(dom, "") && !strcmp(n->op_type, "Conv");
-        int fused = !strcmp(dom, "kdcc") && !strcmp(n->op_type, "FusedConv");
         int gemm = (!strcmp(dom, "") && !strcmp(n->op_type, "Gemm")) || (!strcmp(dom, "kdcc") && !strcmp(n->op_type, "FusedGemm"));
         if (gemm && gemv_transposable(g, n) && to_kn(g, n, d))
             return -1;
-        if (!conv && !fused)
+        if (!is_conv(n))
             continue;
         if (conv_pointwise_cm(g, n, &mp) && to_cm(g, n, mp, d))
             return -1;
         if (conv_channel_dots(g, n, pass_scratch_budget(g, n)) && uses_of(g, n->inputs[1]) == 1 && to_hwc(g, n, d))
             return -1;
+    }
+    /* then the activations between them: see channels_last_ok */
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (!n->dead && channels_last_ok(g, n))
+            g->values[n->outputs[0]].channels_last = 1;
     }
     return 0;
 }

@@ -213,6 +213,7 @@ static Graph *one_node(Arena *a, const Graph *g, const Node *n, Diag *d)
             return NULL;
         Value *val = &t->values[v];
         value_set_shape(val, s->dtype, s->rank, s->dims);
+        val->channels_last = s->channels_last;
         if (value_is_const(s)) {
             val->role = VR_CONST;
             val->data = s->data;
@@ -234,6 +235,7 @@ static Graph *one_node(Arena *a, const Graph *g, const Node *n, Diag *d)
         if (v < 0)
             return NULL;
         t->values[v].is_output = 1;
+        t->values[v].channels_last = s->channels_last;
         t->outputs[t->noutputs++] = v;
         outs[j] = v;
     }

@@ -202,6 +202,8 @@ typedef struct Value {
     int alias_of;       /* value id whose storage this value shares, -1 if none: a view, or the new
                            contents of a VR_STATE value written in place (an optimizer update) */
     int64_t state_offset; /* VR_STATE: byte offset in the state buffer (set by the memory planner) */
+    int channels_last;  /* stored [N][spatial...][C] instead of [N][C][spatial...] (passes/layout.c: between a
+                           kernel that writes that order and readers that want it); the shape stays NCHW */
     int is_scratch;     /* working memory of its producer's kernel (passes/scratch.c), an extra
                            output past the operator's own: not part of the model (not exported) */
 } Value;

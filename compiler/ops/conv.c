@@ -1584,8 +1584,10 @@ static int emit_conv_chandot(Emitter *e, const Node *n, const ConvGeom *cg, cons
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
     int64_t C = cg->C, IH = cg->in[0], IW = cg->in[1], pt = cg->pb[0], pl = cg->pb[1];
+    int cl = node_in(e->g, n, 0)->channels_last;
     w_line(w, "/* channel dots: blocks of %" PRId64 " channels x %" PRId64 " pixels, vectors over the input channels, "
-           "the input channels-last in a padded %" PRId64 " x %" PRId64 " map, weights [M][K0][K1][C] */", p.mb, p.pb, p.PH, p.PW);
+           "the input channels-last in a padded %" PRId64 " x %" PRId64 " map%s, weights [M][K0][K1][C] */", p.mb, p.pb, p.PH,
+           p.PW, cl ? " (copied from an input stored channels-last)" : "");
     w_line(w, "float *restrict xs = y1;");
     em_for(w, "b", cg->N);
     /* the map: padding positions zero, the others the input's C channels */
@@ -1594,9 +1596,15 @@ static int emit_conv_chandot(Emitter *e, const Node *n, const ConvGeom *cg, cons
     w_line(w, "const int64_t u = r - %" PRId64 ", v = q - %" PRId64 ";", pt, pl);
     w_line(w, "float *restrict xp = xs + (r * %" PRId64 " + q) * %" PRId64 ";", p.PW, C);
     w_open(w, "if (u >= 0 && u < %" PRId64 " && v >= 0 && v < %" PRId64 ")", IH, IW);
-    w_line(w, "const float *restrict xc = x0 + b * %" PRId64 " + u * %" PRId64 " + v;", C * IH * IW, IW);
-    em_for(w, "c", C);
-    w_line(w, "xp[c] = xc[c * %" PRId64 "];", IH * IW);
+    if (cl) {   /* a pixel's channels are one run already */
+        w_line(w, "const float *restrict xc = x0 + ((b * %" PRId64 " + u) * %" PRId64 " + v) * %" PRId64 ";", IH, IW, C);
+        em_for(w, "c", C);
+        w_line(w, "xp[c] = xc[c];");
+    } else {
+        w_line(w, "const float *restrict xc = x0 + b * %" PRId64 " + u * %" PRId64 " + v;", C * IH * IW, IW);
+        em_for(w, "c", C);
+        w_line(w, "xp[c] = xc[c * %" PRId64 "];", IH * IW);
+    }
     em_close(w, 2);
     w_open(w, "else");
     em_for(w, "c", C);
@@ -1690,6 +1698,15 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
         return 0;
     }
     conv_flatten_pointwise(&cg);
+    /* values stored channels-last (passes/layout.c) have one writer and readers of one kernel each */
+    if (y->channels_last)
+        return emit_conv_pointwise(e, n, &cg, &ep) ? 0
+                                                   : diag_error(d, n, "internal: an output stored channels-last needs the "
+                                                                      "pointwise kernel's channel-vector form");
+    if (node_in(e->g, n, 0)->channels_last)
+        return emit_conv_chandot(e, n, &cg, &ep) ? 0
+                                                 : diag_error(d, n, "internal: an input stored channels-last needs the "
+                                                                    "channel-dot kernel");
     if (emit_conv_depthwise(e, n, &cg, &ep) || emit_conv_pointwise(e, n, &cg, &ep) ||
         emit_conv_plane(e, n, &cg, &ep) || emit_conv_im2col(e, n, &cg, &ep) || emit_conv_chanvec(e, n, &cg, &ep) ||
         emit_conv_chandot(e, n, &cg, &ep))

@@ -941,6 +941,16 @@ static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_
     return 1;
 }
 
+int conv_pointwise_channels_last(const Graph *g, const Node *n)
+{
+    Diag d = {0};
+    ConvGeom cg;
+    PwPlan p;
+    if (conv_geom(g, n, 0, &cg, &d) || conv_dw_tunable(g, n) != 1 || !pw_plan(g, n, &cg, 0, &p))
+        return 0;
+    return p.chan && !p.either && p.ws && cg.G == 1 && n->ninputs <= 3;
+}
+
 const char *const *conv_dw_forms(const Graph *g, const Node *n)
 {
     Diag d = {0};
@@ -1098,7 +1108,7 @@ static void pw_columns(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_
  * broadcast and nc / vl weight vectors loaded. The stores scatter over the output
  * planes (stride P), few against Cg x np x nc / vl multiply-adds. */
 static void pwc_block(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bias, int64_t np, int64_t nc,
-                      int64_t valid)
+                      int64_t valid, int cl)
 {
     int64_t Cg = cg->C / cg->G, nv = nc / p->vl, vl = p->vl;
     pw_acc_decl(w, np, nv, vl);
@@ -1121,6 +1131,16 @@ static void pwc_block(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bi
     for (int64_t v = 0; v < nv && v * vl < valid; v++) {
         int64_t k = valid - v * vl < vl ? valid - v * vl : vl;
         em_for(w, "l", k);
+        if (cl) {   /* channels last: each pixel's vector of channels is one run */
+            char bias[64] = "";
+            if (has_bias)
+                snprintf(bias, sizeof bias, " + x2[m0 + %" PRId64 " + l]", v * vl);
+            for (int64_t j = 0; j < np; j++)
+                w_line(w, "y0[(b * %" PRId64 " + p0 + %" PRId64 ") * %" PRId64 " + m0 + %" PRId64 " + l] = c%" PRId64 "_%" PRId64
+                       "[l]%s;", p->P, j, cg->M, v * vl, j, v, bias);
+            w_close(w);
+            continue;
+        }
         w_line(w, "float *restrict yr = y0 + (b * %" PRId64 " + m0 + %" PRId64 " + l) * %" PRId64 " + p0;", cg->M, v * vl,
                p->P);
         for (int64_t j = 0; j < np; j++) {
@@ -1136,7 +1156,7 @@ static void pwc_block(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bi
 /* Channels m0 .. m0 + mb - 1 (m0 declared by the caller; nc >= mb packed) over every
  * pixel of image b, group g. */
 static void pwc_rows(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_bias, int64_t mb, int64_t nc,
-                     const Epilogue *ep)
+                     const Epilogue *ep, int cl)
 {
     Writer *w = e->w;
     int64_t Cg = cg->C / cg->G, np = p->mr, pf = p->P / np * np;
@@ -1159,36 +1179,46 @@ static void pwc_rows(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_bi
     if (pf) {
         em_omp_for(e, pf * nc * Cg, 1);   /* the p0 loop: each block its own outputs */
         w_open(w, "for (int64_t p0 = 0; p0 < %" PRId64 "; p0 += %" PRId64 ")", pf, np);
-        pwc_block(w, cg, p, has_bias, np, nc, mb);
+        pwc_block(w, cg, p, has_bias, np, nc, mb, cl);
         w_close(w);
     }
     if (p->P > pf) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t p0 = %" PRId64 ";", pf);
-        pwc_block(w, cg, p, has_bias, p->P - pf, nc, mb);
+        pwc_block(w, cg, p, has_bias, p->P - pf, nc, mb, cl);
         w_close(w);
     }
-    conv_epilogue_planes(w, ep, cg->M, p->P, mb);
+    if (cl && ep && ep->n) {   /* (no epilogue operands: conv_pointwise_channels_last) */
+        char idx[96], val[112];
+        snprintf(idx, sizeof idx, "(b * %" PRId64 " + q) * %" PRId64 " + m0 + mm", p->P, cg->M);
+        snprintf(val, sizeof val, "y0[%s]", idx);
+        em_for(w, "q", p->P);
+        em_for(w, "mm", mb);
+        epilogue_store(w, ep, DT_FLOAT, val, val, idx);
+        em_close(w, 2);
+    } else {
+        conv_epilogue_planes(w, ep, cg->M, p->P, mb);
+    }
 }
 
-static void emit_pwc(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_bias, const Epilogue *ep)
+static void emit_pwc(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_bias, const Epilogue *ep, int cl)
 {
     Writer *w = e->w;
     int64_t Mg = cg->M / cg->G, nc = p->nr, nfull = Mg / nc, rem = Mg % nc;
-    w_line(w, "/* pointwise: blocks of %" PRId64 " pixels x %" PRId64 " channels, vectors over the channels%s */", p->mr,
-           nc, p->ws ? ", weights input-channel-major" : "");
+    w_line(w, "/* pointwise: blocks of %" PRId64 " pixels x %" PRId64 " channels, vectors over the channels%s%s */", p->mr,
+           nc, p->ws ? ", weights input-channel-major" : "", cl ? ", output stored channels-last" : "");
     em_for(w, "b", cg->N);
     em_for(w, "g", cg->G);
     if (nfull) {
         w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * nc, nc);
         w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
-        pwc_rows(e, cg, p, has_bias, nc, nc, ep);
+        pwc_rows(e, cg, p, has_bias, nc, nc, ep, cl);
         w_close(w);
     }
     if (rem) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * nc);
-        pwc_rows(e, cg, p, has_bias, rem, (rem + p->vl - 1) / p->vl * p->vl, ep);
+        pwc_rows(e, cg, p, has_bias, rem, (rem + p->vl - 1) / p->vl * p->vl, ep, cl);
         w_close(w);
     }
     em_close(w, 2);   /* g, b */
@@ -1209,10 +1239,13 @@ int emit_conv_pointwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epi
     }
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
+    int cl = node_out(e->g, n, 0)->channels_last;
     if (p.chan) {
-        emit_pwc(e, cg, &p, has_bias, ep);
+        emit_pwc(e, cg, &p, has_bias, ep, cl);
         return 1;
     }
+    if (cl)
+        return 0;   /* the caller reports it: only the channel-vector form stores channels-last */
     int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G;
     int64_t nfull = Mg / p.mr, rem = Mg % p.mr;
     w_line(w, "/* pointwise: blocks of %" PRId64 " channels x %" PRId64 " pixels, weights %s%s */", p.mr, p.nr,

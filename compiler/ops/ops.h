@@ -134,6 +134,10 @@ int conv_pointwise_cm(const Graph *g, const Node *n, int64_t *mp);
  * output channels) takes Conv/kdcc.FusedConv node n with its constant weights stored
  * [M][K0][K1][C] (attribute weight_hwc = 1) with its scratch within `budget` bytes. */
 int conv_channel_dots(const Graph *g, const Node *n, int64_t budget);
+/* For passes/layout.c: 1 if the pointwise kernel writes node n's output through its
+ * channel-vector form whatever --tune chooses, with no epilogue operands, so it can
+ * store the output channels-last (Value.channels_last). */
+int conv_pointwise_channels_last(const Graph *g, const Node *n);
 
 /* ---- compiler/ops/conv_wino.c, for passes/winograd.c ---- */
 /* 1 if Conv/kdcc.FusedConv node n can become kdcc.WinogradConv (3x3 or 5x5, stride 1, no dilation,

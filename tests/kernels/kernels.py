@@ -450,6 +450,33 @@ if res:
     check(m.name + "_other_kernel", "/* channel dots:" not in res[0], "the channel-dot kernel took it")
     compare(m.name + "_output", res[1], ref)
 
+# a detector's last feature map: a pointwise layer on 4 x 5 (the channel-vector form)
+# whose only readers are two channel-dot heads; passes/layout.c stores it
+# channels-last, so its store writes runs of channels and the heads copy runs
+m = Model("cd_heads_channels_last")
+x = arr((3, 64, 4, 5))
+w1, b1 = arr((256, 64, 1, 1), 0.2), arr((256,), 0.1)
+wa, ba, wb, bb = arr((6, 256, 3, 3), 0.05), arr((6,), 0.1), arr((12, 256, 3, 3), 0.05), arr((12,), 0.1)
+m.input("x", x)
+for nm, a in (("w1", w1), ("b1", b1), ("wa", wa), ("ba", ba), ("wb", wb), ("bb", bb)):
+    m.init(nm, a)
+m.node("c = Conv(x, w1, b1)")
+m.node("h = Relu(c)")
+m.node("a = Conv<pads = [1, 1, 1, 1]>(h, wa, ba)")
+m.node("e = Conv<pads = [1, 1, 1, 1]>(h, wb, bb)")
+m.node("y = Concat<axis = 1>(a, e)")
+h = F.relu(F.conv2d(t64(x), t64(w1), t64(b1)))
+ref = torch.cat([F.conv2d(h, t64(wa), t64(ba), padding=1), F.conv2d(h, t64(wb), t64(bb), padding=1)], 1).numpy()
+m.out = "float[%s] y" % ",".join(str(d) for d in ref.shape)
+for tag, opts in (("", []), ("_v4", ["--target", "x86-64-v4"])):
+    res = build_run(m, os.path.join(WORK, m.name + tag), opts, run=not (tag and SANITIZED_KDCC))
+    if res:
+        check(m.name + tag + "_stored", "output stored channels-last" in res[0], "the pointwise layer stores NCHW")
+        check(m.name + tag + "_read", res[0].count("copied from an input stored channels-last") == 2,
+              "not both heads read it channels-last")
+        if res[1] is not None:
+            compare(m.name + tag + "_output", res[1], ref)
+
 # the comparison can fail: a 0.1% error is beyond the tolerance
 probe = np.array([1.0, 2.0, 3.0])
 check("compare_can_fail", np.max(np.abs(probe * 1.001 - probe) / (1 + np.abs(probe))) > 1e-4)
