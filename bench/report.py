@@ -150,6 +150,18 @@ def tune_layers(d):
                 bm, bn = (int(v) for v in blk.split("x"))
                 most = 24 if os.path.basename(os.path.normpath(d)) == "x86-64-v4" else 12  # bench/tune/TARGET
                 blk = blk if bm * bn <= 12 else "%dx%d" % (bm, bn // 8) if bn >= 8 and bm * (bn // 8) <= most else "3x4"
+            elif re.search(r"\bweight_kc=\d+", key):
+                # weight_kc (passes/layout.c): W stored [C][K0][K1][Mp] for compiler/ops/conv.c's
+                # channel-vector kernel; its block (cv_plan) is pixels x channels, the tune
+                # file's when its channels are whole vectors within Mp and it has at most 12
+                # vector accumulators (24 on x86-64-v4), else 6 x 2 vectors, 12 x 1 or 4 x 3
+                macs, ks, kind = ny * math.prod(w_[:-1]), w_[1:3], "channel vectors"
+                v4 = os.path.basename(os.path.normpath(d)) == "x86-64-v4"
+                vl, mp, (bm, bn) = 16 if v4 else 8, w_[-1], (int(v) for v in blk.split("x"))
+                if not (bn % vl == 0 and bn <= mp and bm * (bn // vl) <= (24 if v4 else 12)):
+                    q = mp // vl if mp // vl <= 3 else 2
+                    bm, bn = 12 // q, q * vl
+                blk = "%dx%d" % (min(bm, math.prod(y[2:])), bn)
             else:
                 # weight_cm (passes/layout.c): a pointwise W stored [C][Mp]; each output sums C inputs
                 macs = ny * (x[1] if re.search(r"weight_cm=\d+", key) else math.prod(w_[1:]))

@@ -14,6 +14,14 @@
  * graphs are untouched: only constant weights qualify, and the pass runs in the
  * inference pipeline.
  *
+ * A Conv on a small map that compiler/ops/conv.c's channel-vector kernel takes
+ * (conv_channel_vectors: vectors over the output channels, LeNet-5's 6->16 5x5
+ * layer) stores W as [C][K0][K1][Mp], each row of M output channels padded with
+ * zeros to Mp (whole vectors), with the attribute weight_kc = M: the order that
+ * kernel packed the weights into on every call, in its scratch. Without padding
+ * the kernel then needs no scratch at all, which lets it take layers whose budget
+ * had no room for the packed copy (mnist-14x14-atmega's 2.4 KB arena).
+ *
  * A Conv whose output is a tiny map of few channels from many input channels
  * (conv_channel_dots: a detector's 3x3 heads) stores W as [M][K0][K1][C] with the
  * attribute weight_hwc = 1, for compiler/ops/conv.c's channel-dot kernel, which
@@ -82,6 +90,23 @@ static int to_cm(Graph *g, Node *n, int64_t mp, Diag *d)
         for (int64_t m = 0; m < mp; m++)
             t[c * mp + m] = m < M ? src[m * C + c] : 0.0f;
     n->attrs[n->nattrs++] = (Attr){.name = "weight_cm", .type = AT_INT, .i = M};
+    return 0;
+}
+
+/* W[M][C][K0][K1] -> [C][K0][K1][mp], weight_kc = M: the channel-vector kernel's order */
+static int to_kc(Graph *g, Node *n, int64_t mp, Diag *d)
+{
+    const Value *w = node_in(g, n, 1);
+    int64_t M = w->dims[0], C = w->dims[1], K = w->dims[2] * w->dims[3], dims[4] = {C, w->dims[2], w->dims[3], mp};
+    const float *src = (const float *)w->data;
+    float *t = new_weight(g, n, "kc", 4, dims, 1, d);
+    if (!t)
+        return -1;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t m = 0; m < mp; m++)
+                t[(c * K + k) * mp + m] = m < M ? src[(m * C + c) * K + k] : 0.0f;
+    n->attrs[n->nattrs++] = (Attr){.name = "weight_kc", .type = AT_INT, .i = M};
     return 0;
 }
 
@@ -188,6 +213,9 @@ int pass_layout(Graph *g, Diag *d)
         if (conv_pointwise_cm(g, n, &mp) && to_cm(g, n, mp, d))
             return -1;
         if (conv_channel_dots(g, n, pass_scratch_budget(g, n)) && uses_of(g, n->inputs[1]) == 1 && to_hwc(g, n, d))
+            return -1;
+        if (conv_channel_vectors(g, n, pass_scratch_budget(g, n), &mp) && uses_of(g, n->inputs[1]) == 1 &&
+            to_kc(g, n, mp, d))
             return -1;
     }
     /* then the activations between them: see channels_last_ok */

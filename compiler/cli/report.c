@@ -127,8 +127,12 @@ int64_t node_macs(const Graph *g, const Node *n)
             ny *= pk[0] * pk[1];
         return ny * b->dims[2] * 9; /* U: [16, M, C]; the MACs of the 3x3 Conv it computes */
     }
+    if (strcmp(op, "Conv") == 0 && attr_int(n, "weight_cm", 0) > 0)
+        return ny * b->dims[0]; /* W stored by passes/layout.c: [C, Mp, 1...] */
+    if (strcmp(op, "Conv") == 0 && attr_int(n, "weight_kc", 0) > 0)
+        return ny * prod_from(b, 0) / b->dims[b->rank - 1]; /* [C, k..., Mp] */
     if (strcmp(op, "Conv") == 0 || strcmp(op, "ConvInteger") == 0 || strcmp(op, "QLinearConv") == 0)
-        return ny * prod_from(b, 1); /* W: [M, C/group, k...] */
+        return ny * prod_from(b, 1); /* W: [M, C/group, k...], or [M, k..., C] (weight_hwc) */
     if (strcmp(op, "ConvTranspose") == 0)
         return value_numel(a) * prod_from(b, 1); /* W: [C, M/group, k...] */
     if (strcmp(op, "Gemm") == 0) {

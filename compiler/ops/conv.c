@@ -80,7 +80,14 @@ int conv_geom(const Graph *g, const Node *n, int transpose, ConvGeom *cg, Diag *
     int64_t cm = transpose ? 0 : attr_int(n, "weight_cm", 0);
     /* weight_hwc = 1 (passes/layout.c): W stored [M][K...][C], input channels last */
     int hwc = !transpose && attr_int(n, "weight_hwc", 0) != 0;
-    if (hwc) {
+    /* weight_kc = M (passes/layout.c): W stored [C][K...][Mp], output channels last, Mp >= M */
+    int64_t kc = transpose ? 0 : attr_int(n, "weight_kc", 0);
+    if (kc > 0) {
+        cg->M = kc;
+        if (cg->G != 1 || w->dims[0] != cg->C || w->dims[w->rank - 1] < kc)
+            return diag_error(d, n, "weight W stored output-channel-last has shape [%lld, ..., %lld]; expected [%lld, ..., >= %lld]",
+                              (long long)w->dims[0], (long long)w->dims[w->rank - 1], (long long)cg->C, (long long)kc);
+    } else if (hwc) {
         cg->M = w->dims[0];
         if (cg->G != 1 || w->dims[w->rank - 1] != cg->C)
             return diag_error(d, n, "weight W stored input-channel-last has shape [%lld, ..., %lld]; expected [M, ..., %lld]",
@@ -112,7 +119,7 @@ int conv_geom(const Graph *g, const Node *n, int transpose, ConvGeom *cg, Diag *
         return diag_error(d, n, "weight W has element type %s; X has %s", dtype_name(w->dtype), dtype_name(x->dtype));
     for (int i = 0; i < nsp; i++) {
         cg->in[i] = x->dims[2 + i];
-        cg->k[i] = w->dims[(hwc ? 1 : 2) + i];
+        cg->k[i] = w->dims[(hwc || kc > 0 ? 1 : 2) + i];
     }
     int64_t ks[MAX_SP], pads[2 * MAX_SP], outpad[MAX_SP];
     const int64_t *v;
@@ -740,13 +747,18 @@ typedef struct ConvBlockCtx {
  * across rows) x nc output channels, np x nc / vl vector accumulators. Per input
  * channel and tap, np input values are broadcast and nc / vl weight vectors loaded,
  * so no lane is padding but the channels past the last multiple of the vector. The
- * weights are packed once per call as wp[Cg * K0 * K1][MP] (MP: the output channels
- * rounded up to the vector, zeros past them), Mg x Cg x K0 x K1 floats against N x P
- * times as many multiply-adds; with padding the input channels are copied into
- * zero-padded planes as in the padded-plane kernel, without they are read in place.
- * Stride 1, any padding and dilation, one group, output channels a multiple of two
- * vectors. Blocks are --tune's (pixels x channels, cv_plan), else 6 pixels x 2
- * vectors. With the block as one acc[np][nc] array, 4 x 2, 8 x 1, 2 x 4 and the like
+ * weights are read as wp[Cg * K0 * K1][MP] (MP: the output channels rounded up to
+ * the vector, zeros past them): constant weights stored so by passes/layout.c
+ * (weight_kc), others packed into the scratch on every call; with padding the input
+ * channels are copied into zero-padded planes as in the padded-plane kernel, without
+ * they are read in place, so a layer with constant weights and no padding needs no
+ * scratch at all (mnist-14x14-atmega's 20->12 3x3 layer on 3 x 3, whose im2col
+ * panel does not fit the 2.4 KB its tensors take: 3.4 us in the per-row kernel).
+ * Any stride, padding and dilation, one group; the last block of channels may be
+ * partial (12 of a vector of 16: its lanes past M are computed from the zero
+ * weights and not stored). Blocks are --tune's (pixels x channels, cv_plan), else
+ * 6 pixels x 2 vectors (12 x 1 or 4 x 3 when M fits one or three). With the block as one
+ * acc[np][nc] array, 4 x 2, 8 x 1, 2 x 4 and the like
  * took 8 to 17 times as long as 6 x 2 (gcc vectorised the loop over the kernel rows
  * or input channels instead of the lanes, as in-order reductions); with named
  * arrays and KD_LANES (cv_block) every block vectorises, and on the AMD EPYC (AVX2),
@@ -760,22 +772,26 @@ typedef struct ConvBlockCtx {
 
 typedef struct CvPlan {
     int64_t vl, np, nc, MP, K;
+    int ws;             /* weights stored [C][K0][K1][MP] by passes/layout.c (weight_kc): read in place */
     int plane;          /* padded copy of the input channels */
     int64_t PH, PW, PS; /* the planes read (the input's own when plane == 0) */
 } CvPlan;
 
 static int cv_plan(const Graph *g, const Node *n, const ConvGeom *cg, CvPlan *p)
 {
-    const Value *x = node_in(g, n, 0);
+    const Value *x = node_in(g, n, 0), *wt = node_in(g, n, 1);
     const Target *t = g->target ? g->target : target_default();
-    if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp != 2 || cg->G != 1 || t->vector_bytes < 16 ||
-        cg->s[0] != 1 || cg->s[1] != 1)
+    if (!x || x->dtype != DT_FLOAT || cg->transpose || cg->nsp != 2 || cg->G != 1 || t->vector_bytes < 16)
         return 0;
     if (cg->M < PP_MIN_M || cg->k[1] > UNROLL_TAPS || (cg->k[0] == 1 && cg->k[1] == 1) ||
         cg->out[0] * cg->out[1] > CV_MAX_P)
         return 0;
+    int64_t P = cg->out[0] * cg->out[1];
     p->vl = t->vector_bytes / 4;
-    p->MP = (cg->M + p->vl - 1) / p->vl * p->vl;
+    p->ws = attr_int(n, "weight_kc", 0) > 0;
+    p->MP = p->ws ? wt->dims[wt->rank - 1] : (cg->M + p->vl - 1) / p->vl * p->vl;
+    if (p->MP % p->vl)   /* stored for another target's vectors */
+        return 0;
     p->K = cg->C * cg->k[0] * cg->k[1];
     p->plane = 0;
     for (int i = 0; i < 2; i++)
@@ -789,31 +805,54 @@ static int cv_plan(const Graph *g, const Node *n, const ConvGeom *cg, CvPlan *p)
     }
     p->PS = p->PH * p->PW;
     /* --tune's block (pixels x channels) when it fits: whole vectors of channels that
-     * divide M, at most CV_MAX_ACC vector accumulators; else 6 x 2 vectors */
-    int64_t mr, nr;
+     * fit in MP, at most CV_MAX_ACC vector accumulators (24 of 32 registers); else
+     * 6 pixels x 2 vectors, or 12 x 1, or 4 x 3 when MP is 1 or 3 vectors */
+    int64_t mr, nr, most = t->vector_regs >= 32 ? 24 : CV_MAX_ACC;
     conv_block(g, n, &mr, &nr);
-    p->np = 6;
-    p->nc = 2 * p->vl;
-    if ((n->block_m > 0 || n->block_n > 0) && nr % p->vl == 0 && cg->M % nr == 0 && mr * (nr / p->vl) <= CV_MAX_ACC)
+    int64_t q = p->MP / p->vl;
+    p->nc = (q <= 3 ? q : 2) * p->vl;
+    p->np = CV_MAX_ACC / (p->nc / p->vl);
+    if ((n->block_m > 0 || n->block_n > 0) && nr % p->vl == 0 && nr <= p->MP && mr * (nr / p->vl) <= most)
         p->np = mr, p->nc = nr;
-    return cg->M % p->nc == 0 && cg->out[0] * cg->out[1] >= p->np;
+    if (p->np > P)
+        p->np = P;
+    return 1;
+}
+
+/* Whether a block's vectors hold enough of the layer's channels for the kernel to
+ * come before the padded plane's fallback and im2col in chunks: 16 channels, or 12 in
+ * a vector of 16. Fewer, and each broadcast input feeds too few lanes. Measured (one
+ * 3x3 layer + Relu, gcc 12 -O3, this Xeon, generic / x86-64-v4, us, channel vectors
+ * against the other kernel): 6->8 on 7x7 0.79 / 0.62 and 0.90 / 0.75; 6->12 1.00 /
+ * 0.95 (generic: two vectors of 8, a quarter padding) but 0.91 / 1.08 on x86-64-v4;
+ * 6->16 0.99 / 1.23 and 0.96 / 1.45; 4->12 dilation 2 on 13x19 3.55 / 2.75 and 3.05 /
+ * 3.64; 6->10 stride 2 on 91x7 3.52 / 3.33 and 3.40 / 3.04; 6->16 there 3.81 / 4.44
+ * and 3.70 / 3.87. Where neither of those fits its scratch, the kernel comes next
+ * anyway, the per-row kernel being far slower still (20->12 on 5x5 3.43 us against
+ * 0.29), unless half of its stored weights or more would be padding (4 channels of
+ * a vector of 8). */
+static int cv_full(const ConvGeom *cg, const CvPlan *p)
+{
+    int64_t u = cg->M < p->nc ? cg->M : p->nc;
+    return u >= 16 || (p->vl >= 16 && 4 * u >= 3 * p->vl);
 }
 
 static int64_t cv_scratch(const ConvGeom *cg, const CvPlan *p)
 {
-    return (p->K * p->MP + (p->plane ? cg->C * p->PS : 0)) * (int64_t)sizeof(float);
+    return ((p->ws ? 0 : p->K * p->MP) + (p->plane ? cg->C * p->PS : 0)) * (int64_t)sizeof(float);
 }
 
 /* One block: np pixels from p0 (valid of them inside the image) x nc channels from
- * m0 (C variables p0, m0, b and xb in scope). One named array of vl floats per pixel
+ * m0, of which `channels` are the layer's (C variables p0, m0, b and xb in scope).
+ * One named array of vl floats per pixel
  * and vector, c{j}_{v}, zeroed in its declaration, and every loop over the lanes
  * behind KD_LANES: the form gcc keeps in registers (see pp_block_vec). A loop that
  * zeroed them would be a memset to gcc 12, which keeps an array it touches in
  * memory; the bias is added at the store, as before. */
-static void cv_block(Writer *w, const ConvGeom *cg, const CvPlan *p, int has_bias, int64_t nc, int64_t valid,
+static void cv_block(Writer *w, const ConvGeom *cg, const CvPlan *p, int has_bias, int64_t channels, int64_t valid,
                      const Epilogue *ep)
 {
-    int64_t np = p->np, vl = p->vl, nv = nc / vl, OW = cg->out[1], P = cg->out[0] * OW;
+    int64_t np = p->np, vl = p->vl, nv = (channels + vl - 1) / vl, OW = cg->out[1], P = cg->out[0] * OW;
     int64_t K0 = cg->k[0], K1 = cg->k[1];
     w_open(w, "%s", "");
     for (int64_t j = 0; j < np; j++)
@@ -841,7 +880,11 @@ static void cv_block(Writer *w, const ConvGeom *cg, const CvPlan *p, int has_bia
     }
     em_close(w, 2);   /* k0, ci */
     for (int64_t v = 0; v < nv; v++) {
-        em_for_lanes(w, "l", vl);
+        int64_t cnt = channels - v * vl < vl ? channels - v * vl : vl;   /* the layer's channels in this vector */
+        if (cnt == vl)
+            em_for_lanes(w, "l", vl);
+        else
+            em_for(w, "l", cnt);
         w_line(w, "const int64_t m = m0 + %" PRId64 " + l;", v * vl);
         for (int64_t j = 0; j < valid; j++) {
             char val[96];
@@ -931,7 +974,8 @@ int conv_channel_dots(const Graph *g, const Node *n, int64_t budget)
     ConvGeom cg;
     CdPlan p;
     const Value *w = node_in(g, n, 1);
-    if (!w || w->dtype != DT_FLOAT || !value_is_const(w) || attr_int(n, "weight_cm", 0) || attr_int(n, "weight_hwc", 0))
+    if (!w || w->dtype != DT_FLOAT || !value_is_const(w) || attr_int(n, "weight_cm", 0) || attr_int(n, "weight_hwc", 0) ||
+        attr_int(n, "weight_kc", 0))
         return 0;
     if (conv_geom(g, n, 0, &cg, &d) || !cd_plan(g, n, &cg, &p))
         return 0;
@@ -1006,13 +1050,14 @@ static void cd_block_fn(Writer *w, const void *ctx, int64_t channels, int64_t va
  * its scratch fits `avail` bytes. passes/scratch.c asks with the node's budget and
  * the emitter again with the scratch it got, and both get the same answer: a kernel
  * preferred to the chosen one did not fit the budget, so it does not fit the
- * smaller scratch either. */
+ * smaller scratch either. `stored`: as if the weights were stored for the
+ * channel-vector kernel (passes/layout.c asks so; after it, weight_kc says so). */
 #define PP_MAX_WASTE 0.25
 #define PP_STRIDED_MAX_K 64   /* input channels x taps of a strided layer on short rows that takes the plane first */
 #define PP_FALLBACK_WASTE 0.75   /* more, and the per-row kernel (no padding) does as well */
 enum { CK_NONE, CK_PLANE, CK_IM2COL, CK_CHANVEC, CK_CHANDOT };
 
-static int conv_choose(const Graph *g, const Node *n, const ConvGeom *cg, int64_t avail, int64_t *bytes)
+static int conv_choose(const Graph *g, const Node *n, const ConvGeom *cg, int64_t avail, int stored, int64_t *bytes)
 {
     PpGeom p = {0};
     IcGeom ic = {0};
@@ -1025,7 +1070,13 @@ static int conv_choose(const Graph *g, const Node *n, const ConvGeom *cg, int64_
             return CK_NONE;
         return *bytes = cd_scratch(cg, &cd), CK_CHANDOT;
     }
+    if (attr_int(n, "weight_kc", 0) > 0) { /* and only the channel-vector kernel these */
+        if (!cv_plan(g, n, cg, &cv) || cv_scratch(cg, &cv) > avail)
+            return CK_NONE;
+        return *bytes = cv_scratch(cg, &cv), CK_CHANVEC;
+    }
     int pk = pp_plan(g, n, cg, &p), ik = ic_plan(g, n, cg, avail, &ic), ck = cv_plan(g, n, cg, &cv);
+    cv.ws |= stored;   /* as the layer would be with its weights stored for the kernel */
     int64_t cb = ck ? cv_scratch(cg, &cv) : 0;
     int64_t pb = pk ? nt * ((cg->C / cg->G) * p.CS + p.slack) * (int64_t)sizeof(float) : 0;
     int64_t ib = ik ? nt * ic.rows * ic.pp * (int64_t)sizeof(float) : 0;
@@ -1039,17 +1090,20 @@ static int conv_choose(const Graph *g, const Node *n, const ConvGeom *cg, int64_
         return *bytes = pb, CK_PLANE;
     if (ik && ic.cr == cg->out[0])   /* whole images */
         return *bytes = ib, CK_IM2COL;
-    if (ck && cb <= avail)
+    if (ck && cb <= avail && cv_full(cg, &cv))
         return *bytes = cb, CK_CHANVEC;
     if (pk && pp_waste(cg, &p) <= PP_FALLBACK_WASTE && pb <= avail)
         return *bytes = pb, CK_PLANE;
     if (ik)
         return *bytes = ib, CK_IM2COL;
+    if (ck && cb <= avail && 2 * cg->M > cv.MP)   /* less than half of the weights padding */
+        return *bytes = cb, CK_CHANVEC;
     return CK_NONE;
 }
 
 /* The scratch for the chosen kernel within the budget. The node's dtype and shape
- * decide; a node no kernel with scratch takes gets none (the per-row kernel). */
+ * decide; a node no kernel with scratch takes gets none (the per-row kernel, or the
+ * channel-vector kernel over weights stored for it and an unpadded input). */
 static int64_t conv_scratch(const Graph *g, const Node *n, int64_t budget)
 {
     Diag d = {0};
@@ -1060,25 +1114,47 @@ static int64_t conv_scratch(const Graph *g, const Node *n, int64_t budget)
     int64_t dw = conv_dw_scratch(g, n, &cg, budget);
     if (dw > 0)
         return dw;
-    conv_choose(g, n, &cg, budget, &bytes);
+    conv_choose(g, n, &cg, budget, 0, &bytes);
     return bytes;
 }
 
-/* The kernel node n's emit function takes, from the scratch the node got. */
+/* The kernel node n's emit function takes, from the scratch the node got (none:
+ * only a kernel that needs none). */
 static int conv_emitted_kernel(const Emitter *e, const Node *n, const ConvGeom *cg)
 {
     const Value *t = n->noutputs == 2 ? node_out(e->g, n, 1) : NULL;
     int64_t bytes;
-    if (!t || t->dtype != DT_FLOAT)
+    if (t && t->dtype != DT_FLOAT)
         return CK_NONE;
-    return conv_choose(e->g, n, cg, value_numel(t) * (int64_t)sizeof(float), &bytes);
+    return conv_choose(e->g, n, cg, t ? value_numel(t) * (int64_t)sizeof(float) : 0, 0, &bytes);
 }
 
 /* --tune may choose this node's register block when a blocked kernel takes it */
 static int conv_tunable(const Graph *g, const Node *n)
 {
     int dw = conv_dw_tunable(g, n);
-    return dw >= 0 ? dw : conv_scratch(g, n, INT64_MAX) > 0;
+    Diag d = {0};
+    ConvGeom cg;
+    int64_t bytes;
+    if (dw >= 0)
+        return dw;
+    return !conv_geom(g, n, 0, &cg, &d) && conv_choose(g, n, &cg, INT64_MAX, 0, &bytes) != CK_NONE;
+}
+
+int conv_channel_vectors(const Graph *g, const Node *n, int64_t budget, int64_t *mp)
+{
+    Diag d = {0};
+    ConvGeom cg;
+    CvPlan p;
+    int64_t bytes;
+    const Value *w = node_in(g, n, 1);
+    if (!w || w->dtype != DT_FLOAT || !value_is_const(w) || attr_int(n, "weight_cm", 0) || attr_int(n, "weight_hwc", 0) ||
+        attr_int(n, "weight_kc", 0))
+        return 0;
+    if (conv_geom(g, n, 0, &cg, &d) || conv_dw_tunable(g, n) >= 0 || !cv_plan(g, n, &cg, &p))
+        return 0;
+    *mp = p.MP;
+    return conv_choose(g, n, &cg, budget, 1, &bytes) == CK_CHANVEC;
 }
 
 /* Open a padded-plane block's loops over input channels and kernel rows (closed with
@@ -1541,24 +1617,29 @@ static int emit_conv_chanvec(Emitter *e, const Node *n, const ConvGeom *cg, cons
     int has_bias = node_in(e->g, n, 2) != NULL;
     int64_t IH = cg->in[0], IW = cg->in[1], pt = cg->pb[0], pl = cg->pb[1];
     w_line(w, "/* channel vectors: blocks of %" PRId64 " pixels x %" PRId64 " channels, vectors over the output channels, "
-           "weights packed as [%" PRId64 "][%" PRId64 "]%s */", p.np, p.nc, p.K, p.MP, p.plane ? ", padded planes" : "");
-    w_line(w, "float *restrict wp = y1;");
-    em_for(w, "k", p.K);
-    em_for(w, "m", cg->M);
-    w_line(w, "wp[k * %" PRId64 " + m] = x1[m * %" PRId64 " + k];", p.MP, p.K);
-    em_close(w, 2);
-    if (p.MP > cg->M) {
+           "weights %s [%" PRId64 "][%" PRId64 "]%s */", p.np, p.nc, p.ws ? "stored as" : "packed as", p.K, p.MP,
+           p.plane ? ", padded planes" : "");
+    if (p.ws) {
+        w_line(w, "const float *restrict wp = x1;");
+    } else {
+        w_line(w, "float *restrict wp = y1;");
         em_for(w, "k", p.K);
-        w_open(w, "for (int64_t m = %" PRId64 "; m < %" PRId64 "; ++m)", cg->M, p.MP);
-        w_line(w, "wp[k * %" PRId64 " + m] = 0;", p.MP);
+        em_for(w, "m", cg->M);
+        w_line(w, "wp[k * %" PRId64 " + m] = x1[m * %" PRId64 " + k];", p.MP, p.K);
         em_close(w, 2);
+        if (p.MP > cg->M) {
+            em_for(w, "k", p.K);
+            w_open(w, "for (int64_t m = %" PRId64 "; m < %" PRId64 "; ++m)", cg->M, p.MP);
+            w_line(w, "wp[k * %" PRId64 " + m] = 0;", p.MP);
+            em_close(w, 2);
+        }
     }
     em_for(w, "b", cg->N);
     if (p.plane) {
         int64_t clo = pl < 0 ? 0 : pl, chi = IW + pl < p.PW ? IW + pl : p.PW;
         if (chi < clo)
             chi = clo;
-        w_line(w, "float *restrict ys = y1 + %" PRId64 ";", p.K * p.MP);
+        w_line(w, "float *restrict ys = y1 + %" PRId64 ";", p.ws ? 0 : p.K * p.MP);
         em_for(w, "ci", cg->C);
         w_line(w, "const float *restrict xc = x0 + (b * %" PRId64 " + ci) * %" PRId64 ";", cg->C, IH * IW);
         em_for(w, "r", p.PH);
@@ -1571,7 +1652,7 @@ static int emit_conv_chanvec(Emitter *e, const Node *n, const ConvGeom *cg, cons
         w_line(w, "const float *restrict xb = x0 + b * %" PRId64 ";", cg->C * IH * IW);
     }
     ConvBlockCtx ctx = {cg, &p, has_bias, ep};
-    conv_block_loops(w, p.MP, p.nc, cg->out[0] * cg->out[1], p.np, cv_block_fn, &ctx);
+    conv_block_loops(w, cg->M, p.nc, cg->out[0] * cg->out[1], p.np, cv_block_fn, &ctx);
     w_close(w);   /* b */
     return 1;
 }
@@ -1714,6 +1795,9 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
     if (attr_int(n, "weight_hwc", 0))
         return diag_error(d, n, "Conv with weights stored input-channel-last needs its scratch memory (made by "
                                 "passes/layout.c and passes/scratch.c)");
+    if (attr_int(n, "weight_kc", 0))
+        return diag_error(d, n, "Conv with weights stored output-channel-last needs the channel-vector kernel and its "
+                                "scratch memory (made by passes/layout.c and passes/scratch.c)");
     if (emit_conv_blocked(e, n, &cg, &ep))
         return 0;
     const char *ct = dtype_ctype(t);

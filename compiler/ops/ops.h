@@ -134,6 +134,11 @@ int conv_pointwise_cm(const Graph *g, const Node *n, int64_t *mp);
  * output channels) takes Conv/kdcc.FusedConv node n with its constant weights stored
  * [M][K0][K1][C] (attribute weight_hwc = 1) with its scratch within `budget` bytes. */
 int conv_channel_dots(const Graph *g, const Node *n, int64_t budget);
+/* 1 if the channel-vector kernel (compiler/ops/conv.c: small maps, vectors over the
+ * output channels) takes Conv/kdcc.FusedConv node n once its constant weights are
+ * stored [C][K0][K1][*mp] (attribute weight_kc = M, rows padded with zeros to
+ * *mp >= M) with its scratch within `budget` bytes. */
+int conv_channel_vectors(const Graph *g, const Node *n, int64_t budget, int64_t *mp);
 /* For passes/layout.c: 1 if the pointwise kernel writes node n's output through its
  * channel-vector form whatever --tune chooses, with no epilogue operands, so it can
  * store the output channels-last (Value.channels_last). */

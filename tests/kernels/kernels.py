@@ -388,8 +388,9 @@ for spec in [
     ("ic_s2_batch5_add", dict(n=5, c=4, mult=8, h=13, w_=13, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "add",
      ("8x16", "4x32")),
     # panels over the budget: chunks of output rows; rows of 3 and 4 outputs, so the
-    # phase planes' blocks would be mostly padding
-    ("ic_s2_chunks_relu", dict(n=1, c=16, mult=32, h=80, w_=6, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu",
+    # phase planes' blocks would be mostly padding; 258 outputs, past the channel-vector
+    # kernel's maps, and 10 channels, too few for it to come first
+    ("ic_s2_chunks_relu", dict(n=1, c=16, mult=32, h=172, w_=6, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu",
      ("8x16", "3x8")),
     ("ic_s2_chunks_clip", dict(n=1, c=6, mult=10, h=91, w_=7, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "clip", ()),
 ]:
@@ -407,21 +408,51 @@ for spec in [
         check(name + "_in_chunks", rows and int(rows.group(1)) < ref.shape[2],
               "the panel holds %s of %d output rows" % (rows.group(1) if rows else "?", ref.shape[2]))
 
-# channel vectors (compiler/ops/conv.c): stride-1 layers on small maps whose plane
-# blocks would be mostly padding and whose im2col panel exceeds the budget; blocks of
-# 6 pixels (the last one partial: 100 = 16 x 6 + 4, 99 = 16 x 6 + 3, 140 = 23 x 6 + 2)
-# x 2 vectors of output channels, read in place (no padding) or from padded planes,
-# dilation, asymmetric padding, a 5x3 kernel, batch 2, epilogues
+# channel vectors (compiler/ops/conv.c): layers on small maps whose plane blocks
+# would be mostly padding and whose im2col panel exceeds the budget; blocks of 6
+# pixels (the last one partial: 100 = 16 x 6 + 4, 99 = 16 x 6 + 3, 140 = 23 x 6 + 2)
+# x 2 vectors of output channels, or 12 x 1, read in place (no padding) or from
+# padded planes, dilation, asymmetric padding, a 5x3 kernel, batch 2, epilogues;
+# output channels that end inside a vector (12 and 20: their last lanes computed
+# from zero weights and not stored) and stride 2. passes/layout.c stores the constant
+# weights [C][K0][K1][Mp]: without padding the layer needs no scratch (the atmega
+# shapes: 3 x 3 and 5 x 5 maps of a 2.4 KB arena)
 for spec in [
-    ("cv_lenet_5x5_relu", dict(n=1, c=6, mult=16, h=14, w_=14, k=(5, 5)), "relu"),
-    ("cv_pad_9x11_add", dict(n=1, c=4, mult=16, h=9, w_=11, k=(3, 3), pads=(1, 1, 1, 1)), "add"),
-    ("cv_dil2_clip", dict(n=1, c=2, mult=16, h=10, w_=9, k=(3, 3), pads=(2, 2, 2, 2), dil=(2, 2)), "clip"),
-    ("cv_5x3_asym_batch2", dict(n=2, c=3, mult=16, h=8, w_=11, k=(5, 3), pads=(2, 1, 1, 0)), None),
-    ("cv_m32_relu", dict(n=1, c=5, mult=32, h=12, w_=12, k=(3, 3)), "relu"),
+    ("cv_lenet_5x5_relu", dict(n=1, c=6, mult=16, h=14, w_=14, k=(5, 5)), "relu", (), r"stored as \[150\]\[16\]"),
+    ("cv_pad_9x11_add", dict(n=1, c=4, mult=16, h=9, w_=11, k=(3, 3), pads=(1, 1, 1, 1)), "add", (), None),
+    ("cv_dil2_clip", dict(n=1, c=2, mult=16, h=10, w_=9, k=(3, 3), pads=(2, 2, 2, 2), dil=(2, 2)), "clip", (), None),
+    ("cv_5x3_asym_batch2", dict(n=2, c=3, mult=16, h=8, w_=11, k=(5, 3), pads=(2, 1, 1, 0)), None, (), None),
+    ("cv_m32_relu", dict(n=1, c=5, mult=32, h=12, w_=12, k=(3, 3)), "relu", (), None),
+    ("cv_m12_3x3_on_3x3", dict(n=1, c=20, mult=12, h=5, w_=5, k=(3, 3)), None, ("4x16", "12x8", "2x16"),
+     r"stored as \[180\]\[16\]"),
+    ("cv_m20_s2_relu", dict(n=1, c=1, mult=20, h=14, w_=14, k=(5, 5), stride=(2, 2)), "relu", ("12x8", "3x24"),
+     r"stored as \[25\]\[32\]"),
+    ("cv_m24_s2_pad_batch2", dict(n=2, c=4, mult=24, h=9, w_=9, k=(5, 5), stride=(2, 2), pads=(2, 2, 2, 2)), "clip", (),
+     r"stored as \[100\]\[32\], padded planes"),
 ]:
-    name, kw, epi = spec
+    name, kw, epi, blocks, v4 = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
-    case(m, finish(m, ref, epi), "channel vectors")
+    case(m, finish(m, ref, epi), "channel vectors", blocks, v4=v4)
+    if v4 is None:
+        continue
+    # the C reads the weights as stored, and a layer without padding has no scratch
+    c = open(os.path.join(WORK, name, "m.c")).read()
+    check(name + "_weights_stored", re.search(r"/\* channel vectors: .*weights stored as", c) is not None,
+          "the weights are packed on every call")
+    if kw.get("pads", (0,)) == (0, 0, 0, 0):
+        check(name + "_no_scratch", re.search(r"static void kd_n0_\w+\([^)]*\by1\b", c) is None,
+              "the node function has a scratch argument")
+
+# weights that are not constant (a graph input) are packed on every call into the
+# scratch, 12 channels of a 16-float row
+m = Model("cv_m12_weights_input")
+x, w_in, b = arr((1, 6, 7, 7)), arr((12, 6, 3, 3), 0.3), arr((12,), 0.1)
+m.input("x", x)
+m.input("w", w_in)
+m.init("b", b)
+m.node("c = Conv(x, w, b)")
+ref = finish(m, F.conv2d(t64(x), t64(w_in), t64(b)), "relu")
+case(m, ref, "channel vectors", v4=r"packed as \[54\]\[16\]")
 
 # channel dots (compiler/ops/conv.c): tiny maps of many input channels, vectors over
 # the input channels, weights stored [M][K0][K1][C] by passes/layout.c. Detector heads

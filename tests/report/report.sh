@@ -96,6 +96,18 @@ check kws_arena expect "$W/kws.rep" "arena         " 48
 check kws_ratio expect "$W/kws.rep" "arena / bound " 1.200
 check kws_macs expect "$W/kws.rep" "MACs          " 72
 
+# the MACs of the benchmark's PyTorch models against bench/models/macs.tsv (bench/macs.py,
+# from ONNX shape inference): counted on the compiled graph, whose layers keep weights in
+# the orders passes/layout.c stores (MobileNet's pointwise [C][Mp] with M > C, LeNet-5's
+# 5x5 layer [C][K0][K1][Mp]), on both targets
+while IFS=$'\t' read -r name macs; do
+  [ "$name" = model ] && continue
+  for t in generic x86-64-v4; do
+    "$KDCC" "$SRC/bench/models/$name.onnx" --batch 1 --target $t --report -o "$W/$name-$t.c" > "$W/$name-$t.rep" 2>&1
+    check "macs_${name}_$t" expect "$W/$name-$t.rep" "MACs          " "$macs"
+  done
+done < "$SRC/bench/models/macs.tsv"
+
 # real models: bound <= arena, the arena is the header's, the bound is what awk finds
 for m in mnist-8 mnist-14x14-atmega super-resolution-10 ultraface-rfb-320; do
   f=$M/$m/model.onnx
