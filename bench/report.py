@@ -43,12 +43,18 @@ def fmt_bytes(n):
     return fmt_int(n) if n is not None else "-"
 
 
+FMA_PEAK = None   # (lanes, median, best GFLOP/s) of bench/peak.c, when the run has it
+
+
 def load(raw):
     models, order, sgemm, openblas, elapsed = {}, [], [], "", None
+    global FMA_PEAK
     for line in open(raw):
         f = line.rstrip("\n").split("\t")
         kind = f[0]
-        if kind == "openblas":
+        if kind == "peak":   # bench/peak.c: lanes, median and best GFLOP/s
+            FMA_PEAK = (int(f[1]), float(f[2]), float(f[3]))
+        elif kind == "openblas":
             openblas = f[1]
         elif kind == "sgemm":
             sgemm.append((int(f[1]), float(f[2]), float(f[3]), float(f[4])))
@@ -335,6 +341,12 @@ def main():
     for n, med, g, gb in sgemm:
         w("| %d | %s | %.1f | %.1f |" % (n, fmt_us(med), g, gb))
     w("")
+    if FMA_PEAK:
+        w("The core's multiply-add peak (`bench/peak.c`: 16 independent chains of fused multiply-adds on %d-float "
+          "vectors, nothing else in the loop): %.1f GFLOP/s median, %.1f at best. sgemm's best call reaches %.0f%% "
+          "of it; no float kernel on this core can pass it." % (FMA_PEAK[0], FMA_PEAK[1], FMA_PEAK[2],
+                                                                100 * max(gb for _, _, _, gb in sgemm) / FMA_PEAK[2]))
+        w("")
 
     layers = tune_layers(a.tune_dir) if a.tune_dir else []
     if layers and peak:
@@ -377,6 +389,19 @@ def main():
           "kdcc is faster (ratio < 0.9) on %s; within 10%% on %s; slower (> 1.1) on %s."
           % (len(ok), gm, ", ".join(faster) or "none", ", ".join(even) or "none",
              ", ".join("%s (%.1fx)" % (n, sums[n]["ratio"]) for n in slower) or "none"))
+        # where kdcc is less than 2x ahead: the GFLOP/s a 2x lead would take (in ORT's median
+        # and in its best calls), beside the core's multiply-add peak
+        short = [(n, s) for n, s in ok if s["ratio"] > 0.5 and by_name[n]["macs"]]
+        if short and FMA_PEAK:
+            need = lambda s, t: 2.0 * by_name[s]["macs"] / (t / 2 * 1e3)  # noqa: E731
+            w("- A 2x lead over ORT on %s would take, for the model's MACs in half of ORT's own median time "
+              "(and of its best calls): %s, against this core's multiply-add peak of %.1f GFLOP/s "
+              "(bench/peak.c, best; sgemm %.1f)."
+              % (", ".join(n for n, _ in short),
+                 "; ".join("%s %.0f GFLOP/s (%s)" % (n, need(n, s["ort"]),
+                                                     "%.0f" % need(n, s["ort_best"]) if s["ort_best"] and s["ort_best"] > 0
+                                                     else "-") for n, s in short),
+                 FMA_PEAK[2], peak))
         conv = [s["ratio"] for n, s in ok if by_name[n]["macs"] and by_name[n]["conv_macs"] > 0.5 * by_name[n]["macs"]]
         fc = [s["ratio"] for n, s in ok if by_name[n]["macs"] and by_name[n]["conv_macs"] == 0]
         gmean = lambda xs: math.exp(sum(math.log(x) for x in xs) / len(xs))  # noqa: E731
