@@ -275,9 +275,13 @@ static double rerun(const char *bin)
     return pclose(p) == 0 ? v : -1;
 }
 
-/* Build candidate k's harness as DIR/tune-k and time it. */
+/* Build candidate k's harness as DIR/tune-k and time it. With `texts` (the C of
+ * candidates 0 .. k - 1, NULL where they had none): candidate k's C is kept in
+ * texts[k], and where it is the same as an earlier candidate's (a block the kernel
+ * does not take falls back to the one it would choose anyway), *same is that
+ * candidate and nothing is built or timed (0 is returned); else *same is -1. */
 static double time_block(Arena *a, const Graph *g, const Node *n, Block b, int k, const char *dir, const char *cflags,
-                         Diag *d)
+                         char **texts, int *same, Diag *d)
 {
     Diag quiet;
     diag_init(&quiet, NULL);
@@ -298,6 +302,20 @@ static double time_block(Arena *a, const Graph *g, const Node *n, Block b, int k
     if (emit_c(t, &eo, &c, &h, &quiet) != 0) {
         diag_error(d, n, "--tune: %s", quiet.msg);
         goto out;
+    }
+    if (texts) {
+        *same = -1;
+        for (int j = 0; j < k && *same < 0; j++)
+            if (texts[j] && c.buf && strcmp(texts[j], c.buf) == 0)
+                *same = j;
+        if (*same >= 0) {
+            ns = 0;
+            goto out;
+        }
+        if (!c.oom && c.buf && !(texts[k] = strdup(c.buf))) {
+            diag_error(d, NULL, "out of memory");
+            goto out;
+        }
     }
     /* the harness: inputs filled with small values, run once, then best of 5 trials
      * of enough calls for 20 ms of CPU time each */
@@ -419,7 +437,7 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
             }
             Arena ta;
             arena_init(&ta);
-            double ns = time_block(&ta, g, n, (Block){e->m, e->n, form}, 0, dir, cflags, d);
+            double ns = time_block(&ta, g, n, (Block){e->m, e->n, form}, 0, dir, cflags, NULL, NULL, d);
             arena_free(&ta);
             if (ns < 0) {
                 w_free(&kw);
@@ -454,16 +472,22 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
              * noisy single round picked a block 12% slower for the distillation
              * teacher's Winograd layer) */
             double ts[MAXCANDS * MAXFORMS];
-            for (int k = 0; k < ncands; k++) {
-                ts[k] = time_block(&ta, g, n, cands[k], k, dir, cflags, d);
-                if (ts[k] < 0) {
-                    arena_free(&ta);
-                    w_free(&kw);
-                    goto out;
-                }
+            char *texts[MAXCANDS * MAXFORMS] = {0};
+            int same[MAXCANDS * MAXFORMS];   /* an earlier candidate with the same C, or -1 */
+            int failed = 0;
+            for (int k = 0; k < ncands && !failed; k++)
+                failed = (ts[k] = time_block(&ta, g, n, cands[k], k, dir, cflags, texts, &same[k], d)) < 0;
+            for (int k = 0; k < ncands; k++)
+                free(texts[k]);
+            if (failed) {
+                arena_free(&ta);
+                w_free(&kw);
+                goto out;
             }
             for (int k = 0; k < ncands; k++) {
                 char bin[4200];
+                if (same[k] >= 0)
+                    continue;
                 snprintf(bin, sizeof bin, "%s/tune-%d", dir, k);
                 double again = rerun(bin);
                 if (again >= 0 && again < ts[k])
@@ -476,7 +500,7 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
             for (int round = 0; round < 2; round++) {
                 int top[3] = {-1, -1, -1};
                 for (int k = 0; k < ncands; k++)
-                    for (int j = 0; j < 3; j++)
+                    for (int j = 0; j < 3 && same[k] < 0; j++)
                         if (top[j] < 0 || ts[k] < ts[top[j]]) {
                             for (int i = 2; i > j; i--)
                                 top[i] = top[i - 1];
@@ -493,10 +517,16 @@ int tune_graph(Graph *g, const TuneOptions *o, Diag *d)
             }
             for (int k = 0; k < ncands; k++) {
                 double ns = ts[k];
-                if (tl < sizeof times)
+                if (tl < sizeof times && same[k] >= 0)
+                    tl += (size_t)snprintf(times + tl, sizeof times - tl, "%s%dx%d%s%s = %dx%d", k ? ", " : "", cands[k].m,
+                                           cands[k].n, cands[k].form ? " " : "", cands[k].form ? forms[cands[k].form - 1] : "",
+                                           cands[same[k]].m, cands[same[k]].n);
+                else if (tl < sizeof times)
                     tl += (size_t)snprintf(times + tl, sizeof times - tl, "%s%dx%d%s%s %.1f us", k ? ", " : "", cands[k].m,
                                            cands[k].n, cands[k].form ? " " : "", cands[k].form ? forms[cands[k].form - 1] : "",
                                            ns / 1000);
+                if (same[k] >= 0)
+                    continue;
                 if (best < 0 || ns < best) {
                     best = ns;
                     bi = k;
