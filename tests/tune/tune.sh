@@ -58,6 +58,17 @@ check tune_file_written bash -c "[ \$(grep -vc '^#' '$W/t/m.tune') -eq 3 ] && [ 
 check tune_reports_each_layer bash -c "[ \$(grep -c 'kdcc: tune: node' '$W/tune.err') -eq 3 ]"
 check tuned_build_matches build "$W/t2" --tune-file "$W/t/m.tune"
 check tuned_outputs close "$W/t2/out.txt" "$W/ref/out.txt"
+
+# a layer the channel-vector kernel takes (20->12 3x3 on 5x5): a candidate block it
+# cannot hold gives the code of the block it takes instead, which is built and timed
+# once ("MxN = KxL" in the log), and the block recorded is one that was timed
+mkdir -p "$W/cv"
+awk 'BEGIN { printf "<\n ir_version: 8,\n opset_import: [\"\" : 17]\n>\ng (float[1,20,5,5] x) => (float[1,12,3,3] y)\n<\n float[12,20,3,3] w = {"
+  for (i = 0; i < 2160; i++) printf "%s%.3f", i ? ", " : "", ((i * 37) % 101) / 101.0 - 0.5
+  printf "}\n>\n{\n y = Conv(x, w)\n}\n" }' > "$W/cv.txt"
+check tune_same_code_timed_once env KDCC_TUNE_CFLAGS=-O1 bash -c "'$KDCC' '$W/cv.txt' -o '$W/cv/m.c' --tune 2>'$W/cv.err' &&
+  grep -q 'channel vectors:' '$W/cv/m.c' && grep -Eq ', [0-9]+x[0-9]+ = [0-9]+x[0-9]+' '$W/cv.err' &&
+  b=\$(grep -v '^#' '$W/cv/m.tune' | cut -f2) && grep -Eq \"(\\(|, )\$b [0-9.]+ us\" '$W/cv.err'"
 # the file is honoured without timing anything, and gives the same C every time
 check tune_file_deterministic bash -c "'$KDCC' '$MODEL' --batch 2 --name m -o '$W/t3/m.c' --tune-file '$W/t/m.tune' 2>'$W/t3.err' && cmp <(sed 3d '$W/t2/m.c') <(sed 3d '$W/t3/m.c') && ! grep -q 'tune: node' '$W/t3.err'"
 
