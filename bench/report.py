@@ -43,7 +43,7 @@ def fmt_bytes(n):
     return fmt_int(n) if n is not None else "-"
 
 
-FMA_PEAK = None   # (lanes, median, best GFLOP/s) of bench/peak.c, when the run has it
+FMA_PEAK = None   # (lanes, median, best GFLOP/s) of bench/sgemm.c --peak, when the run has it
 
 
 def load(raw):
@@ -52,7 +52,7 @@ def load(raw):
     for line in open(raw):
         f = line.rstrip("\n").split("\t")
         kind = f[0]
-        if kind == "peak":   # bench/peak.c: lanes, median and best GFLOP/s
+        if kind == "peak":   # bench/sgemm.c --peak: lanes, median and best GFLOP/s
             FMA_PEAK = (int(f[1]), float(f[2]), float(f[3]))
         elif kind == "openblas":
             openblas = f[1]
@@ -342,7 +342,7 @@ def main():
         w("| %d | %s | %.1f | %.1f |" % (n, fmt_us(med), g, gb))
     w("")
     if FMA_PEAK:
-        w("The core's multiply-add peak (`bench/peak.c`: 16 independent chains of fused multiply-adds on %d-float "
+        w("The core's multiply-add peak (`bench/sgemm.c --peak`: 16 independent chains of fused multiply-adds on %d-float "
           "vectors, nothing else in the loop): %.1f GFLOP/s median, %.1f at best. sgemm's best call reaches %.0f%% "
           "of it; no float kernel on this core can pass it." % (FMA_PEAK[0], FMA_PEAK[1], FMA_PEAK[2],
                                                                 100 * max(gb for _, _, _, gb in sgemm) / FMA_PEAK[2]))
@@ -396,7 +396,7 @@ def main():
             need = lambda s, t: 2.0 * by_name[s]["macs"] / (t / 2 * 1e3)  # noqa: E731
             w("- A 2x lead over ORT on %s would take, for the model's MACs in half of ORT's own median time "
               "(and of its best calls): %s, against this core's multiply-add peak of %.1f GFLOP/s "
-              "(bench/peak.c, best; sgemm %.1f)."
+              "(`bench/sgemm.c --peak`, best; sgemm %.1f)."
               % (", ".join(n for n, _ in short),
                  "; ".join("%s %.0f GFLOP/s (%s)" % (n, need(n, s["ort"]),
                                                      "%.0f" % need(n, s["ort_best"]) if s["ort_best"] and s["ort_best"] > 0

@@ -116,11 +116,11 @@ $CC -std=c11 -O2 -Wall -Wextra -D_DEFAULT_SOURCE -I"$ROOT" -I"$BUILD" -I"$BUILD/
     "$BENCH/arena_bound.c" -o "$WORK/arena_bound" "$BUILD/libkdcc_cli.a" "$BUILD/libkdcc_emit.a" \
     "$BUILD/libkdcc_frontends.a" "$BUILD/libkdcc_passes.a" "$BUILD/libkdcc_ops.a" "$BUILD/libkdcc_ir.a" \
     "$BUILD/libkdcc_onnxproto.a" -lprotobuf-c -lz -lm
-$CC -std=c11 -O2 -Wall -Wextra "$BENCH/sgemm.c" -o "$WORK/sgemm" "$OPENBLAS" -Wl,-rpath,"$(dirname "$OPENBLAS")"
-# the core's multiply-add peak, in the target's vectors (16 floats on x86-64-v4, else 8)
+$CC -std=c11 -O2 -Wall -Wextra -march=native -mprefer-vector-width=512 -ffp-contract=fast "$BENCH/sgemm.c" -o "$WORK/sgemm" "$OPENBLAS" \
+    -Wl,-rpath,"$(dirname "$OPENBLAS")"
+# the core's multiply-add peak (sgemm --peak), in the target's vectors (16 floats on x86-64-v4, else 8)
 PEAK_LANES=8
 [ "$TARGET" = x86-64-v4 ] && PEAK_LANES=16
-$CC -std=gnu11 -O2 -Wall -Wextra -march=native -mprefer-vector-width=512 "$BENCH/peak.c" -o "$WORK/peak" -lm
 
 # ---- the models ----
 MODELS=()
@@ -140,7 +140,7 @@ log "sgemm reference (OpenBLAS, one thread)"
 sed -n 's/^# //p' "$WORK/sgemm.txt" | while read -r line; do record openblas "$line"; done
 grep -v '^#' "$WORK/sgemm.txt" | while read -r n med g gbest; do record sgemm "$n" "$med" "$g" "$gbest"; done
 log "multiply-add peak ($PEAK_LANES-float vectors)"
-"$WORK/peak" "$SECS" "$PEAK_LANES" | while read -r lanes med best; do record peak "$lanes" "$med" "$best"; done
+"$WORK/sgemm" --peak "$PEAK_LANES" "$SECS" | while read -r lanes med best; do record peak "$lanes" "$med" "$best"; done
 
 for spec in "${MODELS[@]}"; do
     IFS='=' read -r name path src <<< "$spec"
