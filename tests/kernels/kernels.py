@@ -342,6 +342,16 @@ case(m, finish(m, F.conv1d(t64(x), t64(wt)), None), "pointwise", m4=True)
 V4_ACC = r"float c\d+_\d+\[16\];"
 V4_CASES = {"pl_c1_3x3_relu", "pl_5x3_wide", "ph_16to32_s2", "ic_s2_relu", "ic_s2_batch5_add"}
 
+def check_bands(name, ref):
+    """A case named *bands*: its planes went in more than one band, the last one partial."""
+    if "bands" not in name:
+        return
+    c = open(os.path.join(WORK, name, "m.c")).read()
+    bands = re.search(r"/\* in (\d+) bands of (\d+) output rows", c)
+    check(name + "_in_bands", bands is not None and int(bands.group(1)) > 1 and
+          int(bands.group(1)) * int(bands.group(2)) != ref.shape[2], "bands: %s" % (bands.group(0) if bands else "none"))
+
+
 # ---- padded plane and im2col (compiler/ops/conv.c): dense layers; blocks of whole
 # output rows with partial blocks at the right edge and the bottom; the plane when
 # the im2col panel exceeds the scratch budget; every candidate block forced
@@ -357,10 +367,15 @@ for spec in [
     ("pl_14x14_16to6", dict(n=64, c=16, mult=6, h=14, w_=14, k=(3, 3), pads=(1, 1, 1, 1)), None, ()),
     ("pl_dil2_asym", dict(n=1, c=4, mult=8, h=13, w_=19, k=(3, 3), pads=(2, 1, 2, 3), dil=(2, 2)), "clip", ()),
     ("pl_5x3_wide", dict(n=1, c=3, mult=12, h=9, w_=37, k=(5, 3), pads=(2, 1, 2, 1)), "relu", ("6x16", "2x32")),
+    # planes over half the L2: copied and used a band of output rows at a time, on 200 x
+    # 200 (a last band of fewer rows); forced blocks change the band's rows
+    ("pl_bands_s1_clip", dict(n=1, c=4, mult=8, h=200, w_=200, k=(3, 3), pads=(1, 1, 1, 1)), "clip", ("8x16", "4x24")),
 ]:
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
-    case(m, finish(m, ref, epi), "padded plane", blocks, v4=V4_ACC if name in V4_CASES else None)
+    case(m, finish(m, ref, epi), "padded plane", blocks, v4=r"in \d+ bands of" if "bands" in name else
+         V4_ACC if name in V4_CASES else None)
+    check_bands(name, ref)
 # strided layers through phase planes (the padded plane per stride phase): few
 # input channels, or rows of 16 outputs or more; partial blocks at the right and
 # the bottom; strides 2, 3 and 4, a stride-2 5x5, dilation with a stride
@@ -375,10 +390,17 @@ for spec in [
     ("ph_4x4_s4", dict(n=1, c=3, mult=8, h=64, w_=64, k=(4, 4), stride=(4, 4)), None, ("8x16", "4x32")),
     # ResNet-8's 16->32 stride-2 layer: 16 channels, rows of 16
     ("ph_16to32_s2", dict(n=1, c=16, mult=32, h=32, w_=32, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu", ()),
+    # planes over half the L2 (512 KB generic, 1 MB x86-64-v4), copied and used a band of
+    # output rows at a time (see pl_bands_s1_clip): UltraFace's first layer on 121 x 96
+    # outputs, batch 2
+    ("ph_bands_s2_relu", dict(n=2, c=3, mult=16, h=241, w_=191, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu",
+     ("6x16",)),
 ]:
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
-    case(m, finish(m, ref, epi), "padded plane", blocks, v4=V4_ACC if name in V4_CASES else None)
+    case(m, finish(m, ref, epi), "padded plane", blocks, v4=r"in \d+ bands of" if "bands" in name else
+         V4_ACC if name in V4_CASES else None)
+    check_bands(name, ref)
     c = open(os.path.join(WORK, name, "m.c")).read()
     check(name + "_phase_planes", "phase planes of" in c, "no phase planes in the generated C")
 for spec in [
