@@ -993,16 +993,21 @@ static int cd_plan(const Graph *g, const Node *n, const ConvGeom *cg, CdPlan *p)
 
 static int64_t cd_scratch(const ConvGeom *cg, const CdPlan *p) { return p->PH * p->PW * cg->C * (int64_t)sizeof(float); }
 
+/* Constant float weights still in ONNX's [M][C][K...] order: passes/layout.c may store
+ * them for one kernel, once. */
+static int weights_relayable(const Graph *g, const Node *n)
+{
+    const Value *w = node_in(g, n, 1);
+    return w && w->dtype == DT_FLOAT && value_is_const(w) && !attr_int(n, "weight_cm", 0) &&
+           !attr_int(n, "weight_hwc", 0) && !attr_int(n, "weight_kc", 0);
+}
+
 int conv_channel_dots(const Graph *g, const Node *n, int64_t budget)
 {
     Diag d = {0};
     ConvGeom cg;
     CdPlan p;
-    const Value *w = node_in(g, n, 1);
-    if (!w || w->dtype != DT_FLOAT || !value_is_const(w) || attr_int(n, "weight_cm", 0) || attr_int(n, "weight_hwc", 0) ||
-        attr_int(n, "weight_kc", 0))
-        return 0;
-    if (conv_geom(g, n, 0, &cg, &d) || !cd_plan(g, n, &cg, &p))
+    if (!weights_relayable(g, n) || conv_geom(g, n, 0, &cg, &d) || !cd_plan(g, n, &cg, &p))
         return 0;
     return cd_scratch(&cg, &p) <= budget;
 }
@@ -1172,11 +1177,7 @@ int conv_channel_vectors(const Graph *g, const Node *n, int64_t budget, int64_t 
     ConvGeom cg;
     CvPlan p;
     int64_t bytes;
-    const Value *w = node_in(g, n, 1);
-    if (!w || w->dtype != DT_FLOAT || !value_is_const(w) || attr_int(n, "weight_cm", 0) || attr_int(n, "weight_hwc", 0) ||
-        attr_int(n, "weight_kc", 0))
-        return 0;
-    if (conv_geom(g, n, 0, &cg, &d) || conv_dw_tunable(g, n) >= 0 || !cv_plan(g, n, &cg, &p))
+    if (!weights_relayable(g, n) || conv_geom(g, n, 0, &cg, &d) || conv_dw_tunable(g, n) >= 0 || !cv_plan(g, n, &cg, &p))
         return 0;
     *mp = p.MP;
     return conv_choose(g, n, &cg, budget, 1, &bytes) == CK_CHANVEC;
