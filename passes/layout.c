@@ -161,14 +161,6 @@ static int to_kn(Graph *g, Node *n, Diag *d)
     return 0;
 }
 
-/* A pointwise layer whose kernel writes it through the channel-vector form (every
- * vector a run of output channels of one pixel, scattered over the channel planes at
- * the store) and whose only readers are channel-dot layers (each of which copies its
- * input channels-last first, a transposing copy): the value is stored channels-last
- * instead (Value.channels_last), so the store writes whole vectors and the readers
- * copy runs. A detector's last feature map and its heads: UltraFace's 64->256 layer
- * on 4 x 5 and its 256->6 and 256->12 3x3 heads. Not a graph output (callers read
- * NCHW), no view of it (only Conv readers, as input 0 alone). */
 static int is_conv(const Node *n)
 {
     const char *dom = n->domain ? n->domain : "";
@@ -176,25 +168,130 @@ static int is_conv(const Node *n)
            ((!strcmp(dom, "") && !strcmp(n->op_type, "Conv")) || (!strcmp(dom, "kdcc") && !strcmp(n->op_type, "FusedConv")));
 }
 
-static int channels_last_ok(const Graph *g, const Node *n)
+/* Activations stored channels-last (Value.channels_last), where the kernels on both
+ * sides work in that order:
+ *  - a stack of depthwise-separable layers (DS-CNN, MobileNet): the depthwise kernel
+ *    for channels-last activations (conv_depthwise_channels_last: vectors over the
+ *    channels, every tap an aligned load, no masks where a map's rows are shorter
+ *    than a vector) between pointwise layers in their channel-vector form
+ *    (conv_pointwise_channel_form: vectors over the output channels, the input
+ *    broadcast from either order, the output stored as runs), and a global pool at
+ *    the end;
+ *  - a pointwise layer whose kernel writes the channel-vector form anyway and whose
+ *    readers are channel-dot layers (each of which copied its input channels-last
+ *    first, a transposing copy): a detector's last feature map and its heads,
+ *    UltraFace's 64->256 layer on 4 x 5 and its 256->6 and 256->12 3x3 heads.
+ * Candidates are a depthwise layer's input and output, a pointwise layer's output
+ * when its input is one, and the old case; then each candidate is dropped until none
+ * is left whose writer or a reader cannot take the order: not a graph input or
+ * output (callers read NCHW), no views (only these readers, each as its input 0),
+ * a depthwise layer's input and output both or neither. */
+enum { LK_NONE, LK_PW, LK_DW, LK_CHANDOT, LK_POOL };
+
+static int layer_kind(const Graph *g, const Node *n)
 {
-    if (!is_conv(n) || n->noutputs < 1 || n->outputs[0] < 0 || !conv_pointwise_channels_last(g, n))
+    const char *dom = n->domain ? n->domain : "";
+    int64_t mp;
+    if (n->dead || !n->op_type)
+        return LK_NONE;
+    if (!strcmp(dom, "") && (!strcmp(n->op_type, "GlobalAveragePool") || !strcmp(n->op_type, "GlobalMaxPool")))
+        return LK_POOL;
+    if (!is_conv(n) || n->noutputs < 1 || n->outputs[0] < 0)
+        return LK_NONE;
+    if (attr_int(n, "weight_hwc", 0) == 1)
+        return LK_CHANDOT;
+    if (conv_pointwise_channel_form(g, n))
+        return LK_PW;
+    if (conv_depthwise_channels_last(g, n, &mp))   /* (weights stored for it already: a graph kdcc exported) */
+        return LK_DW;
+    return LK_NONE;
+}
+
+/* the old case: the pointwise kernel writes the channel-vector form whatever --tune chooses */
+static int pw_forced(const Graph *g, const Node *n)
+{
+    return is_conv(n) && conv_pointwise_channels_last(g, n);
+}
+
+/* 1 if value v may stay a candidate (see above) */
+static int cl_keep(const Graph *g, const unsigned char *kind, const unsigned char *cl, int v)
+{
+    const Value *x = &g->values[v];
+    if (x->is_output || x->rank != 4 || x->dtype != DT_FLOAT || x->role == VR_INPUT || value_is_const(x))
         return 0;
-    int y = n->outputs[0], readers = 0;
-    if (g->values[y].is_output || g->values[y].rank != 4)
-        return 0;
+    int writer = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const Node *m = g->nodes[i];
         int uses = 0;
         for (int j = 0; !m->dead && j < m->ninputs; j++)
-            uses += m->inputs[j] == y;
+            uses += m->inputs[j] == v;
+        if (!m->dead && m->noutputs > 0 && m->outputs[0] == v) {
+            if (kind[i] != LK_PW && !(kind[i] == LK_DW && cl[m->inputs[0]]))
+                return 0;
+            writer = 1;
+        }
         if (!uses)
             continue;
-        if (!is_conv(m) || uses != 1 || m->inputs[0] != y || attr_int(m, "weight_hwc", 0) != 1)
+        if (uses != 1 || m->inputs[0] != v || kind[i] == LK_NONE || (kind[i] == LK_DW && !cl[m->outputs[0]]))
             return 0;
-        readers++;
     }
-    return readers > 0;
+    return writer;
+}
+
+static int channels_last(Graph *g, Diag *d)
+{
+    unsigned char *kind = arena_array(g->arena, (size_t)g->nnodes + 1, 1);
+    unsigned char *cl = arena_array(g->arena, (size_t)g->nvalues + 1, 1);
+    if (!kind || !cl)
+        return diag_error(d, NULL, "out of memory");
+    memset(cl, 0, (size_t)g->nvalues + 1);
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        kind[i] = (unsigned char)layer_kind(g, n);
+        if (kind[i] == LK_DW && uses_of(g, n->inputs[1]) != 1)
+            kind[i] = LK_NONE;   /* its weights are about to be stored for it alone */
+        if (kind[i] == LK_DW)
+            cl[n->inputs[0]] = cl[n->outputs[0]] = 1;
+    }
+    for (int i = 0; i < g->nnodes; i++) {   /* the old case's values, whose readers are all channel-dot layers */
+        const Node *n = g->nodes[i];
+        if (n->dead || !pw_forced(g, n))
+            continue;
+        int readers = 0, others = 0;
+        for (int k = 0; k < g->nnodes; k++)
+            for (int j = 0; !g->nodes[k]->dead && j < g->nodes[k]->ninputs; j++)
+                if (g->nodes[k]->inputs[j] == n->outputs[0])
+                    *(kind[k] == LK_CHANDOT ? &readers : &others) += 1;
+        if (readers && !others)
+            cl[n->outputs[0]] = 1, kind[i] = LK_PW;
+    }
+    /* drop what cannot stay; then a pointwise layer reading a candidate writes one, and again */
+    for (int round = 0; round < 2; round++) {
+        for (int changed = round; changed;) {
+            changed = 0;
+            for (int i = 0; i < g->nnodes; i++) {
+                const Node *n = g->nodes[i];
+                if (kind[i] == LK_PW && cl[n->inputs[0]] && !cl[n->outputs[0]])
+                    cl[n->outputs[0]] = 1, changed = 1;
+            }
+        }
+        for (int changed = 1; changed;) {
+            changed = 0;
+            for (int v = 0; v < g->nvalues; v++)
+                if (cl[v] && !cl_keep(g, kind, cl, v))
+                    cl[v] = 0, changed = 1;
+        }
+    }
+    for (int v = 0; v < g->nvalues; v++)
+        g->values[v].channels_last = cl[v];
+    for (int i = 0; i < g->nnodes; i++) {   /* the depthwise layers' weights, [1][K0][K1][Cp] */
+        Node *n = g->nodes[i];
+        int64_t mp;
+        if (kind[i] == LK_DW && cl[n->outputs[0]] && !attr_int(n, "weight_kc", 0) &&
+            conv_depthwise_channels_last(g, n, &mp) && to_kc(g, n, mp, d))
+            return -1;
+    }
+    return 0;
 }
 
 int pass_layout(Graph *g, Diag *d)
@@ -218,11 +315,6 @@ int pass_layout(Graph *g, Diag *d)
             to_kc(g, n, mp, d))
             return -1;
     }
-    /* then the activations between them: see channels_last_ok */
-    for (int i = 0; i < g->nnodes; i++) {
-        Node *n = g->nodes[i];
-        if (!n->dead && channels_last_ok(g, n))
-            g->values[n->outputs[0]].channels_last = 1;
-    }
-    return 0;
+    /* then the activations between them: see channels_last */
+    return channels_last(g, d);
 }

@@ -80,13 +80,14 @@ int conv_geom(const Graph *g, const Node *n, int transpose, ConvGeom *cg, Diag *
     int64_t cm = transpose ? 0 : attr_int(n, "weight_cm", 0);
     /* weight_hwc = 1 (passes/layout.c): W stored [M][K...][C], input channels last */
     int hwc = !transpose && attr_int(n, "weight_hwc", 0) != 0;
-    /* weight_kc = M (passes/layout.c): W stored [C][K...][Mp], output channels last, Mp >= M */
+    /* weight_kc = M (passes/layout.c): W stored [C / G][K...][Mp], output channels last, Mp >= M;
+     * one group, or depthwise (G = C = M) */
     int64_t kc = transpose ? 0 : attr_int(n, "weight_kc", 0);
     if (kc > 0) {
         cg->M = kc;
-        if (cg->G != 1 || w->dims[0] != cg->C || w->dims[w->rank - 1] < kc)
+        if ((cg->G != 1 && (cg->G != cg->C || kc != cg->C)) || w->dims[0] != cg->C / cg->G || w->dims[w->rank - 1] < kc)
             return diag_error(d, n, "weight W stored output-channel-last has shape [%lld, ..., %lld]; expected [%lld, ..., >= %lld]",
-                              (long long)w->dims[0], (long long)w->dims[w->rank - 1], (long long)cg->C, (long long)kc);
+                              (long long)w->dims[0], (long long)w->dims[w->rank - 1], (long long)(cg->C / cg->G), (long long)kc);
     } else if (hwc) {
         cg->M = w->dims[0];
         if (cg->G != 1 || w->dims[w->rank - 1] != cg->C)
@@ -1815,15 +1816,12 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
         return 0;
     }
     conv_flatten_pointwise(&cg);
-    /* values stored channels-last (passes/layout.c) have one writer and readers of one kernel each */
-    if (y->channels_last)
-        return emit_conv_pointwise(e, n, &cg, &ep) ? 0
-                                                   : diag_error(d, n, "internal: an output stored channels-last needs the "
-                                                                      "pointwise kernel's channel-vector form");
-    if (node_in(e->g, n, 0)->channels_last)
-        return emit_conv_chandot(e, n, &cg, &ep) ? 0
-                                                 : diag_error(d, n, "internal: an input stored channels-last needs the "
-                                                                    "channel-dot kernel");
+    /* values stored channels-last (passes/layout.c) have one writer and readers of kernels that take them */
+    if (y->channels_last || node_in(e->g, n, 0)->channels_last)
+        return emit_conv_depthwise(e, n, &cg, &ep) || emit_conv_pointwise(e, n, &cg, &ep) ||
+                       (!y->channels_last && emit_conv_chandot(e, n, &cg, &ep))
+                   ? 0
+                   : diag_error(d, n, "internal: no kernel for this layer reads or writes channels-last activations");
     if (emit_conv_depthwise(e, n, &cg, &ep) || emit_conv_pointwise(e, n, &cg, &ep) ||
         emit_conv_plane(e, n, &cg, &ep) || emit_conv_im2col(e, n, &cg, &ep) || emit_conv_chanvec(e, n, &cg, &ep) ||
         emit_conv_chandot(e, n, &cg, &ep))

@@ -718,9 +718,13 @@ static void emit_dwf(Emitter *e, const ConvGeom *cg, const DwfPlan *p, int has_b
     w_close(w);   /* b */
 }
 
+static int emit_dwl(Emitter *e, const Node *n, const ConvGeom *cg, const Epilogue *ep);   /* below */
+
 int emit_conv_depthwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epilogue *ep)
 {
     DwfPlan fp;
+    if (node_in(e->g, n, 0)->channels_last || node_out(e->g, n, 0)->channels_last || attr_int(n, "weight_kc", 0) > 0)
+        return emit_dwl(e, n, cg, ep);   /* (weights stored [1][K0][K1][Cp]: only it reads them) */
     if (dwf_plan(e->g, n, cg, &fp)) {
         const Value *ft = n->noutputs == 2 ? node_out(e->g, n, 1) : NULL;
         int64_t got = ft && ft->dtype == DT_FLOAT ? value_numel(ft) : 0;
@@ -810,6 +814,222 @@ int emit_conv_depthwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epi
     em_close(w, 2);
     w_close(w);   /* mo */
     em_close(w, 2);   /* g, b */
+    return 1;
+}
+
+/* ---------------------------------------------------------------- depthwise, channels last */
+
+/* Depthwise layers whose input and output are both stored channels-last
+ * (Value.channels_last: passes/layout.c does so through a stack of depthwise-separable
+ * layers, see conv_depthwise_channels_last). A pixel's channels are one run, so the
+ * vectors run over the channels and every tap is one aligned load of the input and a
+ * multiply-add with a weight vector held in a register: the weights stored
+ * [K0][K1][Cp] (weight_kc = C, rows padded with zeros to whole vectors). No copy, no
+ * masks and no scratch: the output pixels fall into classes by which kernel rows and
+ * columns stay inside the input (the edge rows and columns one by one, the interior
+ * in a loop), and each class's code has exactly its taps. A sum is the bias plus the
+ * taps in the kernel's order, the padding left out (it adds w * 0 in the other forms).
+ * DS-CNN's 64-channel 3x3 layer on 25 x 5 on the Xeon (x86-64-v4, alone, warm): 1.06
+ * us, against 2.4 us in the flat form over the planes, whose rows of 5 pixels cross
+ * each vector three times (masked taps). */
+#define DWL_MAX_TAPS 25
+#define DWL_MAX_LINES 2048   /* tap statements over all pixel classes: bounds the code */
+
+typedef struct DwlPlan {
+    DwGeom geo;
+    int64_t vl, cp;   /* channels per vector; the stored weight rows (>= C, whole vectors) */
+    /* kernel rows valid for output row oy: [ra[oy], rb[oy]) for the edge rows; the
+     * rows [r0, r1) take all of them (r1 <= r0: none); columns likewise */
+    int64_t r0, r1, c0, c1;
+} DwlPlan;
+
+/* the kernel taps [*ka, *kb) along one dim that read inside the input for output position o */
+static void dwl_range(int64_t o, int64_t s, int64_t dl, int64_t pad, int64_t K, int64_t I, int64_t *ka, int64_t *kb)
+{
+    int64_t lo = conv_ceildiv(pad - o * s, dl), hi = conv_floordiv(I - 1 + pad - o * s, dl) + 1;
+    *ka = lo > 0 ? lo : 0;
+    *kb = hi < K ? hi : K;
+    if (*kb < *ka)
+        *kb = *ka;
+}
+
+/* the output positions [*o0, *o1) whose taps all read inside the input along one dim */
+static void dwl_interior(int64_t O, int64_t s, int64_t dl, int64_t pad, int64_t K, int64_t I, int64_t *o0, int64_t *o1)
+{
+    *o0 = conv_ceildiv(pad, s);
+    *o1 = conv_floordiv(I - 1 + pad - (K - 1) * dl, s) + 1;
+    if (*o0 > O)
+        *o0 = O;
+    if (*o1 > O)
+        *o1 = O;
+    if (*o1 < *o0)
+        *o1 = *o0;
+}
+
+/* the taps of the pixel class (rows of kernel [ka, kb) x columns [la, lb)) */
+static int64_t dwl_taps(const DwlPlan *p, int64_t oy, int64_t ox)
+{
+    int64_t ka, kb, la, lb;
+    dwl_range(oy, p->geo.s0, p->geo.d0, p->geo.pt, p->geo.K0, p->geo.IH, &ka, &kb);
+    dwl_range(ox, p->geo.s1, p->geo.d1, p->geo.pl, p->geo.K1, p->geo.IW, &la, &lb);
+    return (kb - ka) * (lb - la);
+}
+
+/* 1 if node n's epilogue reads no tensor operand element by element (activations,
+ * scalar operands), so it works the same on an output stored channels-last. */
+static int ep_index_free(const Graph *g, const Node *n)
+{
+    Epilogue ep;
+    Diag d = {0};
+    if (epilogue_read(g, n, 3, &ep, &d))
+        return 0;
+    for (int i = 0; i < ep.n; i++)
+        if (ep.s[i].operand >= 0 && !ep.s[i].scalar)
+            return 0;
+    return 1;
+}
+
+static int dwl_plan(const Graph *g, const Node *n, const ConvGeom *cg, DwlPlan *p)
+{
+    const Target *t = g->target ? g->target : target_default();
+    const Value *w = node_in(g, n, 1);
+    memset(p, 0, sizeof *p);
+    if (t->vector_bytes < 16 || cg->nsp != 2 || cg->G != cg->C || cg->M != cg->C || !ep_index_free(g, n) ||
+        !dw_geom(g, n, cg, 1, &p->geo))
+        return 0;
+    p->vl = t->vector_bytes / 4;
+    int64_t kc = attr_int(n, "weight_kc", 0);
+    p->cp = kc > 0 ? w->dims[3] : (cg->C + p->vl - 1) / p->vl * p->vl;
+    if (cg->C < p->vl || p->geo.K0 * p->geo.K1 > DWL_MAX_TAPS || p->cp % p->vl)
+        return 0;
+    dwl_interior(p->geo.OH, p->geo.s0, p->geo.d0, p->geo.pt, p->geo.K0, p->geo.IH, &p->r0, &p->r1);
+    dwl_interior(p->geo.OW, p->geo.s1, p->geo.d1, p->geo.pl, p->geo.K1, p->geo.IW, &p->c0, &p->c1);
+    /* the code: every edge row and column its own class */
+    int64_t lines = 0;
+    for (int64_t oy = 0; oy < p->geo.OH; oy++) {
+        if (oy >= p->r0 && oy < p->r1 && oy != p->r0)
+            continue;   /* the interior rows: one class */
+        for (int64_t ox = 0; ox < p->geo.OW; ox++)
+            if (!(ox >= p->c0 && ox < p->c1 && ox != p->c0))
+                lines += dwl_taps(p, oy, ox);
+    }
+    return lines <= DWL_MAX_LINES;
+}
+
+int conv_depthwise_channels_last(const Graph *g, const Node *n, int64_t *mp)
+{
+    Diag d = {0};
+    ConvGeom cg;
+    DwlPlan p;
+    const Value *x = node_in(g, n, 0), *w = node_in(g, n, 1);
+    if (!x || x->dtype != DT_FLOAT || !w || !value_is_const(w) || conv_geom(g, n, 0, &cg, &d) || !dwl_plan(g, n, &cg, &p))
+        return 0;
+    *mp = p.cp;
+    return 1;
+}
+
+/* The C expression of position o * s + off: o the loop variable `var`, or the
+ * constant `at` when var is NULL (folded, so no constant products reach the C). */
+static const char *dwl_pos(char *buf, size_t n, const char *var, int64_t at, int64_t s, int64_t off)
+{
+    if (!var)
+        snprintf(buf, n, "%" PRId64, at * s + off);
+    else if (s == 1)
+        snprintf(buf, n, off ? "%s %s %" PRId64 : "%s", var, off < 0 ? "-" : "+", off < 0 ? -off : off);
+    else
+        snprintf(buf, n, off ? "%s * %" PRId64 " %s %" PRId64 : "%s * %" PRId64, var, s, off < 0 ? "-" : "+",
+                 off < 0 ? -off : off);
+    return buf;
+}
+
+/* One class of output pixels (vy, vx: the loop variables, or NULL for the single
+ * row or column ry, rx; otherwise ry, rx are positions of the class for its taps)
+ * for the channels c0 .. c0 + width - 1. */
+static void dwl_class(Writer *w, const ConvGeom *cg, const DwlPlan *p, int has_bias, const Epilogue *ep, int64_t width,
+                      const char *vy, int64_t ry, const char *vx, int64_t rx)
+{
+    const DwGeom *d = &p->geo;
+    int64_t ka, kb, la, lb, C = cg->C;
+    char iy[64], ix[64], oy[64], ox[64];
+    dwl_range(ry, d->s0, d->d0, d->pt, d->K0, d->IH, &ka, &kb);
+    dwl_range(rx, d->s1, d->d1, d->pl, d->K1, d->IW, &la, &lb);
+    (width == p->vl ? em_for_lanes : em_for)(w, "l", width);
+    w_line(w, "float s = %s;", has_bias ? "bb[l]" : "0");
+    for (int64_t k0 = ka; k0 < kb; k0++)
+        for (int64_t k1 = la; k1 < lb; k1++)
+            w_line(w, "s += wk%" PRId64 "[l] * x0[((b * %" PRId64 " + %s) * %" PRId64 " + %s) * %" PRId64 " + c0 + l];",
+                   k0 * d->K1 + k1, d->IH, dwl_pos(iy, sizeof iy, vy, ry, d->s0, k0 * d->d0 - d->pt), d->IW,
+                   dwl_pos(ix, sizeof ix, vx, rx, d->s1, k1 * d->d1 - d->pl), C);
+    conv_store(w, ep, DT_FLOAT, "s", "((b * %" PRId64 " + %s) * %" PRId64 " + %s) * %" PRId64 " + c0 + l", d->OH,
+               dwl_pos(oy, sizeof oy, vy, ry, 1, 0), d->OW, dwl_pos(ox, sizeof ox, vx, rx, 1, 0), C);
+    w_close(w);
+}
+
+/* The output row(s) oy (ry: a row of the class) for the channels from c0. */
+static void dwl_row(Writer *w, const ConvGeom *cg, const DwlPlan *p, int has_bias, const Epilogue *ep, int64_t width,
+                    const char *vy, int64_t ry)
+{
+    for (int64_t x = 0; x < p->geo.OW; x++) {
+        if (x == p->c0 && p->c1 > p->c0) {
+            w_open(w, "for (int64_t ox = %" PRId64 "; ox < %" PRId64 "; ++ox)", p->c0, p->c1);
+            dwl_class(w, cg, p, has_bias, ep, width, vy, ry, "ox", p->c0);
+            w_close(w);
+            x = p->c1 - 1;
+            continue;
+        }
+        dwl_class(w, cg, p, has_bias, ep, width, vy, ry, NULL, x);
+    }
+}
+
+/* The channels from c0 (in scope), `width` of them, over the whole map of image b. */
+static void dwl_channels(Writer *w, const ConvGeom *cg, const DwlPlan *p, int has_bias, const Epilogue *ep, int64_t width)
+{
+    int64_t K = p->geo.K0 * p->geo.K1;
+    /* the weights (and bias) of these channels as vectors, held in registers */
+    w_printf(w, "float ");
+    for (int64_t k = 0; k < K; k++)
+        w_printf(w, "wk%" PRId64 "[%" PRId64 "], ", k, p->vl);
+    w_printf(w, "bb[%" PRId64 "];\n", p->vl);
+    em_for(w, "l", width);
+    for (int64_t k = 0; k < K; k++)
+        w_line(w, "wk%" PRId64 "[l] = x1[%" PRId64 " + c0 + l];", k, k * p->cp);
+    w_line(w, has_bias ? "bb[l] = x2[c0 + l];" : "bb[l] = 0;");
+    w_close(w);
+    for (int64_t y = 0; y < p->geo.OH; y++) {
+        if (y == p->r0 && p->r1 > p->r0) {
+            w_open(w, "for (int64_t oy = %" PRId64 "; oy < %" PRId64 "; ++oy)", p->r0, p->r1);
+            dwl_row(w, cg, p, has_bias, ep, width, "oy", p->r0);
+            w_close(w);
+            y = p->r1 - 1;
+            continue;
+        }
+        dwl_row(w, cg, p, has_bias, ep, width, NULL, y);
+    }
+}
+
+static int emit_dwl(Emitter *e, const Node *n, const ConvGeom *cg, const Epilogue *ep)
+{
+    DwlPlan p;
+    const Value *x = node_in(e->g, n, 0), *y = node_out(e->g, n, 0);
+    if (!x->channels_last || !y->channels_last || attr_int(n, "weight_kc", 0) != cg->C || !dwl_plan(e->g, n, cg, &p))
+        return 0;
+    Writer *w = e->w;
+    int has_bias = node_in(e->g, n, 2) != NULL;
+    int64_t C = cg->C, cf = C / p.vl * p.vl;
+    w_line(w, "/* depthwise: channels last, vectors over %" PRId64 " channels, weights [K0][K1][C], edge pixels with their "
+           "own taps */", p.vl);
+    em_for(w, "b", cg->N);
+    em_omp_for(e, cf / p.vl > 1 ? cg->N * C * p.geo.OH * p.geo.OW * p.geo.K0 * p.geo.K1 : 0, 1);
+    w_open(w, "for (int64_t c0 = 0; c0 < %" PRId64 "; c0 += %" PRId64 ")", cf, p.vl);
+    dwl_channels(w, cg, &p, has_bias, ep, p.vl);
+    w_close(w);
+    if (C > cf) {
+        w_open(w, "%s", "");
+        w_line(w, "const int64_t c0 = %" PRId64 ";", cf);
+        dwl_channels(w, cg, &p, has_bias, ep, C - cf);
+        w_close(w);
+    }
+    w_close(w);   /* b */
     return 1;
 }
 
@@ -904,6 +1124,11 @@ static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_
 {
     if (!pw_ok(g, n, cg))
         return 0;
+    /* activations stored channels-last (passes/layout.c): only the channel-vector form
+     * reads or writes them, whatever --tune chose */
+    const Value *y = node_out(g, n, 0);
+    int cl = node_in(g, n, 0)->channels_last || (y && y->channels_last);
+    force_chan |= cl;
     p->ws = attr_int(n, "weight_cm", 0) > 0 ? node_in(g, n, 1)->dims[1] : 0;
     const Target *t = g->target ? g->target : target_default();
     int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G;
@@ -912,12 +1137,21 @@ static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_
     for (int i = 0; i < cg->nsp; i++)
         p->P *= cg->out[i];
     pw_block_size(g, n, &p->mr, &p->nr);
-    p->either = p->vl > 1 && Mg >= p->vl && p->P >= PW_CHAN_MAX_P;
+    p->either = p->vl > 1 && Mg >= p->vl && p->P >= PW_CHAN_MAX_P && !cl;
     p->chan = p->vl > 1 && ((Mg >= p->vl && (p->P < PW_CHAN_MAX_P || (p->P % p->vl && Cg >= PW_CHAN_MIN_C && p->vl <= PW_CHAN_MAX_VL))) ||
                             force_chan);
     if (p->either && !force_chan && n->block_form != PW_FORM_RULE)
         p->chan = n->block_form == PW_FORM_CHANNELS;
     if (p->chan) {
+        if (cl && n->block_m <= 0 && n->block_n <= 0 && p->vl > 1) {
+            /* untuned, between channels-last activations: up to 4 vectors of channels
+             * by as many pixels as three quarters of the registers hold (DS-CNN's
+             * 64->64 layers on the Xeon: 6 x 64 and 4 x 64 5.7 us, 12 x 32 14) */
+            const Target *t = g->target ? g->target : target_default();
+            int64_t nv = (Mg + p->vl - 1) / p->vl < 4 ? (Mg + p->vl - 1) / p->vl : 4;
+            p->nr = nv * p->vl;
+            p->mr = t->vector_regs * 3 / 4 / nv > 1 ? t->vector_regs * 3 / 4 / nv : 1;
+        }
         /* the block's pixels x channels are --tune's mr x nr, channels in vectors */
         p->nr = (p->nr + p->vl - 1) / p->vl * p->vl;
         if (p->nr > (Mg + p->vl - 1) / p->vl * p->vl)
@@ -949,6 +1183,16 @@ int conv_pointwise_channels_last(const Graph *g, const Node *n)
     if (conv_geom(g, n, 0, &cg, &d) || conv_dw_tunable(g, n) != 1 || !pw_plan(g, n, &cg, 0, &p))
         return 0;
     return p.chan && !p.either && p.ws && cg.G == 1 && n->ninputs <= 3;
+}
+
+int conv_pointwise_channel_form(const Graph *g, const Node *n)
+{
+    Diag d = {0};
+    ConvGeom cg;
+    PwPlan p;
+    if (conv_geom(g, n, 0, &cg, &d) || conv_dw_tunable(g, n) != 1 || !pw_plan(g, n, &cg, 1, &p))
+        return 0;
+    return p.chan && p.ws && cg.G == 1 && ep_index_free(g, n);
 }
 
 const char *const *conv_dw_forms(const Graph *g, const Node *n)
@@ -1108,7 +1352,7 @@ static void pw_columns(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_
  * broadcast and nc / vl weight vectors loaded. The stores scatter over the output
  * planes (stride P), few against Cg x np x nc / vl multiply-adds. */
 static void pwc_block(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bias, int64_t np, int64_t nc,
-                      int64_t valid, int cl)
+                      int64_t valid, const Epilogue *ep, int xcl, int cl)
 {
     int64_t Cg = cg->C / cg->G, nv = nc / p->vl, vl = p->vl;
     pw_acc_decl(w, np, nv, vl);
@@ -1118,11 +1362,15 @@ static void pwc_block(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bi
             w_line(w, "c%" PRId64 "_%" PRId64 "[l] = 0;", j, v);
     w_close(w);
     em_for(w, "c", Cg);
-    w_line(w, "const float *restrict xr = x0 + (b * %" PRId64 " + g * %" PRId64 " + c) * %" PRId64 " + p0;", cg->C, Cg,
-           p->P);
+    if (xcl)   /* the input channels-last: a pixel's channels are one run */
+        w_line(w, "const float *restrict xr = x0 + (b * %" PRId64 " + p0) * %" PRId64 " + g * %" PRId64 " + c;", p->P,
+               cg->C, Cg);
+    else
+        w_line(w, "const float *restrict xr = x0 + (b * %" PRId64 " + g * %" PRId64 " + c) * %" PRId64 " + p0;", cg->C,
+               Cg, p->P);
     w_line(w, "const float *restrict wr = wp + c * %" PRId64 ";", p->ws ? p->ws : nc);
     for (int64_t j = 0; j < np; j++)
-        w_line(w, "const float a%" PRId64 " = xr[%" PRId64 "];", j, j);
+        w_line(w, "const float a%" PRId64 " = xr[%" PRId64 "];", j, xcl ? j * cg->C : j);
     em_for(w, "l", vl);
     for (int64_t j = 0; j < np; j++)
         for (int64_t v = 0; v < nv; v++)
@@ -1131,13 +1379,16 @@ static void pwc_block(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bi
     for (int64_t v = 0; v < nv && v * vl < valid; v++) {
         int64_t k = valid - v * vl < vl ? valid - v * vl : vl;
         em_for(w, "l", k);
-        if (cl) {   /* channels last: each pixel's vector of channels is one run */
-            char bias[64] = "";
-            if (has_bias)
-                snprintf(bias, sizeof bias, " + x2[m0 + %" PRId64 " + l]", v * vl);
-            for (int64_t j = 0; j < np; j++)
-                w_line(w, "y0[(b * %" PRId64 " + p0 + %" PRId64 ") * %" PRId64 " + m0 + %" PRId64 " + l] = c%" PRId64 "_%" PRId64
-                       "[l]%s;", p->P, j, cg->M, v * vl, j, v, bias);
+        if (cl) {   /* channels last: each pixel's vector of channels is one run, stored through the
+                     * epilogue (which reads no operand by element: conv_pointwise_channel_form) */
+            for (int64_t j = 0; j < np; j++) {
+                char val[96];
+                snprintf(val, sizeof val, "c%" PRId64 "_%" PRId64 "[l]", j, v);
+                if (has_bias)
+                    snprintf(val + strlen(val), sizeof val - strlen(val), " + x2[m0 + %" PRId64 " + l]", v * vl);
+                conv_store(w, ep, DT_FLOAT, val, "(b * %" PRId64 " + p0 + %" PRId64 ") * %" PRId64 " + m0 + %" PRId64 " + l",
+                           p->P, j, cg->M, v * vl);
+            }
             w_close(w);
             continue;
         }
@@ -1156,7 +1407,7 @@ static void pwc_block(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bi
 /* Channels m0 .. m0 + mb - 1 (m0 declared by the caller; nc >= mb packed) over every
  * pixel of image b, group g. */
 static void pwc_rows(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_bias, int64_t mb, int64_t nc,
-                     const Epilogue *ep, int cl)
+                     const Epilogue *ep, int xcl, int cl)
 {
     Writer *w = e->w;
     int64_t Cg = cg->C / cg->G, np = p->mr, pf = p->P / np * np;
@@ -1179,46 +1430,38 @@ static void pwc_rows(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_bi
     if (pf) {
         em_omp_for(e, pf * nc * Cg, 1);   /* the p0 loop: each block its own outputs */
         w_open(w, "for (int64_t p0 = 0; p0 < %" PRId64 "; p0 += %" PRId64 ")", pf, np);
-        pwc_block(w, cg, p, has_bias, np, nc, mb, cl);
+        pwc_block(w, cg, p, has_bias, np, nc, mb, ep, xcl, cl);
         w_close(w);
     }
     if (p->P > pf) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t p0 = %" PRId64 ";", pf);
-        pwc_block(w, cg, p, has_bias, p->P - pf, nc, mb, cl);
+        pwc_block(w, cg, p, has_bias, p->P - pf, nc, mb, ep, xcl, cl);
         w_close(w);
     }
-    if (cl && ep && ep->n) {   /* (no epilogue operands: conv_pointwise_channels_last) */
-        char idx[96], val[112];
-        snprintf(idx, sizeof idx, "(b * %" PRId64 " + q) * %" PRId64 " + m0 + mm", p->P, cg->M);
-        snprintf(val, sizeof val, "y0[%s]", idx);
-        em_for(w, "q", p->P);
-        em_for(w, "mm", mb);
-        epilogue_store(w, ep, DT_FLOAT, val, val, idx);
-        em_close(w, 2);
-    } else {
+    if (!cl)   /* (channels last: through the epilogue at the store) */
         conv_epilogue_planes(w, ep, cg->M, p->P, mb);
-    }
 }
 
-static void emit_pwc(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_bias, const Epilogue *ep, int cl)
+static void emit_pwc(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_bias, const Epilogue *ep, int xcl, int cl)
 {
     Writer *w = e->w;
     int64_t Mg = cg->M / cg->G, nc = p->nr, nfull = Mg / nc, rem = Mg % nc;
-    w_line(w, "/* pointwise: blocks of %" PRId64 " pixels x %" PRId64 " channels, vectors over the channels%s%s */", p->mr,
-           nc, p->ws ? ", weights input-channel-major" : "", cl ? ", output stored channels-last" : "");
+    w_line(w, "/* pointwise: blocks of %" PRId64 " pixels x %" PRId64 " channels, vectors over the channels%s%s%s */", p->mr,
+           nc, p->ws ? ", weights input-channel-major" : "", xcl ? ", input stored channels-last" : "",
+           cl ? ", output stored channels-last" : "");
     em_for(w, "b", cg->N);
     em_for(w, "g", cg->G);
     if (nfull) {
         w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * nc, nc);
         w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
-        pwc_rows(e, cg, p, has_bias, nc, nc, ep, cl);
+        pwc_rows(e, cg, p, has_bias, nc, nc, ep, xcl, cl);
         w_close(w);
     }
     if (rem) {
         w_open(w, "%s", "");
         w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * nc);
-        pwc_rows(e, cg, p, has_bias, rem, (rem + p->vl - 1) / p->vl * p->vl, ep, cl);
+        pwc_rows(e, cg, p, has_bias, rem, (rem + p->vl - 1) / p->vl * p->vl, ep, xcl, cl);
         w_close(w);
     }
     em_close(w, 2);   /* g, b */
@@ -1239,12 +1482,12 @@ int emit_conv_pointwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epi
     }
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
-    int cl = node_out(e->g, n, 0)->channels_last;
+    int cl = node_out(e->g, n, 0)->channels_last, xcl = node_in(e->g, n, 0)->channels_last;
     if (p.chan) {
-        emit_pwc(e, cg, &p, has_bias, ep, cl);
+        emit_pwc(e, cg, &p, has_bias, ep, xcl, cl);
         return 1;
     }
-    if (cl)
+    if (cl || xcl)
         return 0;   /* the caller reports it: only the channel-vector form stores channels-last */
     int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G;
     int64_t nfull = Mg / p.mr, rem = Mg % p.mr;
@@ -1287,6 +1530,9 @@ int64_t conv_dw_scratch(const Graph *g, const Node *n, const ConvGeom *cg, int64
     DwPlan p;
     PwPlan q;
     DwfPlan f;
+    const Value *y = node_out(g, n, 0);
+    if (node_in(g, n, 0)->channels_last || (y && y->channels_last))   /* emit_dwl needs none */
+        return pw_plan(g, n, cg, 0, &q) ? (q.tail + q.pack) * (int64_t)sizeof(float) : 0;
     if (dwf_plan(g, n, cg, &f)) {   /* channels last when its scratch fits the budget */
         if (f.clf && f.clf * (int64_t)sizeof(float) <= budget)
             return f.clf * (int64_t)sizeof(float);

@@ -143,6 +143,15 @@ int conv_channel_vectors(const Graph *g, const Node *n, int64_t budget, int64_t 
  * channel-vector form whatever --tune chooses, with no epilogue operands, so it can
  * store the output channels-last (Value.channels_last). */
 int conv_pointwise_channels_last(const Graph *g, const Node *n);
+/* For passes/layout.c: 1 if the pointwise kernel can take node n in its
+ * channel-vector form, which reads and writes activations stored channels-last
+ * (weights stored input-channel-major, one group, an epilogue that reads no operand
+ * element by element). */
+int conv_pointwise_channel_form(const Graph *g, const Node *n);
+/* For passes/layout.c: 1 if the depthwise kernel for channels-last activations
+ * (compiler/ops/conv_dw.c's emit_dwl) takes node n once its constant weights are
+ * stored [1][K0][K1][*mp] (attribute weight_kc = C, rows padded with zeros to *mp). */
+int conv_depthwise_channels_last(const Graph *g, const Node *n, int64_t *mp);
 
 /* ---- compiler/ops/conv_wino.c, for passes/winograd.c ---- */
 /* 1 if Conv/kdcc.FusedConv node n can become kdcc.WinogradConv (3x3 or 5x5, stride 1, no dilation,

@@ -829,6 +829,32 @@ static int emit_global(Emitter *e, const Node *n, Diag *d)
         sp *= x->dims[i];
     if (nc == 0)
         return 0;
+    if (x->channels_last) {
+        /* stored channels-last (passes/layout.c, float only): per image, a running
+         * result per channel in y0, the pixels in order, each a run of channels */
+        int64_t C = x->dims[1];
+        em_for(w, "b", x->dims[0]);
+        em_for(w, "c", C);
+        w_line(w, "y0[b * %" PRId64 " + c] = %s;", C, is_max ? "-INFINITY" : "0.0f");
+        w_close(w);
+        em_for(w, "i", sp);
+        em_for(w, "c", C);
+        w_line(w, "const float v = x0[(b * %" PRId64 " + i) * %" PRId64 " + c];", sp, C);
+        if (is_max)
+            w_line(w, "y0[b * %" PRId64 " + c] = v > y0[b * %" PRId64 " + c] ? v : y0[b * %" PRId64 " + c];", C, C, C);
+        else
+            w_line(w, "y0[b * %" PRId64 " + c] += v;", C);
+        em_close(w, 2);
+        if (!is_max) {
+            em_for(w, "c", C);
+            w_printf(w, "y0[b * %" PRId64 " + c] /= ", C);
+            em_literal(w, DT_FLOAT, (double)sp);
+            w_puts(w, ";\n");
+            w_close(w);
+        }
+        w_close(w);
+        return 0;
+    }
     em_for(w, "c", nc);
     w_printf(w, "%s a = ", f.acc);
     if (is_max)

@@ -530,6 +530,86 @@ for tag, opts in (("", []), ("_v4", ["--target", "x86-64-v4"])):
         if res[1] is not None:
             compare(m.name + tag + "_output", res[1], ref)
 
+# ---- depthwise-separable stacks with the activations stored channels-last
+# (passes/layout.c): pointwise layers in the channel-vector form, depthwise layers in
+# conv_dw.c's emit_dwl (vectors over the channels, the edge pixels with their own
+# taps), a global pool at the end. On x86-64-v4 and the generic target (vectors of 16
+# and 4 floats); cortex-m4 (no vectors) keeps every activation NCHW. Cases: DS-CNN's
+# 25 x 5 map; stride 2 with asymmetric padding, 20 channels (a last vector of 4 on
+# x86-64-v4) and batch 2; a 5x5 kernel with dilation on a 3 x 3 map (no interior
+# pixel), Clip; GlobalMaxPool; a residual Add reading a pointwise output, which keeps
+# that value NCHW while the rest of the stack stays channels-last.
+def dwpw_case(name, n, c, h, w_, layers, pool="GlobalAveragePool", residual=None, want=(0, 0)):
+    """layers: ("dw", k, stride, pads, dil, epi) or ("pw", out_channels, epi) on an n x c x h x w_ input;
+    residual: a layer whose output a ReduceMean reads too (added to the pool), a reader that needs NCHW;
+    want: on the vector targets, the depthwise and pointwise layers that take channels-last activations"""
+    m = Model(name)
+    x = arr((n, c, h, w_))
+    m.input("x", x)
+    cur, t, ch, outs = "x", t64(x), c, []
+    for i, L in enumerate(layers):
+        if L[0] == "dw":
+            _, k, st, pads, dil, epi = L
+            wt, b = arr((ch, 1) + k, 0.3), arr((ch,), 0.1)
+            m.node("c%d = Conv<group = %d, strides = [%d, %d], pads = [%d, %d, %d, %d], dilations = [%d, %d]>(%s, w%d, b%d)"
+                   % ((i, ch) + st + pads + dil + (cur, i, i)))
+            t = F.conv2d(F.pad(t, (pads[1], pads[3], pads[0], pads[2])), t64(wt), t64(b), stride=st, dilation=dil,
+                         groups=ch)
+        else:
+            _, mo, epi = L
+            wt, b = arr((mo, ch, 1, 1), 0.3), arr((mo,), 0.1)
+            m.node("c%d = Conv(%s, w%d, b%d)" % (i, cur, i, i))
+            t = F.conv2d(t, t64(wt), t64(b))
+            ch = mo
+        m.init("w%d" % i, wt)
+        m.init("b%d" % i, b)
+        if epi == "relu":
+            m.node("a%d = Relu(c%d)" % (i, i))
+            t = F.relu(t)
+        else:
+            m.init("lo%d" % i, np.array([0], np.float32))
+            m.init("hi%d" % i, np.array([6], np.float32))
+            m.node("a%d = Clip(c%d, lo%d, hi%d)" % (i, i, i, i))
+            t = torch.clamp(t, 0, 6)
+        cur = "a%d" % i
+        outs.append(t)
+    m.node("g = %s(%s)" % (pool, cur))
+    ref = F.adaptive_avg_pool2d(t, 1) if pool == "GlobalAveragePool" else F.adaptive_max_pool2d(t, 1)
+    if residual is not None:
+        m.node("r = ReduceMean<axes = [2, 3], keepdims = 1>(a%d)" % residual)
+        m.node("y = Add(g, r)")
+        ref = ref + outs[residual].mean(dim=(2, 3), keepdim=True)
+    else:
+        m.node("y = Identity(g)")
+    ref = ref.numpy()
+    m.out = "float[%s] y" % ",".join(str(d) for d in ref.shape)
+    for tag, opts in (("", []), ("_v4", ["--target", "x86-64-v4"]), ("_m4", ["--target", "cortex-m4"])):
+        res = build_run(m, os.path.join(WORK, name + tag), opts, run=not (tag and SANITIZED_KDCC))
+        if not res:
+            continue
+        ndw = res[0].count("/* depthwise: channels last, vectors over")
+        npw = len(re.findall(r"/\* pointwise: .*(input|output) stored channels-last", res[0]))
+        exp = (0, 0) if tag == "_m4" else want
+        check(name + tag + "_channels_last", (ndw, npw) == exp,
+              "channels-last depthwise/pointwise layers %d/%d, expected %d/%d" % ((ndw, npw) + exp))
+        if res[1] is not None:
+            compare(name + tag + "_output", res[1], ref)
+
+
+DW3 = ("dw", (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "relu")
+dwpw_case("cl_dscnn_25x5", 1, 32, 25, 5, [("pw", 64, "relu"), DW3, ("pw", 64, "relu"), DW3, ("pw", 48, "relu")],
+          want=(2, 3))
+dwpw_case("cl_s2_asym_batch2", 2, 12, 13, 11, [("pw", 20, "clip"), ("dw", (3, 3), (2, 2), (0, 1, 2, 0), (1, 1), "clip"),
+                                               ("pw", 24, "relu")], want=(1, 2))
+dwpw_case("cl_5x5_3x3map_max", 1, 16, 3, 3, [("pw", 32, "relu"), ("dw", (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), "clip"),
+                                             ("pw", 16, "relu")], pool="GlobalMaxPool", want=(1, 2))
+dwpw_case("cl_dil2_7x6", 1, 8, 7, 6, [("pw", 16, "relu"), ("dw", (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), "relu"),
+                                      ("pw", 16, "clip")], want=(1, 2))
+# the residual reader keeps a2 NCHW, so the second depthwise layer and the last
+# pointwise layer stay as they were
+dwpw_case("cl_residual_reader", 1, 16, 9, 9, [("pw", 32, "relu"), DW3, ("pw", 32, "relu"), DW3, ("pw", 32, "relu")],
+          residual=2, want=(1, 2))
+
 # the comparison can fail: a 0.1% error is beyond the tolerance
 probe = np.array([1.0, 2.0, 3.0])
 check("compare_can_fail", np.max(np.abs(probe * 1.001 - probe) / (1 + np.abs(probe))) > 1e-4)
