@@ -29,9 +29,12 @@
  * when the kernel's scratch fits the node's budget: no other kernel reads that
  * order.
  *
- * Activations too, in one case (channels_last_ok): a pointwise layer's output that
- * only channel-dot layers read is stored channels-last (Value.channels_last), the
- * order both kernels work in, instead of transposed by the one and back by the others.
+ * Activations too (channels_last): between the layers of a depthwise-separable
+ * stack, and from a pointwise layer to channel-dot heads, they are stored
+ * channels-last (Value.channels_last), the order the kernels on both sides work in,
+ * instead of transposed by the one and back by the others; a depthwise layer there
+ * stores its weights [1][K0][K1][Cp] (weight_kc = C), and a first layer the
+ * channel-vector kernel writes channels-last has them stored as above.
  * And a Gemm (or kdcc.FusedGemm) of one row, y[1][N] = a[1][K] B^T with a constant
  * transB weight [N][K] (PyTorch's Linear at batch 1): B becomes B^T, [K][N], and
  * transB 0. compiler/ops/gemm.c then runs it as a row of A times rows of B into a
@@ -186,7 +189,7 @@ static int is_conv(const Node *n)
  * is left whose writer or a reader cannot take the order: not a graph input or
  * output (callers read NCHW), no views (only these readers, each as its input 0),
  * a depthwise layer's input and output both or neither. */
-enum { LK_NONE, LK_PW, LK_DW, LK_CHANDOT, LK_POOL };
+enum { LK_NONE, LK_PW, LK_DW, LK_CHANDOT, LK_POOL, LK_CV };
 
 static int layer_kind(const Graph *g, const Node *n)
 {
@@ -204,6 +207,8 @@ static int layer_kind(const Graph *g, const Node *n)
         return LK_PW;
     if (conv_depthwise_channels_last(g, n, &mp))   /* (weights stored for it already: a graph kdcc exported) */
         return LK_DW;
+    if (conv_channel_vectors_cl(g, n, pass_scratch_budget(g, n), &mp))
+        return LK_CV;
     return LK_NONE;
 }
 
@@ -226,13 +231,14 @@ static int cl_keep(const Graph *g, const unsigned char *kind, const unsigned cha
         for (int j = 0; !m->dead && j < m->ninputs; j++)
             uses += m->inputs[j] == v;
         if (!m->dead && m->noutputs > 0 && m->outputs[0] == v) {
-            if (kind[i] != LK_PW && !(kind[i] == LK_DW && cl[m->inputs[0]]))
+            if (kind[i] != LK_PW && kind[i] != LK_CV && !(kind[i] == LK_DW && cl[m->inputs[0]]))
                 return 0;
             writer = 1;
         }
         if (!uses)
             continue;
-        if (uses != 1 || m->inputs[0] != v || kind[i] == LK_NONE || (kind[i] == LK_DW && !cl[m->outputs[0]]))
+        if (uses != 1 || m->inputs[0] != v || kind[i] == LK_NONE || kind[i] == LK_CV ||
+            (kind[i] == LK_DW && !cl[m->outputs[0]]))
             return 0;
     }
     return writer;
@@ -284,11 +290,14 @@ static int channels_last(Graph *g, Diag *d)
     }
     for (int v = 0; v < g->nvalues; v++)
         g->values[v].channels_last = cl[v];
-    for (int i = 0; i < g->nnodes; i++) {   /* the depthwise layers' weights, [1][K0][K1][Cp] */
+    for (int i = 0; i < g->nnodes; i++) {   /* the weights: depthwise [1][K0][K1][Cp], channel vectors [C][K0][K1][Mp] */
         Node *n = g->nodes[i];
         int64_t mp;
         if (kind[i] == LK_DW && cl[n->outputs[0]] && !attr_int(n, "weight_kc", 0) &&
             conv_depthwise_channels_last(g, n, &mp) && to_kc(g, n, mp, d))
+            return -1;
+        if (kind[i] == LK_CV && cl[n->outputs[0]] && !attr_int(n, "weight_kc", 0) &&
+            conv_channel_vectors_cl(g, n, pass_scratch_budget(g, n), &mp) && to_kc(g, n, mp, d))
             return -1;
     }
     return 0;

@@ -24,6 +24,9 @@
  * row of OW); the phase-plane form keeps the rest (kernels wider than DWF_MAX_K1,
  * "valid" strided rows, the flat form's scratch over the node's budget).
  *
+ * Between activations stored channels-last (passes/layout.c), a third form,
+ * emit_dwl: vectors over the channels, see DWL_MAX_TAPS.
+ *
  * Pointwise (1x1, stride 1, no padding; conv.c's conv_flatten_pointwise made it
  * 1-D over the P pixels): per image and group, Y[Mg][P] = W[Mg][Cg] x X[Cg][P],
  * where X's rows of pixels are already contiguous, so there is no copy. A block of

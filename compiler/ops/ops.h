@@ -139,6 +139,12 @@ int conv_channel_dots(const Graph *g, const Node *n, int64_t budget);
  * stored [C][K0][K1][*mp] (attribute weight_kc = M, rows padded with zeros to
  * *mp >= M) with its scratch within `budget` bytes. */
 int conv_channel_vectors(const Graph *g, const Node *n, int64_t budget, int64_t *mp);
+/* For passes/layout.c: 1 if the channel-vector kernel can take Conv/kdcc.FusedConv
+ * node n and store its output channels-last (constant weights, to be stored as for
+ * conv_channel_vectors, an epilogue that reads no operand element by element), its
+ * scratch within `budget` bytes: which it then does, whatever kernel would take the
+ * layer otherwise. */
+int conv_channel_vectors_cl(const Graph *g, const Node *n, int64_t budget, int64_t *mp);
 /* For passes/layout.c: 1 if the pointwise kernel writes node n's output through its
  * channel-vector form whatever --tune chooses, with no epilogue operands, so it can
  * store the output channels-last (Value.channels_last). */

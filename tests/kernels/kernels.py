@@ -540,7 +540,8 @@ for tag, opts in (("", []), ("_v4", ["--target", "x86-64-v4"])):
 # pixel), Clip; GlobalMaxPool; a residual Add reading a pointwise output, which keeps
 # that value NCHW while the rest of the stack stays channels-last.
 def dwpw_case(name, n, c, h, w_, layers, pool="GlobalAveragePool", residual=None, want=(0, 0)):
-    """layers: ("dw", k, stride, pads, dil, epi) or ("pw", out_channels, epi) on an n x c x h x w_ input;
+    """layers: ("dw", k, stride, pads, dil, epi), ("pw", out_channels, epi) or ("conv", out_channels, k, stride,
+    pads, epi) on an n x c x h x w_ input;
     residual: a layer whose output a ReduceMean reads too (added to the pool), a reader that needs NCHW;
     want: on the vector targets, the depthwise and pointwise layers that take channels-last activations"""
     m = Model(name)
@@ -555,6 +556,12 @@ def dwpw_case(name, n, c, h, w_, layers, pool="GlobalAveragePool", residual=None
                    % ((i, ch) + st + pads + dil + (cur, i, i)))
             t = F.conv2d(F.pad(t, (pads[1], pads[3], pads[0], pads[2])), t64(wt), t64(b), stride=st, dilation=dil,
                          groups=ch)
+        elif L[0] == "conv":
+            _, mo, k, st, pads, epi = L
+            wt, b = arr((mo, ch) + k, 0.3), arr((mo,), 0.1)
+            m.node("c%d = Conv<strides = [%d, %d], pads = [%d, %d, %d, %d]>(%s, w%d, b%d)" % ((i,) + st + pads + (cur, i, i)))
+            t = F.conv2d(F.pad(t, (pads[1], pads[3], pads[0], pads[2])), t64(wt), t64(b), stride=st)
+            ch = mo
         else:
             _, mo, epi = L
             wt, b = arr((mo, ch, 1, 1), 0.3), arr((mo,), 0.1)
@@ -588,6 +595,9 @@ def dwpw_case(name, n, c, h, w_, layers, pool="GlobalAveragePool", residual=None
         if not res:
             continue
         ndw = res[0].count("/* depthwise: channels last, vectors over")
+        if any(L[0] == "conv" for L in layers):   # the channel-vector kernel writes the first depthwise layer's input
+            check(name + tag + "_conv_kernel", ("/* channel vectors:" in res[0]) == (tag != "_m4"),
+                  "the channel-vector kernel %s the first layer" % ("took" if tag == "_m4" else "did not take"))
         npw = len(re.findall(r"/\* pointwise: .*(input|output) stored channels-last", res[0]))
         exp = (0, 0) if tag == "_m4" else want
         check(name + tag + "_channels_last", (ndw, npw) == exp,
@@ -605,6 +615,10 @@ dwpw_case("cl_5x5_3x3map_max", 1, 16, 3, 3, [("pw", 32, "relu"), ("dw", (5, 5), 
                                              ("pw", 16, "relu")], pool="GlobalMaxPool", want=(1, 2))
 dwpw_case("cl_dil2_7x6", 1, 8, 7, 6, [("pw", 16, "relu"), ("dw", (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), "relu"),
                                       ("pw", 16, "clip")], want=(1, 2))
+# DS-CNN's first layer (one input channel, 10x4 stride 2 on 49 x 10), here 5x3 stride 2
+# on 19 x 6 into 32 channels: the channel-vector kernel stores its output channels-last
+dwpw_case("cl_cv_first_s2", 1, 1, 19, 6, [("conv", 32, (5, 3), (2, 2), (2, 1, 2, 1), "relu"), DW3, ("pw", 32, "relu")],
+          want=(1, 1))
 # the residual reader keeps a2 NCHW, so the second depthwise layer and the last
 # pointwise layer stay as they were
 dwpw_case("cl_residual_reader", 1, 16, 9, 9, [("pw", 32, "relu"), DW3, ("pw", 32, "relu"), DW3, ("pw", 32, "relu")],
