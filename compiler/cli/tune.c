@@ -74,17 +74,19 @@ static int tunable(const Graph *g, const Node *n)
 }
 
 /* The layer's identity: operator, every input's type and shape (constants too:
- * the weights' shape), output 0's shape, and the attributes. */
+ * the weights' shape), output 0's shape, and the attributes; "/nhwc" after a value
+ * stored channels-last (passes/layout.c), where a kernel may take another form whose
+ * block means something else (the pointwise kernel's pixels x channels). */
 static void node_key(const Graph *g, const Node *n, Writer *w)
 {
     char ts[256];
     w_printf(w, "%s%s%s", n->domain && n->domain[0] ? n->domain : "", n->domain && n->domain[0] ? "." : "", n->op_type);
     for (int i = 0; i < n->ninputs; i++) {
         const Value *v = node_in(g, n, i);
-        w_printf(w, " x%d=%s", i, v ? value_type_str(v, ts, sizeof ts) : "-");
+        w_printf(w, " x%d=%s%s", i, v ? value_type_str(v, ts, sizeof ts) : "-", v && v->channels_last ? "/nhwc" : "");
     }
     const Value *y = node_out(g, n, 0);
-    w_printf(w, " y=%s", y ? value_type_str(y, ts, sizeof ts) : "-");
+    w_printf(w, " y=%s%s", y ? value_type_str(y, ts, sizeof ts) : "-", y && y->channels_last ? "/nhwc" : "");
     for (int i = 0; i < n->nattrs; i++) {
         const Attr *a = &n->attrs[i];
         if (a->type == AT_INT)

@@ -141,6 +141,50 @@ check pw_retime env KDCC_TUNE_CFLAGS="-O2" bash -c "'$KDCC' '$PW/model.txt' --na
 sed -E "s/\t(pixels|channels)\$/\trows/" "$PW/t/m.tune" > "$PW/bad.tune"
 check pw_bad_form bash -c "'$KDCC' '$PW/model.txt' --name m -o '$PW/bad.c' --tune-file '$PW/bad.tune' 2>'$PW/bad.err'; [ \$? -eq 1 ] && grep -q \"bad.tune': form 'rows' is not one of\" '$PW/bad.err' && [ \$(wc -l < '$PW/bad.err') -eq 1 ] && [ ! -e '$PW/bad.c' ]"
 
+# a depthwise-separable stack whose activations are stored channels-last: the
+# pointwise layers' keys say so (/nhwc: there the kernel has one form, blocks of pixels x
+# channels, which a layer of the same shape elsewhere in NCHW would read otherwise), and
+# the tuned build computes what the scratch-free path does
+SEP=$W/sep
+mkdir -p "$SEP/ref" "$SEP/t"
+/usr/bin/python3 - "$SEP/model.txt" <<'PY'
+import sys, random
+random.seed(11)
+def r(n, s):
+    return ", ".join("%.6f" % random.uniform(-s, s) for _ in range(n))
+open(sys.argv[1], "w").write("""<
+   ir_version: 8,
+   opset_import: ["" : 17]
+>
+sep (float[1,16,6,5] x) => (float[1,16,1,1] y)
+<
+   float[16,16,1,1] w1 = {%s}, float[16] b1 = {%s},
+   float[16,1,3,3] w2 = {%s}, float[16] b2 = {%s},
+   float[16,16,1,1] w3 = {%s}, float[16] b3 = {%s}
+>
+{
+   c1 = Conv(x, w1, b1)
+   a1 = Relu(c1)
+   c2 = Conv<group = 16, pads = [1, 1, 1, 1]>(a1, w2, b2)
+   a2 = Relu(c2)
+   c3 = Conv(a2, w3, b3)
+   a3 = Relu(c3)
+   y = GlobalAveragePool(a3)
+}
+""" % (r(256, 0.5), r(16, 0.2), r(144, 0.5), r(16, 0.2), r(256, 0.5), r(16, 0.2)))
+PY
+sepbuild() {
+  local d=$1; shift
+  mkdir -p "$d" && "$KDCC" "$SEP/model.txt" --name m -o "$d/m.c" "$@" &&
+  $CC -std=c99 -O2 -ffp-contract=off -Wall -Wextra -Werror -I"$d" -o "$d/run" "$d/m.c" "$W/main.c" -lm && "$d/run" > "$d/out.txt"
+}
+check sep_reference sepbuild "$SEP/ref" --target cortex-m4
+check sep_tune_keys_nhwc env KDCC_TUNE_CFLAGS="-O1" bash -c "'$KDCC' '$SEP/model.txt' --name m -o '$SEP/t/m.c' --tune 2>'$SEP/tune.err' &&
+  [ \$(grep -Ec 'x0=float\[1,16,6,5\](/nhwc)? .* y=float\[1,16,6,5\]/nhwc .*'\$'\t''[0-9]+x[0-9]+'\$'\t''[0-9]+\$' '$SEP/t/m.tune') -eq 2 ] &&
+  grep -q 'x0=float\[1,16,6,5\]/nhwc' '$SEP/t/m.tune' && grep -q 'channels last, vectors over' '$SEP/t/m.c'"
+check sep_tuned_build sepbuild "$SEP/t2" --tune-file "$SEP/t/m.tune"
+check sep_tuned_outputs close "$SEP/t2/out.txt" "$SEP/ref/out.txt"
+
 # a malformed tune file is refused with one line naming it
 printf 'kdcc.FusedConv x0=float[1]\t8by16\t12\n' > "$W/bad.tune"
 check bad_tune_file bash -c "'$KDCC' '$MODEL' --batch 2 --name m -o '$W/bad/m.c' --tune-file '$W/bad.tune' 2>'$W/bad.err'; [ \$? -eq 1 ] && grep -q 'bad.tune:1: not a tune line' '$W/bad.err' && [ \$(wc -l < '$W/bad.err') -eq 1 ] && [ ! -e '$W/bad/m.c' ]"
