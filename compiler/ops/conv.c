@@ -1193,20 +1193,28 @@ int conv_channel_vectors(const Graph *g, const Node *n, int64_t budget, int64_t 
     return conv_choose(g, n, &cg, budget, 1, &bytes) == CK_CHANVEC;
 }
 
+int conv_epilogue_index_free(const Graph *g, const Node *n)
+{
+    Epilogue ep;
+    Diag d = {0};
+    if (epilogue_read(g, n, 3, &ep, &d))
+        return 0;
+    for (int i = 0; i < ep.n; i++)
+        if (ep.s[i].operand >= 0 && !ep.s[i].scalar)
+            return 0;
+    return 1;
+}
+
 int conv_channel_vectors_cl(const Graph *g, const Node *n, int64_t budget, int64_t *mp)
 {
     Diag d = {0};
     ConvGeom cg;
     CvPlan p;
-    Epilogue ep;
     const Value *w = node_in(g, n, 1);
     if (!w || !value_is_const(w) || attr_int(n, "weight_cm", 0) || attr_int(n, "weight_hwc", 0) ||
         conv_geom(g, n, 0, &cg, &d) || conv_dw_tunable(g, n) >= 0 || !cv_plan(g, n, &cg, &p) || !cv_full(&cg, &p) ||
-        epilogue_read(g, n, 3, &ep, &d))
+        !conv_epilogue_index_free(g, n))
         return 0;
-    for (int i = 0; i < ep.n; i++)
-        if (ep.s[i].operand >= 0 && !ep.s[i].scalar)
-            return 0;
     p.ws = 1;
     *mp = p.MP;
     return cv_scratch(&cg, &p) <= budget;

@@ -841,8 +841,9 @@ int emit_conv_depthwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epi
 typedef struct DwlPlan {
     DwGeom geo;
     int64_t vl, cp;   /* channels per vector; the stored weight rows (>= C, whole vectors) */
-    /* kernel rows valid for output row oy: [ra[oy], rb[oy]) for the edge rows; the
-     * rows [r0, r1) take all of them (r1 <= r0: none); columns likewise */
+    /* the output rows [r0, r1) whose every kernel row reads inside the input, one
+     * class in a loop (r1 <= r0: none); each other row is a class of its own (its
+     * taps: dwl_range); columns likewise */
     int64_t r0, r1, c0, c1;
 } DwlPlan;
 
@@ -878,26 +879,12 @@ static int64_t dwl_taps(const DwlPlan *p, int64_t oy, int64_t ox)
     return (kb - ka) * (lb - la);
 }
 
-/* 1 if node n's epilogue reads no tensor operand element by element (activations,
- * scalar operands), so it works the same on an output stored channels-last. */
-static int ep_index_free(const Graph *g, const Node *n)
-{
-    Epilogue ep;
-    Diag d = {0};
-    if (epilogue_read(g, n, 3, &ep, &d))
-        return 0;
-    for (int i = 0; i < ep.n; i++)
-        if (ep.s[i].operand >= 0 && !ep.s[i].scalar)
-            return 0;
-    return 1;
-}
-
 static int dwl_plan(const Graph *g, const Node *n, const ConvGeom *cg, DwlPlan *p)
 {
     const Target *t = g->target ? g->target : target_default();
     const Value *w = node_in(g, n, 1);
     memset(p, 0, sizeof *p);
-    if (t->vector_bytes < 16 || cg->nsp != 2 || cg->G != cg->C || cg->M != cg->C || !ep_index_free(g, n) ||
+    if (t->vector_bytes < 16 || cg->nsp != 2 || cg->G != cg->C || cg->M != cg->C || !conv_epilogue_index_free(g, n) ||
         !dw_geom(g, n, cg, 1, &p->geo))
         return 0;
     p->vl = t->vector_bytes / 4;
@@ -1195,7 +1182,7 @@ int conv_pointwise_channel_form(const Graph *g, const Node *n)
     PwPlan p;
     if (conv_geom(g, n, 0, &cg, &d) || conv_dw_tunable(g, n) != 1 || !pw_plan(g, n, &cg, 1, &p))
         return 0;
-    return p.chan && p.ws && cg.G == 1 && ep_index_free(g, n);
+    return p.chan && p.ws && cg.G == 1 && conv_epilogue_index_free(g, n);
 }
 
 const char *const *conv_dw_forms(const Graph *g, const Node *n)

@@ -30,6 +30,10 @@ int conv_geom(const Graph *g, const Node *n, int transpose, ConvGeom *cg, Diag *
 void conv_store(Writer *w, const Epilogue *ep, DType dt, const char *val, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* 1 if node n's epilogue reads no tensor operand element by element (activations,
+ * scalar operands), so it works the same on an output stored channels-last. */
+int conv_epilogue_index_free(const Graph *g, const Node *n);
+
 /* The epilogue over the finished output planes of channels m0 .. m0 + mb - 1 of
  * image b (C variables b and m0 in scope): one contiguous, vectorisable pass. */
 void conv_epilogue_planes(Writer *w, const Epilogue *ep, int64_t M, int64_t OSZ, int64_t mb);
