@@ -1165,24 +1165,25 @@ static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_
     return 1;
 }
 
-int conv_pointwise_channels_last(const Graph *g, const Node *n)
+/* node n's pointwise plan (the channel-vector form forced or not), for passes/layout.c: 0 if the kernel does not take it */
+static int pw_layer_plan(const Graph *g, const Node *n, int force_chan, ConvGeom *cg, PwPlan *p)
 {
     Diag d = {0};
+    return !conv_geom(g, n, 0, cg, &d) && conv_dw_tunable(g, n) == 1 && pw_plan(g, n, cg, force_chan, p);
+}
+
+int conv_pointwise_channels_last(const Graph *g, const Node *n)
+{
     ConvGeom cg;
     PwPlan p;
-    if (conv_geom(g, n, 0, &cg, &d) || conv_dw_tunable(g, n) != 1 || !pw_plan(g, n, &cg, 0, &p))
-        return 0;
-    return p.chan && !p.either && p.ws && cg.G == 1 && n->ninputs <= 3;
+    return pw_layer_plan(g, n, 0, &cg, &p) && p.chan && !p.either && p.ws && cg.G == 1 && n->ninputs <= 3;
 }
 
 int conv_pointwise_channel_form(const Graph *g, const Node *n)
 {
-    Diag d = {0};
     ConvGeom cg;
     PwPlan p;
-    if (conv_geom(g, n, 0, &cg, &d) || conv_dw_tunable(g, n) != 1 || !pw_plan(g, n, &cg, 1, &p))
-        return 0;
-    return p.chan && p.ws && cg.G == 1 && conv_epilogue_index_free(g, n);
+    return pw_layer_plan(g, n, 1, &cg, &p) && p.chan && p.ws && cg.G == 1 && conv_epilogue_index_free(g, n);
 }
 
 const char *const *conv_dw_forms(const Graph *g, const Node *n)

@@ -120,18 +120,19 @@ pw (float[1,32,10,10] x) => (float[1,32,10,10] y)
 }
 """ % (w, b))
 PY
-# pwbuild DIR [kdcc options...]: as build, for the pointwise model (the same harness)
-pwbuild() {
-  local d=$1; shift
-  mkdir -p "$d" && "$KDCC" "$PW/model.txt" --name m -o "$d/m.c" "$@" &&
+# mbuild MODEL DIR [kdcc options...]: as build, for another model (the same harness)
+mbuild() {
+  local model=$1 d=$2; shift 2
+  mkdir -p "$d" && "$KDCC" "$model" --name m -o "$d/m.c" "$@" &&
   $CC -std=c99 -O2 -ffp-contract=off -Wall -Wextra -Werror -I"$d" -o "$d/run" "$d/m.c" "$W/main.c" -lm && "$d/run" > "$d/out.txt"
 }
+pwbuild() { mbuild "$PW/model.txt" "$@"; }
 check pw_reference pwbuild "$PW/ref" --target cortex-m4
 check pw_tune_records_form env KDCC_TUNE_CFLAGS="-O2" bash -c "'$KDCC' '$PW/model.txt' --name m -o '$PW/t/m.c' --tune 2>'$PW/tune.err' && grep -Eq 'FusedConv x0=float\[1,32,10,10\].*'\$'\t''[0-9]+x[0-9]+'\$'\t''[0-9]+'\$'\t''(pixels|channels)\$' '$PW/t/m.tune' && grep -q ' pixels [0-9.]* us.* channels [0-9.]* us' '$PW/tune.err'"
 for form in pixels channels; do
   sed -E "s/\t(pixels|channels)\$/\t$form/" "$PW/t/m.tune" > "$PW/$form.tune"
   case $form in pixels) want='pointwise: blocks of [0-9]+ channels x [0-9]+ pixels' ;; *) want='vectors over the channels' ;; esac
-  check "pw_form_$form" bash -c "$(declare -f pwbuild); KDCC='$KDCC' CC='$CC' PW='$PW' W='$W'; pwbuild '$PW/$form' --tune-file '$PW/$form.tune' && grep -Eq '$want' '$PW/$form/m.c'"
+  check "pw_form_$form" bash -c "$(declare -f mbuild pwbuild); KDCC='$KDCC' CC='$CC' PW='$PW' W='$W'; pwbuild '$PW/$form' --tune-file '$PW/$form.tune' && grep -Eq '$want' '$PW/$form/m.c'"
   check "pw_form_${form}_outputs" close "$PW/$form/out.txt" "$PW/ref/out.txt"
 done
 # --tune-retime: each recorded choice timed again, the choices and the C unchanged
@@ -173,16 +174,11 @@ sep (float[1,16,6,5] x) => (float[1,16,1,1] y)
 }
 """ % (r(256, 0.5), r(16, 0.2), r(144, 0.5), r(16, 0.2), r(256, 0.5), r(16, 0.2)))
 PY
-sepbuild() {
-  local d=$1; shift
-  mkdir -p "$d" && "$KDCC" "$SEP/model.txt" --name m -o "$d/m.c" "$@" &&
-  $CC -std=c99 -O2 -ffp-contract=off -Wall -Wextra -Werror -I"$d" -o "$d/run" "$d/m.c" "$W/main.c" -lm && "$d/run" > "$d/out.txt"
-}
-check sep_reference sepbuild "$SEP/ref" --target cortex-m4
+check sep_reference mbuild "$SEP/model.txt" "$SEP/ref" --target cortex-m4
 check sep_tune_keys_nhwc env KDCC_TUNE_CFLAGS="-O1" bash -c "'$KDCC' '$SEP/model.txt' --name m -o '$SEP/t/m.c' --tune 2>'$SEP/tune.err' &&
   [ \$(grep -Ec 'x0=float\[1,16,6,5\](/nhwc)? .* y=float\[1,16,6,5\]/nhwc .*'\$'\t''[0-9]+x[0-9]+'\$'\t''[0-9]+\$' '$SEP/t/m.tune') -eq 2 ] &&
   grep -q 'x0=float\[1,16,6,5\]/nhwc' '$SEP/t/m.tune' && grep -q 'channels last, vectors over' '$SEP/t/m.c'"
-check sep_tuned_build sepbuild "$SEP/t2" --tune-file "$SEP/t/m.tune"
+check sep_tuned_build mbuild "$SEP/model.txt" "$SEP/t2" --tune-file "$SEP/t/m.tune"
 check sep_tuned_outputs close "$SEP/t2/out.txt" "$SEP/ref/out.txt"
 
 # a malformed tune file is refused with one line naming it
