@@ -113,6 +113,27 @@ static int to_kc(Graph *g, Node *n, int64_t mp, Diag *d)
     return 0;
 }
 
+/* W stored [C][Mp] (weight_cm = M) -> [C / 2][mq], weight_pairs = 1: element [i][2m + s]
+ * is W[m][2i + s], zeros past M (conv_pointwise_pairs) */
+static int to_pairs(Graph *g, Node *n, int64_t mq, Diag *d)
+{
+    const Value *w = node_in(g, n, 1);
+    int64_t C = w->dims[0], mp = w->dims[1], M = attr_int(n, "weight_cm", 0), dims[KD_MAX_RANK];
+    const float *src = (const float *)w->data;
+    dims[0] = C / 2;
+    dims[1] = mq;
+    for (int i = 2; i < w->rank; i++)
+        dims[i] = 1;
+    float *t = new_weight(g, n, "pairs", w->rank, dims, 1, d);
+    if (!t)
+        return -1;
+    for (int64_t i = 0; i < C / 2; i++)
+        for (int64_t l = 0; l < mq; l++)
+            t[i * mq + l] = l / 2 < M ? src[(2 * i + l % 2) * mp + l / 2] : 0.0f;
+    n->attrs[n->nattrs++] = (Attr){.name = "weight_pairs", .type = AT_INT, .i = 1};
+    return 0;
+}
+
 /* W[M][C][K0][K1] -> [M][K0][K1][C], weight_hwc = 1: the channel-dot kernel's order */
 static int to_hwc(Graph *g, Node *n, Diag *d)
 {
@@ -290,7 +311,7 @@ static int channels_last(Graph *g, Diag *d)
     }
     for (int v = 0; v < g->nvalues; v++)
         g->values[v].channels_last = cl[v];
-    for (int i = 0; i < g->nnodes; i++) {   /* the weights: depthwise [1][K0][K1][Cp], channel vectors [C][K0][K1][Mp] */
+    for (int i = 0; i < g->nnodes; i++) {   /* the weights: depthwise [1][K0][K1][Cp], channel vectors [C][K0][K1][Mp], pairs */
         Node *n = g->nodes[i];
         int64_t mp;
         if (kind[i] == LK_DW && cl[n->outputs[0]] && !attr_int(n, "weight_kc", 0) &&
@@ -298,6 +319,10 @@ static int channels_last(Graph *g, Diag *d)
             return -1;
         if (kind[i] == LK_CV && cl[n->outputs[0]] && !attr_int(n, "weight_kc", 0) &&
             conv_channel_vectors_cl(g, n, pass_scratch_budget(g, n), &mp) && to_kc(g, n, mp, d))
+            return -1;
+        /* a pointwise layer of few output channels reading channels-last: its weights in pairs */
+        if (kind[i] == LK_PW && cl[n->inputs[0]] && uses_of(g, n->inputs[1]) == 1 && conv_pointwise_pairs(g, n, &mp) &&
+            to_pairs(g, n, mp, d))
             return -1;
     }
     return 0;

@@ -128,7 +128,7 @@ int64_t node_macs(const Graph *g, const Node *n)
         return ny * b->dims[2] * 9; /* U: [16, M, C]; the MACs of the 3x3 Conv it computes */
     }
     if (strcmp(op, "Conv") == 0 && attr_int(n, "weight_cm", 0) > 0)
-        return ny * b->dims[0]; /* W stored by passes/layout.c: [C, Mp, 1...] */
+        return ny * b->dims[0] * (attr_int(n, "weight_pairs", 0) == 1 ? 2 : 1); /* W stored by passes/layout.c: [C, Mp, 1...] or [C / 2, Mq, 1...] */
     if (strcmp(op, "Conv") == 0 && attr_int(n, "weight_kc", 0) > 0)
         return ny * prod_from(b, 0) / b->dims[b->rank - 1]; /* [C, k..., Mp] */
     if (strcmp(op, "Conv") == 0 || strcmp(op, "ConvInteger") == 0 || strcmp(op, "QLinearConv") == 0)

@@ -94,10 +94,14 @@ int conv_geom(const Graph *g, const Node *n, int transpose, ConvGeom *cg, Diag *
             return diag_error(d, n, "weight W stored input-channel-last has shape [%lld, ..., %lld]; expected [M, ..., %lld]",
                               (long long)w->dims[0], (long long)w->dims[w->rank - 1], (long long)cg->C);
     } else if (cm > 0) {
+        /* weight_pairs = 1 as well: input channels in pairs, [C / 2][Mq] with W[m][2i + s] at [i][2m + s] */
+        int pairs = attr_int(n, "weight_pairs", 0) == 1;
         cg->M = cm;
-        if (cg->G != 1 || w->dims[0] != cg->C || w->dims[1] < cm)
-            return diag_error(d, n, "weight W stored input-channel-major has shape [%lld, %lld]; expected [%lld, >= %lld]",
-                              (long long)w->dims[0], (long long)w->dims[1], (long long)cg->C, (long long)cm);
+        if (cg->G != 1 || (pairs ? cg->C % 2 || w->dims[0] != cg->C / 2 : w->dims[0] != cg->C) ||
+            w->dims[1] < (pairs ? 2 * cm : cm))
+            return diag_error(d, n, "weight W stored input-channel-major%s has shape [%lld, %lld]; expected [%lld, >= %lld]",
+                              pairs ? " in pairs" : "", (long long)w->dims[0], (long long)w->dims[1],
+                              (long long)(pairs ? cg->C / 2 : cg->C), (long long)(pairs ? 2 * cm : cm));
     } else if (!transpose) {
         cg->M = w->dims[0];
         if (w->dims[1] * cg->G != cg->C)

@@ -1082,6 +1082,7 @@ typedef struct PwPlan {
     int chan;     /* few pixels: the channel-vector form (pwc_rows) */
     int either;   /* either form would do (the choice conv_dw_forms offers --tune) */
     int64_t ws;   /* weights stored [C][ws] by passes/layout.c (weight_cm): read in place, no packing; 0: packed */
+    int pairs;    /* ... stored [C / 2][ws] in pairs of input channels (weight_pairs): two lanes per output channel */
 } PwPlan;
 
 /* Fewer pixels than this: the channel-vector form. */
@@ -1118,8 +1119,11 @@ static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_
      * reads or writes them, whatever --tune chose */
     const Value *y = node_out(g, n, 0);
     int cl = node_in(g, n, 0)->channels_last || (y && y->channels_last);
-    force_chan |= cl;
     p->ws = attr_int(n, "weight_cm", 0) > 0 ? node_in(g, n, 1)->dims[1] : 0;
+    p->pairs = p->ws && attr_int(n, "weight_pairs", 0) == 1;
+    if (p->pairs && !node_in(g, n, 0)->channels_last)
+        return 0;   /* the pairs are adjacent channels of one pixel */
+    force_chan |= cl;
     const Target *t = g->target ? g->target : target_default();
     int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G;
     p->vl = t->vector_bytes >= 8 ? t->vector_bytes / 4 : 1;
@@ -1133,19 +1137,20 @@ static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_
     if (p->either && !force_chan && n->block_form != PW_FORM_RULE)
         p->chan = n->block_form == PW_FORM_CHANNELS;
     if (p->chan) {
+        int64_t lanes = (p->pairs ? 2 : 1) * Mg;   /* the block's channels are lanes: two per output channel in pairs */
         if (cl && n->block_m <= 0 && n->block_n <= 0 && p->vl > 1) {
             /* untuned, between channels-last activations: up to 4 vectors of channels
              * by as many pixels as three quarters of the registers hold (DS-CNN's
              * 64->64 layers on the Xeon: 6 x 64 and 4 x 64 5.7 us, 12 x 32 14) */
             const Target *t = g->target ? g->target : target_default();
-            int64_t nv = (Mg + p->vl - 1) / p->vl < 4 ? (Mg + p->vl - 1) / p->vl : 4;
+            int64_t nv = (lanes + p->vl - 1) / p->vl < 4 ? (lanes + p->vl - 1) / p->vl : 4;
             p->nr = nv * p->vl;
             p->mr = t->vector_regs * 3 / 4 / nv > 1 ? t->vector_regs * 3 / 4 / nv : 1;
         }
         /* the block's pixels x channels are --tune's mr x nr, channels in vectors */
         p->nr = (p->nr + p->vl - 1) / p->vl * p->vl;
-        if (p->nr > (Mg + p->vl - 1) / p->vl * p->vl)
-            p->nr = (Mg + p->vl - 1) / p->vl * p->vl;
+        if (p->nr > (lanes + p->vl - 1) / p->vl * p->vl)
+            p->nr = (lanes + p->vl - 1) / p->vl * p->vl;
         if (p->mr > p->P)
             p->mr = p->P;
         p->pack = p->ws ? 0 : Cg * p->nr;
@@ -1184,6 +1189,36 @@ int conv_pointwise_channel_form(const Graph *g, const Node *n)
     ConvGeom cg;
     PwPlan p;
     return pw_layer_plan(g, n, 1, &cg, &p) && p.chan && p.ws && cg.G == 1 && conv_epilogue_index_free(g, n);
+}
+
+/* In the channel-vector form each input channel costs every pixel ceil(M / vl) vector
+ * multiply-adds, however few of the lanes hold output channels; UltraFace's 64->6
+ * heads use 6 of 16. Stored in pairs, lane 2m + s of a pair's weight vector holds
+ * W[m][2i + s], the pixel's channels 2i and 2i + 1 are broadcast as one 64-bit pair,
+ * and each pair of input channels costs ceil(2M / vl): for 64->6 on 16 lanes, one
+ * instead of two. The two lanes of an output are added at the store. Timed alone on
+ * the Xeon (x86-64-v4, 64->6 on 30 x 40 channels-last, blocks of 12 pixels): 17.3 us
+ * in the channel form, 9.5 in pairs. Needs an even C (no lane reads past a pixel).
+ *
+ * Also when the output channels fit in one vector, where pairs take as many
+ * multiply-adds (two vectors per pair of input channels): the channel form's block
+ * is then a pixel's one vector, and with 8 floats per vector gcc 12 vectorises the
+ * loop over the input channels instead (they are contiguous, channels-last), a
+ * transposing shuffle per multiply-add. Timed alone on the Xeon, 128->8 on 15 x 20,
+ * generic (8 floats, -march=native): 118 us in the channel form, 6.1 in pairs; on
+ * 16 floats, 128->12 6.8 against 6.1 and 128->16 6.5 against 6.2 (the broadcasts
+ * halve). With two vectors or more per pixel the channel form keeps its block, and
+ * pairs of equal cost are no faster (128->16 on 8 floats: 10.2 against 13.9). */
+int conv_pointwise_pairs(const Graph *g, const Node *n, int64_t *mq)
+{
+    ConvGeom cg;
+    PwPlan p;
+    if (!node_in(g, n, 0)->channels_last || attr_int(n, "weight_pairs", 0) || !pw_layer_plan(g, n, 1, &cg, &p) ||
+        !p.chan || !p.ws || cg.G != 1 || cg.C % 2 || p.vl < 2 || p.vl % 2)
+        return 0;
+    int64_t one = (cg.M + p.vl - 1) / p.vl, two = (2 * cg.M + p.vl - 1) / p.vl;
+    *mq = two * p.vl;
+    return two < 2 * one || one == 1;
 }
 
 const char *const *conv_dw_forms(const Graph *g, const Node *n)
@@ -1334,6 +1369,53 @@ static void pw_columns(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_
     }
 }
 
+/* The body of a block in pairs (conv_pointwise_pairs), the accumulators declared: per
+ * pair of input channels, each pixel's two channels broadcast as one 64-bit unit (a
+ * uint64_t copied into every other pair of lanes, which gcc 12 makes one
+ * vpbroadcastq), then nv weight vectors; at the store, output m0 + k is lanes 2k and
+ * 2k + 1. */
+static void pwc_pairs(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bias, int64_t np, int64_t nv, int64_t valid,
+                      const Epilogue *ep, int cl)
+{
+    int64_t vl = p->vl, half = vl / 2;
+    em_for(w, "c", cg->C / 2);
+    w_line(w, "const float *restrict xr = x0 + (b * %" PRId64 " + p0) * %" PRId64 " + 2 * c;", p->P, cg->C);
+    w_line(w, "const float *restrict wr = wp + c * %" PRId64 ";", p->ws);
+    for (int64_t j = 0; j < np; j++) {
+        w_line(w, "float a%" PRId64 "[%" PRId64 "];", j, vl);
+        w_open(w, "%s", "");
+        w_line(w, "uint64_t u, t[%" PRId64 "];", half);
+        w_line(w, "memcpy(&u, xr + %" PRId64 ", sizeof u);", j * cg->C);
+        em_for(w, "i", half);
+        w_line(w, "t[i] = u;");
+        w_close(w);
+        w_line(w, "memcpy(a%" PRId64 ", t, sizeof t);", j);
+        w_close(w);
+    }
+    em_for(w, "l", vl);
+    for (int64_t j = 0; j < np; j++)
+        for (int64_t v = 0; v < nv; v++)
+            w_line(w, "c%" PRId64 "_%" PRId64 "[l] += a%" PRId64 "[l] * wr[%" PRId64 " + l];", j, v, j, v * vl);
+    em_close(w, 2);
+    for (int64_t v = 0; v < nv && v * half < valid; v++) {
+        int64_t k = valid - v * half < half ? valid - v * half : half;
+        em_for(w, "l", k);
+        for (int64_t j = 0; j < np; j++) {
+            char val[128];
+            snprintf(val, sizeof val, "c%" PRId64 "_%" PRId64 "[2 * l] + c%" PRId64 "_%" PRId64 "[2 * l + 1]", j, v, j, v);
+            if (has_bias)
+                snprintf(val + strlen(val), sizeof val - strlen(val), " + x2[m0 + %" PRId64 " + l]", v * half);
+            if (cl)
+                conv_store(w, ep, DT_FLOAT, val, "(b * %" PRId64 " + p0 + %" PRId64 ") * %" PRId64 " + m0 + %" PRId64 " + l",
+                           p->P, j, cg->M, v * half);
+            else
+                w_line(w, "y0[(b * %" PRId64 " + m0 + %" PRId64 " + l) * %" PRId64 " + p0 + %" PRId64 "] = %s;", cg->M,
+                       v * half, p->P, j, val);
+        }
+        w_close(w);
+    }
+}
+
 /* The channel-vector form, for layers of few pixels (P < PW_CHAN_MAX_P: a 6 x 6 or
  * 3 x 3 map, where blocks of pixels would be mostly padding) and for many input
  * channels over pixels that are not whole vectors (PW_CHAN_MIN_C): the roles swap, the
@@ -1352,6 +1434,10 @@ static void pwc_block(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bi
         for (int64_t v = 0; v < nv; v++)
             w_line(w, "c%" PRId64 "_%" PRId64 "[l] = 0;", j, v);
     w_close(w);
+    if (p->pairs) {
+        pwc_pairs(w, cg, p, has_bias, np, nv, valid, ep, cl);
+        return;
+    }
     em_for(w, "c", Cg);
     if (xcl)   /* the input channels-last: a pixel's channels are one run */
         w_line(w, "const float *restrict xr = x0 + (b * %" PRId64 " + p0) * %" PRId64 " + g * %" PRId64 " + c;", p->P,
@@ -1395,7 +1481,7 @@ static void pwc_block(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bi
     }
 }
 
-/* Channels m0 .. m0 + mb - 1 (m0 declared by the caller; nc >= mb packed) over every
+/* Channels m0 .. m0 + mb - 1 (m0 declared by the caller; nc >= mb lanes packed, 2 mb in pairs) over every
  * pixel of image b, group g. */
 static void pwc_rows(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_bias, int64_t mb, int64_t nc,
                      const Epilogue *ep, int xcl, int cl)
@@ -1404,7 +1490,7 @@ static void pwc_rows(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_bi
     int64_t Cg = cg->C / cg->G, np = p->mr, pf = p->P / np * np;
     if (p->ws) {
         /* in place: the rows are padded with zeros to a whole number of vectors */
-        w_line(w, "const float *restrict wp = x1 + m0;");
+        w_line(w, "const float *restrict wp = x1 + %sm0;", p->pairs ? "2 * " : "");
     } else {
         w_line(w, "float *restrict wp = y1;");
         em_for(w, "c", Cg);
@@ -1437,22 +1523,23 @@ static void pwc_rows(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_bi
 static void emit_pwc(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_bias, const Epilogue *ep, int xcl, int cl)
 {
     Writer *w = e->w;
-    int64_t Mg = cg->M / cg->G, nc = p->nr, nfull = Mg / nc, rem = Mg % nc;
-    w_line(w, "/* pointwise: blocks of %" PRId64 " pixels x %" PRId64 " channels, vectors over the channels%s%s%s */", p->mr,
-           nc, p->ws ? ", weights input-channel-major" : "", xcl ? ", input stored channels-last" : "",
-           cl ? ", output stored channels-last" : "");
+    /* f lanes per output channel: 2 in pairs */
+    int64_t f = p->pairs ? 2 : 1, Mg = cg->M / cg->G, nc = p->nr, mb = nc / f, nfull = Mg / mb, rem = Mg % mb;
+    w_line(w, "/* pointwise: blocks of %" PRId64 " pixels x %" PRId64 " channels, vectors over the channels%s%s%s%s */",
+           p->mr, mb, p->ws ? ", weights input-channel-major" : "", p->pairs ? " in pairs of input channels" : "",
+           xcl ? ", input stored channels-last" : "", cl ? ", output stored channels-last" : "");
     em_for(w, "b", cg->N);
     em_for(w, "g", cg->G);
     if (nfull) {
-        w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * nc, nc);
+        w_open(w, "for (int64_t mo = 0; mo < %" PRId64 "; mo += %" PRId64 ")", nfull * mb, mb);
         w_line(w, "const int64_t m0 = g * %" PRId64 " + mo;", Mg);
-        pwc_rows(e, cg, p, has_bias, nc, nc, ep, xcl, cl);
+        pwc_rows(e, cg, p, has_bias, mb, nc, ep, xcl, cl);
         w_close(w);
     }
     if (rem) {
         w_open(w, "%s", "");
-        w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * nc);
-        pwc_rows(e, cg, p, has_bias, rem, (rem + p->vl - 1) / p->vl * p->vl, ep, xcl, cl);
+        w_line(w, "const int64_t m0 = g * %" PRId64 " + %" PRId64 ";", Mg, nfull * mb);
+        pwc_rows(e, cg, p, has_bias, rem, (f * rem + p->vl - 1) / p->vl * p->vl, ep, xcl, cl);
         w_close(w);
     }
     em_close(w, 2);   /* g, b */

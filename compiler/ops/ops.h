@@ -154,6 +154,11 @@ int conv_pointwise_channels_last(const Graph *g, const Node *n);
  * (weights stored input-channel-major, one group, an epilogue that reads no operand
  * element by element). */
 int conv_pointwise_channel_form(const Graph *g, const Node *n);
+/* 1 if pointwise node n, its weights stored [C][Mp] (weight_cm) and its input
+ * channels-last, would run fewer multiply-adds with the weights stored in pairs of
+ * input channels, [C / 2][*mq] (attribute weight_pairs = 1): few output channels,
+ * which fill less than half of their last vector. */
+int conv_pointwise_pairs(const Graph *g, const Node *n, int64_t *mq);
 /* For passes/layout.c: 1 if the depthwise kernel for channels-last activations
  * (compiler/ops/conv_dw.c's emit_dwl) takes node n once its constant weights are
  * stored [1][K0][K1][*mp] (attribute weight_kc = C, rows padded with zeros to *mp). */

@@ -539,11 +539,12 @@ for tag, opts in (("", []), ("_v4", ["--target", "x86-64-v4"])):
 # x86-64-v4) and batch 2; a 5x5 kernel with dilation on a 3 x 3 map (no interior
 # pixel), Clip; GlobalMaxPool; a residual Add reading a pointwise output, which keeps
 # that value NCHW while the rest of the stack stays channels-last.
-def dwpw_case(name, n, c, h, w_, layers, pool="GlobalAveragePool", residual=None, want=(0, 0)):
+def dwpw_case(name, n, c, h, w_, layers, pool="GlobalAveragePool", residual=None, want=(0, 0), pairs=(0, 0)):
     """layers: ("dw", k, stride, pads, dil, epi), ("pw", out_channels, epi) or ("conv", out_channels, k, stride,
     pads, epi) on an n x c x h x w_ input;
     residual: a layer whose output a ReduceMean reads too (added to the pool), a reader that needs NCHW;
-    want: on the vector targets, the depthwise and pointwise layers that take channels-last activations"""
+    want: on the vector targets, the depthwise and pointwise layers that take channels-last activations;
+    pairs: the pointwise layers whose weights are stored in pairs of input channels, generic and x86-64-v4"""
     m = Model(name)
     x = arr((n, c, h, w_))
     m.input("x", x)
@@ -602,6 +603,8 @@ def dwpw_case(name, n, c, h, w_, layers, pool="GlobalAveragePool", residual=None
         exp = (0, 0) if tag == "_m4" else want
         check(name + tag + "_channels_last", (ndw, npw) == exp,
               "channels-last depthwise/pointwise layers %d/%d, expected %d/%d" % ((ndw, npw) + exp))
+        npairs, epairs = res[0].count(" in pairs of input channels"), {"": pairs[0], "_v4": pairs[1]}.get(tag, 0)
+        check(name + tag + "_pairs", npairs == epairs, "%d pointwise layers in pairs, expected %d" % (npairs, epairs))
         if res[1] is not None:
             compare(name + tag + "_output", res[1], ref)
 
@@ -610,11 +613,12 @@ DW3 = ("dw", (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "relu")
 dwpw_case("cl_dscnn_25x5", 1, 32, 25, 5, [("pw", 64, "relu"), DW3, ("pw", 64, "relu"), DW3, ("pw", 48, "relu")],
           want=(2, 3))
 dwpw_case("cl_s2_asym_batch2", 2, 12, 13, 11, [("pw", 20, "clip"), ("dw", (3, 3), (2, 2), (0, 1, 2, 0), (1, 1), "clip"),
-                                               ("pw", 24, "relu")], want=(1, 2))
+                                               ("pw", 24, "relu")], want=(1, 2), pairs=(0, 1))
 dwpw_case("cl_5x5_3x3map_max", 1, 16, 3, 3, [("pw", 32, "relu"), ("dw", (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), "clip"),
-                                             ("pw", 16, "relu")], pool="GlobalMaxPool", want=(1, 2))
+                                             ("pw", 16, "relu")], pool="GlobalMaxPool", want=(1, 2),
+          pairs=(0, 1))
 dwpw_case("cl_dil2_7x6", 1, 8, 7, 6, [("pw", 16, "relu"), ("dw", (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), "relu"),
-                                      ("pw", 16, "clip")], want=(1, 2))
+                                      ("pw", 16, "clip")], want=(1, 2), pairs=(0, 1))
 # DS-CNN's first layer (one input channel, 10x4 stride 2 on 49 x 10), here 5x3 stride 2
 # on 19 x 6 into 32 channels: the channel-vector kernel stores its output channels-last
 dwpw_case("cl_cv_first_s2", 1, 1, 19, 6, [("conv", 32, (5, 3), (2, 2), (2, 1, 2, 1), "relu"), DW3, ("pw", 32, "relu")],
@@ -623,6 +627,19 @@ dwpw_case("cl_cv_first_s2", 1, 1, 19, 6, [("conv", 32, (5, 3), (2, 2), (2, 1, 2,
 # pointwise layer stay as they were
 dwpw_case("cl_residual_reader", 1, 16, 9, 9, [("pw", 32, "relu"), DW3, ("pw", 32, "relu"), DW3, ("pw", 32, "relu")],
           residual=2, want=(1, 2))
+
+# Few output channels after a channels-last map: the weights in pairs of input channels
+# (two lanes per output channel, added at the store) where that takes fewer vectors,
+# 6 outputs on 16 lanes (1 instead of 2), 36 on 8 (9 instead of 10) and 16 (5 instead
+# of 6), the 36 in blocks of 16 or 32 outputs and one of 4, over two images; or where
+# the outputs fit in one vector (6 and 4 on 8 lanes, 16 on 16 above); an odd C never.
+dwpw_case("cl_pairs_heads", 1, 16, 9, 7, [("pw", 32, "relu"), DW3, ("pw", 6, "relu")], want=(1, 2), pairs=(1, 1))
+dwpw_case("cl_pairs_four", 1, 16, 9, 7, [("pw", 16, "relu"), DW3, ("pw", 4, "clip")], want=(1, 2), pairs=(1, 1))
+dwpw_case("cl_pairs_wide_batch2", 2, 8, 5, 6, [("pw", 16, "relu"), DW3, ("pw", 36, "relu")], want=(1, 2), pairs=(1, 1))
+# the residual reader keeps the head's output NCHW: the pairs' sums stored over planes
+dwpw_case("cl_pairs_nchw_out", 1, 16, 9, 7, [("pw", 32, "relu"), DW3, ("pw", 4, "clip")], residual=2, want=(1, 2),
+          pairs=(1, 1))
+dwpw_case("cl_pairs_odd_c", 1, 16, 9, 7, [("pw", 17, "relu"), DW3, ("pw", 4, "relu")], want=(1, 2))
 
 # the comparison can fail: a 0.1% error is beyond the tolerance
 probe = np.array([1.0, 2.0, 3.0])
