@@ -10,7 +10,7 @@ int pass_alias(Graph *g, Diag *d)
     (void)d;
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
-        if (!n->op || !n->op->view || n->ninputs < 1 || n->inputs[0] < 0)
+        if (!node_may_view(g, n))
             continue;
         int extra = 0;
         for (int j = 1; j < n->noutputs; j++)

@@ -204,13 +204,18 @@ static int is_conv(const Node *n)
  *  - a pointwise layer whose kernel writes the channel-vector form anyway and whose
  *    readers are channel-dot layers (each of which copied its input channels-last
  *    first, a transposing copy): a detector's last feature map and its heads,
- *    UltraFace's 64->256 layer on 4 x 5 and its 256->6 and 256->12 3x3 heads.
+ *    UltraFace's 64->256 layer on 4 x 5 and its 256->6 and 256->12 3x3 heads;
+ *  - the output of such a stack's layer that a Transpose reads: a detector's head,
+ *    Conv then Transpose to [N][H][W][C] (SSD, UltraFace). The Transpose reads either
+ *    order by strides (plan_transpose), and to [N][H][W][C] from channels-last it is a
+ *    view that moves no data (node_may_view); the Conv's store is then one run per
+ *    pixel instead of one element per output plane. In UltraFace slim, 8 heads.
  * Candidates are a depthwise layer's input and output, a pointwise layer's output
  * when its input is one, and the old case; then each candidate is dropped until none
  * is left whose writer or a reader cannot take the order: not a graph input or
  * output (callers read NCHW), no views (only these readers, each as its input 0),
  * a depthwise layer's input and output both or neither. */
-enum { LK_NONE, LK_PW, LK_DW, LK_CHANDOT, LK_POOL, LK_CV };
+enum { LK_NONE, LK_PW, LK_DW, LK_CHANDOT, LK_POOL, LK_CV, LK_TRANSPOSE };
 
 static int layer_kind(const Graph *g, const Node *n)
 {
@@ -220,6 +225,8 @@ static int layer_kind(const Graph *g, const Node *n)
         return LK_NONE;
     if (!strcmp(dom, "") && (!strcmp(n->op_type, "GlobalAveragePool") || !strcmp(n->op_type, "GlobalMaxPool")))
         return LK_POOL;
+    if (!strcmp(dom, "") && !strcmp(n->op_type, "Transpose"))   /* reads either order (plan_transpose) */
+        return LK_TRANSPOSE;
     if (!is_conv(n) || n->noutputs < 1 || n->outputs[0] < 0)
         return LK_NONE;
     if (attr_int(n, "weight_hwc", 0) == 1)

@@ -261,6 +261,9 @@ Value *need_const_input(Graph *g, const Node *n, int i, const char *what, Diag *
 int err_dtype(Diag *d, const Node *n, const char *which, DType t);
 /* 1 if all present inputs are constants */
 int all_inputs_const(const Graph *g, const Node *n);
+/* 1 if n's output may share its input's storage (pass_alias): a view operator
+ * (OpDef.view), or a Transpose to [N][H][W][C] of a value stored channels-last */
+int node_may_view(const Graph *g, const Node *n);
 /* 1 if n is a view whose output shares its input's storage (it emits no code) */
 int node_is_view(const Graph *g, const Node *n);
 /* Strides (row-major) of a shape into st[rank]; returns numel */

@@ -385,6 +385,12 @@ static int plan_transpose(Graph *g, const Node *n, Plan *p, Diag *d)
         return -1;
     int64_t st[KD_MAX_RANK], ost[KD_MAX_RANK];
     shape_strides(x->rank, x->dims, st);
+    if (x->channels_last && x->rank == 4) {   /* stored [N][H][W][C] (passes/layout.c) */
+        st[1] = 1;
+        st[3] = x->dims[1];
+        st[2] = x->dims[3] * st[3];
+        st[0] = x->dims[2] * st[2];
+    }
     Copy *c = plan_copy(p, 0, 0, x->rank);
     if (!c)
         return -1;

@@ -1,5 +1,6 @@
 /* Helpers shared by the operator files. */
 #include "compiler/ops/ops.h"
+#include <string.h>
 
 int broadcast_shapes(int ra, const int64_t *da, int rb, const int64_t *db,
                      int *rout, int64_t *dout)
@@ -99,8 +100,19 @@ int64_t shape_strides(int rank, const int64_t *dims, int64_t *st)
     return s;
 }
 
+int node_may_view(const Graph *g, const Node *n)
+{
+    if (!n->op || n->ninputs < 1 || n->inputs[0] < 0 || n->noutputs < 1 || n->outputs[0] < 0)
+        return 0;
+    if (n->op->view)
+        return 1;
+    /* Transpose(x, perm = [0, 2, 3, 1]) of an x stored channels-last: its [N][H][W][C] storage is the output's */
+    const int64_t *p;
+    return !strcmp(n->op_type, "Transpose") && g->values[n->inputs[0]].channels_last && attr_ints(n, "perm", &p) == 4 &&
+           p[0] == 0 && p[1] == 2 && p[2] == 3 && p[3] == 1;
+}
+
 int node_is_view(const Graph *g, const Node *n)
 {
-    return n->op && n->op->view && n->ninputs >= 1 && n->inputs[0] >= 0 && n->noutputs >= 1 &&
-           n->outputs[0] >= 0 && g->values[n->outputs[0]].alias_of == n->inputs[0];
+    return node_may_view(g, n) && g->values[n->outputs[0]].alias_of == n->inputs[0];
 }

@@ -641,6 +641,51 @@ dwpw_case("cl_pairs_nchw_out", 1, 16, 9, 7, [("pw", 32, "relu"), DW3, ("pw", 4, 
           pairs=(1, 1))
 dwpw_case("cl_pairs_odd_c", 1, 16, 9, 7, [("pw", 17, "relu"), DW3, ("pw", 4, "relu")], want=(1, 2))
 
+def head_case(name, n, c, h, w_, mo, perm, reshape, views):
+    """A detector's head on a depthwise-separable stack: pointwise 32, depthwise 3x3, a
+    pointwise head of mo channels, then Transpose<perm> (then a Reshape to [n, -1, 2]
+    when reshape, else the Transpose's output is the graph's). views: on the vector
+    targets, 1 if the Transpose moves no data (its input stored channels-last)."""
+    m = Model(name)
+    x = arr((n, c, h, w_))
+    m.input("x", x)
+    ws = [(arr((32, c, 1, 1), 0.3), arr((32,), 0.1)), (arr((32, 1, 3, 3), 0.3), arr((32,), 0.1)),
+          (arr((mo, 32, 1, 1), 0.3), arr((mo,), 0.1))]
+    for i, (wt, b) in enumerate(ws):
+        m.init("w%d" % i, wt)
+        m.init("b%d" % i, b)
+    m.node("c0 = Conv(x, w0, b0)")
+    m.node("a0 = Relu(c0)")
+    m.node("c1 = Conv<group = 32, pads = [1, 1, 1, 1]>(a0, w1, b1)")
+    m.node("a1 = Relu(c1)")
+    m.node("c2 = Conv(a1, w2, b2)")
+    t = F.relu(F.conv2d(t64(x), t64(ws[0][0]), t64(ws[0][1])))
+    t = F.relu(F.conv2d(t, t64(ws[1][0]), t64(ws[1][1]), padding=1, groups=32))
+    t = F.conv2d(t, t64(ws[2][0]), t64(ws[2][1])).permute(*perm)
+    m.node("%s = Transpose<perm = [%s]>(c2)" % ("t" if reshape else "y", ", ".join(str(a) for a in perm)))
+    if reshape:
+        m.inits.append("int64[3] shp = {%d, -1, 2}" % n)
+        m.node("y = Reshape(t, shp)")
+        t = t.reshape(n, -1, 2)
+    ref = t.numpy()
+    m.out = "float[%s] y" % ",".join(str(d) for d in ref.shape)
+    for tag, opts in (("", []), ("_v4", ["--target", "x86-64-v4"]), ("_m4", ["--target", "cortex-m4"])):
+        res = build_run(m, os.path.join(WORK, name + tag), opts, run=not (tag and SANITIZED_KDCC))
+        if not res:
+            continue
+        copies = len(re.findall(r"static void kd_n\d+_Transpose\(", res[0]))
+        want = 1 if tag == "_m4" else 1 - views
+        check(name + tag + "_transpose", copies == want, "%d Transpose copies, expected %d" % (copies, want))
+        if res[1] is not None:
+            compare(name + tag + "_output", res[1], ref)
+
+
+# the head's Transpose to [N][H][W][C] as a view of its channels-last output, over two
+# images; as the graph's output, a copy reading that order; another permutation, too
+head_case("head_nhwc_view_batch2", 2, 8, 7, 5, 6, (0, 2, 3, 1), True, 1)
+head_case("head_nhwc_graph_output", 1, 8, 7, 5, 6, (0, 2, 3, 1), False, 0)
+head_case("head_perm_0312", 1, 8, 7, 5, 4, (0, 3, 1, 2), True, 0)
+
 # the comparison can fail: a 0.1% error is beyond the tolerance
 probe = np.array([1.0, 2.0, 3.0])
 check("compare_can_fail", np.max(np.abs(probe * 1.001 - probe) / (1 + np.abs(probe))) > 1e-4)
