@@ -1200,15 +1200,11 @@ int conv_pointwise_channel_form(const Graph *g, const Node *n)
  * the Xeon (x86-64-v4, 64->6 on 30 x 40 channels-last, blocks of 12 pixels): 17.3 us
  * in the channel form, 9.5 in pairs. Needs an even C (no lane reads past a pixel).
  *
- * Also when the output channels fit in one vector, where pairs take as many
- * multiply-adds (two vectors per pair of input channels): the channel form's block
- * is then a pixel's one vector, and with 8 floats per vector gcc 12 vectorises the
- * loop over the input channels instead (they are contiguous, channels-last), a
- * transposing shuffle per multiply-add. Timed alone on the Xeon, 128->8 on 15 x 20,
- * generic (8 floats, -march=native): 118 us in the channel form, 6.1 in pairs; on
- * 16 floats, 128->12 6.8 against 6.1 and 128->16 6.5 against 6.2 (the broadcasts
- * halve). With two vectors or more per pixel the channel form keeps its block, and
- * pairs of equal cost are no faster (128->16 on 8 floats: 10.2 against 13.9). */
+ * With 16-float vectors, also when the output channels fit in one vector: as many
+ * multiply-adds, half the broadcasts. Timed alone on the Xeon, 128 input channels on
+ * 15 x 20, blocks of 8 pixels, channel form against pairs: 16 floats, 128->12 6.6 us
+ * against 6.1, 128->16 6.5 against 6.2; 8 floats (generic, -march=native), 128->8
+ * 5.7 against 6.1 and 128->16 10.2 against 13.9, so there only fewer vectors count. */
 int conv_pointwise_pairs(const Graph *g, const Node *n, int64_t *mq)
 {
     ConvGeom cg;
@@ -1218,7 +1214,7 @@ int conv_pointwise_pairs(const Graph *g, const Node *n, int64_t *mq)
         return 0;
     int64_t one = (cg.M + p.vl - 1) / p.vl, two = (2 * cg.M + p.vl - 1) / p.vl;
     *mq = two * p.vl;
-    return two < 2 * one || one == 1;
+    return two < 2 * one || (one == 1 && p.vl >= 16);
 }
 
 const char *const *conv_dw_forms(const Graph *g, const Node *n)
@@ -1369,6 +1365,22 @@ static void pw_columns(Emitter *e, const ConvGeom *cg, const PwPlan *p, int has_
     }
 }
 
+/* A channel-form block's multiply-adds, np pixels x nv vectors, pixel j's input a<j>
+ * (with `lane` after it: "[l]" for an array over the lanes); closes the lane loop
+ * and the caller's loop over the input channels. The lane loop behind KD_LANES: with
+ * a block of one vector per pixel and the input channels-last, gcc 12 otherwise
+ * unrolls it and vectorises the loop over the (then contiguous) input channels
+ * instead, a transposing shuffle per multiply-add: 128->8 on 15 x 20 with 8-float
+ * vectors (generic, -march=native), 8 pixels per block, ran 118 us, and 5.7 behind it. */
+static void pwc_fma(Writer *w, int64_t np, int64_t nv, int64_t vl, const char *lane)
+{
+    em_for_lanes(w, "l", vl);
+    for (int64_t j = 0; j < np; j++)
+        for (int64_t v = 0; v < nv; v++)
+            w_line(w, "c%" PRId64 "_%" PRId64 "[l] += a%" PRId64 "%s * wr[%" PRId64 " + l];", j, v, j, lane, v * vl);
+    em_close(w, 2);
+}
+
 /* The body of a block in pairs (conv_pointwise_pairs), the accumulators declared: per
  * pair of input channels, each pixel's two channels broadcast as one 64-bit unit (a
  * uint64_t copied into every other pair of lanes, which gcc 12 makes one
@@ -1392,11 +1404,7 @@ static void pwc_pairs(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bi
         w_line(w, "memcpy(a%" PRId64 ", t, sizeof t);", j);
         w_close(w);
     }
-    em_for(w, "l", vl);
-    for (int64_t j = 0; j < np; j++)
-        for (int64_t v = 0; v < nv; v++)
-            w_line(w, "c%" PRId64 "_%" PRId64 "[l] += a%" PRId64 "[l] * wr[%" PRId64 " + l];", j, v, j, v * vl);
-    em_close(w, 2);
+    pwc_fma(w, np, nv, vl, "[l]");
     for (int64_t v = 0; v < nv && v * half < valid; v++) {
         int64_t k = valid - v * half < half ? valid - v * half : half;
         em_for(w, "l", k);
@@ -1448,11 +1456,7 @@ static void pwc_block(Writer *w, const ConvGeom *cg, const PwPlan *p, int has_bi
     w_line(w, "const float *restrict wr = wp + c * %" PRId64 ";", p->ws ? p->ws : nc);
     for (int64_t j = 0; j < np; j++)
         w_line(w, "const float a%" PRId64 " = xr[%" PRId64 "];", j, xcl ? j * cg->C : j);
-    em_for(w, "l", vl);
-    for (int64_t j = 0; j < np; j++)
-        for (int64_t v = 0; v < nv; v++)
-            w_line(w, "c%" PRId64 "_%" PRId64 "[l] += a%" PRId64 " * wr[%" PRId64 " + l];", j, v, j, v * vl);
-    em_close(w, 2);
+    pwc_fma(w, np, nv, vl, "");
     for (int64_t v = 0; v < nv && v * vl < valid; v++) {
         int64_t k = valid - v * vl < vl ? valid - v * vl : vl;
         em_for(w, "l", k);

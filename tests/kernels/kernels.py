@@ -631,9 +631,9 @@ dwpw_case("cl_residual_reader", 1, 16, 9, 9, [("pw", 32, "relu"), DW3, ("pw", 32
 # Few output channels after a channels-last map: the weights in pairs of input channels
 # (two lanes per output channel, added at the store) where that takes fewer vectors,
 # 6 outputs on 16 lanes (1 instead of 2), 36 on 8 (9 instead of 10) and 16 (5 instead
-# of 6), the 36 in blocks of 16 or 32 outputs and one of 4, over two images; or where
-# the outputs fit in one vector (6 and 4 on 8 lanes, 16 on 16 above); an odd C never.
-dwpw_case("cl_pairs_heads", 1, 16, 9, 7, [("pw", 32, "relu"), DW3, ("pw", 6, "relu")], want=(1, 2), pairs=(1, 1))
+# of 6), the 36 in blocks of 16 or 32 outputs and one of 4, over two images; or, on 16
+# lanes, where the outputs fit in one vector (16 above); an odd C never.
+dwpw_case("cl_pairs_heads", 1, 16, 9, 7, [("pw", 32, "relu"), DW3, ("pw", 6, "relu")], want=(1, 2), pairs=(0, 1))
 dwpw_case("cl_pairs_four", 1, 16, 9, 7, [("pw", 16, "relu"), DW3, ("pw", 4, "clip")], want=(1, 2), pairs=(1, 1))
 dwpw_case("cl_pairs_wide_batch2", 2, 8, 5, 6, [("pw", 16, "relu"), DW3, ("pw", 36, "relu")], want=(1, 2), pairs=(1, 1))
 # the residual reader keeps the head's output NCHW: the pairs' sums stored over planes
