@@ -1870,6 +1870,9 @@ static int emit_conv_common(Emitter *e, const Node *n, Diag *d, int transpose)
     if (attr_int(n, "weight_hwc", 0))
         return diag_error(d, n, "Conv with weights stored input-channel-last needs its scratch memory (made by "
                                 "passes/layout.c and passes/scratch.c)");
+    if (attr_int(n, "weight_pairs", 0))
+        return diag_error(d, n, "Conv with weights stored in pairs of input channels needs its input stored "
+                                "channels-last (made by passes/layout.c)");
     if (attr_int(n, "weight_kc", 0))
         return diag_error(d, n, "Conv with weights stored output-channel-last needs the channel-vector kernel and its "
                                 "scratch memory (made by passes/layout.c and passes/scratch.c)");

@@ -1120,10 +1120,10 @@ static int pw_plan(const Graph *g, const Node *n, const ConvGeom *cg, int force_
     const Value *y = node_out(g, n, 0);
     int cl = node_in(g, n, 0)->channels_last || (y && y->channels_last);
     p->ws = attr_int(n, "weight_cm", 0) > 0 ? node_in(g, n, 1)->dims[1] : 0;
+    /* in pairs: the channel-vector form, from an input stored channels-last (emit_conv_pointwise
+     * checks; passes/layout.c keeps the input so when a graph kdcc exported comes back) */
     p->pairs = p->ws && attr_int(n, "weight_pairs", 0) == 1;
-    if (p->pairs && !node_in(g, n, 0)->channels_last)
-        return 0;   /* the pairs are adjacent channels of one pixel */
-    force_chan |= cl;
+    force_chan |= cl || p->pairs;
     const Target *t = g->target ? g->target : target_default();
     int64_t Cg = cg->C / cg->G, Mg = cg->M / cg->G;
     p->vl = t->vector_bytes >= 8 ? t->vector_bytes / 4 : 1;
@@ -1565,6 +1565,8 @@ int emit_conv_pointwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epi
     Writer *w = e->w;
     int has_bias = node_in(e->g, n, 2) != NULL;
     int cl = node_out(e->g, n, 0)->channels_last, xcl = node_in(e->g, n, 0)->channels_last;
+    if (p.pairs && !xcl)
+        return 0;   /* the caller reports it: the pairs are adjacent channels of one pixel */
     if (p.chan) {
         emit_pwc(e, cg, &p, has_bias, ep, xcl, cl);
         return 1;
