@@ -157,7 +157,8 @@ int conv_pointwise_channel_form(const Graph *g, const Node *n);
 /* 1 if pointwise node n, its weights stored [C][Mp] (weight_cm) and its input
  * channels-last, would run fewer multiply-adds with the weights stored in pairs of
  * input channels, [C / 2][*mq] (attribute weight_pairs = 1): few output channels,
- * which fill less than half of their last vector. */
+ * which fill less than half of their last vector (or, with 16-float vectors, fit in
+ * one vector: as many multiply-adds, half the broadcasts). */
 int conv_pointwise_pairs(const Graph *g, const Node *n, int64_t *mq);
 /* For passes/layout.c: 1 if the depthwise kernel for channels-last activations
  * (compiler/ops/conv_dw.c's emit_dwl) takes node n once its constant weights are
