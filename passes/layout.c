@@ -33,8 +33,11 @@
  * stack, and from a pointwise layer to channel-dot heads, they are stored
  * channels-last (Value.channels_last), the order the kernels on both sides work in,
  * instead of transposed by the one and back by the others; a depthwise layer there
- * stores its weights [1][K0][K1][Cp] (weight_kc = C), and a first layer the
- * channel-vector kernel writes channels-last has them stored as above.
+ * stores its weights [1][K0][K1][Cp] (weight_kc = C), a first layer the
+ * channel-vector kernel writes channels-last has them stored as above, and a
+ * pointwise layer of few output channels reading such a map has its [C][Mp] weights
+ * stored again in pairs of input channels, [C / 2][Mq] (weight_pairs = 1,
+ * conv_pointwise_pairs).
  * And a Gemm (or kdcc.FusedGemm) of one row, y[1][N] = a[1][K] B^T with a constant
  * transB weight [N][K] (PyTorch's Linear at batch 1): B becomes B^T, [K][N], and
  * transB 0. compiler/ops/gemm.c then runs it as a row of A times rows of B into a
@@ -77,16 +80,22 @@ static float *new_weight(Graph *g, Node *n, const char *suffix, int rank, const 
     return t;
 }
 
+/* new_weight for a pointwise W of n's rank: [rows][cols][1...] */
+static float *new_pointwise_weight(Graph *g, Node *n, const char *suffix, int64_t rows, int64_t cols, Diag *d)
+{
+    int rank = node_in(g, n, 1)->rank;
+    int64_t dims[KD_MAX_RANK] = {rows, cols};
+    for (int i = 2; i < rank; i++)
+        dims[i] = 1;
+    return new_weight(g, n, suffix, rank, dims, 1, d);
+}
+
 static int to_cm(Graph *g, Node *n, int64_t mp, Diag *d)
 {
     const Value *w = node_in(g, n, 1);
-    int64_t M = w->dims[0], C = w->dims[1], dims[KD_MAX_RANK];
+    int64_t M = w->dims[0], C = w->dims[1];
     const float *src = (const float *)w->data;
-    dims[0] = C;
-    dims[1] = mp;
-    for (int i = 2; i < w->rank; i++)
-        dims[i] = 1;
-    float *t = new_weight(g, n, "cm", w->rank, dims, 1, d);
+    float *t = new_pointwise_weight(g, n, "cm", C, mp, d);
     if (!t)
         return -1;
     for (int64_t c = 0; c < C; c++)
@@ -118,13 +127,9 @@ static int to_kc(Graph *g, Node *n, int64_t mp, Diag *d)
 static int to_pairs(Graph *g, Node *n, int64_t mq, Diag *d)
 {
     const Value *w = node_in(g, n, 1);
-    int64_t C = w->dims[0], mp = w->dims[1], M = attr_int(n, "weight_cm", 0), dims[KD_MAX_RANK];
+    int64_t C = w->dims[0], mp = w->dims[1], M = attr_int(n, "weight_cm", 0);
     const float *src = (const float *)w->data;
-    dims[0] = C / 2;
-    dims[1] = mq;
-    for (int i = 2; i < w->rank; i++)
-        dims[i] = 1;
-    float *t = new_weight(g, n, "pairs", w->rank, dims, 1, d);
+    float *t = new_pointwise_weight(g, n, "pairs", C / 2, mq, d);
     if (!t)
         return -1;
     for (int64_t i = 0; i < C / 2; i++)
