@@ -619,6 +619,12 @@ dwpw_case("cl_5x5_3x3map_max", 1, 16, 3, 3, [("pw", 32, "relu"), ("dw", (5, 5), 
           pairs=(0, 1))
 dwpw_case("cl_dil2_7x6", 1, 8, 7, 6, [("pw", 16, "relu"), ("dw", (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), "relu"),
                                       ("pw", 16, "clip")], want=(1, 2), pairs=(0, 1))
+# rows wider than a few blocks of pixels (dwl_block: 4 pixels on x86-64-v4, 2 on
+# generic): the interior in a loop of blocks, the rest of the row at constant columns;
+# stride 2 with dilation 2, where a block's pixels share input columns differently
+dwpw_case("cl_wide_rows", 1, 16, 5, 23, [("pw", 32, "relu"), DW3, ("pw", 32, "relu"),
+                                         ("dw", (3, 3), (2, 2), (2, 1, 2, 2), (2, 2), "clip"), ("pw", 16, "relu")],
+          want=(2, 3), pairs=(0, 1))
 # DS-CNN's first layer (one input channel, 10x4 stride 2 on 49 x 10), here 5x3 stride 2
 # on 19 x 6 into 32 channels: the channel-vector kernel stores its output channels-last
 dwpw_case("cl_cv_first_s2", 1, 1, 19, 6, [("conv", 32, (5, 3), (2, 2), (2, 1, 2, 1), "relu"), DW3, ("pw", 32, "relu")],
