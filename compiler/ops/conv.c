@@ -635,13 +635,22 @@ static int64_t conv_nt(const Graph *g, const ConvGeom *cg);
  * took as long as the arithmetic. */
 #define PP_MAX_S 4   /* strides up to this: phase planes (S0 x S1 of them per channel) */
 
-/* Bands: when an image's planes exceed half the target's L2, they are copied and
- * used a band of RB output rows at a time (the band's planes a quarter of the L2 at
- * most), so the blocks read them back from the cache they were written into. Before,
- * UltraFace's 3->16 3x3 stride-2 first layer on 120 x 160 wrote 936 KB of phase planes
- * and read them back from memory for each of its two blocks of output channels: 193-200
- * us against 159-188 in 4 bands of 30 rows (x86-64-v4, --tune-retime, five runs each in
- * turn). The band's scratch is the smaller too, so the kernel fits targets whose
+/* Bands: when an image's planes exceed half the target's L1, they are copied and
+ * used a band of RB output rows at a time, the band's planes a quarter of the L1 at
+ * most, so the blocks read them back from the cache they were written into; where
+ * such bands would be so short that the rows shared by two bands (the kernel's
+ * height past the stride) made up more than a quarter of the copy, the same over
+ * half and a quarter of the L2. MobileNet's 3->8 3x3 stride-2 first layer on 48 x 48
+ * outputs (115 KB of planes; x86-64-v4, alone, warm): 11.0-11.2 us whole, 9.2-9.4
+ * in 12 bands of 4 rows, 9.6-10.1 in 6 of 8 (planes within half the L1); of the
+ * 11 us, 3.4 went on the copy even with the strided reads made contiguous, the
+ * stores missing the L1. In the whole model its share of the time fell from 10.3%
+ * to 8.8%. Only that benchmark layer takes the L1 bands; the others' planes fit in
+ * the L1 whole or their rows are too long (UltraFace's 3->16 on 120 x 160: 7.7 KB a
+ * plane row). The L2 bands: before them, UltraFace's 3->16 layer wrote 936 KB of
+ * phase planes and read them back from memory for each of its two blocks of output
+ * channels: 193-200 us against 159-188 in 4 bands of 30 rows (x86-64-v4,
+ * --tune-retime, five runs each in turn). The band's scratch is the smaller too, so the kernel fits targets whose
  * max_scratch the whole planes exceed. Bands are as even as the blocks' rows allow. */
 typedef struct PpGeom {
     int64_t PH, PW, PS, slack; /* a band's planes: rows, columns, floats; floats read past the last */
@@ -684,8 +693,16 @@ static int pp_plan(const Graph *g, const Node *n, const ConvGeom *cg, PpGeom *p)
     p->slack = (p->NYB * p->R - OH) * p->PW + p->NXB * p->VW + (cg->k[1] - 1) * cg->dl[1] / p->S1;
     const Target *t = g->target ? g->target : target_default();
     int64_t Cg = cg->C / cg->G, extra = (cg->k[0] - 1) * cg->dl[0] / p->S0, row = Cg * p->S0 * p->S1 * p->PW * 4;
-    if (t->l2 > 0 && Cg * p->CS * 4 > t->l2 / 2) {
-        int64_t rb = (t->l2 / 4 / row - extra) / p->R * p->R;
+    int64_t rb = 0;
+    if (t->l1d > 0 && Cg * p->CS * 4 > t->l1d / 2) {   /* bands whose planes take a quarter of the L1 */
+        int64_t lo = (4 * extra + p->R - 1) / p->R * p->R;   /* the halo rows copied twice: a quarter at most */
+        int64_t r1 = (t->l1d / 4 / row - extra) / p->R * p->R;
+        if (r1 >= lo && r1 >= p->R)
+            rb = r1;
+    }
+    if (!rb && t->l2 > 0 && Cg * p->CS * 4 > t->l2 / 2)   /* else a quarter of the L2 */
+        rb = (t->l2 / 4 / row - extra) / p->R * p->R;
+    {
         if (rb >= p->R && rb < p->RB) {   /* bands of at most rb rows, as even as the blocks allow */
             p->NB = (OH + rb - 1) / rb;
             p->RB = ((OH + p->NB - 1) / p->NB + p->R - 1) / p->R * p->R;

@@ -395,6 +395,10 @@ for spec in [
     # outputs, batch 2
     ("ph_bands_s2_relu", dict(n=2, c=3, mult=16, h=241, w_=191, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "relu",
      ("6x16",)),
+    # planes over half the L1 (32 KB generic, 48 KB x86-64-v4) in rows short enough for
+    # bands of a quarter of it: MobileNet's first layer on 47 x 32 outputs
+    ("ph_l1_bands_s2_clip", dict(n=1, c=3, mult=8, h=94, w_=64, k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)), "clip",
+     ("8x16",)),
 ]:
     name, kw, epi, blocks = spec
     m, x, ref = dw(name, cpg=kw["c"], **kw)
