@@ -56,7 +56,7 @@ void conv_tap_range(const ConvGeom *cg, int L, int64_t kl, int64_t *lo, int64_t 
 
 /* The body of a loop that fills the padded row `pr` (PW floats) from input row u
  * (C variables pr, u and the row pointer xr = xc + u * IW in scope): zeros when u
- * is outside [0, IH) (then `continue`), zeros outside padded columns [clo, chi),
+ * is outside [0, IH) (the rest in an else), zeros outside padded columns [clo, chi),
  * and in between pr[c] = xr[c * stride + off]. */
 void conv_pad_row(Writer *w, int64_t IH, int64_t IW, int64_t PW, int64_t clo, int64_t chi, int64_t stride, int64_t off);
 
