@@ -651,8 +651,9 @@ static int64_t conv_nt(const Graph *g, const ConvGeom *cg);
  * plane row). The L2 bands: before them, UltraFace's 3->16 layer wrote 936 KB of
  * phase planes and read them back from memory for each of its two blocks of output
  * channels: 193-200 us against 159-188 in 4 bands of 30 rows (x86-64-v4,
- * --tune-retime, five runs each in turn). The band's scratch is the smaller too, so the kernel fits targets whose
- * max_scratch the whole planes exceed. Bands are as even as the blocks' rows allow. */
+ * --tune-retime, five runs each in turn). The band's scratch is the smaller too, so
+ * the kernel fits targets whose max_scratch the whole planes exceed. Bands are as
+ * even as the blocks' rows allow. */
 typedef struct PpGeom {
     int64_t PH, PW, PS, slack; /* a band's planes: rows, columns, floats; floats read past the last */
     int64_t S0, S1, CS; /* strides; floats per input channel: S0 * S1 phase planes of PS */
@@ -703,16 +704,14 @@ static int pp_plan(const Graph *g, const Node *n, const ConvGeom *cg, PpGeom *p)
     }
     if (!rb && t->l2 > 0 && Cg * p->CS * 4 > t->l2 / 2)   /* else a quarter of the L2 */
         rb = (t->l2 / 4 / row - extra) / p->R * p->R;
-    {
-        if (rb >= p->R && rb < p->RB) {   /* bands of at most rb rows, as even as the blocks allow */
-            p->NB = (OH + rb - 1) / rb;
-            p->RB = ((OH + p->NB - 1) / p->NB + p->R - 1) / p->R * p->R;
-            p->NYB = p->RB / p->R;
-            p->PH = p->RB + extra;   /* a band's rows past OH are copied as zeros */
-            p->PS = p->PH * p->PW;
-            p->CS = p->S0 * p->S1 * p->PS;
-            p->slack = p->NXB * p->VW + (cg->k[1] - 1) * cg->dl[1] / p->S1;
-        }
+    if (rb >= p->R && rb < p->RB) {   /* bands of at most rb rows, as even as the blocks allow */
+        p->NB = (OH + rb - 1) / rb;
+        p->RB = ((OH + p->NB - 1) / p->NB + p->R - 1) / p->R * p->R;
+        p->NYB = p->RB / p->R;
+        p->PH = p->RB + extra;   /* a band's rows past OH are copied as zeros */
+        p->PS = p->PH * p->PW;
+        p->CS = p->S0 * p->S1 * p->PS;
+        p->slack = p->NXB * p->VW + (cg->k[1] - 1) * cg->dl[1] / p->S1;
     }
     return 1;
 }

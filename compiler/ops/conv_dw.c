@@ -844,7 +844,7 @@ int emit_conv_depthwise(Emitter *e, const Node *n, const ConvGeom *cg, const Epi
  * 1%; UltraFace slim 1-2% faster); they halve the loads an in-order core issues. */
 #define DWL_MAX_TAPS 25
 #define DWL_MAX_LINES 2048   /* tap statements over all pixel classes: bounds the code */
-#define DWL_MAX_U 8   /* bound of dwl_block's pixels, past any target's vector_regs / 8 */
+#define DWL_MAX_U 8   /* dwl_block's pixels at most */
 
 typedef struct DwlPlan {
     DwGeom geo;
@@ -860,7 +860,6 @@ typedef struct DwlPlan {
  * [c0, c0 + nb * u) in a loop, every other column at a constant position. nb = 0
  * when the interior is narrower than a block; the whole row is then constants. */
 static int64_t dwl_interior_blocks(const DwlPlan *p) { return (p->c1 - p->c0) / p->u; }
-
 
 /* the kernel taps [*ka, *kb) along one dim that read inside the input for output position o */
 static void dwl_range(int64_t o, int64_t s, int64_t dl, int64_t pad, int64_t K, int64_t I, int64_t *ka, int64_t *kb)
@@ -909,7 +908,9 @@ static int dwl_plan(const Graph *g, const Node *n, const ConvGeom *cg, DwlPlan *
         return 0;
     dwl_interior(p->geo.OH, p->geo.s0, p->geo.d0, p->geo.pt, p->geo.K0, p->geo.IH, &p->r0, &p->r1);
     dwl_interior(p->geo.OW, p->geo.s1, p->geo.d1, p->geo.pl, p->geo.K1, p->geo.IW, &p->c0, &p->c1);
-    p->u = t->vector_regs >= 16 ? t->vector_regs / 8 : 1;
+    p->u = t->vector_regs >= 16 ? t->vector_regs / 8 : 1;   /* the sums, the input vectors and a few weights in registers */
+    if (p->u > DWL_MAX_U)
+        p->u = DWL_MAX_U;
     /* the code: every edge row its own class; in a row, the constant columns one by
      * one and one block of the interior (dwl_row) */
     int64_t lines = 0, nb = dwl_interior_blocks(p);
